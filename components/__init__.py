@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources that turn turnout's plans into resources."""

@@ -1,0 +1,44 @@
+"""The fleet: one cluster per configured region, on the configured cloud."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.cluster import ClusterArgs
+from components.cluster.kind import KindCluster
+from turnout.config import Platform, key_path
+from turnout.errors import NotSupportedYet
+from turnout.naming import cluster_name
+
+CLUSTER_COMPONENTS = {"kind": KindCluster}
+
+
+class Fleet(pulumi.ComponentResource):
+    clusters: list[KindCluster]
+
+    def __init__(self, name: str, platform: Platform, stack: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("turnout:cluster:Fleet", name, None, opts)
+        component = CLUSTER_COMPONENTS.get(platform.cloud)
+        if component is None:
+            raise NotSupportedYet(key_path("platform.cloud"), f"{platform.cloud!r}", "cloud " + ", ".join(CLUSTER_COMPONENTS))
+        self.platform = platform
+        self.clusters = []
+        for region in platform.regions:
+            cluster = cluster_name(stack, region)
+            args = ClusterArgs(
+                cluster_name=cluster,
+                region=region,
+                kubernetes_version=platform.kubernetes_version,
+                node_pools=platform.node_pools,
+                load_images=platform.load_images,
+            )
+            self.clusters.append(component(cluster, args, pulumi.ResourceOptions(parent=self)))
+        self.register_outputs({"clusters": [c.name for c in self.clusters]})
+
+    def describe(self) -> list[dict]:
+        """What the plan's summary draws: each cluster with its cloud, region and version."""
+        return [
+            {"name": c.name, "cloud": self.platform.cloud, "region": c.region,
+             "kubernetesVersion": self.platform.kubernetes_version}
+            for c in self.clusters
+        ]

@@ -1,0 +1,84 @@
+"""A Kind cluster, created with the `kind` CLI through pulumi-command on `pulumi up`."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_command as command
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.cluster import ClusterArgs
+from turnout.config import key_path
+from turnout.errors import ConfigError
+from turnout.naming import child
+
+KIND_VERSION = "v0.33.0"
+# Node images built for KIND_VERSION, pinned by digest as its release notes require.
+KIND_NODE_IMAGES = {
+    "1.37": "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5",
+    "1.36": "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed",
+    "1.35": "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0",
+    "1.34": "kindest/node:v1.34.11@sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d",
+}
+POOL_LABEL = "turnout.dev/pool"
+
+
+def kind_cluster_config(args: ClusterArgs) -> dict:
+    """The kind `Cluster` document: one control plane and each pool's `min` workers, labelled by pool."""
+    image = KIND_NODE_IMAGES.get(args.kubernetes_version)
+    if image is None:
+        raise ConfigError(
+            key_path("platform.kubernetesVersion"),
+            f'"{args.kubernetes_version}" with cloud kind',
+            f"a version with a kind {KIND_VERSION} node image: " + ", ".join(sorted(KIND_NODE_IMAGES)),
+        )
+    nodes: list[dict] = [{"role": "control-plane", "image": image}]
+    for pool in args.node_pools:
+        nodes += [{"role": "worker", "image": image, "labels": {POOL_LABEL: pool.name}}] * pool.min
+    return {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "name": args.cluster_name, "nodes": nodes}
+
+
+class KindCluster(pulumi.ComponentResource):
+    name: str
+    region: str
+    kubeconfig: pulumi.Output[str]
+    provider: k8s.Provider
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("turnout:cluster:KindCluster", name, None, opts)
+        self.name = args.cluster_name
+        self.region = args.region
+        kind_config = yaml.safe_dump(kind_cluster_config(args), sort_keys=False)
+        mine = pulumi.ResourceOptions(parent=self)
+
+        created = command.local.Command(
+            child(name, "create"),
+            create=f"kind create cluster --name {args.cluster_name} --config - --wait 180s",
+            delete=f"kind delete cluster --name {args.cluster_name}",
+            stdin=kind_config,
+            triggers=[kind_config],
+            opts=mine,
+        )
+        kubeconfig = command.local.Command(
+            child(name, "kubeconfig"),
+            create=f"kind get kubeconfig --name {args.cluster_name}",
+            triggers=[created.id],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[created], additional_secret_outputs=["stdout"]),
+        )
+        loaded = [
+            command.local.Command(
+                child(name, "load", str(index)),
+                create=f"kind load docker-image {image} --name {args.cluster_name}",
+                triggers=[created.id, image],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[created]),
+            )
+            for index, image in enumerate(args.load_images)
+        ]
+        self.kubeconfig = pulumi.Output.secret(kubeconfig.stdout)
+        # The provider (and so everything deployed through it) waits for the images too.
+        self.provider = k8s.Provider(
+            child(name, "k8s"),
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[kubeconfig, *loaded]),
+        )
+        self.register_outputs({"name": self.name, "region": self.region, "kubeconfig": self.kubeconfig})

@@ -1,0 +1,1 @@
+"""Model endpoints: workloads per version and the objects that route between them."""

@@ -1,0 +1,113 @@
+"""A model endpoint on one cluster: its namespace, a workload per running version, and its Service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.endpoint.workload import ModelWorkload, ModelWorkloadArgs
+from turnout.config import Endpoint, key_path
+from turnout.errors import NotSupportedYet
+from turnout.naming import child, labels
+from turnout.strategies import Recreate, Rolling, Strategy
+from turnout.traffic import TrafficPlan, traffic_plan
+
+# Strategies this version renders; the others have traffic plans but no Istio/Knative routing yet.
+RENDERED_STRATEGIES = (Recreate, Rolling)
+RENDERED_BACKENDS = ("istio",)
+
+
+def update_strategy(strategy: Strategy) -> dict:
+    """The Deployment update strategy that realises `recreate` or `rolling`."""
+    if isinstance(strategy, Rolling):
+        return {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": strategy.max_surge, "maxUnavailable": strategy.max_unavailable},
+        }
+    return {"type": "Recreate"}
+
+
+def check_renderable(name: str, endpoint: Endpoint) -> None:
+    path = key_path(f"endpoints.{name}")
+    if endpoint.backend not in RENDERED_BACKENDS:
+        raise NotSupportedYet(f"{path}.backend", repr(endpoint.backend), "backend " + ", ".join(RENDERED_BACKENDS))
+    if not isinstance(endpoint.strategy, RENDERED_STRATEGIES):
+        raise NotSupportedYet(
+            f"{path}.strategy.type",
+            repr(endpoint.strategy.TYPE),
+            "strategy " + ", ".join(s.TYPE for s in RENDERED_STRATEGIES) + " (the others plan traffic but do "
+            "not render Istio/Knative routing yet)",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelEndpointArgs:
+    endpoint_name: str
+    endpoint: Endpoint
+    tier: str
+    cluster: str
+
+
+class ModelEndpoint(pulumi.ComponentResource):
+    plan: TrafficPlan
+    traffic: dict[str, Any]
+    """This endpoint's entry in `traffic.json`."""
+
+    def __init__(self, name: str, args: ModelEndpointArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("turnout:endpoint:ModelEndpoint", name, None, opts)
+        check_renderable(args.endpoint_name, args.endpoint)
+        endpoint = args.endpoint
+        self.plan = traffic_plan(endpoint.strategy)
+        mine = pulumi.ResourceOptions(parent=self)
+
+        namespace = k8s.core.v1.Namespace(
+            child(name, "ns"),
+            metadata={
+                "name": args.endpoint_name,
+                "labels": {
+                    **labels(args.endpoint_name, None, args.tier),
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            },
+            opts=mine,
+        )
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        for version_name in self.plan.running_versions:
+            ModelWorkload(
+                child(name, version_name),
+                ModelWorkloadArgs(
+                    namespace=namespace.metadata["name"],
+                    endpoint=args.endpoint_name,
+                    version_name=version_name,
+                    version=endpoint.versions[version_name],
+                    port=endpoint.port,
+                    health_path=endpoint.health_path,
+                    tier=args.tier,
+                    update_strategy=update_strategy(endpoint.strategy),
+                ),
+                in_namespace,
+            )
+        # recreate and rolling run one version, so selecting the endpoint selects exactly it.
+        k8s.core.v1.Service(
+            child(name, "svc"),
+            metadata={"name": args.endpoint_name, "namespace": namespace.metadata["name"],
+                      "labels": labels(args.endpoint_name, None, args.tier)},
+            spec={
+                "type": "ClusterIP",
+                "selector": {"app.kubernetes.io/name": args.endpoint_name},
+                "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}],
+            },
+            opts=in_namespace,
+        )
+        self.traffic = {
+            "name": args.endpoint_name,
+            "cluster": args.cluster,
+            "backend": endpoint.backend,
+            "strategy": self.plan.strategy,
+            "routes": self.plan.to_json(),
+        }
+        self.register_outputs({"traffic": self.traffic})

@@ -1,0 +1,145 @@
+"""One model version's pods: ServiceAccount, Deployment, and the HPA / PDB its replicas call for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from turnout.config import ModelVersion
+from turnout.naming import child, k8s_name, labels
+
+RUN_AS = 65532  # the conventional "nonroot" uid/gid of distroless images
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelWorkloadArgs:
+    namespace: pulumi.Input[str]
+    endpoint: str
+    version_name: str
+    version: ModelVersion
+    port: int
+    health_path: str
+    tier: str
+    update_strategy: dict
+    """The Deployment's `spec.strategy` (RollingUpdate or Recreate)."""
+
+
+def container_spec(args: ModelWorkloadArgs) -> dict:
+    resources = args.version.resources
+    limits = {"cpu": resources.cpu, "memory": resources.memory}
+    if resources.gpu:
+        limits[GPU_RESOURCE] = str(resources.gpu)
+    env = {"TARGET": args.version_name, **args.version.env}
+    probe = {"httpGet": {"path": args.health_path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2}
+    return {
+        "name": "model",
+        "image": args.version.image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": args.port, "protocol": "TCP"}],
+        "env": [{"name": "PORT", "value": str(args.port)}]
+        + [{"name": name, "value": value} for name, value in sorted(env.items()) if name != "PORT"],
+        "resources": {"requests": {"cpu": resources.cpu, "memory": resources.memory}, "limits": limits},
+        "readinessProbe": {**probe, "failureThreshold": 3},
+        "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 6},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def pod_spec(args: ModelWorkloadArgs, service_account: str) -> dict:
+    spec: dict = {
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container_spec(args)],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector(args.endpoint, args.version_name)},
+            }
+        ],
+    }
+    if args.version.resources.gpu:
+        spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+        spec["nodeSelector"] = {"nvidia.com/gpu.present": "true"}
+    return spec
+
+
+def selector(endpoint: str, version: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": endpoint, "turnout.dev/version": version}
+
+
+class ModelWorkload(pulumi.ComponentResource):
+    deployment: k8s.apps.v1.Deployment
+
+    def __init__(self, name: str, args: ModelWorkloadArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("turnout:endpoint:ModelWorkload", name, None, opts)
+        mine = pulumi.ResourceOptions(parent=self)
+        object_name = k8s_name(args.endpoint, args.version_name)
+        object_labels = labels(args.endpoint, args.version_name, args.tier)
+        metadata = {"name": object_name, "namespace": args.namespace, "labels": object_labels}
+        replicas = args.version.replicas
+        autoscaled = replicas.min >= 1 and replicas.max > replicas.min
+
+        account = k8s.core.v1.ServiceAccount(
+            child(name, "sa"), metadata=metadata, automount_service_account_token=False, opts=mine
+        )
+        deployment_spec = {
+            "selector": {"matchLabels": selector(args.endpoint, args.version_name)},
+            "strategy": args.update_strategy,
+            "revisionHistoryLimit": 5,
+            "template": {
+                # Istio's telemetry reads `app` and `version`.
+                "metadata": {"labels": {**object_labels, "app": args.endpoint, "version": args.version_name}},
+                "spec": pod_spec(args, object_name),
+            },
+        }
+        if not autoscaled:  # with an HPA, the HPA owns the replica count
+            deployment_spec["replicas"] = replicas.min
+        self.deployment = k8s.apps.v1.Deployment(
+            child(name, "deployment"),
+            metadata=metadata,
+            spec=deployment_spec,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
+        )
+        target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": object_name}
+        if autoscaled:
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                child(name, "hpa"),
+                metadata=metadata,
+                spec={
+                    "scaleTargetRef": target,
+                    "minReplicas": replicas.min,
+                    "maxReplicas": replicas.max,
+                    "metrics": [
+                        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+                    ],
+                },
+                opts=mine,
+            )
+        if replicas.min >= 2:
+            k8s.policy.v1.PodDisruptionBudget(
+                child(name, "pdb"),
+                metadata=metadata,
+                spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(args.endpoint, args.version_name)}},
+                opts=mine,
+            )
+        self.register_outputs({"deployment": object_name})

@@ -1,0 +1,30 @@
+"""The turnout Pulumi program: load the typed stack config, compose the components, export."""
+
+import pulumi
+
+from components.cluster.fleet import Fleet
+from components.endpoint.model_endpoint import ModelEndpoint, ModelEndpointArgs
+from turnout import dr
+from turnout.config import NAMESPACE, TOP_LEVEL_KEYS, load_stack_config
+from turnout.naming import child
+
+config = pulumi.Config(NAMESPACE)
+stack = load_stack_config({key: config.get(key) for key in TOP_LEVEL_KEYS})
+dr_report = dr.assess(stack.dr, stack.platform)  # refuses what it cannot build before anything is created
+
+fleet = Fleet("fleet", stack.platform, pulumi.get_stack())
+endpoints = [
+    ModelEndpoint(
+        child(cluster.name, name),
+        ModelEndpointArgs(endpoint_name=name, endpoint=endpoint, tier=stack.tier, cluster=cluster.name),
+        pulumi.ResourceOptions(provider=cluster.provider),
+    )
+    for cluster in fleet.clusters
+    for name, endpoint in stack.endpoints.items()
+]
+
+pulumi.export("tier", stack.tier)
+pulumi.export("clusters", fleet.describe())
+pulumi.export("kubeconfigs", {cluster.name: cluster.kubeconfig for cluster in fleet.clusters})
+pulumi.export("traffic", {"endpoints": [endpoint.traffic for endpoint in endpoints]})
+pulumi.export("dr", dr_report)

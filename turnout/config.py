@@ -1,0 +1,296 @@
+"""Typed stack configuration: every `turnout:` key of CONTRACT §1, its defaults and its checks.
+
+`load_stack_config` takes the values exactly as the Pulumi CLI hands them to a program (a string
+per top-level key, structured values JSON-encoded) and returns a validated `StackConfig` with
+every default resolved, or raises one `ConfigError` naming the key path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from turnout.errors import ConfigError, describe
+from turnout.schema import config_fields, parse_value, setting, yaml_key
+from turnout.strategies import (
+    Strategy,
+    check_backend,
+    parse_strategy,
+    with_default_version,
+)
+from turnout.units import check_dns_label, parse_duration, parse_quantity
+
+NAMESPACE = "turnout"
+Cloud = Literal["kind", "aws", "gcp", "azure"]
+Tier = Literal["dev", "staging", "prod"]
+
+# Names an endpoint cannot take: each endpoint gets a namespace named after it.
+RESERVED_ENDPOINT_NAMES = frozenset(
+    {"default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "knative-serving", "flagger-system"}
+)
+
+# The CPU pool a cloud gets when `nodePools` is absent (machine types per cloud, see DEFAULT_MACHINE_TYPES).
+DEFAULT_MACHINE_TYPES: dict[str, str] = {
+    "kind": "kind-node",
+    "aws": "m6i.xlarge",
+    "gcp": "n2-standard-4",
+    "azure": "Standard_D4s_v5",
+}
+
+
+def _kubernetes_version(value: object, path: str) -> str:
+    if isinstance(value, float):
+        raise ConfigError(path, describe(value), 'a quoted minor version such as "1.34" (unquoted, YAML reads '
+                          "1.30 as the number 1.3)")
+    if not isinstance(value, str) or not re.fullmatch(r"1\.\d{2}", value):
+        raise ConfigError(path, describe(value), 'a Kubernetes minor version such as "1.34"')
+    return value
+
+
+def _region(value: object, path: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", value):
+        raise ConfigError(path, describe(value), "a region name of lowercase letters, digits and '-'")
+    return value
+
+
+def _env_value(value: object, path: str) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise ConfigError(path, describe(value), "a string (numbers and booleans are taken as written)")
+
+
+def _env_name(key: str, path: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise ConfigError(path, describe(key), "an environment variable name of letters, digits and '_'")
+    return key
+
+
+def _image(value: object, path: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*", value):
+        raise ConfigError(path, describe(value), "a container image reference such as ghcr.io/acme/model:1.4.2")
+    return value
+
+
+def _health_path(value: object, path: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ConfigError(path, describe(value), "an HTTP path starting with '/'")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodePool:
+    name: str = setting("Pool name.", parse=lambda v, p: check_dns_label(v, p, "pool name"), allowed="a DNS label")
+    machine_type: str | None = setting("Machine (instance) type.", None, default_doc="the cloud's general CPU type")
+    min: int = setting("Fewest nodes.", 1, bounds=(0, 1000))
+    max: int = setting("Most nodes.", 3, bounds=(1, 1000))
+    gpu: int = setting("GPUs per node; a GPU pool is tainted so only GPU workloads land there.", 0, bounds=(0, 16))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Platform:
+    cloud: Cloud = setting("Where clusters run.")
+    regions: tuple[str, ...] = setting("One cluster per region; kind takes exactly one, any name.",
+                                       values=_region, min_items=1, allowed="a list of region names (at least 1)")
+    kubernetes_version: str = setting("Kubernetes minor version of every cluster.", "1.34",
+                                      parse=_kubernetes_version, allowed='a quoted minor version such as "1.34"')
+    node_pools: tuple[NodePool, ...] = setting("Node pools of every cluster.", (),
+                                               default_doc="one general CPU pool")
+    load_images: tuple[str, ...] = setting("kind only: local images loaded into the cluster (`kind load`).",
+                                           (), values=_image)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrTarget:
+    rpo: int = setting("Recovery point objective: most data loss tolerated.", parse=parse_duration,
+                       allowed="a duration")
+    rto: int = setting("Recovery time objective: longest outage tolerated.", parse=parse_duration,
+                       allowed="a duration")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cache:
+    engine: Literal["redis", "valkey"] = setting("Cache engine.", "redis")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Replicas:
+    min: int | None = setting("Fewest pods (Knative: min-scale).", None, bounds=(0, 1000), default_doc="2 in prod, else 1")
+    max: int | None = setting("Most pods (Knative: max-scale).", None, bounds=(1, 1000), default_doc="max(min, 3)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resources:
+    cpu: str = setting("CPU request and limit.", "250m", parse=parse_quantity, allowed="a Kubernetes quantity")
+    memory: str = setting("Memory request and limit.", "256Mi", parse=parse_quantity, allowed="a Kubernetes quantity")
+    gpu: int = setting("nvidia.com/gpu limit; schedules on a GPU pool.", 0, bounds=(0, 16))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelVersion:
+    image: str = setting("Container image; pin a version tag or digest.", parse=_image, allowed="an image reference")
+    replicas: Replicas = setting("Pod count bounds.", Replicas())
+    resources: Resources = setting("Per-pod resources.", Resources())
+    env: dict[str, str] = setting("Environment variables; TARGET defaults to the version name.", {},
+                                  keys=_env_name, values=_env_value, allowed="a mapping of name to string")
+
+
+def _strategy(value: object, path: str) -> Strategy:
+    return parse_strategy(value, path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    backend: Literal["istio", "knative"] = setting("How versions are served and routed.", "istio")
+    port: int = setting("Container port the model listens on.", 8080, bounds=(1, 65535))
+    health_path: str = setting("HTTP path for readiness and liveness probes.", "/", parse=_health_path,
+                               allowed="an HTTP path")
+    versions: dict[str, ModelVersion] = setting(
+        "Model versions by name.", keys=lambda k, p: check_dns_label(k, p, "version name"), min_items=1)
+    strategy: Strategy | None = setting(
+        "How versions meet users: `type` (recreate, rolling, blue-green, canary, ab-test, shadow, dark-launch, "
+        "feature-flag) and its fields; see Strategies.", None, parse=_strategy,
+        allowed="a strategy mapping", default_doc="rolling of the only version")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackConfig:
+    tier: Tier = setting("prod makes rollout-safety rules mandatory.", "dev")
+    platform: Platform = setting("Clusters: cloud, regions, version, node pools.")
+    dr: DrTarget | None = setting("Disaster-recovery target; absent means none.", None)
+    cache: Cache | None = setting("Cache for model endpoints; absent means none.", None)
+    endpoints: dict[str, Endpoint] = setting(
+        "Model endpoints by name; each gets its own namespace.",
+        keys=lambda k, p: _endpoint_name(k, p), min_items=1)
+
+
+def _endpoint_name(key: str, path: str) -> str:
+    check_dns_label(key, path, "endpoint name")
+    if key in RESERVED_ENDPOINT_NAMES:
+        raise ConfigError(path, describe(key), "a name that is not a system namespace ("
+                          + ", ".join(sorted(RESERVED_ENDPOINT_NAMES)) + ")")
+    return key
+
+
+TOP_LEVEL_KEYS = tuple(yaml_key(f) for f in config_fields(StackConfig))
+
+
+def key_path(key: str) -> str:
+    return f"{NAMESPACE}:{key}"
+
+
+def load_stack_config(raw: Mapping[str, str | None]) -> StackConfig:
+    """Parse the `turnout:` keys as the Pulumi CLI passes them (key without namespace → string)."""
+    decoded: dict[str, object] = {}
+    for key, value in raw.items():
+        if key not in TOP_LEVEL_KEYS:
+            raise ConfigError(key_path(key), "an unknown key", "one of " + ", ".join(key_path(k) for k in TOP_LEVEL_KEYS))
+        if value is not None:
+            decoded[key] = _decode(key, value)
+    kwargs = {}
+    hints = {f.name: f for f in config_fields(StackConfig)}
+    from typing import get_type_hints
+
+    types = get_type_hints(StackConfig)
+    for field in hints.values():
+        key = yaml_key(field)
+        if key not in decoded:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                raise ConfigError(key_path(key), "nothing", "a required value: " + field.metadata["doc"])
+            continue
+        kwargs[field.name] = parse_value(types[field.name], decoded[key], key_path(key), field.metadata)
+    return validate(StackConfig(**kwargs))
+
+
+def _decode(key: str, value: str) -> object:
+    """Structured values arrive JSON-encoded; plain strings (e.g. `tier: prod`) arrive as they are."""
+    if not isinstance(value, str):
+        return value
+    stripped = value.strip()
+    if stripped[:1] in ("{", "["):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as err:
+            raise ConfigError(key_path(key), f"text that is not valid JSON ({err.msg})", "a YAML mapping or list") from None
+    return value
+
+
+def validate(config: StackConfig) -> StackConfig:
+    """Cross-field checks, then defaults that depend on other keys, resolved."""
+    platform = _validate_platform(config.platform)
+    endpoints = {
+        name: _validate_endpoint(endpoint, key_path(f"endpoints.{name}"), config.tier)
+        for name, endpoint in config.endpoints.items()
+    }
+    return dataclasses.replace(config, platform=platform, endpoints=endpoints)
+
+
+def _validate_platform(platform: Platform) -> Platform:
+    path = key_path("platform")
+    if len(set(platform.regions)) != len(platform.regions):
+        raise ConfigError(f"{path}.regions", "a region listed twice", "distinct regions")
+    if platform.cloud == "kind" and len(platform.regions) != 1:
+        raise ConfigError(f"{path}.regions", f"{len(platform.regions)} regions with cloud kind",
+                          "exactly one region (any name, e.g. local) for kind")
+    if platform.load_images and platform.cloud != "kind":
+        raise ConfigError(f"{path}.loadImages", f"images to load with cloud {platform.cloud}",
+                          "loadImages with cloud kind only; push images to a registry for clouds")
+    pools = platform.node_pools or (NodePool(name="general", min=1 if platform.cloud == "kind" else 2,
+                                             max=1 if platform.cloud == "kind" else 6),)
+    seen: set[str] = set()
+    resolved = []
+    for index, pool in enumerate(pools):
+        pool_path = f"{path}.nodePools[{index}]"
+        if pool.name in seen:
+            raise ConfigError(f"{pool_path}.name", describe(pool.name), "a pool name not used by another pool")
+        seen.add(pool.name)
+        if pool.min > pool.max:
+            raise ConfigError(f"{pool_path}.min", f"{pool.min}, above max {pool.max}", "min <= max")
+        if pool.gpu and platform.cloud == "kind":
+            raise ConfigError(f"{pool_path}.gpu", f"{pool.gpu} GPU(s) with cloud kind",
+                              "gpu: 0 on kind (kind nodes are containers without GPUs); use aws, gcp or azure")
+        resolved.append(dataclasses.replace(pool, machine_type=pool.machine_type or DEFAULT_MACHINE_TYPES[platform.cloud]))
+    return dataclasses.replace(platform, node_pools=tuple(resolved))
+
+
+def _validate_endpoint(endpoint: Endpoint, path: str, tier: str) -> Endpoint:
+    only = next(iter(endpoint.versions)) if len(endpoint.versions) == 1 else None
+    strategy_path = f"{path}.strategy"
+    if endpoint.strategy is None:
+        if only is None:
+            raise ConfigError(strategy_path, "nothing", "a strategy (required when the endpoint has more than "
+                              "one version): " + ", ".join(_strategy_names()))
+        strategy: Strategy = parse_strategy({"type": "rolling"}, strategy_path)
+    else:
+        strategy = endpoint.strategy
+    strategy = with_default_version(strategy, only, strategy_path)
+    for role, version in strategy.versions_named().items():
+        if version not in endpoint.versions:
+            raise ConfigError(f"{strategy_path}.{role}", describe(version),
+                              "a version defined under versions: " + ", ".join(endpoint.versions))
+    if hasattr(strategy, "validate"):
+        strategy.validate(strategy_path)
+    check_backend(strategy, endpoint.backend, strategy_path, f"{path}.backend")
+    versions = {
+        name: _resolve_replicas(version, f"{path}.versions.{name}", tier) for name, version in endpoint.versions.items()
+    }
+    return dataclasses.replace(endpoint, strategy=strategy, versions=versions)
+
+
+def _resolve_replicas(version: ModelVersion, path: str, tier: str) -> ModelVersion:
+    low = version.replicas.min if version.replicas.min is not None else (2 if tier == "prod" else 1)
+    high = version.replicas.max if version.replicas.max is not None else max(low, 3)
+    if low > high:
+        raise ConfigError(f"{path}.replicas.min", f"{low}, above max {high}", "min <= max")
+    return dataclasses.replace(version, replicas=Replicas(min=low, max=high))
+
+
+def _strategy_names() -> list[str]:
+    from turnout.strategies import STRATEGY_TYPES
+
+    return list(STRATEGY_TYPES)

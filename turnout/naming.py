@@ -1,0 +1,42 @@
+"""The one naming helper: deterministic names for clusters, components and Kubernetes objects."""
+
+from __future__ import annotations
+
+import hashlib
+
+PROJECT = "turnout"
+K8S_NAME_MAX = 63
+
+
+def cluster_name(stack: str, region: str) -> str:
+    """`<stack>-<region>`, or just the stack when the region repeats it (`local` on kind)."""
+    return stack if region == stack else f"{stack}-{region}"
+
+
+def child(parent: str, *parts: str) -> str:
+    """A child resource's Pulumi name, derived from its component's (`local-echo-v1`)."""
+    return "-".join((parent, *parts))
+
+
+def k8s_name(*parts: str) -> str:
+    """A DNS-1123 object name; over-long names keep a stable hash suffix instead of being cut blindly."""
+    name = "-".join(parts)
+    if len(name) <= K8S_NAME_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: K8S_NAME_MAX - 9].rstrip('-')}-{digest}"
+
+
+def labels(endpoint: str, version: str | None, tier: str) -> dict[str, str]:
+    """Labels every model object carries; policies read the tier from `turnout.dev/tier`."""
+    result = {
+        "app.kubernetes.io/name": endpoint,
+        "app.kubernetes.io/part-of": PROJECT,
+        "app.kubernetes.io/managed-by": "pulumi",
+        "turnout.dev/endpoint": endpoint,
+        "turnout.dev/tier": tier,
+    }
+    if version is not None:
+        result["app.kubernetes.io/version"] = version
+        result["turnout.dev/version"] = version
+    return result

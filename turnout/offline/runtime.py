@@ -1,0 +1,165 @@
+"""Run the real Pulumi program of a stack on the SDK's mock runtime and record what it registers."""
+
+from __future__ import annotations
+
+import logging
+import runpy
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import empty_pb2, json_format
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import mocks, settings
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+from turnout.offline import sdk
+from turnout.offline.mocks import OfflineMocks
+
+REDACTED = "[secret]"
+UNKNOWN_TEXT = "(unknown until apply)"
+
+
+@dataclass
+class ResourceRecord:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    provider: str | None
+    """URN of the explicit provider, if any."""
+    inputs: dict[str, Any]
+    """Inputs with secrets redacted: what may be written to disk."""
+    secret_inputs: dict[str, Any] = field(repr=False, default_factory=dict)
+    """Inputs with secrets revealed: for policies only, never written."""
+    outputs: dict[str, Any] = field(repr=False, default_factory=dict)
+    dependencies: list[str] = field(default_factory=list)
+
+    @property
+    def is_provider(self) -> bool:
+        return self.type.startswith("pulumi:providers:")
+
+
+def to_plain(value: Any, *, redact: bool) -> Any:
+    """Wire-format property values as plain JSON: integral numbers as ints, secrets redacted."""
+    if isinstance(value, dict):
+        signature = value.get(sdk.SIG_KEY)
+        if signature == sdk.SECRET_SIG:
+            return REDACTED if redact else to_plain(value.get("value"), redact=redact)
+        if signature == sdk.RESOURCE_SIG:
+            return value.get("urn")
+        if signature == sdk.OUTPUT_VALUE_SIG:
+            if "value" not in value:
+                return UNKNOWN_TEXT
+            if value.get("secret") and redact:
+                return REDACTED
+            return to_plain(value["value"], redact=redact)
+        if signature in (sdk.ASSET_SIG, sdk.ARCHIVE_SIG):
+            return {k: v for k, v in value.items() if k in ("path", "uri", "text")}
+        return {key: to_plain(item, redact=redact) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_plain(item, redact=redact) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value == sdk.UNKNOWN:
+        return UNKNOWN_TEXT
+    return value
+
+
+def _struct(message) -> dict[str, Any]:
+    return json_format.MessageToDict(message) if message is not None else {}
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """The SDK's mock monitor, also keeping each registration's parent, provider and raw inputs."""
+
+    def __init__(self, mocks_: mocks.Mocks) -> None:
+        super().__init__(mocks_)
+        self._lock = threading.Lock()  # the SDK registers resources from worker threads
+        self.records: dict[str, ResourceRecord] = {}
+        self.stack_outputs: dict[str, Any] = {}
+        self.stack_urn: str | None = None
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        raw = _struct(request.object)
+        record = ResourceRecord(
+            urn=response.urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent or None,
+            custom=bool(request.custom),
+            provider=request.provider.rsplit("::", 1)[0] if request.provider else None,
+            inputs=to_plain(raw, redact=True),
+            secret_inputs=to_plain(raw, redact=False),
+            outputs=to_plain(_struct(response.object), redact=False),
+            dependencies=sorted(request.dependencies),
+        )
+        with self._lock:
+            self.records[response.urn] = record
+            if request.type == "pulumi:pulumi:Stack":
+                self.stack_urn = response.urn
+        return response
+
+    def RegisterResourceOutputs(self, request):  # noqa: N802
+        if request.urn == self.stack_urn:
+            self.stack_outputs = to_plain(_struct(request.outputs), redact=True)
+        return super().RegisterResourceOutputs(request)
+
+
+@dataclass
+class ProgramRun:
+    records: list[ResourceRecord]
+    stack_outputs: dict[str, Any]
+
+
+def _fresh_runtime(monitor: RecordingMonitor, project: str, stack: str, root: Path, logger: logging.Logger) -> None:
+    """Point the SDK's global settings at a new monitor, with none of a previous stack's state."""
+    features = set(monitor.GetDeploymentInfo(empty_pb2.Empty()).supportedFeatures)
+    settings.configure(
+        mocks.MockSettings(
+            monitor=monitor,
+            monitor_features=features,
+            engine=mocks.MockEngine(logger),
+            project=project,
+            stack=stack,
+            dry_run=False,
+            organization="organization",
+            root_directory=str(root),
+            callbacks=None,
+            outputs=set(),
+            lock=threading.Lock(),
+            package_refs={},
+            base_providers_by_ref={},
+        )
+    )
+    settings.set_root_resource(None)
+
+
+def run_program(
+    project_dir: Path,
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    main: str = "stacks",
+    logger: logging.Logger | None = None,
+) -> ProgramRun:
+    """Run `<project_dir>/<main>/__main__.py` as stack `stack` with `config`; return what it registered.
+
+    Exceptions raised by the program (a ConfigError, say) propagate unchanged.
+    """
+    sdk.check_sdk()
+    monitor = RecordingMonitor(OfflineMocks())
+    _fresh_runtime(monitor, project, stack, project_dir, logger or logging.getLogger("turnout.plan"))
+    runtime_config.set_all_config(dict(config), list(secret_keys))
+    program = project_dir / main / "__main__.py"
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+    _sync_await(run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__")))
+    records = sorted(monitor.records.values(), key=lambda r: r.urn)
+    return ProgramRun(records=records, stack_outputs=monitor.stack_outputs)

@@ -1,0 +1,68 @@
+"""Every Pulumi SDK internal the offline planner relies on, in one place, checked before use.
+
+The mock runtime is public API (`pulumi.runtime.set_mocks`), but planning several stacks in one
+process and recording what the program registers needs a few internals besides. They are pinned
+in pyproject.toml; `check_sdk` fails with the reason when an upgrade moves any of them, and
+tests/test_sdk_contract.py runs it, so an SDK bump that breaks planning fails CI loudly.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+TESTED_SDK = {"pulumi": "3.272", "pulumi-policy": "1.21"}
+
+# Property-value signatures of Pulumi's wire format (sdk/proto: "special signature" values).
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+OUTPUT_VALUE_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
+ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+class SdkIncompatible(RuntimeError):
+    """The installed Pulumi SDK no longer provides an internal the offline planner needs."""
+
+
+def check_sdk() -> None:
+    """Raise `SdkIncompatible` naming the first internal that is missing or changed."""
+    from pulumi.runtime import config, mocks, rpc, settings, stack, sync_await
+
+    problems = []
+
+    def need(condition: bool, what: str) -> None:
+        if not condition:
+            problems.append(what)
+
+    need(hasattr(mocks, "MockMonitor") and hasattr(mocks.MockMonitor, "RegisterResource"),
+         "pulumi.runtime.mocks.MockMonitor.RegisterResource (recording registrations)")
+    need(hasattr(mocks.MockMonitor, "RegisterResourceOutputs"), "MockMonitor.RegisterResourceOutputs (stack outputs)")
+    need(hasattr(mocks, "MockSettings") and hasattr(mocks, "MockEngine"), "pulumi.runtime.mocks.MockSettings/MockEngine")
+    need(callable(getattr(settings, "configure", None)), "pulumi.runtime.settings.configure (fresh state per stack)")
+    need(callable(getattr(settings, "set_root_resource", None)), "pulumi.runtime.settings.set_root_resource")
+    need(inspect.iscoroutinefunction(getattr(stack, "run_in_stack", None)), "pulumi.runtime.stack.run_in_stack")
+    need(callable(getattr(sync_await, "_sync_await", None)), "pulumi.runtime.sync_await._sync_await")
+    need(callable(getattr(config, "set_all_config", None)), "pulumi.runtime.config.set_all_config")
+    for name, expected in (
+        ("_special_sig_key", SIG_KEY),
+        ("_special_secret_sig", SECRET_SIG),
+        ("_special_resource_sig", RESOURCE_SIG),
+        ("_special_output_value_sig", OUTPUT_VALUE_SIG),
+        ("_special_asset_sig", ASSET_SIG),
+        ("_special_archive_sig", ARCHIVE_SIG),
+        ("UNKNOWN", UNKNOWN),
+    ):
+        need(getattr(rpc, name, None) == expected, f"pulumi.runtime.rpc.{name} == {expected} (wire-format signature)")
+    settings_attrs = ("rpc_manager", "outputs", "lock", "package_refs", "base_providers_by_ref", "monitor_features")
+    for attr in settings_attrs:
+        need(hasattr(settings.SETTINGS, attr), f"pulumi.runtime.settings.SETTINGS.{attr} (state reset per stack)")
+    if problems:
+        raise SdkIncompatible(
+            f"the installed Pulumi SDK (pulumi {version('pulumi')}) changed internals that `turnout plan` uses: "
+            + "; ".join(problems)
+            + f". turnout is tested with pulumi {TESTED_SDK['pulumi']}.x: reinstall the pinned versions "
+            "(pip install -e .) or update turnout/offline/sdk.py and runtime.py for the new SDK."
+        )
