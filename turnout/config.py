@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_type_hints
 
 from turnout.errors import ConfigError, describe
 from turnout.schema import config_fields, parse_value, setting, yaml_key
@@ -190,14 +190,12 @@ def load_stack_config(raw: Mapping[str, str | None]) -> StackConfig:
     for key, value in raw.items():
         if key not in TOP_LEVEL_KEYS:
             raise ConfigError(key_path(key), "an unknown key", "one of " + ", ".join(key_path(k) for k in TOP_LEVEL_KEYS))
+        value = _decode(key, value) if value is not None else None
         if value is not None:
-            decoded[key] = _decode(key, value)
+            decoded[key] = value
     kwargs = {}
-    hints = {f.name: f for f in config_fields(StackConfig)}
-    from typing import get_type_hints
-
     types = get_type_hints(StackConfig)
-    for field in hints.values():
+    for field in config_fields(StackConfig):
         key = yaml_key(field)
         if key not in decoded:
             if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
@@ -212,6 +210,8 @@ def _decode(key: str, value: str) -> object:
     if not isinstance(value, str):
         return value
     stripped = value.strip()
+    if not stripped:
+        return None  # `turnout:dr:` with nothing after it means the key is absent
     if stripped[:1] in ("{", "["):
         try:
             return json.loads(stripped)

@@ -34,9 +34,9 @@ class ResourceRecord:
     """URN of the explicit provider, if any."""
     inputs: dict[str, Any]
     """Inputs with secrets redacted: what may be written to disk."""
-    secret_inputs: dict[str, Any] = field(repr=False, default_factory=dict)
-    """Inputs with secrets revealed: for policies only, never written."""
-    outputs: dict[str, Any] = field(repr=False, default_factory=dict)
+    raw_inputs: dict[str, Any] = field(repr=False, default_factory=dict)
+    """Inputs in Pulumi's wire format, as the engine hands them to a policy pack; never written."""
+    raw_outputs: dict[str, Any] = field(repr=False, default_factory=dict)
     dependencies: list[str] = field(default_factory=list)
 
     @property
@@ -95,8 +95,8 @@ class RecordingMonitor(mocks.MockMonitor):
             custom=bool(request.custom),
             provider=request.provider.rsplit("::", 1)[0] if request.provider else None,
             inputs=to_plain(raw, redact=True),
-            secret_inputs=to_plain(raw, redact=False),
-            outputs=to_plain(_struct(response.object), redact=False),
+            raw_inputs=raw,
+            raw_outputs=_struct(response.object),
             dependencies=sorted(request.dependencies),
         )
         with self._lock:

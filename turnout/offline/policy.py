@@ -1,0 +1,120 @@
+"""Evaluate the project's CrossGuard pack in-process, the way the Pulumi engine's analyzer does."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from dataclasses import dataclass
+from inspect import isawaitable
+from pathlib import Path
+from types import ModuleType
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.deserialize import deserialize_properties
+from pulumi_policy.policy import _NotApplicableError  # raised by args.not_applicable()
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
+
+from turnout.offline.runtime import ResourceRecord
+
+_RULES_MODULE = "turnout_policy_pack_rules"
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    level: str  # "mandatory" | "advisory"
+    urn: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"policy": self.policy, "level": self.level, "urn": self.urn, "message": self.message}
+
+
+def load_rules(policies_dir: Path) -> ModuleType:
+    """Import `<policies_dir>/rules` as a package, fresh, so a fork's edits always apply."""
+    init = policies_dir / "rules" / "__init__.py"
+    for name in [m for m in sys.modules if m == _RULES_MODULE or m.startswith(_RULES_MODULE + ".")]:
+        del sys.modules[name]
+    spec = importlib.util.spec_from_file_location(_RULES_MODULE, init, submodule_search_locations=[str(init.parent)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_RULES_MODULE] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _level(policy, default: EnforcementLevel) -> EnforcementLevel:
+    level = policy.enforcement_level or default
+    return EnforcementLevel.MANDATORY if level == EnforcementLevel.REMEDIATE else level
+
+
+def _run(result) -> None:
+    if isawaitable(result):
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(result)
+        finally:
+            loop.close()
+
+
+def _options(record: ResourceRecord) -> PolicyResourceOptions:
+    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], record.parent)
+
+
+def evaluate(records: list[ResourceRecord], policies_dir: Path, config: dict | None = None) -> list[Violation]:
+    """Every violation the pack reports for `records`, in a stable order."""
+    rules = load_rules(policies_dir)
+    default_level = getattr(rules, "DEFAULT_ENFORCEMENT", EnforcementLevel.ADVISORY)
+    config = config or {}
+    violations: list[Violation] = []
+    resources = [r for r in records if r.custom]
+    for policy in rules.POLICIES:
+        level = _level(policy, default_level)
+        if level == EnforcementLevel.DISABLED:
+            continue
+
+        def report(message: str, urn: str | None = None, *, _policy=policy, _level=level, _default_urn="") -> None:
+            text = policy_message(_policy.description, message)
+            violations.append(Violation(_policy.name, _level.value, urn or _default_urn, text))
+
+        policy_config = config.get(policy.name, {})
+        if isinstance(policy, ResourceValidationPolicy):
+            for record in resources:
+                props = unknown_checking_proxy(deserialize_properties(record.raw_inputs))
+                args = ResourceValidationArgs(record.type, props, record.urn, record.name, _options(record), None,
+                                              policy_config)
+                _guarded(lambda args=args, urn=record.urn: policy.validate(
+                    args, lambda message, u=None, urn=urn: report(message, u or urn)))
+        elif isinstance(policy, StackValidationPolicy):
+            stack_resources = [
+                PolicyResource(r.type, deserialize_properties(r.raw_outputs), r.urn, r.name, _options(r), None, None, [], {})
+                for r in resources
+            ]
+            _guarded(lambda: policy.validate(StackValidationArgs(stack_resources, policy_config), report))
+    return sorted(violations, key=lambda v: (v.level != "mandatory", v.policy, v.urn, v.message))
+
+
+def policy_message(description: str, message: str) -> str:
+    """The engine prefixes each violation with the policy's description; so do we."""
+    return f"{description}\n{message}" if message else description
+
+
+def _guarded(call) -> None:
+    try:
+        _run(call())
+    except (UnknownValueError, _NotApplicableError):
+        pass  # the engine records both as "not evaluated" rather than as violations
+
+
+def pack_policy_names(policies_dir: Path) -> list[str]:
+    return [p.name for p in load_rules(policies_dir).POLICIES]
+

@@ -1,0 +1,188 @@
+"""The six plan files of CONTRACT §2, written for one stack."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from turnout.offline.manifests import Manifest
+from turnout.offline.policy import Violation
+from turnout.offline.runtime import ResourceRecord
+from turnout.units import format_duration
+
+
+@dataclass
+class StackPlan:
+    stack: str
+    records: list[ResourceRecord]
+    outputs: dict[str, Any]
+    manifests: list[Manifest]
+    violations: list[Violation]
+
+    @property
+    def traffic(self) -> dict[str, Any]:
+        return self.outputs.get("traffic") or {"endpoints": []}
+
+    @property
+    def dr(self) -> dict[str, Any]:
+        return self.outputs.get("dr") or {}
+
+    @property
+    def mandatory_violations(self) -> list[Violation]:
+        return [v for v in self.violations if v.level == "mandatory"]
+
+
+def inventory(plan: StackPlan) -> dict[str, Any]:
+    return {
+        "stack": plan.stack,
+        "resources": [
+            {"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "inputs": r.inputs} for r in plan.records
+        ],
+        "outputs": plan.outputs,
+    }
+
+
+def _write_json(path: Path, document: Any) -> None:
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def write_plan(plan: StackPlan, out_dir: Path) -> Path:
+    """Write DIR/STACK/{inventory,traffic,dr,policy}.json, manifests/ and summary.md; return the folder."""
+    target = out_dir / plan.stack
+    if target.exists():
+        shutil.rmtree(target)  # a stale manifest from an earlier plan must not survive
+    (target / "manifests").mkdir(parents=True)
+    _write_json(target / "inventory.json", inventory(plan))
+    _write_json(target / "traffic.json", plan.traffic)
+    _write_json(target / "dr.json", plan.dr)
+    _write_json(target / "policy.json", {"violations": [v.to_json() for v in plan.violations]})
+    for manifest in plan.manifests:
+        folder = target / "manifests" / manifest.cluster
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / manifest.filename).write_text(yaml.safe_dump(manifest.body, sort_keys=False, default_flow_style=False))
+    (target / "summary.md").write_text(summary(plan))
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# summary.md
+
+
+def summary(plan: StackPlan) -> str:
+    mandatory = len(plan.mandatory_violations)
+    verdict = "❌ blocked" if mandatory else "✅ passes policy"
+    lines = [
+        f"# turnout plan: `{plan.stack}` — {verdict}",
+        "",
+        f"{len(plan.records)} resources, {len(plan.manifests)} Kubernetes objects, "
+        f"{mandatory} mandatory and {len(plan.violations) - mandatory} advisory policy violations.",
+        "",
+        *_diagram(plan),
+        *_resources_table(plan),
+        *_traffic_tables(plan),
+        *_dr_section(plan.dr),
+        *_violations_section(plan.violations),
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _resources_table(plan: StackPlan) -> list[str]:
+    counts = Counter(r.type for r in plan.records)
+    rows = [f"| `{t}` | {n} |" for t, n in sorted(counts.items())]
+    return ["## Resources by type", "", "| type | count |", "| --- | ---: |", *rows, ""]
+
+
+def describe_match(match: dict[str, str] | None, only_route: bool = False) -> str:
+    if match is None:
+        return "all requests" if only_route else "every other request"
+    if "header" in match:
+        return f"header `{match['header']}: {match['value']}`"
+    return f"cookie `{match['cookie']}={match['value']}`"
+
+
+def _traffic_tables(plan: StackPlan) -> list[str]:
+    lines = ["## Traffic", ""]
+    endpoints = plan.traffic.get("endpoints", [])
+    if not endpoints:
+        return [*lines, "No model endpoints.", ""]
+    for endpoint in endpoints:
+        lines += [
+            f"### `{endpoint['name']}` on `{endpoint['cluster']}` — {endpoint['strategy']} ({endpoint['backend']})",
+            "",
+            "| # | requests | served by | mirrored to |",
+            "| ---: | --- | --- | --- |",
+        ]
+        for index, route in enumerate(endpoint["routes"], start=1):
+            served = ", ".join(f"`{d['version']}` {d['weight']}%" for d in route["to"])
+            mirrored = ", ".join(f"`{m['version']}` {m['percent']}%" for m in route.get("mirror") or []) or "—"
+            lines.append(f"| {index} | {describe_match(route['match'], len(endpoint['routes']) == 1)} | {served} | {mirrored} |")
+        lines.append("")
+    return lines
+
+
+def _dr_section(dr: dict[str, Any]) -> list[str]:
+    target = dr.get("target")
+    wanted = (
+        f"RPO {format_duration(target['rpoSeconds'])}, RTO {format_duration(target['rtoSeconds'])}" if target else "none declared"
+    )
+
+    def estimate(key: str) -> str:
+        value = dr.get(key)
+        return "unbounded" if value is None else format_duration(value)
+
+    lines = [
+        "## Disaster recovery",
+        "",
+        f"- target: {wanted}",
+        f"- tier: **{dr.get('tier', 'none')}** over {', '.join(dr.get('regions', [])) or 'no regions'}",
+        f"- estimated RPO {estimate('estimatedRpoSeconds')}, RTO {estimate('estimatedRtoSeconds')}",
+        f"- meets target: {'yes' if dr.get('meets') else '**no**'}",
+    ]
+    lines += [f"  - {reason}" for reason in dr.get("reasons", [])]
+    return [*lines, ""]
+
+
+def _violations_section(violations: list[Violation]) -> list[str]:
+    lines = ["## Policy", ""]
+    if not violations:
+        return [*lines, "No violations.", ""]
+    lines += ["| policy | level | resource | finding |", "| --- | --- | --- | --- |"]
+    for v in violations:
+        resource = v.urn.rsplit("::", 1)[-1] if v.urn else "(stack)"
+        finding = v.message.replace("\n", " — ").replace("|", "\\|")
+        lines.append(f"| `{v.policy}` | {v.level} | `{resource}` | {finding} |")
+    return [*lines, ""]
+
+
+def _node_id(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", "_".join(parts))
+
+
+def _diagram(plan: StackPlan) -> list[str]:
+    """Regions contain clusters; endpoints hang off their cluster; edges to versions carry the routes."""
+    clusters = plan.outputs.get("clusters") or []
+    lines = ["```mermaid", "flowchart LR"]
+    for region in sorted({c["region"] for c in clusters}):
+        lines.append(f'  subgraph {_node_id("region", region)}["region {region}"]')
+        for c in (c for c in clusters if c["region"] == region):
+            lines.append(f'    {_node_id("cluster", c["name"])}["{c["name"]}<br/>{c["cloud"]} · k8s {c["kubernetesVersion"]}"]')
+        lines.append("  end")
+    for endpoint in plan.traffic.get("endpoints", []):
+        ep = _node_id("endpoint", endpoint["cluster"], endpoint["name"])
+        lines.append(f'  {_node_id("cluster", endpoint["cluster"])} --> {ep}(["{endpoint["name"]}<br/>{endpoint["strategy"]}"])')
+        for route in endpoint["routes"]:
+            when = "" if route["match"] is None else describe_match(route["match"]).replace("`", "") + ": "
+            for d in route["to"]:
+                version = _node_id("version", endpoint["cluster"], endpoint["name"], d["version"])
+                lines.append(f'  {ep} -->|"{when}{d["weight"]}%"| {version}["{d["version"]}"]')
+            for m in route.get("mirror") or []:
+                version = _node_id("version", endpoint["cluster"], endpoint["name"], m["version"])
+                lines.append(f'  {ep} -.->|"mirror {m["percent"]}%"| {version}["{m["version"]} (shadow)"]')
+    return [*lines, "```", ""]
