@@ -4,13 +4,14 @@ import pulumi
 
 from components.cluster.fleet import Fleet
 from components.endpoint.model_endpoint import ModelEndpoint, ModelEndpointArgs
+from components.support import check_buildable
 from turnout import dr
 from turnout.config import NAMESPACE, TOP_LEVEL_KEYS, load_stack_config
 from turnout.naming import child
 
 config = pulumi.Config(NAMESPACE)
 stack = load_stack_config({key: config.get(key) for key in TOP_LEVEL_KEYS})
-dr_report = dr.assess(stack.dr, stack.platform)  # refuses what it cannot build before anything is created
+check_buildable(stack)  # refuse what this version cannot build before anything is created
 
 fleet = Fleet("fleet", stack.platform, pulumi.get_stack())
 endpoints = [
@@ -27,4 +28,4 @@ pulumi.export("tier", stack.tier)
 pulumi.export("clusters", fleet.describe())
 pulumi.export("kubeconfigs", {cluster.name: cluster.kubeconfig for cluster in fleet.clusters})
 pulumi.export("traffic", {"endpoints": [endpoint.traffic for endpoint in endpoints]})
-pulumi.export("dr", dr_report)
+pulumi.export("dr", dr.assess(stack.dr, stack.platform))

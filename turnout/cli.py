@@ -65,7 +65,9 @@ def plan_command(args: argparse.Namespace) -> int:
             raise UsageError(f"no stacks in {project.stack_dir}")
         missing = [s for s in stacks if not project.stack_file(s).is_file()]
         if missing:
-            raise UsageError(f"no stack {', '.join(map(repr, missing))}; stacks: {', '.join(project.stacks()) or 'none'}")
+            raise UsageError(
+                f"no stack {', '.join(map(repr, missing))}; stacks: {', '.join(project.stacks()) or 'none'}"
+            )
     except UsageError as err:
         _say(f"turnout: {err}")
         return EXIT_INVALID
@@ -87,7 +89,7 @@ def plan_command(args: argparse.Namespace) -> int:
 def _plan_one(project, stack: str, out_dir: Path, logger: logging.Logger, progress: str) -> int:
     from turnout.offline.planner import plan_stack
     from turnout.offline.report import write_plan
-    from turnout.offline.sdk import SdkIncompatible
+    from turnout.offline.sdk import SdkIncompatibleError
 
     stack_file = project.stack_file(stack).relative_to(project.root)
     _say(f"{progress} planning {stack} ({stack_file}) ...")
@@ -97,7 +99,7 @@ def _plan_one(project, stack: str, out_dir: Path, logger: logging.Logger, progre
     except ConfigError as err:
         _say(f"turnout: stack {stack!r} ({stack_file}): {err}")
         return EXIT_INVALID
-    except SdkIncompatible as err:
+    except SdkIncompatibleError as err:
         _say(f"turnout: {err}")
         return EXIT_INTERNAL
     except Exception:  # noqa: BLE001 — a bug in turnout or a component, not bad input: show everything
@@ -107,10 +109,10 @@ def _plan_one(project, stack: str, out_dir: Path, logger: logging.Logger, progre
     folder = write_plan(plan, out_dir)
     mandatory = plan.mandatory_violations
     advisory = len(plan.violations) - len(mandatory)
-    shown = os.path.relpath(folder)
+    elapsed = time.perf_counter() - started
     _say(
         f"{progress} {stack}: {len(plan.records)} resources, {len(plan.manifests)} Kubernetes objects, "
-        f"{len(mandatory)} mandatory / {advisory} advisory violations in {time.perf_counter() - started:.1f}s -> {shown}"
+        f"{len(mandatory)} mandatory / {advisory} advisory violations in {elapsed:.1f}s -> {os.path.relpath(folder)}"
     )
     for violation in mandatory:
         _say(f"  MANDATORY {violation.policy}: {violation.message.splitlines()[-1]}")

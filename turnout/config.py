@@ -44,8 +44,9 @@ DEFAULT_MACHINE_TYPES: dict[str, str] = {
 
 def _kubernetes_version(value: object, path: str) -> str:
     if isinstance(value, float):
-        raise ConfigError(path, describe(value), 'a quoted minor version such as "1.34" (unquoted, YAML reads '
-                          "1.30 as the number 1.3)")
+        raise ConfigError(
+            path, describe(value), 'a quoted minor version such as "1.34" (unquoted, YAML reads 1.30 as the number 1.3)'
+        )
     if not isinstance(value, str) or not re.fullmatch(r"1\.\d{2}", value):
         raise ConfigError(path, describe(value), 'a Kubernetes minor version such as "1.34"')
     return value
@@ -95,22 +96,30 @@ class NodePool:
 @dataclass(frozen=True, kw_only=True)
 class Platform:
     cloud: Cloud = setting("Where clusters run.")
-    regions: tuple[str, ...] = setting("One cluster per region; kind takes exactly one, any name.",
-                                       values=_region, min_items=1, allowed="a list of region names (at least 1)")
-    kubernetes_version: str = setting("Kubernetes minor version of every cluster.", "1.34",
-                                      parse=_kubernetes_version, allowed='a quoted minor version such as "1.34"')
-    node_pools: tuple[NodePool, ...] = setting("Node pools of every cluster.", (),
-                                               default_doc="one general CPU pool")
-    load_images: tuple[str, ...] = setting("kind only: local images loaded into the cluster (`kind load`).",
-                                           (), values=_image)
+    regions: tuple[str, ...] = setting(
+        "One cluster per region; kind takes exactly one, any name.",
+        values=_region,
+        min_items=1,
+        allowed="a list of region names (at least 1)",
+    )
+    kubernetes_version: str = setting(
+        "Kubernetes minor version of every cluster.",
+        "1.34",
+        parse=_kubernetes_version,
+        allowed='a quoted minor version such as "1.34"',
+    )
+    node_pools: tuple[NodePool, ...] = setting("Node pools of every cluster.", (), default_doc="one general CPU pool")
+    load_images: tuple[str, ...] = setting(
+        "kind only: local images loaded into the cluster (`kind load`).", (), values=_image
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class DrTarget:
-    rpo: int = setting("Recovery point objective: most data loss tolerated.", parse=parse_duration,
-                       allowed="a duration")
-    rto: int = setting("Recovery time objective: longest outage tolerated.", parse=parse_duration,
-                       allowed="a duration")
+    rpo: int = setting(
+        "Recovery point objective: most data loss tolerated.", parse=parse_duration, allowed="a duration"
+    )
+    rto: int = setting("Recovery time objective: longest outage tolerated.", parse=parse_duration, allowed="a duration")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,7 +129,9 @@ class Cache:
 
 @dataclass(frozen=True, kw_only=True)
 class Replicas:
-    min: int | None = setting("Fewest pods (Knative: min-scale).", None, bounds=(0, 1000), default_doc="2 in prod, else 1")
+    min: int | None = setting(
+        "Fewest pods (Knative: min-scale).", None, bounds=(0, 1000), default_doc="2 in prod, else 1"
+    )
     max: int | None = setting("Most pods (Knative: max-scale).", None, bounds=(1, 1000), default_doc="max(min, 3)")
 
 
@@ -136,8 +147,13 @@ class ModelVersion:
     image: str = setting("Container image; pin a version tag or digest.", parse=_image, allowed="an image reference")
     replicas: Replicas = setting("Pod count bounds.", Replicas())
     resources: Resources = setting("Per-pod resources.", Resources())
-    env: dict[str, str] = setting("Environment variables; TARGET defaults to the version name.", {},
-                                  keys=_env_name, values=_env_value, allowed="a mapping of name to string")
+    env: dict[str, str] = setting(
+        "Environment variables; TARGET defaults to the version name.",
+        {},
+        keys=_env_name,
+        values=_env_value,
+        allowed="a mapping of name to string",
+    )
 
 
 def _strategy(value: object, path: str) -> Strategy:
@@ -148,14 +164,20 @@ def _strategy(value: object, path: str) -> Strategy:
 class Endpoint:
     backend: Literal["istio", "knative"] = setting("How versions are served and routed.", "istio")
     port: int = setting("Container port the model listens on.", 8080, bounds=(1, 65535))
-    health_path: str = setting("HTTP path for readiness and liveness probes.", "/", parse=_health_path,
-                               allowed="an HTTP path")
+    health_path: str = setting(
+        "HTTP path for readiness and liveness probes.", "/", parse=_health_path, allowed="an HTTP path"
+    )
     versions: dict[str, ModelVersion] = setting(
-        "Model versions by name.", keys=lambda k, p: check_dns_label(k, p, "version name"), min_items=1)
+        "Model versions by name.", keys=lambda k, p: check_dns_label(k, p, "version name"), min_items=1
+    )
     strategy: Strategy | None = setting(
         "How versions meet users: `type` (recreate, rolling, blue-green, canary, ab-test, shadow, dark-launch, "
-        "feature-flag) and its fields; see Strategies.", None, parse=_strategy,
-        allowed="a strategy mapping", default_doc="rolling of the only version")
+        "feature-flag) and its fields; see Strategies.",
+        None,
+        parse=_strategy,
+        allowed="a strategy mapping",
+        default_doc="rolling of the only version",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,15 +187,18 @@ class StackConfig:
     dr: DrTarget | None = setting("Disaster-recovery target; absent means none.", None)
     cache: Cache | None = setting("Cache for model endpoints; absent means none.", None)
     endpoints: dict[str, Endpoint] = setting(
-        "Model endpoints by name; each gets its own namespace.",
-        keys=lambda k, p: _endpoint_name(k, p), min_items=1)
+        "Model endpoints by name; each gets its own namespace.", keys=lambda k, p: _endpoint_name(k, p), min_items=1
+    )
 
 
 def _endpoint_name(key: str, path: str) -> str:
     check_dns_label(key, path, "endpoint name")
     if key in RESERVED_ENDPOINT_NAMES:
-        raise ConfigError(path, describe(key), "a name that is not a system namespace ("
-                          + ", ".join(sorted(RESERVED_ENDPOINT_NAMES)) + ")")
+        raise ConfigError(
+            path,
+            describe(key),
+            "a name that is not a system namespace (" + ", ".join(sorted(RESERVED_ENDPOINT_NAMES)) + ")",
+        )
     return key
 
 
@@ -189,7 +214,9 @@ def load_stack_config(raw: Mapping[str, str | None]) -> StackConfig:
     decoded: dict[str, object] = {}
     for key, value in raw.items():
         if key not in TOP_LEVEL_KEYS:
-            raise ConfigError(key_path(key), "an unknown key", "one of " + ", ".join(key_path(k) for k in TOP_LEVEL_KEYS))
+            raise ConfigError(
+                key_path(key), "an unknown key", "one of " + ", ".join(key_path(k) for k in TOP_LEVEL_KEYS)
+            )
         value = _decode(key, value) if value is not None else None
         if value is not None:
             decoded[key] = value
@@ -216,7 +243,9 @@ def _decode(key: str, value: str) -> object:
         try:
             return json.loads(stripped)
         except json.JSONDecodeError as err:
-            raise ConfigError(key_path(key), f"text that is not valid JSON ({err.msg})", "a YAML mapping or list") from None
+            raise ConfigError(
+                key_path(key), f"text that is not valid JSON ({err.msg})", "a YAML mapping or list"
+            ) from None
     return value
 
 
@@ -235,13 +264,20 @@ def _validate_platform(platform: Platform) -> Platform:
     if len(set(platform.regions)) != len(platform.regions):
         raise ConfigError(f"{path}.regions", "a region listed twice", "distinct regions")
     if platform.cloud == "kind" and len(platform.regions) != 1:
-        raise ConfigError(f"{path}.regions", f"{len(platform.regions)} regions with cloud kind",
-                          "exactly one region (any name, e.g. local) for kind")
+        raise ConfigError(
+            f"{path}.regions",
+            f"{len(platform.regions)} regions with cloud kind",
+            "exactly one region (any name, e.g. local) for kind",
+        )
     if platform.load_images and platform.cloud != "kind":
-        raise ConfigError(f"{path}.loadImages", f"images to load with cloud {platform.cloud}",
-                          "loadImages with cloud kind only; push images to a registry for clouds")
-    pools = platform.node_pools or (NodePool(name="general", min=1 if platform.cloud == "kind" else 2,
-                                             max=1 if platform.cloud == "kind" else 6),)
+        raise ConfigError(
+            f"{path}.loadImages",
+            f"images to load with cloud {platform.cloud}",
+            "loadImages with cloud kind only; push images to a registry for clouds",
+        )
+    pools = platform.node_pools or (
+        NodePool(name="general", min=1 if platform.cloud == "kind" else 2, max=1 if platform.cloud == "kind" else 6),
+    )
     seen: set[str] = set()
     resolved = []
     for index, pool in enumerate(pools):
@@ -252,9 +288,14 @@ def _validate_platform(platform: Platform) -> Platform:
         if pool.min > pool.max:
             raise ConfigError(f"{pool_path}.min", f"{pool.min}, above max {pool.max}", "min <= max")
         if pool.gpu and platform.cloud == "kind":
-            raise ConfigError(f"{pool_path}.gpu", f"{pool.gpu} GPU(s) with cloud kind",
-                              "gpu: 0 on kind (kind nodes are containers without GPUs); use aws, gcp or azure")
-        resolved.append(dataclasses.replace(pool, machine_type=pool.machine_type or DEFAULT_MACHINE_TYPES[platform.cloud]))
+            raise ConfigError(
+                f"{pool_path}.gpu",
+                f"{pool.gpu} GPU(s) with cloud kind",
+                "gpu: 0 on kind (kind nodes are containers without GPUs); use aws, gcp or azure",
+            )
+        resolved.append(
+            dataclasses.replace(pool, machine_type=pool.machine_type or DEFAULT_MACHINE_TYPES[platform.cloud])
+        )
     return dataclasses.replace(platform, node_pools=tuple(resolved))
 
 
@@ -263,16 +304,22 @@ def _validate_endpoint(endpoint: Endpoint, path: str, tier: str) -> Endpoint:
     strategy_path = f"{path}.strategy"
     if endpoint.strategy is None:
         if only is None:
-            raise ConfigError(strategy_path, "nothing", "a strategy (required when the endpoint has more than "
-                              "one version): " + ", ".join(_strategy_names()))
+            raise ConfigError(
+                strategy_path,
+                "nothing",
+                "a strategy (required when the endpoint has more than one version): " + ", ".join(_strategy_names()),
+            )
         strategy: Strategy = parse_strategy({"type": "rolling"}, strategy_path)
     else:
         strategy = endpoint.strategy
     strategy = with_default_version(strategy, only, strategy_path)
     for role, version in strategy.versions_named().items():
         if version not in endpoint.versions:
-            raise ConfigError(f"{strategy_path}.{role}", describe(version),
-                              "a version defined under versions: " + ", ".join(endpoint.versions))
+            raise ConfigError(
+                f"{strategy_path}.{role}",
+                describe(version),
+                "a version defined under versions: " + ", ".join(endpoint.versions),
+            )
     if hasattr(strategy, "validate"):
         strategy.validate(strategy_path)
     check_backend(strategy, endpoint.backend, strategy_path, f"{path}.backend")

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from turnout.config import DrTarget, Platform, key_path
-from turnout.errors import NotSupportedYet
+from turnout.errors import NotSupportedError
 from turnout.units import format_duration
 
 
 def assess(target: DrTarget | None, platform: Platform) -> dict[str, Any]:
     """The `dr.json` document for a stack."""
     if target is not None:
-        raise NotSupportedYet(
+        raise NotSupportedError(
             key_path("dr"),
             f"a target (rpo {format_duration(target.rpo)}, rto {format_duration(target.rto)})",
             "no turnout:dr key: DR tiers derived from RPO/RTO are not built by this version",

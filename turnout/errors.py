@@ -18,7 +18,7 @@ class ConfigError(Exception):
         super().__init__(f"{path}: found {found}; allowed: {allowed}")
 
 
-class NotSupportedYet(ConfigError):
+class NotSupportedError(ConfigError):
     """The value is valid for the contract, but this version of turnout cannot build it yet."""
 
     def __init__(self, path: str, found: str, supported: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from turnout.config import NAMESPACE, StackConfig
 from turnout.schema import reference_rows
 from turnout.strategies import BACKEND_STRATEGIES, STRATEGY_TYPES
@@ -28,3 +31,18 @@ def config_reference() -> str:
         lines.append("")
     lines.append(END)
     return "\n".join(lines) + "\n"
+
+
+def update_readme(path: Path) -> bool:
+    """Replace the generated section of `path`; return whether anything changed."""
+    text = path.read_text()
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    updated = text[:start] + config_reference().rstrip("\n") + text[end:]
+    if updated != text:
+        path.write_text(updated)
+    return updated != text
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    print(f"{target}: {'updated' if update_readme(target) else 'already up to date'}")

@@ -92,7 +92,9 @@ def parse_object(cls: type, value: Any, path: str, *, ignore: tuple[str, ...] = 
         sub = f"{path}.{key}"
         if value.get(key) is None:
             if is_required(field):
-                raise ConfigError(sub, "nothing", f"a required value: {describe_type(hints[field.name], field.metadata)}")
+                raise ConfigError(
+                    sub, "nothing", f"a required value: {describe_type(hints[field.name], field.metadata)}"
+                )
             continue
         kwargs[field.name] = parse_value(hints[field.name], value[key], sub, field.metadata)
     return cls(**kwargs)
@@ -119,9 +121,7 @@ def parse_value(tp: Any, value: Any, path: str, meta: typing.Mapping[str, Any]) 
         return value
     if tp is int:
         low, high = meta.get("bounds") or (None, None)
-        if isinstance(value, bool) or not isinstance(value, int) or (
-            low is not None and not low <= value <= high
-        ):
+        if isinstance(value, bool) or not isinstance(value, int) or (low is not None and not low <= value <= high):
             raise ConfigError(path, describe(value), describe_type(tp, meta))
         return value
     if origin is tuple:
@@ -166,13 +166,21 @@ def describe_type(tp: Any, meta: typing.Mapping[str, Any] | None = None) -> str:
         return f"an integer from {bounds[0]} to {bounds[1]}" if bounds else "an integer"
     if origin is tuple:
         least = meta.get("min_items", 0)
-        return f"a list of {describe_type(get_args(tp)[0])}" + (f" (at least {least})" if least else "")
+        return f"a list of {_plural(get_args(tp)[0])}" + (f" (at least {least})" if least else "")
     if origin is dict:
         least = meta.get("min_items", 0)
         return "a mapping of name to " + describe_type(get_args(tp)[1]) + (f" (at least {least})" if least else "")
     if dataclasses.is_dataclass(tp):
         return "a mapping"
     return getattr(tp, "__name__", str(tp))
+
+
+def _plural(tp: Any) -> str:
+    if tp is str:
+        return "strings"
+    if dataclasses.is_dataclass(tp):
+        return "mappings"
+    return describe_type(tp)
 
 
 def _key_list(fields: typing.Mapping[str, Any]) -> str:
@@ -197,7 +205,11 @@ def reference_rows(cls: type, prefix: str) -> list[ReferenceRow]:
         rows.append(ReferenceRow(key, describe_type(tp, field.metadata), _default_text(field), field.metadata["doc"]))
         nested = _nested_config_class(tp)
         if nested is not None:
-            item = ".NAME" if get_origin(_strip_optional(tp)) is dict else ("[]" if get_origin(_strip_optional(tp)) is tuple else "")
+            item = (
+                ".NAME"
+                if get_origin(_strip_optional(tp)) is dict
+                else ("[]" if get_origin(_strip_optional(tp)) is tuple else "")
+            )
             rows.extend(reference_rows(nested, key + item))
     return rows
 
@@ -234,4 +246,6 @@ def _default_text(field: dataclasses.Field) -> str:
         return str(default).lower()
     if isinstance(default, (dict, tuple, list)) and not default:
         return "empty"
+    if dataclasses.is_dataclass(default):
+        return "see its keys"
     return re.sub(r"\s+", " ", str(default))

@@ -52,18 +52,23 @@ class Rolling:
         None,
         default_doc="the endpoint's only version",
     )
-    max_surge: int | str = setting("Extra pods allowed during a rollout.", "25%", parse=parse_int_or_percent,
-                                   allowed='an integer or "N%"')
-    max_unavailable: int | str = setting("Pods allowed to be unavailable during a rollout.", 0,
-                                         parse=parse_int_or_percent, allowed='an integer or "N%"')
+    max_surge: int | str = setting(
+        "Extra pods allowed during a rollout.", "25%", parse=parse_int_or_percent, allowed='an integer or "N%"'
+    )
+    max_unavailable: int | str = setting(
+        "Pods allowed to be unavailable during a rollout.", 0, parse=parse_int_or_percent, allowed='an integer or "N%"'
+    )
 
     def versions_named(self) -> dict[str, str]:
         return {"version": self.version} if self.version else {}
 
     def validate(self, path: str) -> None:
         if self.max_surge in (0, "0%") and self.max_unavailable in (0, "0%"):
-            raise ConfigError(f"{path}.maxSurge", "0 together with maxUnavailable 0",
-                              "a non-zero maxSurge or maxUnavailable, or a rollout could never progress")
+            raise ConfigError(
+                f"{path}.maxSurge",
+                "0 together with maxUnavailable 0",
+                "a non-zero maxSurge or maxUnavailable, or a rollout could never progress",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,8 +76,9 @@ class BlueGreen:
     TYPE: ClassVar[str] = "blue-green"
     active: str = setting("The version that serves all traffic.")
     preview: str = setting("The version reachable only with the preview header.")
-    preview_header: str = setting("Requests with this header set to `true` reach `preview`.",
-                                  "x-turnout-preview", parse=check_header_name)
+    preview_header: str = setting(
+        "Requests with this header set to `true` reach `preview`.", "x-turnout-preview", parse=check_header_name
+    )
 
     def versions_named(self) -> dict[str, str]:
         return {"active": self.active, "preview": self.preview}
@@ -80,23 +86,30 @@ class BlueGreen:
 
 @dataclass(frozen=True, kw_only=True)
 class Sticky:
-    cookie: str = setting("The cookie that pins a user to the version first assigned.", parse=check_cookie_name,
-                          allowed="a cookie name")
+    cookie: str = setting(
+        "The cookie that pins a user to the version first assigned.", parse=check_cookie_name, allowed="a cookie name"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class Progressive:
-    interval: int = setting("Time between analysis steps.", 60, parse=parse_duration, default_doc='"1m"',
-                            allowed="a duration")
+    interval: int = setting(
+        "Time between analysis steps.", 60, parse=parse_duration, default_doc='"1m"', allowed="a duration"
+    )
     threshold: int = setting("Failed checks before Flagger rolls back.", 5, bounds=(1, 50))
-    step_weight: int = setting("Weight added at each healthy step.", 10, parse=_percent(1, 50),
-                               allowed="an integer from 1 to 50")
-    max_weight: int = setting("Highest canary weight before promotion.", 50, parse=_percent(1, 100),
-                              allowed="an integer from 1 to 100")
-    success_rate: int = setting("Lowest request success rate (%) counted as healthy.", 99, parse=_percent(1, 100),
-                                allowed="an integer from 1 to 100")
-    max_latency_ms: int = setting("Highest p99 latency in milliseconds counted as healthy.", 500,
-                                  bounds=(1, 600000))
+    step_weight: int = setting(
+        "Weight added at each healthy step.", 10, parse=_percent(1, 50), allowed="an integer from 1 to 50"
+    )
+    max_weight: int = setting(
+        "Highest canary weight before promotion.", 50, parse=_percent(1, 100), allowed="an integer from 1 to 100"
+    )
+    success_rate: int = setting(
+        "Lowest request success rate (%) counted as healthy.",
+        99,
+        parse=_percent(1, 100),
+        allowed="an integer from 1 to 100",
+    )
+    max_latency_ms: int = setting("Highest p99 latency in milliseconds counted as healthy.", 500, bounds=(1, 600000))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,11 +117,13 @@ class Canary:
     TYPE: ClassVar[str] = "canary"
     stable: str = setting("The version that serves the rest of the traffic.")
     canary: str = setting("The version that receives `weight`% of the traffic.")
-    weight: int = setting("Percentage of requests sent to `canary`.", parse=_percent(1, 100),
-                          allowed="an integer from 1 to 100")
+    weight: int = setting(
+        "Percentage of requests sent to `canary`.", parse=_percent(1, 100), allowed="an integer from 1 to 100"
+    )
     sticky: Sticky | None = setting("Keep each user on the version first assigned, by cookie.", None)
     progressive: Progressive | None = setting(
-        "Let Flagger step the weight up on healthy metrics and roll back on unhealthy ones.", None)
+        "Let Flagger step the weight up on healthy metrics and roll back on unhealthy ones.", None
+    )
 
     def versions_named(self) -> dict[str, str]:
         return {"stable": self.stable, "canary": self.canary}
@@ -120,17 +135,22 @@ class Canary:
 
 @dataclass(frozen=True, kw_only=True)
 class Segment:
-    header: str = setting("The request header that selects the segment.", parse=check_header_name,
-                          allowed="an HTTP header name")
+    header: str = setting(
+        "The request header that selects the segment.", parse=check_header_name, allowed="an HTTP header name"
+    )
     value: str = setting("The header value that puts a request in the segment.")
 
 
 @dataclass(frozen=True, kw_only=True)
 class AbTest:
     TYPE: ClassVar[str] = "ab-test"
-    variants: dict[str, int] = setting("Version to weight; two or more, summing to 100.", keys=_version_key,
-                                       values=_percent(0, 100), min_items=2,
-                                       allowed="a mapping of version to weight 0–100 (at least 2, sum 100)")
+    variants: dict[str, int] = setting(
+        "Version to weight; two or more, summing to 100.",
+        keys=_version_key,
+        values=_percent(0, 100),
+        min_items=2,
+        allowed="a mapping of version to weight 0–100 (at least 2, sum 100)",
+    )
     segment: Segment | None = setting("Only requests in this segment are split; others go to `default`.", None)
     default: str | None = setting("The version for requests outside the segment; required with `segment`.", None)
 
@@ -145,28 +165,41 @@ class AbTest:
         if total != 100:
             raise ConfigError(f"{path}.variants", f"weights summing to {total}", "weights summing to 100")
         if self.segment is not None and self.default is None:
-            raise ConfigError(f"{path}.default", "nothing", "the version for requests outside the segment "
-                              "(required when `segment` is set)")
+            raise ConfigError(
+                f"{path}.default",
+                "nothing",
+                "the version for requests outside the segment (required when `segment` is set)",
+            )
         if self.segment is None and self.default is not None:
-            raise ConfigError(f"{path}.default", describe(self.default),
-                              "no default without a `segment`: every request is split by weight")
+            raise ConfigError(
+                f"{path}.default",
+                describe(self.default),
+                "no default without a `segment`: every request is split by weight",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
 class Shadow:
     TYPE: ClassVar[str] = "shadow"
     primary: str = setting("The version whose responses users get.")
-    shadows: dict[str, int] = setting("Version to the percentage of requests copied to it; responses discarded.",
-                                      keys=_version_key, values=_percent(1, 100), min_items=1,
-                                      allowed="a mapping of version to percent 1–100 (at least 1)")
+    shadows: dict[str, int] = setting(
+        "Version to the percentage of requests copied to it; responses discarded.",
+        keys=_version_key,
+        values=_percent(1, 100),
+        min_items=1,
+        allowed="a mapping of version to percent 1–100 (at least 1)",
+    )
 
     def versions_named(self) -> dict[str, str]:
         return {"primary": self.primary, **{f"shadows.{version}": version for version in self.shadows}}
 
     def validate(self, path: str) -> None:
         if self.primary in self.shadows:
-            raise ConfigError(f"{path}.shadows.{self.primary}", "the primary version",
-                              "versions other than `primary`: a shadow never serves users")
+            raise ConfigError(
+                f"{path}.shadows.{self.primary}",
+                "the primary version",
+                "versions other than `primary`: a shadow never serves users",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,8 +207,9 @@ class DarkLaunch:
     TYPE: ClassVar[str] = "dark-launch"
     live: str = setting("The version that serves all traffic.")
     dark: str = setting("The version reachable only with the header.")
-    header: str = setting("Requests with this header set to `true` reach `dark`.", "x-turnout-dark",
-                          parse=check_header_name)
+    header: str = setting(
+        "Requests with this header set to `true` reach `dark`.", "x-turnout-dark", parse=check_header_name
+    )
 
     def versions_named(self) -> dict[str, str]:
         return {"live": self.live, "dark": self.dark}
@@ -195,10 +229,17 @@ def _variant_key(key: str, path: str) -> str:
 @dataclass(frozen=True, kw_only=True)
 class FeatureFlag:
     TYPE: ClassVar[str] = "feature-flag"
-    flag: str = setting("The OpenFeature flag callers evaluate.", parse=lambda v, p: check_dns_label(v, p, "flag name"),
-                        allowed="a flag name (lowercase letters, digits, '-')")
-    variants: dict[str, str] = setting("Flag variant to the version that serves it.", keys=_variant_key,
-                                       min_items=1, allowed="a mapping of variant name to version (at least 1)")
+    flag: str = setting(
+        "The OpenFeature flag callers evaluate.",
+        parse=lambda v, p: check_dns_label(v, p, "flag name"),
+        allowed="a flag name (lowercase letters, digits, '-')",
+    )
+    variants: dict[str, str] = setting(
+        "Flag variant to the version that serves it.",
+        keys=_variant_key,
+        min_items=1,
+        allowed="a mapping of variant name to version (at least 1)",
+    )
     default_variant: str = setting("The variant for requests without the x-turnout-variant header.")
 
     def versions_named(self) -> dict[str, str]:
@@ -206,8 +247,11 @@ class FeatureFlag:
 
     def validate(self, path: str) -> None:
         if self.default_variant not in self.variants:
-            raise ConfigError(f"{path}.defaultVariant", describe(self.default_variant),
-                              "one of the variants: " + ", ".join(self.variants))
+            raise ConfigError(
+                f"{path}.defaultVariant",
+                describe(self.default_variant),
+                "one of the variants: " + ", ".join(self.variants),
+            )
 
 
 Strategy = Recreate | Rolling | BlueGreen | Canary | AbTest | Shadow | DarkLaunch | FeatureFlag
@@ -238,8 +282,11 @@ def with_default_version(strategy: Strategy, only_version: str | None, path: str
     """`recreate` and `rolling` may omit `version` when the endpoint has exactly one."""
     if isinstance(strategy, (Recreate, Rolling)) and strategy.version is None:
         if only_version is None:
-            raise ConfigError(f"{path}.version", "nothing", "the version to run (required when the endpoint "
-                              "has more than one version)")
+            raise ConfigError(
+                f"{path}.version",
+                "nothing",
+                "the version to run (required when the endpoint has more than one version)",
+            )
         return dataclasses.replace(strategy, version=only_version)
     return strategy
 
@@ -247,11 +294,20 @@ def with_default_version(strategy: Strategy, only_version: str | None, path: str
 def check_backend(strategy: Strategy, backend: str, path: str, backend_path: str) -> None:
     if strategy.TYPE not in BACKEND_STRATEGIES[backend]:
         supported = ", ".join(sorted(BACKEND_STRATEGIES[backend]))
-        raise ConfigError(f"{path}.type", f"{strategy.TYPE!r} with backend {backend!r} ({backend_path})",
-                          f"with backend {backend}: {supported}; use backend istio for {strategy.TYPE}")
+        raise ConfigError(
+            f"{path}.type",
+            f"{strategy.TYPE!r} with backend {backend!r} ({backend_path})",
+            f"with backend {backend}: {supported}; use backend istio for {strategy.TYPE}",
+        )
     if backend == "knative" and isinstance(strategy, Canary) and strategy.sticky is not None:
-        raise ConfigError(f"{path}.sticky", "a sticky canary with backend 'knative'",
-                          "sticky canaries with backend istio only (Knative has no cookie routing)")
+        raise ConfigError(
+            f"{path}.sticky",
+            "a sticky canary with backend 'knative'",
+            "sticky canaries with backend istio only (Knative has no cookie routing)",
+        )
     if backend == "knative" and isinstance(strategy, AbTest) and strategy.segment is not None:
-        raise ConfigError(f"{path}.segment", "a header segment with backend 'knative'",
-                          "header segments with backend istio only (Knative routes by weight and tag)")
+        raise ConfigError(
+            f"{path}.segment",
+            "a header segment with backend 'knative'",
+            "header segments with backend istio only (Knative routes by weight and tag)",
+        )

@@ -7,10 +7,20 @@ import pulumi
 from components.cluster import ClusterArgs
 from components.cluster.kind import KindCluster
 from turnout.config import Platform, key_path
-from turnout.errors import NotSupportedYet
+from turnout.errors import NotSupportedError
 from turnout.naming import cluster_name
 
 CLUSTER_COMPONENTS = {"kind": KindCluster}
+
+
+def check_cloud(platform: Platform) -> type:
+    """The cluster component for the configured cloud, or NotSupportedError naming the key."""
+    component = CLUSTER_COMPONENTS.get(platform.cloud)
+    if component is None:
+        raise NotSupportedError(
+            key_path("platform.cloud"), repr(platform.cloud), "cloud " + ", ".join(CLUSTER_COMPONENTS)
+        )
+    return component
 
 
 class Fleet(pulumi.ComponentResource):
@@ -18,9 +28,7 @@ class Fleet(pulumi.ComponentResource):
 
     def __init__(self, name: str, platform: Platform, stack: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:cluster:Fleet", name, None, opts)
-        component = CLUSTER_COMPONENTS.get(platform.cloud)
-        if component is None:
-            raise NotSupportedYet(key_path("platform.cloud"), f"{platform.cloud!r}", "cloud " + ", ".join(CLUSTER_COMPONENTS))
+        component = check_cloud(platform)
         self.platform = platform
         self.clusters = []
         for region in platform.regions:
@@ -38,7 +46,11 @@ class Fleet(pulumi.ComponentResource):
     def describe(self) -> list[dict]:
         """What the plan's summary draws: each cluster with its cloud, region and version."""
         return [
-            {"name": c.name, "cloud": self.platform.cloud, "region": c.region,
-             "kubernetesVersion": self.platform.kubernetes_version}
+            {
+                "name": c.name,
+                "cloud": self.platform.cloud,
+                "region": c.region,
+                "kubernetesVersion": self.platform.kubernetes_version,
+            }
             for c in self.clusters
         ]

@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 
 from components.endpoint.workload import ModelWorkload, ModelWorkloadArgs
 from turnout.config import Endpoint, key_path
-from turnout.errors import NotSupportedYet
+from turnout.errors import NotSupportedError
 from turnout.naming import child, labels
 from turnout.strategies import Recreate, Rolling, Strategy
 from turnout.traffic import TrafficPlan, traffic_plan
@@ -33,9 +33,9 @@ def update_strategy(strategy: Strategy) -> dict:
 def check_renderable(name: str, endpoint: Endpoint) -> None:
     path = key_path(f"endpoints.{name}")
     if endpoint.backend not in RENDERED_BACKENDS:
-        raise NotSupportedYet(f"{path}.backend", repr(endpoint.backend), "backend " + ", ".join(RENDERED_BACKENDS))
+        raise NotSupportedError(f"{path}.backend", repr(endpoint.backend), "backend " + ", ".join(RENDERED_BACKENDS))
     if not isinstance(endpoint.strategy, RENDERED_STRATEGIES):
-        raise NotSupportedYet(
+        raise NotSupportedError(
             f"{path}.strategy.type",
             repr(endpoint.strategy.TYPE),
             "strategy " + ", ".join(s.TYPE for s in RENDERED_STRATEGIES) + " (the others plan traffic but do "
@@ -94,8 +94,11 @@ class ModelEndpoint(pulumi.ComponentResource):
         # recreate and rolling run one version, so selecting the endpoint selects exactly it.
         k8s.core.v1.Service(
             child(name, "svc"),
-            metadata={"name": args.endpoint_name, "namespace": namespace.metadata["name"],
-                      "labels": labels(args.endpoint_name, None, args.tier)},
+            metadata={
+                "name": args.endpoint_name,
+                "namespace": namespace.metadata["name"],
+                "labels": labels(args.endpoint_name, None, args.tier),
+            },
             spec={
                 "type": "ClusterIP",
                 "selector": {"app.kubernetes.io/name": args.endpoint_name},

@@ -130,7 +130,10 @@ class ModelWorkload(pulumi.ComponentResource):
                     "minReplicas": replicas.min,
                     "maxReplicas": replicas.max,
                     "metrics": [
-                        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+                        {
+                            "type": "Resource",
+                            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                        }
                     ],
                 },
                 opts=mine,

@@ -10,7 +10,6 @@ import base64
 import copy
 import hashlib
 import re
-from typing import Any
 
 import pulumi
 
@@ -69,7 +68,9 @@ def _kubernetes_outputs(type_: str, name: str, inputs: dict) -> dict:
     kind = state.get("kind")
     if kind not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
         metadata.setdefault("namespace", "default")
-    metadata["uid"] = "{}-{}-{}-{}-{}".format(*(stable_hash(type_, name, str(i), length=n) for i, n in enumerate((8, 4, 4, 4, 12))))
+    metadata["uid"] = "{}-{}-{}-{}-{}".format(
+        *(stable_hash(type_, name, str(i), length=n) for i, n in enumerate((8, 4, 4, 4, 12)))
+    )
     metadata["resourceVersion"] = "1"
     if kind == "Service":
         spec = state.setdefault("spec", {})

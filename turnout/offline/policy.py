@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -74,33 +75,47 @@ def evaluate(records: list[ResourceRecord], policies_dir: Path, config: dict | N
     """Every violation the pack reports for `records`, in a stable order."""
     rules = load_rules(policies_dir)
     default_level = getattr(rules, "DEFAULT_ENFORCEMENT", EnforcementLevel.ADVISORY)
-    config = config or {}
-    violations: list[Violation] = []
     resources = [r for r in records if r.custom]
+    violations: list[Violation] = []
     for policy in rules.POLICIES:
         level = _level(policy, default_level)
         if level == EnforcementLevel.DISABLED:
             continue
-
-        def report(message: str, urn: str | None = None, *, _policy=policy, _level=level, _default_urn="") -> None:
-            text = policy_message(_policy.description, message)
-            violations.append(Violation(_policy.name, _level.value, urn or _default_urn, text))
-
-        policy_config = config.get(policy.name, {})
+        policy_config = (config or {}).get(policy.name, {})
         if isinstance(policy, ResourceValidationPolicy):
             for record in resources:
-                props = unknown_checking_proxy(deserialize_properties(record.raw_inputs))
-                args = ResourceValidationArgs(record.type, props, record.urn, record.name, _options(record), None,
-                                              policy_config)
-                _guarded(lambda args=args, urn=record.urn: policy.validate(
-                    args, lambda message, u=None, urn=urn: report(message, u or urn)))
+                violations += _check_resource(policy, level, record, policy_config)
         elif isinstance(policy, StackValidationPolicy):
-            stack_resources = [
-                PolicyResource(r.type, deserialize_properties(r.raw_outputs), r.urn, r.name, _options(r), None, None, [], {})
-                for r in resources
-            ]
-            _guarded(lambda: policy.validate(StackValidationArgs(stack_resources, policy_config), report))
+            violations += _check_stack(policy, level, resources, policy_config)
     return sorted(violations, key=lambda v: (v.level != "mandatory", v.policy, v.urn, v.message))
+
+
+def _check_resource(policy, level: EnforcementLevel, record: ResourceRecord, config: dict) -> list[Violation]:
+    found: list[Violation] = []
+
+    def report(message: str, urn: str | None = None) -> None:
+        found.append(
+            Violation(policy.name, level.value, urn or record.urn, policy_message(policy.description, message))
+        )
+
+    props = unknown_checking_proxy(deserialize_properties(record.raw_inputs))
+    args = ResourceValidationArgs(record.type, props, record.urn, record.name, _options(record), None, config)
+    _guarded(lambda: policy.validate(args, report))
+    return found
+
+
+def _check_stack(policy, level: EnforcementLevel, resources: list[ResourceRecord], config: dict) -> list[Violation]:
+    found: list[Violation] = []
+
+    def report(message: str, urn: str | None = None) -> None:
+        found.append(Violation(policy.name, level.value, urn or "", policy_message(policy.description, message)))
+
+    stack = [
+        PolicyResource(r.type, deserialize_properties(r.raw_outputs), r.urn, r.name, _options(r), None, None, [], {})
+        for r in resources
+    ]
+    _guarded(lambda: policy.validate(StackValidationArgs(stack, config), report))
+    return found
 
 
 def policy_message(description: str, message: str) -> str:
@@ -109,12 +124,10 @@ def policy_message(description: str, message: str) -> str:
 
 
 def _guarded(call) -> None:
-    try:
+    # The engine records both as "not evaluated" rather than as violations.
+    with contextlib.suppress(UnknownValueError, _NotApplicableError):
         _run(call())
-    except (UnknownValueError, _NotApplicableError):
-        pass  # the engine records both as "not evaluated" rather than as violations
 
 
 def pack_policy_names(policies_dir: Path) -> list[str]:
     return [p.name for p in load_rules(policies_dir).POLICIES]
-

@@ -66,7 +66,9 @@ def write_plan(plan: StackPlan, out_dir: Path) -> Path:
     for manifest in plan.manifests:
         folder = target / "manifests" / manifest.cluster
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / manifest.filename).write_text(yaml.safe_dump(manifest.body, sort_keys=False, default_flow_style=False))
+        (folder / manifest.filename).write_text(
+            yaml.safe_dump(manifest.body, sort_keys=False, default_flow_style=False)
+        )
     (target / "summary.md").write_text(summary(plan))
     return target
 
@@ -122,7 +124,9 @@ def _traffic_tables(plan: StackPlan) -> list[str]:
         for index, route in enumerate(endpoint["routes"], start=1):
             served = ", ".join(f"`{d['version']}` {d['weight']}%" for d in route["to"])
             mirrored = ", ".join(f"`{m['version']}` {m['percent']}%" for m in route.get("mirror") or []) or "—"
-            lines.append(f"| {index} | {describe_match(route['match'], len(endpoint['routes']) == 1)} | {served} | {mirrored} |")
+            lines.append(
+                f"| {index} | {describe_match(route['match'], len(endpoint['routes']) == 1)} | {served} | {mirrored} |"
+            )
         lines.append("")
     return lines
 
@@ -130,7 +134,9 @@ def _traffic_tables(plan: StackPlan) -> list[str]:
 def _dr_section(dr: dict[str, Any]) -> list[str]:
     target = dr.get("target")
     wanted = (
-        f"RPO {format_duration(target['rpoSeconds'])}, RTO {format_duration(target['rtoSeconds'])}" if target else "none declared"
+        f"RPO {format_duration(target['rpoSeconds'])}, RTO {format_duration(target['rtoSeconds'])}"
+        if target
+        else "none declared"
     )
 
     def estimate(key: str) -> str:
@@ -172,11 +178,15 @@ def _diagram(plan: StackPlan) -> list[str]:
     for region in sorted({c["region"] for c in clusters}):
         lines.append(f'  subgraph {_node_id("region", region)}["region {region}"]')
         for c in (c for c in clusters if c["region"] == region):
-            lines.append(f'    {_node_id("cluster", c["name"])}["{c["name"]}<br/>{c["cloud"]} · k8s {c["kubernetesVersion"]}"]')
+            lines.append(
+                f'    {_node_id("cluster", c["name"])}["{c["name"]}<br/>{c["cloud"]} · k8s {c["kubernetesVersion"]}"]'
+            )
         lines.append("  end")
     for endpoint in plan.traffic.get("endpoints", []):
         ep = _node_id("endpoint", endpoint["cluster"], endpoint["name"])
-        lines.append(f'  {_node_id("cluster", endpoint["cluster"])} --> {ep}(["{endpoint["name"]}<br/>{endpoint["strategy"]}"])')
+        lines.append(
+            f'  {_node_id("cluster", endpoint["cluster"])} --> {ep}(["{endpoint["name"]}<br/>{endpoint["strategy"]}"])'
+        )
         for route in endpoint["routes"]:
             when = "" if route["match"] is None else describe_match(route["match"]).replace("`", "") + ": "
             for d in route["to"]:

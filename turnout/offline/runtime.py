@@ -6,6 +6,7 @@ import logging
 import runpy
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,13 +154,35 @@ def run_program(
 
     Exceptions raised by the program (a ConfigError, say) propagate unchanged.
     """
-    sdk.check_sdk()
-    monitor = RecordingMonitor(OfflineMocks())
-    _fresh_runtime(monitor, project, stack, project_dir, logger or logging.getLogger("turnout.plan"))
-    runtime_config.set_all_config(dict(config), list(secret_keys))
     program = project_dir / main / "__main__.py"
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
-    _sync_await(run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__")))
+    return run_function(
+        lambda: runpy.run_path(str(program), run_name="__main__"),
+        project=project,
+        stack=stack,
+        config=config,
+        secret_keys=secret_keys,
+        root=project_dir,
+        logger=logger,
+    )
+
+
+def run_function(
+    program: Callable[[], Any],
+    *,
+    project: str = "turnout",
+    stack: str = "test",
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    root: Path | None = None,
+    logger: logging.Logger | None = None,
+) -> ProgramRun:
+    """Run `program` (any code that creates resources) as a Pulumi program on a fresh mock runtime."""
+    sdk.check_sdk()
+    monitor = RecordingMonitor(OfflineMocks())
+    _fresh_runtime(monitor, project, stack, root or Path.cwd(), logger or logging.getLogger("turnout.plan"))
+    runtime_config.set_all_config(dict(config or {}), list(secret_keys or []))
+    _sync_await(run_in_stack(program))
     records = sorted(monitor.records.values(), key=lambda r: r.urn)
     return ProgramRun(records=records, stack_outputs=monitor.stack_outputs)

@@ -23,12 +23,12 @@ ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 
-class SdkIncompatible(RuntimeError):
+class SdkIncompatibleError(RuntimeError):
     """The installed Pulumi SDK no longer provides an internal the offline planner needs."""
 
 
 def check_sdk() -> None:
-    """Raise `SdkIncompatible` naming the first internal that is missing or changed."""
+    """Raise `SdkIncompatibleError` naming the first internal that is missing or changed."""
     from pulumi.runtime import config, mocks, rpc, settings, stack, sync_await
 
     problems = []
@@ -37,10 +37,14 @@ def check_sdk() -> None:
         if not condition:
             problems.append(what)
 
-    need(hasattr(mocks, "MockMonitor") and hasattr(mocks.MockMonitor, "RegisterResource"),
-         "pulumi.runtime.mocks.MockMonitor.RegisterResource (recording registrations)")
+    need(
+        hasattr(mocks, "MockMonitor") and hasattr(mocks.MockMonitor, "RegisterResource"),
+        "pulumi.runtime.mocks.MockMonitor.RegisterResource (recording registrations)",
+    )
     need(hasattr(mocks.MockMonitor, "RegisterResourceOutputs"), "MockMonitor.RegisterResourceOutputs (stack outputs)")
-    need(hasattr(mocks, "MockSettings") and hasattr(mocks, "MockEngine"), "pulumi.runtime.mocks.MockSettings/MockEngine")
+    need(
+        hasattr(mocks, "MockSettings") and hasattr(mocks, "MockEngine"), "pulumi.runtime.mocks.MockSettings/MockEngine"
+    )
     need(callable(getattr(settings, "configure", None)), "pulumi.runtime.settings.configure (fresh state per stack)")
     need(callable(getattr(settings, "set_root_resource", None)), "pulumi.runtime.settings.set_root_resource")
     need(inspect.iscoroutinefunction(getattr(stack, "run_in_stack", None)), "pulumi.runtime.stack.run_in_stack")
@@ -60,7 +64,7 @@ def check_sdk() -> None:
     for attr in settings_attrs:
         need(hasattr(settings.SETTINGS, attr), f"pulumi.runtime.settings.SETTINGS.{attr} (state reset per stack)")
     if problems:
-        raise SdkIncompatible(
+        raise SdkIncompatibleError(
             f"the installed Pulumi SDK (pulumi {version('pulumi')}) changed internals that `turnout plan` uses: "
             + "; ".join(problems)
             + f". turnout is tested with pulumi {TESTED_SDK['pulumi']}.x: reinstall the pinned versions "

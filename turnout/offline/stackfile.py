@@ -63,7 +63,9 @@ def read_stack(project: Project, stack: str) -> StackSettings:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path.name}{where}", "text that is not valid YAML", "a YAML document with a `config:` mapping") from None
+        raise ConfigError(
+            f"{path.name}{where}", "text that is not valid YAML", "a YAML document with a `config:` mapping"
+        ) from None
     if not isinstance(document, dict):
         raise ConfigError(path.name, "a document that is not a mapping", "a YAML mapping with a `config:` key")
     raw = document.get("config") or {}

@@ -1,0 +1,50 @@
+# turnout: `make plan` and `make test` work on a fresh clone with only Python 3.11+ installed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+STACK ?= local
+
+.PHONY: plan plan-all test lint format reference up down check-tools bench clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(INSTALLED)
+
+plan: $(INSTALLED)  ## plan the local stack offline into build/plan/local
+	$(BIN)/turnout plan $(STACK)
+
+plan-all: $(INSTALLED)
+	$(BIN)/turnout plan --all
+
+test: $(INSTALLED)  ## the whole test suite (what CI runs)
+	$(BIN)/python -m pytest
+
+lint: $(INSTALLED)
+	$(BIN)/python -m ruff check .
+
+format: $(INSTALLED)
+	$(BIN)/python -m ruff format .
+
+reference: $(INSTALLED)  ## regenerate the README's config reference from the typed config
+	$(BIN)/python -m turnout.reference README.md
+
+bench: $(INSTALLED)
+	$(BIN)/python benchmarks/plan_speed.py
+
+check-tools:
+	@scripts/check-tools
+
+up: $(INSTALLED) check-tools  ## create the local environment for real: kind cluster + sample endpoint
+	docker build -t turnout-model-echo:0.1.0 apps/model-echo
+	$(BIN)/turnout plan $(STACK)
+	pulumi stack select --create $(STACK)
+	pulumi up --stack $(STACK) --policy-pack policies
+
+down: check-tools
+	pulumi destroy --stack $(STACK)
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache .hypothesis

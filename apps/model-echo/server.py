@@ -1,0 +1,71 @@
+"""model-echo: the sample model server of the `local` environment.
+
+Like Knative's helloworld-go, it answers with the version it was deployed as, read from the
+TARGET environment variable, so routing between versions is visible with curl:
+
+    GET  /          -> "Hello v1!"
+    POST /predict   -> {"version": "v1", "input": <the JSON body>}
+    GET  /healthz   -> "ok" (readiness and liveness probes)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MAX_BODY = 1 << 20
+
+
+class ModelHandler(BaseHTTPRequestHandler):
+    server_version = "model-echo/0.1.0"
+
+    @property
+    def target(self) -> str:
+        return os.environ.get("TARGET", "World")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Model-Version", self.target)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path == "/healthz":
+            self._send(200, b"ok\n", "text/plain")
+        elif self.path == "/":
+            self._send(200, f"Hello {self.target}!\n".encode(), "text/plain")
+        else:
+            self._send(404, b"not found\n", "text/plain")
+
+    def do_POST(self) -> None:  # noqa: N802
+        if self.path != "/predict":
+            self._send(404, b"not found\n", "text/plain")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._send(413, b"request too large\n", "text/plain")
+            return
+        try:
+            payload = json.loads(self.rfile.read(length) or b"null")
+        except json.JSONDecodeError:
+            self._send(400, b'{"error": "body is not JSON"}\n', "application/json")
+            return
+        body = json.dumps({"version": self.target, "input": payload}).encode() + b"\n"
+        self._send(200, body, "application/json")
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002
+        sys.stderr.write(f"model-echo {self.target}: {format % args}\n")
+
+
+def serve(port: int) -> ThreadingHTTPServer:
+    return ThreadingHTTPServer(("0.0.0.0", port), ModelHandler)
+
+
+if __name__ == "__main__":
+    server = serve(int(os.environ.get("PORT", "8080")))
+    print(f"model-echo {os.environ.get('TARGET', 'World')} listening on :{server.server_port}", file=sys.stderr)
+    server.serve_forever()

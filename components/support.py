@@ -1,0 +1,26 @@
+"""What this version of turnout can build, checked before the program creates anything.
+
+The contract's config accepts more than the components build so far; a stack that asks for a
+feature not built yet fails here, naming the key, instead of half-way through `pulumi up`.
+"""
+
+from __future__ import annotations
+
+from components.cluster.fleet import check_cloud
+from components.endpoint.model_endpoint import check_renderable
+from turnout.config import StackConfig, key_path
+from turnout.dr import assess
+from turnout.errors import NotSupportedError
+
+
+def check_buildable(config: StackConfig) -> None:
+    check_cloud(config.platform)
+    if config.cache is not None:
+        raise NotSupportedError(
+            key_path("cache"),
+            f"engine {config.cache.engine!r}",
+            "no turnout:cache key: caches are not built by this version",
+        )
+    assess(config.dr, config.platform)
+    for name, endpoint in config.endpoints.items():
+        check_renderable(name, endpoint)
