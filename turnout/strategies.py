@@ -273,7 +273,7 @@ def parse_strategy(value: Any, path: str) -> Strategy:
     if not isinstance(value, dict):
         raise ConfigError(path, describe(value), f"a mapping with `type` (one of {known}) and its fields")
     kind = value.get("type")
-    if kind not in STRATEGY_TYPES:
+    if not isinstance(kind, str) or kind not in STRATEGY_TYPES:
         raise ConfigError(f"{path}.type", describe(kind), f"one of {known}")
     return parse_object(STRATEGY_TYPES[kind], value, path, ignore=("type",))
 

@@ -1,0 +1,67 @@
+"""Shared fixtures: the repository, sample configs, and a runner for components under mocks."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from turnout.config import StackConfig, load_stack_config
+
+REPO = Path(__file__).resolve().parent.parent
+CRDS = REPO / "tests" / "crds"
+
+
+def sample_config() -> dict:
+    """A valid stack config as decoded YAML: the contract's example reduced to kind."""
+    return {
+        "tier": "dev",
+        "platform": {"cloud": "kind", "regions": ["local"]},
+        "endpoints": {
+            "fraud-score": {
+                "port": 8080,
+                "versions": {
+                    "v1": {"image": "ghcr.io/acme/fraud-score:1.4.2", "replicas": {"min": 2, "max": 10}},
+                    "v2": {"image": "ghcr.io/acme/fraud-score:1.5.0"},
+                },
+                "strategy": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 10},
+            }
+        },
+    }
+
+
+def as_cli(config: dict) -> dict[str, str]:
+    """Encode like the Pulumi CLI: strings stay, structured values become JSON."""
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+
+
+def load(config: dict) -> StackConfig:
+    return load_stack_config(as_cli(config))
+
+
+@pytest.fixture
+def config() -> dict:
+    return copy.deepcopy(sample_config())
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project's Pulumi files (program, components, policies, environments) to edit freely."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(REPO / "Pulumi.yaml", root)
+    for folder in ("stacks", "policies", "environments"):
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def write_stack(project: Path, stack: str, config: dict) -> Path:
+    """Write environments/Pulumi.<stack>.yaml with `turnout:` keys from a decoded config."""
+    import yaml
+
+    path = project / "environments" / f"Pulumi.{stack}.yaml"
+    path.write_text(yaml.safe_dump({"config": {f"turnout:{k}": v for k, v in config.items()}}, sort_keys=False))
+    return path
