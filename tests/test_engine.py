@@ -1,0 +1,258 @@
+"""`turnout plan` end to end: outputs, exit statuses, messages, several stacks, determinism."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, write_stack
+from turnout.cli import main
+
+SIX_OUTPUTS = ("inventory.json", "manifests", "traffic.json", "dr.json", "policy.json", "summary.md")
+
+
+def plan(capsys, *args: str) -> tuple[int, str]:
+    status = main(["plan", *args])
+    return status, capsys.readouterr().err
+
+
+def test_local_plan_writes_all_six_outputs(tmp_path, capsys):
+    status, err = plan(capsys, "local", "--project", str(REPO), "--out", str(tmp_path))
+    assert status == 0, err
+    folder = tmp_path / "local"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(SIX_OUTPUTS)
+
+    inventory = json.loads((folder / "inventory.json").read_text())
+    assert inventory["stack"] == "local"
+    types = [r["type"] for r in inventory["resources"]]
+    assert {"turnout:cluster:KindCluster", "pulumi:providers:kubernetes", "kubernetes:apps/v1:Deployment"} <= set(types)
+    assert all(set(r) == {"urn", "type", "name", "parent", "inputs"} for r in inventory["resources"])
+    by_name = {r["name"]: r for r in inventory["resources"]}
+    assert by_name["local-echo-v1-deployment"]["parent"] == by_name["local-echo-v1"]["urn"]
+    assert by_name["local-k8s"]["inputs"]["kubeconfig"] == "[secret]"
+    assert inventory["outputs"]["kubeconfigs"] == {"local": "[secret]"}
+
+    traffic = json.loads((folder / "traffic.json").read_text())
+    assert traffic == {
+        "endpoints": [
+            {
+                "name": "echo",
+                "cluster": "local",
+                "backend": "istio",
+                "strategy": "rolling",
+                "routes": [{"match": None, "to": [{"version": "v1", "weight": 100}], "mirror": []}],
+            }
+        ]
+    }
+    dr = json.loads((folder / "dr.json").read_text())
+    assert dr["target"] is None and dr["tier"] == "none" and dr["meets"] is True and dr["regions"] == ["local"]
+    assert set(dr) == {"target", "tier", "regions", "estimatedRpoSeconds", "estimatedRtoSeconds", "meets", "reasons"}
+    assert json.loads((folder / "policy.json").read_text()) == {"violations": []}
+
+    summary = (folder / "summary.md").read_text()
+    for needle in ("```mermaid", "## Resources by type", "## Traffic", "## Disaster recovery", "## Policy"):
+        assert needle in summary
+    assert "[1/1] local: 14 resources" in err
+
+
+def test_manifests_are_kubectl_ready_documents(tmp_path, capsys):
+    status, _ = plan(capsys, "local", "--project", str(REPO), "--out", str(tmp_path))
+    assert status == 0
+    files = sorted((tmp_path / "local" / "manifests" / "local").glob("*.yaml"))
+    kinds = [yaml.safe_load(f.read_text())["kind"] for f in files]
+    assert kinds == ["Namespace", "ServiceAccount", "Service", "Deployment", "HorizontalPodAutoscaler"]
+    deployment = yaml.safe_load(files[3].read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["ports"][0]["containerPort"] == 8080 and isinstance(container["ports"][0]["containerPort"], int)
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_no_secret_value_reaches_disk(tmp_path, capsys):
+    plan(capsys, "local", "--project", str(REPO), "--out", str(tmp_path))
+    for path in (tmp_path / "local").rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert "certificate-authority-data" not in text and "client-key-data" not in text, path
+
+
+def test_plans_are_deterministic(tmp_path, capsys):
+    first, second = tmp_path / "a", tmp_path / "b"
+    plan(capsys, "local", "--project", str(REPO), "--out", str(first))
+    plan(capsys, "local", "--project", str(REPO), "--out", str(second))
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    for relative in files:
+        assert (first / relative).read_text() == (second / relative).read_text(), relative
+
+
+def test_invalid_stack_file_exits_2_naming_the_key(project, tmp_path, capsys):
+    config = yaml.safe_load((project / "environments" / "Pulumi.local.yaml").read_text())["config"]
+    config["turnout:endpoints"]["echo"]["strategy"]["maxSurge"] = "lots"
+    (project / "environments" / "Pulumi.local.yaml").write_text(yaml.safe_dump({"config": config}))
+    status, err = plan(capsys, "--project", str(project), "--out", str(tmp_path))
+    assert status == 2
+    assert "stack 'local'" in err and "turnout:endpoints.echo.strategy.maxSurge: found the string 'lots'" in err
+    assert "Traceback" not in err
+
+
+def test_yaml_syntax_error_exits_2_with_line(project, tmp_path, capsys):
+    (project / "environments" / "Pulumi.local.yaml").write_text("config:\n  turnout:tier: [dev\n")
+    status, err = plan(capsys, "--project", str(project), "--out", str(tmp_path))
+    assert status == 2 and "Pulumi.local.yaml at line" in err and "Traceback" not in err
+
+
+def test_unknown_stack_exits_2_listing_stacks(capsys):
+    status, err = plan(capsys, "nosuchstack", "--project", str(REPO))
+    assert status == 2
+    assert "no stack 'nosuchstack'" in err and "stacks: local" in err
+
+
+def test_names_and_all_together_is_a_usage_error(capsys):
+    status, err = plan(capsys, "local", "--all", "--project", str(REPO))
+    assert status == 2 and "not both" in err
+
+
+def test_unknown_option_is_status_2(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["plan", "--colour", "blue"])
+    assert caught.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (lambda c: c["platform"].update(cloud="aws", regions=["us-east-1"], loadImages=[]), "turnout:platform.cloud"),
+        (lambda c: c.update(cache={"engine": "redis"}), "turnout:cache"),
+        (lambda c: c.update(dr={"rpo": "30s", "rto": "5m"}), "turnout:dr"),
+        (lambda c: c["endpoints"]["echo"].update(backend="knative"), "turnout:endpoints.echo.backend"),
+        (
+            lambda c: c["endpoints"]["echo"].update(
+                versions={"v1": {"image": "a:1"}, "v2": {"image": "a:2"}},
+                strategy={"type": "canary", "stable": "v1", "canary": "v2", "weight": 10},
+            ),
+            "turnout:endpoints.echo.strategy.type",
+        ),
+    ],
+)
+def test_features_not_built_yet_exit_2_saying_so(project, tmp_path, capsys, change, key):
+    config = {
+        "platform": {"cloud": "kind", "regions": ["local"], "loadImages": ["a:1"]},
+        "endpoints": {"echo": {"versions": {"v1": {"image": "a:1"}}}},
+    }
+    change(config)
+    write_stack(project, "next", config)
+    status, err = plan(capsys, "next", "--project", str(project), "--out", str(tmp_path))
+    assert status == 2, err
+    assert key in err and "not supported by this version of turnout yet" in err
+    assert not (tmp_path / "next").exists(), "nothing is written for a stack that cannot be planned"
+
+
+def test_several_stacks_in_one_run_are_planned_independently(project, tmp_path, capsys):
+    write_stack(
+        project,
+        "second",
+        {
+            "tier": "prod",
+            "platform": {"cloud": "kind", "regions": ["lab"]},
+            "endpoints": {
+                "alpha": {"versions": {"v3": {"image": "a:3"}}},
+                "beta": {"versions": {"v1": {"image": "b:1"}}, "strategy": {"type": "recreate"}},
+            },
+        },
+    )
+    status, err = plan(capsys, "--all", "--project", str(project), "--out", str(tmp_path))
+    assert status == 0, err
+    assert "[1/2] planning local" in err and "[2/2] planning second" in err
+    local = json.loads((tmp_path / "local" / "inventory.json").read_text())
+    second = json.loads((tmp_path / "second" / "inventory.json").read_text())
+    assert all("::turnout::" in r["urn"] and r["urn"].startswith("urn:pulumi:local::") for r in local["resources"])
+    assert all(r["urn"].startswith("urn:pulumi:second::") for r in second["resources"])
+    assert sorted(p.name for p in (tmp_path / "second" / "manifests").iterdir()) == ["second-lab"]
+    second_types = [r["type"] for r in second["resources"]]
+    assert second_types.count("kubernetes:apps/v1:Deployment") == 2
+    assert second_types.count("kubernetes:policy/v1:PodDisruptionBudget") == 2  # prod: 2 replicas by default
+    traffic = json.loads((tmp_path / "second" / "traffic.json").read_text())
+    assert [(e["name"], e["strategy"]) for e in traffic["endpoints"]] == [("alpha", "rolling"), ("beta", "recreate")]
+
+
+VIOLATING_PROGRAM = '''
+import pulumi
+import pulumi_kubernetes as k8s
+
+provider = k8s.Provider("lab", kubeconfig="apiVersion: v1")
+k8s.apiextensions.CustomResource(
+    "scores",
+    api_version="networking.istio.io/v1",
+    kind="VirtualService",
+    metadata={"name": "scores", "namespace": "models"},
+    spec={"hosts": ["scores"], "http": [{"route": [
+        {"destination": {"host": "scores", "subset": "v1"}, "weight": 90},
+        {"destination": {"host": "scores", "subset": "v2"}, "weight": 20},
+    ]}]},
+    opts=pulumi.ResourceOptions(provider=provider),
+)
+'''
+
+
+def test_mandatory_violation_exits_1_and_is_reported(project, tmp_path, capsys):
+    (project / "stacks" / "__main__.py").write_text(VIOLATING_PROGRAM)
+    status, err = plan(capsys, "--project", str(project), "--out", str(tmp_path))
+    assert status == 1
+    assert "MANDATORY traffic-weights-sum-to-100: models/scores: route http[0] weights sum to 110, not 100." in err
+    violations = json.loads((tmp_path / "local" / "policy.json").read_text())["violations"]
+    assert [(v["policy"], v["level"]) for v in violations] == [("traffic-weights-sum-to-100", "mandatory")]
+    assert violations[0]["urn"].endswith("::scores")
+    assert "traffic-weights-sum-to-100" in (tmp_path / "local" / "summary.md").read_text()
+    assert (tmp_path / "local" / "manifests" / "lab").is_dir()
+
+
+def test_a_crash_in_the_program_is_an_internal_error_with_its_traceback(project, tmp_path, capsys):
+    (project / "stacks" / "__main__.py").write_text("raise RuntimeError('component bug')\n")
+    status, err = plan(capsys, "--project", str(project), "--out", str(tmp_path))
+    assert status == 3
+    assert "internal error" in err and "component bug" in err
+
+
+def test_secure_values_are_secrets_and_never_decrypted(project):
+    from turnout.offline.stackfile import OFFLINE_SECRET, find_project, read_stack
+
+    path = project / "environments" / "Pulumi.local.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["aws:accessKey"] = {"secure": "v1:abc:def"}
+    document["config"]["aws:maxRetries"] = 3
+    document["config"]["aws:skipMetadataApiCheck"] = True
+    path.write_text(yaml.safe_dump(document))
+    settings = read_stack(find_project(project), "local")
+    assert settings.secret_keys == ["aws:accessKey"]
+    assert settings.config["aws:accessKey"] == OFFLINE_SECRET
+    assert settings.config["aws:maxRetries"] == "3" and settings.config["aws:skipMetadataApiCheck"] == "true"
+
+
+def test_bare_keys_belong_to_the_project_namespace_and_unknown_ones_are_named(project, tmp_path, capsys):
+    path = project / "environments" / "Pulumi.local.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["colour"] = "blue"
+    path.write_text(yaml.safe_dump(document))
+    status, err = plan(capsys, "--project", str(project), "--out", str(tmp_path))
+    assert status == 2 and "turnout:colour: found an unknown key; allowed: one of turnout:tier" in err
+
+
+def test_make_plan_output_folder_is_replaced_not_merged(project, tmp_path, capsys):
+    stale = tmp_path / "local" / "manifests" / "old-cluster"
+    stale.mkdir(parents=True)
+    plan(capsys, "--project", str(project), "--out", str(tmp_path))
+    assert not stale.exists()
+
+
+def test_copy_of_project_plans_like_the_repository(project, tmp_path, capsys):
+    status, _ = plan(capsys, "--project", str(project), "--out", str(tmp_path / "copy"))
+    plan(capsys, "--project", str(REPO), "--out", str(tmp_path / "repo"))
+    assert status == 0
+    assert (tmp_path / "copy" / "local" / "traffic.json").read_text() == (
+        tmp_path / "repo" / "local" / "traffic.json"
+    ).read_text()
+    shutil.rmtree(tmp_path / "copy")
