@@ -37,14 +37,21 @@ def check_sdk() -> None:
         if not condition:
             problems.append(what)
 
+    monitor = getattr(mocks, "MockMonitor", None)
     need(
-        hasattr(mocks, "MockMonitor") and hasattr(mocks.MockMonitor, "RegisterResource"),
+        inspect.isclass(monitor) and callable(getattr(monitor, "RegisterResource", None)),
         "pulumi.runtime.mocks.MockMonitor.RegisterResource (recording registrations)",
     )
-    need(hasattr(mocks.MockMonitor, "RegisterResourceOutputs"), "MockMonitor.RegisterResourceOutputs (stack outputs)")
     need(
-        hasattr(mocks, "MockSettings") and hasattr(mocks, "MockEngine"), "pulumi.runtime.mocks.MockSettings/MockEngine"
+        inspect.isclass(monitor) and callable(getattr(monitor, "RegisterResourceOutputs", None)),
+        "pulumi.runtime.mocks.MockMonitor.RegisterResourceOutputs (stack outputs)",
     )
+    mock_settings = getattr(mocks, "MockSettings", None)
+    need(
+        inspect.isclass(mock_settings) and issubclass(mock_settings, settings.Settings),
+        "pulumi.runtime.mocks.MockSettings as a Settings subclass",
+    )
+    need(inspect.isclass(getattr(mocks, "MockEngine", None)), "pulumi.runtime.mocks.MockEngine")
     need(callable(getattr(settings, "configure", None)), "pulumi.runtime.settings.configure (fresh state per stack)")
     need(callable(getattr(settings, "set_root_resource", None)), "pulumi.runtime.settings.set_root_resource")
     need(inspect.iscoroutinefunction(getattr(stack, "run_in_stack", None)), "pulumi.runtime.stack.run_in_stack")

@@ -1,0 +1,46 @@
+"""Rendered manifests against an independent validator: kubernetes-validate --strict (1.33 and 1.34)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from turnout.cli import main
+
+
+@pytest.fixture(scope="module")
+def local_manifests(tmp_path_factory) -> list[Path]:
+    out = tmp_path_factory.mktemp("plan")
+    assert main(["plan", "local", "--project", str(REPO), "--out", str(out)]) == 0
+    files = sorted((out / "local" / "manifests").rglob("*.yaml"))
+    assert files
+    return files
+
+
+@pytest.mark.parametrize("kubernetes_version", ["1.33.0", "1.34.0"])
+def test_core_objects_pass_strict_validation(local_manifests, kubernetes_version):
+    for path in local_manifests:
+        for document in yaml.safe_load_all(path.read_text()):
+            kubernetes_validate.validate(document, kubernetes_version, strict=True)
+
+
+def test_the_command_line_validator_agrees(local_manifests):
+    result = subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.34.0", *map(str, local_manifests)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_validator_catches_what_an_api_server_would_prune(local_manifests):
+    """The check can fail: an unknown field in a rendered Deployment is rejected."""
+    document = yaml.safe_load(next(p for p in local_manifests if "deployment" in p.name).read_text())
+    document["spec"]["template"]["spec"]["containers"][0]["gpuCount"] = 1
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(document, "1.34.0", strict=True)
