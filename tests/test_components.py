@@ -167,3 +167,28 @@ def test_endpoint_traffic_entry_comes_from_its_plan():
     endpoint = by_name(run)["lab-scores"]
     assert endpoint.type == "turnout:endpoint:ModelEndpoint"
     assert len([r for r in run.records if r.type.startswith("kubernetes:")]) == 5
+
+
+def test_every_namespaced_object_waits_for_its_namespace():
+    """Kubernetes rejects objects in a namespace that does not exist yet; Pulumi must order them."""
+    config = sample_config()
+    config["endpoints"]["fraud-score"]["strategy"] = {"type": "rolling", "version": "v1"}
+    run = endpoint_run(config, tier="prod")
+    records = {r.urn: r for r in run.records}
+    namespaces = {r.inputs["metadata"]["name"]: r.urn for r in run.records if r.type == "kubernetes:core/v1:Namespace"}
+
+    def closure(urn: str) -> set[str]:
+        seen, todo = set(), [urn]
+        while todo:
+            for dependency in records[todo.pop()].dependencies:
+                if dependency not in seen:
+                    seen.add(dependency)
+                    todo.append(dependency)
+        return seen
+
+    namespaced = [
+        r for r in run.records if r.type.startswith("kubernetes:") and "namespace" in r.inputs.get("metadata", {})
+    ]
+    assert len(namespaced) == 5  # service account, deployment, HPA, PDB, service
+    for record in namespaced:
+        assert namespaces[record.inputs["metadata"]["namespace"]] in closure(record.urn), record.name

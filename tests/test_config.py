@@ -107,7 +107,11 @@ INVALID = [
     (_set("platform.kubernetesVersion", 1.3), "turnout:platform.kubernetesVersion", "quoted"),
     (_set("platform.kubernetesVersion", "latest"), "turnout:platform.kubernetesVersion", '"1.34"'),
     (_set("platform.nodePools", [{"name": "a"}, {"name": "a"}]), "turnout:platform.nodePools[1].name", "not used"),
-    (_set("platform.nodePools", [{"name": "a", "min": 5, "max": 2}]), "turnout:platform.nodePools[0].min", "min <= max"),
+    (
+        _set("platform.nodePools", [{"name": "a", "min": 5, "max": 2}]),
+        "turnout:platform.nodePools[0].min",
+        "min <= max",
+    ),
     (_set("platform.nodePools", [{"name": "gpu", "gpu": 1}]), "turnout:platform.nodePools[0].gpu", "gpu: 0 on kind"),
     (_set("platform.nodePools", [{"name": "a", "size": 3}]), "turnout:platform.nodePools[0].size", "one of [name"),
     (_set("platform.loadImages", [""]), "turnout:platform.loadImages[0]", "image reference"),
@@ -117,7 +121,11 @@ INVALID = [
     (_set("endpoints", _DELETE), "turnout:endpoints", "required"),
     (_set("endpoints", {}), "turnout:endpoints", "at least 1"),
     (_set("endpoints", "fraud"), "turnout:endpoints", "a mapping of name"),
-    (_set("endpoints.Fraud_Score", {"versions": {"v1": {"image": "a:1"}}}), "turnout:endpoints.Fraud_Score", "lowercase"),
+    (
+        _set("endpoints.Fraud_Score", {"versions": {"v1": {"image": "a:1"}}}),
+        "turnout:endpoints.Fraud_Score",
+        "lowercase",
+    ),
     (_set("endpoints.kube-system", {"versions": {"v1": {"image": "a:1"}}}), "turnout:endpoints.kube-system", "system"),
     (_set(f"{EP}.backend", "seldon"), f"turnout:{EP}.backend", "one of istio, knative"),
     (_set(f"{EP}.port", 0), f"turnout:{EP}.port", "from 1 to 65535"),
@@ -140,42 +148,121 @@ INVALID = [
     (_strategy({"type": "rolling", "version": "v9"}), f"turnout:{STRATEGY}.version", "v1, v2"),
     (_strategy({"type": "rolling", "version": "v1", "maxSurge": 0}), f"turnout:{STRATEGY}.maxSurge", "non-zero"),
     (_strategy({"type": "rolling", "version": "v1", "maxSurge": "150%"}), f"turnout:{STRATEGY}.maxSurge", '"25%"'),
-    (_strategy({"type": "canary", "stable": "v1", "canary": "v2", "weight": 0}), f"turnout:{STRATEGY}.weight", "1 to 100"),
-    (_strategy({"type": "canary", "stable": "v1", "canary": "v2", "weight": 150}), f"turnout:{STRATEGY}.weight", "1 to 100"),
-    (_strategy({"type": "canary", "stable": "v1", "canary": "v1", "weight": 5}), f"turnout:{STRATEGY}.canary", "other than"),
-    (_strategy({"type": "canary", "stable": "v1", "canary": "v3", "weight": 5}), f"turnout:{STRATEGY}.canary", "versions: v1, v2"),
+    (
+        _strategy({"type": "canary", "stable": "v1", "canary": "v2", "weight": 0}),
+        f"turnout:{STRATEGY}.weight",
+        "1 to 100",
+    ),
+    (
+        _strategy({"type": "canary", "stable": "v1", "canary": "v2", "weight": 150}),
+        f"turnout:{STRATEGY}.weight",
+        "1 to 100",
+    ),
+    (
+        _strategy({"type": "canary", "stable": "v1", "canary": "v1", "weight": 5}),
+        f"turnout:{STRATEGY}.canary",
+        "other than",
+    ),
+    (
+        _strategy({"type": "canary", "stable": "v1", "canary": "v3", "weight": 5}),
+        f"turnout:{STRATEGY}.canary",
+        "versions: v1, v2",
+    ),
     (_strategy({"type": "canary", "stable": "v1", "weight": 5}), f"turnout:{STRATEGY}.canary", "required"),
-    (_strategy({"type": "canary", "stable": "v1", "canary": "v2", "weight": 5, "sticky": {}}),
-     f"turnout:{STRATEGY}.sticky.cookie", "required"),
-    (_strategy({"type": "canary", "stable": "v1", "canary": "v2", "weight": 5, "progressive": {"stepWeight": 60}}),
-     f"turnout:{STRATEGY}.progressive.stepWeight", "1 to 50"),
-    (_strategy({"type": "ab-test", "variants": {"v1": 50, "v2": 40}}), f"turnout:{STRATEGY}.variants", "summing to 100"),
+    (
+        _strategy({"type": "canary", "stable": "v1", "canary": "v2", "weight": 5, "sticky": {}}),
+        f"turnout:{STRATEGY}.sticky.cookie",
+        "required",
+    ),
+    (
+        _strategy({"type": "canary", "stable": "v1", "canary": "v2", "weight": 5, "progressive": {"stepWeight": 60}}),
+        f"turnout:{STRATEGY}.progressive.stepWeight",
+        "1 to 50",
+    ),
+    (
+        _strategy({"type": "ab-test", "variants": {"v1": 50, "v2": 40}}),
+        f"turnout:{STRATEGY}.variants",
+        "summing to 100",
+    ),
     (_strategy({"type": "ab-test", "variants": {"v1": 100}}), f"turnout:{STRATEGY}.variants", "at least 2"),
-    (_strategy({"type": "ab-test", "variants": {"v1": 50, "v2": 50}, "segment": {"header": "x-beta", "value": "1"}}),
-     f"turnout:{STRATEGY}.default", "required when `segment`"),
-    (_strategy({"type": "ab-test", "variants": {"v1": 50, "v2": 50}, "default": "v1"}),
-     f"turnout:{STRATEGY}.default", "no default without a `segment`"),
-    (_strategy({"type": "ab-test", "variants": {"v1": 50, "v2": 50}, "segment": {"header": "x beta", "value": "1"},
-                "default": "v1"}), f"turnout:{STRATEGY}.segment.header", "HTTP header"),
-    (_strategy({"type": "shadow", "primary": "v1", "shadows": {"v1": 10}}), f"turnout:{STRATEGY}.shadows.v1", "other than"),
-    (_strategy({"type": "shadow", "primary": "v1", "shadows": {"v2": 0}}), f"turnout:{STRATEGY}.shadows.v2", "1 to 100"),
+    (
+        _strategy({"type": "ab-test", "variants": {"v1": 50, "v2": 50}, "segment": {"header": "x-beta", "value": "1"}}),
+        f"turnout:{STRATEGY}.default",
+        "required when `segment`",
+    ),
+    (
+        _strategy({"type": "ab-test", "variants": {"v1": 50, "v2": 50}, "default": "v1"}),
+        f"turnout:{STRATEGY}.default",
+        "no default without a `segment`",
+    ),
+    (
+        _strategy(
+            {
+                "type": "ab-test",
+                "variants": {"v1": 50, "v2": 50},
+                "segment": {"header": "x beta", "value": "1"},
+                "default": "v1",
+            }
+        ),
+        f"turnout:{STRATEGY}.segment.header",
+        "HTTP header",
+    ),
+    (
+        _strategy({"type": "shadow", "primary": "v1", "shadows": {"v1": 10}}),
+        f"turnout:{STRATEGY}.shadows.v1",
+        "other than",
+    ),
+    (
+        _strategy({"type": "shadow", "primary": "v1", "shadows": {"v2": 0}}),
+        f"turnout:{STRATEGY}.shadows.v2",
+        "1 to 100",
+    ),
     (_strategy({"type": "shadow", "primary": "v1", "shadows": {}}), f"turnout:{STRATEGY}.shadows", "at least 1"),
     (_strategy({"type": "blue-green", "active": "v1", "preview": "v4"}), f"turnout:{STRATEGY}.preview", "v1, v2"),
     (_strategy({"type": "dark-launch", "live": "v2", "dark": "v2"}), f"turnout:{STRATEGY}.dark", "other than `live`"),
-    (_strategy({"type": "feature-flag", "flag": "new-model", "variants": {"on": "v2", "off": "v1"},
-                "defaultVariant": "maybe"}), f"turnout:{STRATEGY}.defaultVariant", "one of the variants: on, off"),
-    (_strategy({"type": "feature-flag", "flag": "new-model", "variants": {"on": "v9"}, "defaultVariant": "on"}),
-     f"turnout:{STRATEGY}.variants.on", "v1, v2"),
+    (
+        _strategy(
+            {
+                "type": "feature-flag",
+                "flag": "new-model",
+                "variants": {"on": "v2", "off": "v1"},
+                "defaultVariant": "maybe",
+            }
+        ),
+        f"turnout:{STRATEGY}.defaultVariant",
+        "one of the variants: on, off",
+    ),
+    (
+        _strategy({"type": "feature-flag", "flag": "new-model", "variants": {"on": "v9"}, "defaultVariant": "on"}),
+        f"turnout:{STRATEGY}.variants.on",
+        "v1, v2",
+    ),
 ]
 
 KNATIVE_FORBIDDEN = [
     ({"type": "shadow", "primary": "v1", "shadows": {"v2": 10}}, "type", "use backend istio for shadow"),
     ({"type": "blue-green", "active": "v1", "preview": "v2"}, "type", "use backend istio"),
     ({"type": "dark-launch", "live": "v1", "dark": "v2"}, "type", "use backend istio"),
-    ({"type": "feature-flag", "flag": "f", "variants": {"a": "v1"}, "defaultVariant": "a"}, "type", "use backend istio"),
-    ({"type": "canary", "stable": "v1", "canary": "v2", "weight": 5, "sticky": {"cookie": "c"}}, "sticky", "istio only"),
-    ({"type": "ab-test", "variants": {"v1": 50, "v2": 50}, "segment": {"header": "h", "value": "v"}, "default": "v1"},
-     "segment", "istio only"),
+    (
+        {"type": "feature-flag", "flag": "f", "variants": {"a": "v1"}, "defaultVariant": "a"},
+        "type",
+        "use backend istio",
+    ),
+    (
+        {"type": "canary", "stable": "v1", "canary": "v2", "weight": 5, "sticky": {"cookie": "c"}},
+        "sticky",
+        "istio only",
+    ),
+    (
+        {
+            "type": "ab-test",
+            "variants": {"v1": 50, "v2": 50},
+            "segment": {"header": "h", "value": "v"},
+            "default": "v1",
+        },
+        "segment",
+        "istio only",
+    ),
 ]
 
 

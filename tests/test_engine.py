@@ -179,7 +179,7 @@ def test_several_stacks_in_one_run_are_planned_independently(project, tmp_path, 
     assert [(e["name"], e["strategy"]) for e in traffic["endpoints"]] == [("alpha", "rolling"), ("beta", "recreate")]
 
 
-VIOLATING_PROGRAM = '''
+VIOLATING_PROGRAM = """
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -195,7 +195,7 @@ k8s.apiextensions.CustomResource(
     ]}]},
     opts=pulumi.ResourceOptions(provider=provider),
 )
-'''
+"""
 
 
 def test_mandatory_violation_exits_1_and_is_reported(project, tmp_path, capsys):

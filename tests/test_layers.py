@@ -42,8 +42,15 @@ def test_components_do_not_reach_into_the_engine(path):
 @pytest.mark.parametrize("path", sorted((REPO / "policies").rglob("*.py")), ids=lambda p: p.name)
 def test_policy_pack_is_self_contained(path):
     """The CLI runs the pack in its own virtualenv (policies/requirements.txt): it can import only pulumi_policy."""
-    assert {m.split(".")[0] for m in imports(path)} <= {"pulumi_policy", "os", "sys", "rules", "__future__",
-                                                       "collections", "typing"}
+    assert {m.split(".")[0] for m in imports(path)} <= {
+        "pulumi_policy",
+        "os",
+        "sys",
+        "rules",
+        "__future__",
+        "collections",
+        "typing",
+    }
 
 
 def test_the_program_stays_thin():

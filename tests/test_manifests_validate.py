@@ -33,7 +33,9 @@ def test_core_objects_pass_strict_validation(local_manifests, kubernetes_version
 def test_the_command_line_validator_agrees(local_manifests):
     result = subprocess.run(
         [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.34.0", *map(str, local_manifests)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

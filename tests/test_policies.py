@@ -23,20 +23,30 @@ CONTRACT_NAMES = {"traffic-weights-sum-to-100"}  # grows as the pack does (CONTR
 
 
 def virtual_service(*weights, http=True):
-    route = [{"destination": {"host": "m", "subset": f"v{i}"}, **({"weight": w} if w is not None else {})}
-             for i, w in enumerate(weights, start=1)]
+    route = [
+        {"destination": {"host": "m", "subset": f"v{i}"}, **({"weight": w} if w is not None else {})}
+        for i, w in enumerate(weights, start=1)
+    ]
     spec = {"hosts": ["m"], **({"http": [{"name": "primary", "route": route}]} if http else {})}
     return lambda: k8s.apiextensions.CustomResource(
-        "vs", api_version="networking.istio.io/v1", kind="VirtualService",
-        metadata={"name": "m", "namespace": "models"}, spec=spec)
+        "vs",
+        api_version="networking.istio.io/v1",
+        kind="VirtualService",
+        metadata={"name": "m", "namespace": "models"},
+        spec=spec,
+    )
 
 
 def knative_service(*percents):
     traffic = [{"revisionName": f"m-v{i}", "percent": p} for i, p in enumerate(percents, start=1)]
     spec = {"template": {"spec": {"containers": [{"image": "m:1"}]}}, **({"traffic": traffic} if traffic else {})}
     return lambda: k8s.apiextensions.CustomResource(
-        "ksvc", api_version="serving.knative.dev/v1", kind="Service",
-        metadata={"name": "m", "namespace": "models"}, spec=spec)
+        "ksvc",
+        api_version="serving.knative.dev/v1",
+        kind="Service",
+        metadata={"name": "m", "namespace": "models"},
+        spec=spec,
+    )
 
 
 def violations_for(program):
@@ -85,8 +95,13 @@ def test_rule_names_are_kebab_case_with_remediation():
 @pytest.fixture(scope="module")
 def analyzer():
     """The pack served exactly as the Pulumi CLI runs it: `python policies/__main__.py` prints its port."""
-    process = subprocess.Popen([sys.executable, str(POLICIES / "__main__.py")], cwd=POLICIES,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(POLICIES / "__main__.py")],
+        cwd=POLICIES,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = int(process.stdout.readline().strip())
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")

@@ -50,7 +50,9 @@ def test_canary_splits_by_weight():
 
 
 def test_full_canary_leaves_no_zero_weight_destination():
-    assert routes(Canary(stable="v1", canary="v2", weight=100)) == [{"match": None, "to": to(("v2", 100)), "mirror": []}]
+    assert routes(Canary(stable="v1", canary="v2", weight=100)) == [
+        {"match": None, "to": to(("v2", 100)), "mirror": []}
+    ]
 
 
 def test_sticky_canary_keeps_returning_users_on_their_version():
@@ -122,8 +124,11 @@ def weights(draw, versions):
 def strategy_configs(draw):
     pair = draw(st.permutations(VERSIONS))
     header = draw(st.sampled_from(["x-turnout-preview", "x-beta", "x-cohort"]))
-    kind = draw(st.sampled_from(["recreate", "rolling", "blue-green", "canary", "ab-test", "shadow", "dark-launch",
-                                 "feature-flag"]))
+    kind = draw(
+        st.sampled_from(
+            ["recreate", "rolling", "blue-green", "canary", "ab-test", "shadow", "dark-launch", "feature-flag"]
+        )
+    )
     if kind in ("recreate", "rolling"):
         return {"type": kind, "version": pair[0]}
     if kind == "blue-green":
@@ -145,7 +150,12 @@ def strategy_configs(draw):
     if kind == "dark-launch":
         return {"type": kind, "live": pair[0], "dark": pair[1], "header": header}
     variants = {f"variant-{i}": draw(st.sampled_from(VERSIONS)) for i in range(draw(st.integers(1, 3)))}
-    return {"type": kind, "flag": "model-flag", "variants": variants, "defaultVariant": draw(st.sampled_from(sorted(variants)))}
+    return {
+        "type": kind,
+        "flag": "model-flag",
+        "variants": variants,
+        "defaultVariant": draw(st.sampled_from(sorted(variants))),
+    }
 
 
 def _plan_for(strategy_config):

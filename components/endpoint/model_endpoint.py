@@ -75,12 +75,12 @@ class ModelEndpoint(pulumi.ComponentResource):
             },
             opts=mine,
         )
-        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         for version_name in self.plan.running_versions:
             ModelWorkload(
                 child(name, version_name),
                 ModelWorkloadArgs(
-                    namespace=namespace.metadata["name"],
+                    namespace=args.endpoint_name,
+                    after=(namespace,),
                     endpoint=args.endpoint_name,
                     version_name=version_name,
                     version=endpoint.versions[version_name],
@@ -89,14 +89,14 @@ class ModelEndpoint(pulumi.ComponentResource):
                     tier=args.tier,
                     update_strategy=update_strategy(endpoint.strategy),
                 ),
-                in_namespace,
+                pulumi.ResourceOptions(parent=self),
             )
         # recreate and rolling run one version, so selecting the endpoint selects exactly it.
         k8s.core.v1.Service(
             child(name, "svc"),
             metadata={
                 "name": args.endpoint_name,
-                "namespace": namespace.metadata["name"],
+                "namespace": args.endpoint_name,
                 "labels": labels(args.endpoint_name, None, args.tier),
             },
             spec={
@@ -104,7 +104,9 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "selector": {"app.kubernetes.io/name": args.endpoint_name},
                 "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}],
             },
-            opts=in_namespace,
+            # The name is known statically; the explicit dependency orders the Service after its
+            # namespace without every object awaiting the namespace's outputs.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
         )
         self.traffic = {
             "name": args.endpoint_name,
@@ -113,4 +115,5 @@ class ModelEndpoint(pulumi.ComponentResource):
             "strategy": self.plan.strategy,
             "routes": self.plan.to_json(),
         }
-        self.register_outputs({"traffic": self.traffic})
+        # Names, not the traffic document: every nested value registered becomes an Output to await.
+        self.register_outputs({"namespace": args.endpoint_name, "versions": list(self.plan.running_versions)})

@@ -16,7 +16,10 @@ GPU_RESOURCE = "nvidia.com/gpu"
 
 @dataclass(frozen=True, kw_only=True)
 class ModelWorkloadArgs:
-    namespace: pulumi.Input[str]
+    namespace: str
+    after: tuple[pulumi.Resource, ...]
+    """What every object of the workload waits for: its Namespace (children do not inherit the
+    component's own depends_on)."""
     endpoint: str
     version_name: str
     version: ModelVersion
@@ -92,7 +95,7 @@ class ModelWorkload(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelWorkloadArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:endpoint:ModelWorkload", name, None, opts)
-        mine = pulumi.ResourceOptions(parent=self)
+        mine = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         object_name = k8s_name(args.endpoint, args.version_name)
         object_labels = labels(args.endpoint, args.version_name, args.tier)
         metadata = {"name": object_name, "namespace": args.namespace, "labels": object_labels}
@@ -118,7 +121,7 @@ class ModelWorkload(pulumi.ComponentResource):
             child(name, "deployment"),
             metadata=metadata,
             spec=deployment_spec,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, account]),
         )
         target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": object_name}
         if autoscaled:
