@@ -17,7 +17,6 @@ from turnout.offline.policy import Violation
 from turnout.offline.runtime import ResourceRecord
 from turnout.units import format_duration
 
-
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same output, faster
 
 
