@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import REPO, write_stack
 from turnout.cli import main
@@ -255,3 +257,53 @@ def test_copy_of_project_plans_like_the_repository(project, tmp_path, capsys):
         tmp_path / "repo" / "local" / "traffic.json"
     ).read_text()
     shutil.rmtree(tmp_path / "copy")
+
+
+# --- fuzzing the command: no stack file may produce a traceback ----------------------------------
+
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 70000)
+    | st.text(max_size=10)
+    | st.sampled_from(["kind", "local", "v1", "rolling", "canary", "1.34", "a:1", "50%", "istio", "knative", "prod"]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "cloud",
+                    "regions",
+                    "versions",
+                    "v1",
+                    "image",
+                    "strategy",
+                    "type",
+                    "version",
+                    "echo",
+                    "weight",
+                    "backend",
+                    "replicas",
+                    "min",
+                    "max",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=14,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    config=st.dictionaries(st.sampled_from(["tier", "platform", "endpoints", "dr", "cache", "x"]), _values, max_size=5)
+)
+def test_random_stack_files_exit_0_1_or_2_without_traceback(project, tmp_path, capsys, config):
+    write_stack(project, "fuzz", config)
+    status = main(["plan", "fuzz", "--project", str(project), "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert status in (0, 1, 2), err
+    assert "Traceback" not in err
