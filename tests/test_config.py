@@ -222,6 +222,11 @@ INVALID = [
     (_strategy({"type": "blue-green", "active": "v1", "preview": "v4"}), f"turnout:{STRATEGY}.preview", "v1, v2"),
     (_strategy({"type": "dark-launch", "live": "v2", "dark": "v2"}), f"turnout:{STRATEGY}.dark", "other than `live`"),
     (
+        _strategy({"type": "blue-green", "active": "v1", "preview": "v1"}),
+        f"turnout:{STRATEGY}.preview",
+        "other than `active` (v1)",
+    ),
+    (
         _strategy(
             {
                 "type": "feature-flag",

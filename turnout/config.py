@@ -52,10 +52,21 @@ def _kubernetes_version(value: object, path: str) -> str:
     return value
 
 
-def _region(value: object, path: str) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", value):
-        raise ConfigError(path, describe(value), "a region name of lowercase letters, digits and '-'")
-    return value
+def _matching(pattern: str, allowed: str):
+    """A parser accepting strings that fully match `pattern`."""
+    compiled = re.compile(pattern)
+
+    def parse(value: object, path: str) -> str:
+        if not isinstance(value, str) or not compiled.fullmatch(value):
+            raise ConfigError(path, describe(value), allowed)
+        return value
+
+    return parse
+
+
+_region = _matching(r"[a-z0-9][a-z0-9-]{0,62}", "a region name of lowercase letters, digits and '-'")
+_env_name = _matching(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name of letters, digits and '_'")
+_image = _matching(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*", "a container image reference such as ghcr.io/acme/model:1.4.2")
 
 
 def _env_value(value: object, path: str) -> str:
@@ -64,18 +75,6 @@ def _env_value(value: object, path: str) -> str:
     if isinstance(value, (str, int, float)):
         return str(value)
     raise ConfigError(path, describe(value), "a string (numbers and booleans are taken as written)")
-
-
-def _env_name(key: str, path: str) -> str:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-        raise ConfigError(path, describe(key), "an environment variable name of letters, digits and '_'")
-    return key
-
-
-def _image(value: object, path: str) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*", value):
-        raise ConfigError(path, describe(value), "a container image reference such as ghcr.io/acme/model:1.4.2")
-    return value
 
 
 def _health_path(value: object, path: str) -> str:

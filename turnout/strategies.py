@@ -27,6 +27,12 @@ def _percent(low: int, high: int):
     return lambda value, path: parse_percent(value, path, low, high)
 
 
+def require_distinct(path: str, key: str, value: str, other_key: str, other_value: str) -> None:
+    """Two roles of one strategy (stable and canary, live and dark, ...) need two versions."""
+    if value == other_value:
+        raise ConfigError(f"{path}.{key}", describe(value), f"a version other than `{other_key}` ({other_value})")
+
+
 def _version_key(key: str, path: str) -> str:
     return check_dns_label(key, path, "version name")
 
@@ -83,6 +89,9 @@ class BlueGreen:
     def versions_named(self) -> dict[str, str]:
         return {"active": self.active, "preview": self.preview}
 
+    def validate(self, path: str) -> None:
+        require_distinct(path, "preview", self.preview, "active", self.active)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Sticky:
@@ -129,8 +138,7 @@ class Canary:
         return {"stable": self.stable, "canary": self.canary}
 
     def validate(self, path: str) -> None:
-        if self.stable == self.canary:
-            raise ConfigError(f"{path}.canary", describe(self.canary), "a version other than `stable`")
+        require_distinct(path, "canary", self.canary, "stable", self.stable)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,8 +223,7 @@ class DarkLaunch:
         return {"live": self.live, "dark": self.dark}
 
     def validate(self, path: str) -> None:
-        if self.live == self.dark:
-            raise ConfigError(f"{path}.dark", describe(self.dark), "a version other than `live`")
+        require_distinct(path, "dark", self.dark, "live", self.live)
 
 
 VARIANT_HEADER = "x-turnout-variant"
