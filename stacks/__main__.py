@@ -4,6 +4,7 @@ import pulumi
 
 from components.cluster.fleet import Fleet
 from components.endpoint.model_endpoint import ModelEndpoint, ModelEndpointArgs
+from components.mesh.platform import ServingPlatform, ServingPlatformArgs
 from components.support import check_buildable
 from turnout import dr
 from turnout.config import NAMESPACE, TOP_LEVEL_KEYS, load_stack_config
@@ -14,10 +15,27 @@ stack = load_stack_config({key: config.get(key) for key in TOP_LEVEL_KEYS})
 check_buildable(stack)  # refuse what this version cannot build before anything is created
 
 fleet = Fleet("fleet", stack.platform, pulumi.get_stack())
+platforms = {
+    cluster.name: ServingPlatform(
+        child(cluster.name, "serving"),
+        ServingPlatformArgs(
+            serving=stack.platform.serving, cloud=stack.platform.cloud, tier=stack.tier, endpoints=stack.endpoints
+        ),
+        pulumi.ResourceOptions(provider=cluster.provider),
+    )
+    for cluster in fleet.clusters
+}
 endpoints = [
     ModelEndpoint(
         child(cluster.name, name),
-        ModelEndpointArgs(endpoint_name=name, endpoint=endpoint, tier=stack.tier, cluster=cluster.name),
+        ModelEndpointArgs(
+            endpoint_name=name,
+            endpoint=endpoint,
+            tier=stack.tier,
+            cluster=cluster.name,
+            mesh=platforms[cluster.name].mesh,
+            after=tuple(platforms[cluster.name].ready),
+        ),
         pulumi.ResourceOptions(provider=cluster.provider),
     )
     for cluster in fleet.clusters
@@ -26,6 +44,7 @@ endpoints = [
 
 pulumi.export("tier", stack.tier)
 pulumi.export("clusters", fleet.describe())
+pulumi.export("platform", {name: platform.versions for name, platform in platforms.items()})
 pulumi.export("kubeconfigs", {cluster.name: cluster.kubeconfig for cluster in fleet.clusters})
 pulumi.export("traffic", {"endpoints": [endpoint.traffic for endpoint in endpoints]})
 pulumi.export("dr", dr.assess(stack.dr, stack.platform))

@@ -8,6 +8,7 @@ import yaml
 from components.cluster import ClusterArgs
 from components.cluster.kind import KIND_NODE_IMAGES, KindCluster
 from components.endpoint.model_endpoint import ModelEndpoint, ModelEndpointArgs
+from components.mesh.platform import MeshInfo
 from tests.conftest import load, sample_config
 from turnout.config import NodePool
 from turnout.errors import ConfigError
@@ -63,13 +64,22 @@ def test_kind_refuses_versions_without_a_pinned_node_image():
     assert "1.34, 1.35, 1.36, 1.37" in caught.value.allowed
 
 
+MESH = MeshInfo(
+    gateway="istio-ingress/turnout-gateway",
+    gateway_principal="cluster.local/ns/istio-ingress/sa/istio-ingressgateway",
+    domain="127.0.0.1.sslip.io",
+    knative_namespace=None,
+)
+
+
 def endpoint_run(config: dict, tier: str = "dev"):
     config["tier"] = tier
     stack = load(config)
     name, endpoint = next(iter(stack.endpoints.items()))
 
     def program():
-        ModelEndpoint(f"lab-{name}", ModelEndpointArgs(endpoint_name=name, endpoint=endpoint, tier=tier, cluster="lab"))
+        args = ModelEndpointArgs(endpoint_name=name, endpoint=endpoint, tier=tier, cluster="lab", mesh=MESH, after=())
+        ModelEndpoint(f"lab-{name}", args)
 
     return run_function(program)
 
@@ -89,7 +99,9 @@ def rolling_config(**version) -> dict:
 
 def test_rolling_endpoint_renders_a_hardened_deployment():
     records = by_name(endpoint_run(rolling_config(env={"MODEL_URI": "s3://m/1"})))
-    assert records["lab-scores-ns"].inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    namespace_labels = records["lab-scores-ns-ns"].inputs["metadata"]["labels"]
+    assert namespace_labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert namespace_labels["istio-injection"] == "enabled"
     deployment = records["lab-scores-v1-deployment"].inputs
     spec = deployment["spec"]
     assert deployment["metadata"] == {
@@ -166,7 +178,8 @@ def test_endpoint_traffic_entry_comes_from_its_plan():
     run = endpoint_run(rolling_config())
     endpoint = by_name(run)["lab-scores"]
     assert endpoint.type == "turnout:endpoint:ModelEndpoint"
-    assert len([r for r in run.records if r.type.startswith("kubernetes:")]) == 5
+    # namespace, 2 authorization policies, service account, deployment, HPA, service
+    assert len([r for r in run.records if r.type.startswith("kubernetes:")]) == 7
 
 
 def test_every_namespaced_object_waits_for_its_namespace():
@@ -189,6 +202,6 @@ def test_every_namespaced_object_waits_for_its_namespace():
     namespaced = [
         r for r in run.records if r.type.startswith("kubernetes:") and "namespace" in r.inputs.get("metadata", {})
     ]
-    assert len(namespaced) == 5  # service account, deployment, HPA, PDB, service
+    assert len(namespaced) == 7  # 2 authorization policies, service account, deployment, HPA, PDB, service
     for record in namespaced:
         assert namespaces[record.inputs["metadata"]["namespace"]] in closure(record.urn), record.name

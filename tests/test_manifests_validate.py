@@ -23,16 +23,28 @@ def local_manifests(tmp_path_factory) -> list[Path]:
     return files
 
 
+def is_core(document: dict) -> bool:
+    """Objects of Kubernetes' own API groups; custom resources are checked against their CRDs."""
+    group = document["apiVersion"].rpartition("/")[0]
+    return group == "" or group.endswith(".k8s.io") or "." not in group
+
+
+def core_documents(paths: list[Path]) -> list[dict]:
+    return [d for p in paths for d in yaml.safe_load_all(p.read_text()) if is_core(d)]
+
+
 @pytest.mark.parametrize("kubernetes_version", ["1.33.0", "1.34.0"])
 def test_core_objects_pass_strict_validation(local_manifests, kubernetes_version):
-    for path in local_manifests:
-        for document in yaml.safe_load_all(path.read_text()):
-            kubernetes_validate.validate(document, kubernetes_version, strict=True)
+    documents = core_documents(local_manifests)
+    assert {d["kind"] for d in documents} >= {"Namespace", "Deployment", "Service", "Secret", "ConfigMap"}
+    for document in documents:
+        kubernetes_validate.validate(document, kubernetes_version, strict=True)
 
 
 def test_the_command_line_validator_agrees(local_manifests):
+    core = [p for p in local_manifests if all(is_core(d) for d in yaml.safe_load_all(p.read_text()))]
     result = subprocess.run(
-        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.34.0", *map(str, local_manifests)],
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.34.0", *map(str, core)],
         capture_output=True,
         text=True,
         check=False,

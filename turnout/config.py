@@ -92,6 +92,76 @@ class NodePool:
     gpu: int = setting("GPUs per node; a GPU pool is tainted so only GPU workloads land there.", 0, bounds=(0, 16))
 
 
+def _semver(value: object, path: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"\d+\.\d+\.\d+", value):
+        raise ConfigError(path, describe(value), 'a quoted release version such as "1.30.1"')
+    return value
+
+
+def _url(value: object, path: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"(https|oci)://[^\s]+", value):
+        raise ConfigError(path, describe(value), "an https:// or oci:// URL")
+    return value.rstrip("/")
+
+
+Install = Literal["auto", "always", "never"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chart:
+    """A pinned Helm chart or release: where it comes from and which version."""
+
+    version: str = setting("Release version.", parse=_semver, allowed='a version such as "1.30.1"')
+    repository: str = setting("Helm repository or release download URL.", parse=_url, allowed="an https:// URL")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptionalChart(Chart):
+    install: Install = setting("auto: only on clusters whose endpoints need it.", "auto")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gateway:
+    exposure: Literal["internal", "external"] = setting(
+        "internal: a private load balancer (the default); external: internet-facing. kind always uses NodePorts.",
+        "internal",
+    )
+    domain: str | None = setting(
+        "Hostname suffix of model endpoints (Knative domain, Gateway hosts).",
+        None,
+        parse=_matching(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", "a DNS domain such as models.example.com"),
+        default_doc="127.0.0.1.sslip.io on kind, models.internal elsewhere",
+    )
+    certificate: str = setting(
+        "TLS secret (in istio-ingress) the Gateway serves; kind generates a self-signed one.",
+        "turnout-gateway-tls",
+        parse=_matching(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", "a Kubernetes secret name"),
+    )
+
+
+ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Serving:
+    """The serving platform on every cluster: one place to bump its versions."""
+
+    istio: Chart = setting("Istio charts (base, istiod, gateway).", Chart(version="1.30.1", repository=ISTIO_CHARTS))
+    knative: OptionalChart = setting(
+        "Knative Serving with net-istio, from the release manifests.",
+        OptionalChart(version="1.23.0", repository="https://github.com"),
+    )
+    flagger: OptionalChart = setting(
+        "Flagger (Istio provider) for progressive strategies.",
+        OptionalChart(version="1.44.0", repository="https://flagger.app"),
+    )
+    prometheus: Chart = setting(
+        "Prometheus scraping Istio, installed with Flagger.",
+        Chart(version="27.45.0", repository="https://prometheus-community.github.io/helm-charts"),
+    )
+    gateway: Gateway = setting("The ingress gateway.", Gateway())
+
+
 @dataclass(frozen=True, kw_only=True)
 class Platform:
     cloud: Cloud = setting("Where clusters run.")
@@ -111,6 +181,7 @@ class Platform:
     load_images: tuple[str, ...] = setting(
         "kind only: local images loaded into the cluster (`kind load`).", (), values=_image
     )
+    serving: Serving = setting("Istio, Knative, Flagger and Prometheus on every cluster.", Serving())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -255,7 +326,50 @@ def validate(config: StackConfig) -> StackConfig:
         name: _validate_endpoint(endpoint, key_path(f"endpoints.{name}"), config.tier)
         for name, endpoint in config.endpoints.items()
     }
-    return dataclasses.replace(config, platform=platform, endpoints=endpoints)
+    resolved = dataclasses.replace(config, platform=platform, endpoints=endpoints)
+    _validate_serving(resolved)
+    return resolved
+
+
+KIND_DOMAIN = "127.0.0.1.sslip.io"  # resolves to localhost, where kind publishes the gateway
+CLOUD_DOMAIN = "models.internal"
+
+
+@dataclass(frozen=True)
+class PlatformFeatures:
+    knative: bool
+    flagger: bool
+
+
+def platform_features(serving: Serving, endpoints: Mapping[str, Endpoint]) -> PlatformFeatures:
+    """Which optional parts of the serving platform a cluster gets."""
+    knative_needed = any(e.backend == "knative" for e in endpoints.values())
+    flagger_needed = any(getattr(e.strategy, "progressive", None) is not None for e in endpoints.values())
+
+    def wanted(install: str, needed: bool) -> bool:
+        return install == "always" or (install == "auto" and needed)
+
+    return PlatformFeatures(
+        wanted(serving.knative.install, knative_needed), wanted(serving.flagger.install, flagger_needed)
+    )
+
+
+def _validate_serving(config: StackConfig) -> None:
+    serving = config.platform.serving
+    path = key_path("platform.serving")
+    features = platform_features(serving, config.endpoints)
+    needs = {
+        "knative": (features.knative, [n for n, e in config.endpoints.items() if e.backend == "knative"]),
+        "flagger": (
+            features.flagger,
+            [n for n, e in config.endpoints.items() if getattr(e.strategy, "progressive", None) is not None],
+        ),
+    }
+    for part, (installed, users) in needs.items():
+        if users and not installed:
+            raise ConfigError(
+                f"{path}.{part}.install", '"never"', f"auto or always: endpoints {', '.join(users)} need {part}"
+            )
 
 
 def _validate_platform(platform: Platform) -> Platform:
@@ -295,7 +409,12 @@ def _validate_platform(platform: Platform) -> Platform:
         resolved.append(
             dataclasses.replace(pool, machine_type=pool.machine_type or DEFAULT_MACHINE_TYPES[platform.cloud])
         )
-    return dataclasses.replace(platform, node_pools=tuple(resolved))
+    gateway = platform.serving.gateway
+    if gateway.domain is None:
+        domain = KIND_DOMAIN if platform.cloud == "kind" else CLOUD_DOMAIN
+        gateway = dataclasses.replace(gateway, domain=domain)
+    serving = dataclasses.replace(platform.serving, gateway=gateway)
+    return dataclasses.replace(platform, node_pools=tuple(resolved), serving=serving)
 
 
 def _validate_endpoint(endpoint: Endpoint, path: str, tier: str) -> Endpoint:

@@ -78,8 +78,12 @@ def _hints(cls: type) -> dict[str, Any]:
     return get_type_hints(cls, include_extras=False)
 
 
-def parse_object(cls: type, value: Any, path: str, *, ignore: tuple[str, ...] = ()) -> Any:
-    """Build `cls` from a decoded mapping; unknown keys and missing required keys are errors."""
+def parse_object(cls: type, value: Any, path: str, *, ignore: tuple[str, ...] = (), base: Any = None) -> Any:
+    """Build `cls` from a decoded mapping; unknown keys and missing required keys are errors.
+
+    With `base` (the field's default instance), keys the mapping leaves out keep the base's values,
+    so `istio: {version: "1.29.0"}` overrides the version and keeps the default repository.
+    """
     fields = {yaml_key(f): f for f in config_fields(cls)}
     if not isinstance(value, dict):
         raise ConfigError(path, describe(value), f"a mapping with keys {_key_list(fields)}")
@@ -90,23 +94,29 @@ def parse_object(cls: type, value: Any, path: str, *, ignore: tuple[str, ...] = 
     kwargs = {}
     for key, field in fields.items():
         sub = f"{path}.{key}"
+        nested_base = getattr(base, field.name) if base is not None else None
+        if nested_base is None and dataclasses.is_dataclass(field.default):
+            nested_base = field.default
         if value.get(key) is None:
+            if base is not None:
+                kwargs[field.name] = getattr(base, field.name)
+                continue
             if is_required(field):
                 raise ConfigError(
                     sub, "nothing", f"a required value: {describe_type(hints[field.name], field.metadata)}"
                 )
             continue
-        kwargs[field.name] = parse_value(hints[field.name], value[key], sub, field.metadata)
+        kwargs[field.name] = parse_value(hints[field.name], value[key], sub, field.metadata, nested_base)
     return cls(**kwargs)
 
 
-def parse_value(tp: Any, value: Any, path: str, meta: typing.Mapping[str, Any]) -> Any:
+def parse_value(tp: Any, value: Any, path: str, meta: typing.Mapping[str, Any], base: Any = None) -> Any:
     if meta.get("parse"):
         return meta["parse"](value, path)
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
         (inner,) = [arg for arg in get_args(tp) if arg is not type(None)]
-        return parse_value(inner, value, path, meta)
+        return parse_value(inner, value, path, meta, base)
     if origin is Literal:
         if value not in get_args(tp):
             raise ConfigError(path, describe(value), describe_type(tp, meta))
@@ -142,7 +152,7 @@ def parse_value(tp: Any, value: Any, path: str, meta: typing.Mapping[str, Any]) 
             parsed[key] = parse_value(value_type, item, f"{path}.{key}", {"parse": meta.get("values")})
         return parsed
     if dataclasses.is_dataclass(tp):
-        return parse_object(tp, value, path)
+        return parse_object(tp, value, path, base=base)
     raise TypeError(f"no parser for {tp!r} at {path}")  # a schema bug, not bad input
 
 

@@ -21,6 +21,9 @@ KIND_NODE_IMAGES = {
     "1.34": "kindest/node:v1.34.11@sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d",
 }
 POOL_LABEL = "turnout.dev/pool"
+# The ingress gateway's NodePorts, published on the host as 8080 (HTTP) and 8443 (HTTPS).
+KIND_INGRESS_NODE_PORTS = {80: 30080, 443: 30443}
+KIND_HOST_PORTS = {80: 8080, 443: 8443}
 
 
 def kind_cluster_config(args: ClusterArgs) -> dict:
@@ -32,7 +35,11 @@ def kind_cluster_config(args: ClusterArgs) -> dict:
             f'"{args.kubernetes_version}" with cloud kind',
             f"a version with a kind {KIND_VERSION} node image: " + ", ".join(sorted(KIND_NODE_IMAGES)),
         )
-    nodes: list[dict] = [{"role": "control-plane", "image": image}]
+    port_mappings = [
+        {"containerPort": KIND_INGRESS_NODE_PORTS[port], "hostPort": KIND_HOST_PORTS[port], "protocol": "TCP"}
+        for port in (80, 443)
+    ]
+    nodes: list[dict] = [{"role": "control-plane", "image": image, "extraPortMappings": port_mappings}]
     for pool in args.node_pools:
         nodes += [{"role": "worker", "image": image, "labels": {POOL_LABEL: pool.name}}] * pool.min
     return {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "name": args.cluster_name, "nodes": nodes}

@@ -8,7 +8,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.endpoint.namespace import ModelNamespace, ModelNamespaceArgs
 from components.endpoint.workload import ModelWorkload, ModelWorkloadArgs
+from components.mesh.platform import MeshInfo
 from turnout.config import Endpoint, key_path
 from turnout.errors import NotSupportedError
 from turnout.naming import child, labels
@@ -49,6 +51,9 @@ class ModelEndpointArgs:
     endpoint: Endpoint
     tier: str
     cluster: str
+    mesh: MeshInfo
+    after: tuple[pulumi.Resource, ...]
+    """The serving platform of the cluster, which the endpoint's objects wait for."""
 
 
 class ModelEndpoint(pulumi.ComponentResource):
@@ -61,20 +66,19 @@ class ModelEndpoint(pulumi.ComponentResource):
         check_renderable(args.endpoint_name, args.endpoint)
         endpoint = args.endpoint
         self.plan = traffic_plan(endpoint.strategy)
-        mine = pulumi.ResourceOptions(parent=self)
 
-        namespace = k8s.core.v1.Namespace(
+        namespace = ModelNamespace(
             child(name, "ns"),
-            metadata={
-                "name": args.endpoint_name,
-                "labels": {
-                    **labels(args.endpoint_name, None, args.tier),
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                },
-            },
-            opts=mine,
-        )
+            ModelNamespaceArgs(
+                namespace=args.endpoint_name,
+                endpoint=args.endpoint_name,
+                tier=args.tier,
+                allowed_principals=[args.mesh.gateway_principal],
+                allowed_namespaces=[args.mesh.knative_namespace] if endpoint.backend == "knative" else [],
+                after=args.after,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        ).namespace
         for version_name in self.plan.running_versions:
             ModelWorkload(
                 child(name, version_name),

@@ -58,7 +58,8 @@ def is_kubernetes_object(record: ResourceRecord) -> bool:
         and record.type.startswith("kubernetes:")
         and isinstance(inputs.get("apiVersion"), str)
         and isinstance(inputs.get("kind"), str)
-        and record.type.rsplit(":", 1)[-1] == inputs["kind"]
+        # Patch resources (ConfigMapPatch, ...) render as the partial object they apply.
+        and record.type.rsplit(":", 1)[-1] in (inputs["kind"], inputs["kind"] + "Patch")
     )
 
 
@@ -77,7 +78,7 @@ def render(record: ResourceRecord, by_urn: dict[str, ResourceRecord]) -> Manifes
     if "name" not in metadata:  # auto-named by Pulumi: take the name the (mock) provider assigned
         metadata["name"] = to_plain(record.raw_outputs, redact=True).get("metadata", {}).get("name", record.name)
     if body["kind"] == "Secret":
-        _redact_secret(body)
+        _redact_secret(body, record)
     body = _sorted(body)  # wire order is arbitrary; sorted keys keep plan diffs to real changes
     ordered = {"apiVersion": body.pop("apiVersion"), "kind": body.pop("kind"), "metadata": body.pop("metadata")}
     ordered.update(body)
@@ -92,11 +93,20 @@ def _sorted(value: Any) -> Any:
     return value
 
 
-def _redact_secret(body: dict[str, Any]) -> None:
-    """Secret values never reach disk; keys stay so reviewers see what the Secret holds."""
-    keys = sorted({*(body.pop("data", None) or {}), *(body.pop("stringData", None) or {})})
+def _redact_secret(body: dict[str, Any], record: ResourceRecord) -> None:
+    """Secret values never reach disk; keys stay so reviewers see what the Secret holds.
+
+    A whole `stringData` marked secret arrives redacted as one string, so the key names are read
+    from the wire inputs; only the names are kept.
+    """
+    revealed = to_plain(record.raw_inputs, redact=False)
+    keys: set[str] = set()
+    for field in ("data", "stringData"):
+        body.pop(field, None)
+        if isinstance(revealed.get(field), dict):
+            keys |= set(revealed[field])
     if keys:
-        body["stringData"] = {key: REDACTED for key in keys}
+        body["stringData"] = {key: REDACTED for key in sorted(keys)}
 
 
 def manifests(records: list[ResourceRecord]) -> list[Manifest]:

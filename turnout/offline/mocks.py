@@ -53,10 +53,20 @@ def kind_kubeconfig(cluster: str) -> str:
     )
 
 
+# Shaped like a PKCS#8 key block; its content is a placeholder, not a key.
+OFFLINE_KEY_PEM = "-----BEGIN PRIVATE KEY-----\nT0ZGTElORS1QTEFDRUhPTERFUi1OT1QtQS1LRVk=\n-----END PRIVATE KEY-----\n"
+
+
 def _command_outputs(name: str, inputs: dict) -> dict:
+    """What the commands turnout runs print: kind's kubeconfig, openssl's key and certificate."""
     create = inputs.get("create") or ""
     match = re.search(r"kind get kubeconfig --name (\S+)", create)
-    stdout = kind_kubeconfig(match.group(1)) if match else ""
+    if match:
+        stdout = kind_kubeconfig(match.group(1))
+    elif create.startswith("openssl req"):
+        stdout = OFFLINE_KEY_PEM + OFFLINE_CA_PEM
+    else:
+        stdout = ""
     return {**inputs, "stdout": stdout, "stderr": ""}
 
 

@@ -89,12 +89,24 @@ def summary(plan: StackPlan) -> str:
         f"{mandatory} mandatory and {len(plan.violations) - mandatory} advisory policy violations.",
         "",
         *_diagram(plan),
+        *_platform_table(plan),
         *_resources_table(plan),
         *_traffic_tables(plan),
         *_dr_section(plan.dr),
         *_violations_section(plan.violations),
     ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _platform_table(plan: StackPlan) -> list[str]:
+    platform = plan.outputs.get("platform") or {}
+    if not platform:
+        return []
+    parts = ["istio", "knative", "flagger", "prometheus"]
+    lines = ["## Serving platform", "", "| cluster | " + " | ".join(parts) + " |", "| --- |" + " --- |" * len(parts)]
+    for cluster, versions in sorted(platform.items()):
+        lines.append(f"| `{cluster}` | " + " | ".join(versions.get(p) or "—" for p in parts) + " |")
+    return [*lines, ""]
 
 
 def _resources_table(plan: StackPlan) -> list[str]:

@@ -1,0 +1,1 @@
+"""The serving platform on every cluster: Istio, Knative Serving, Flagger and Prometheus."""

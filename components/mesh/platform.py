@@ -1,0 +1,94 @@
+"""The serving platform of one cluster: Istio always; Knative and Flagger where endpoints need them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.mesh.certificate import SelfSignedCertificate, SelfSignedCertificateArgs
+from components.mesh.flagger import Flagger, FlaggerArgs
+from components.mesh.istio import GATEWAY_NAME, GATEWAY_NAMESPACE, GATEWAY_PRINCIPAL, IstioMesh, IstioMeshArgs
+from components.mesh.knative import KNATIVE_NAMESPACE, KnativeServing, KnativeServingArgs
+from turnout.config import Endpoint, Serving, platform_features
+from turnout.naming import child
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeshInfo:
+    """What model endpoints need to know about the platform they run on."""
+
+    gateway: str
+    """`namespace/name` of the Istio Gateway that VirtualServices bind to."""
+    gateway_principal: str
+    """The ingress gateway's SPIFFE identity, allowed into model namespaces."""
+    domain: str
+    knative_namespace: str | None
+    """Set where Knative runs: its activator must reach Knative-backed model pods."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingPlatformArgs:
+    serving: Serving
+    cloud: str
+    tier: str
+    endpoints: dict[str, Endpoint]
+
+
+class ServingPlatform(pulumi.ComponentResource):
+    mesh: MeshInfo
+    ready: list[pulumi.Resource]
+    """What objects in model namespaces wait for (CRDs, control planes, webhooks)."""
+    versions: dict[str, str | None]
+
+    def __init__(self, name: str, args: ServingPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("turnout:mesh:ServingPlatform", name, None, opts)
+        serving = args.serving
+        domain = serving.gateway.domain
+        features = platform_features(serving, args.endpoints)
+        istio = IstioMesh(
+            child(name, "istio"),
+            IstioMeshArgs(
+                chart=serving.istio, gateway=serving.gateway, domain=domain, cloud=args.cloud, tier=args.tier
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        self.ready = list(istio.ready)
+        if args.cloud == "kind":  # clouds reference a certificate managed outside the stack
+            SelfSignedCertificate(
+                child(name, "tls"),
+                SelfSignedCertificateArgs(
+                    domain=domain,
+                    secret_name=serving.gateway.certificate,
+                    namespace=GATEWAY_NAMESPACE,
+                    after=(istio.ingress_namespace,),
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+        if features.knative:
+            knative = KnativeServing(
+                child(name, "knative"),
+                KnativeServingArgs(release=serving.knative, domain=domain, tier=args.tier, after=tuple(istio.ready)),
+                pulumi.ResourceOptions(parent=self),
+            )
+            self.ready += knative.ready
+        if features.flagger:
+            flagger = Flagger(
+                child(name, "flagger"),
+                FlaggerArgs(flagger=serving.flagger, prometheus=serving.prometheus, after=tuple(istio.ready)),
+                pulumi.ResourceOptions(parent=self),
+            )
+            self.ready += flagger.ready
+        self.mesh = MeshInfo(
+            gateway=f"{GATEWAY_NAMESPACE}/{GATEWAY_NAME}",
+            gateway_principal=GATEWAY_PRINCIPAL,
+            domain=domain,
+            knative_namespace=KNATIVE_NAMESPACE if features.knative else None,
+        )
+        self.versions = {
+            "istio": serving.istio.version,
+            "knative": serving.knative.version if features.knative else None,
+            "flagger": serving.flagger.version if features.flagger else None,
+            "prometheus": serving.prometheus.version if features.flagger else None,
+        }
+        self.register_outputs({"versions": self.versions})
