@@ -130,12 +130,14 @@ class Gateway:
         "Hostname suffix of model endpoints (Knative domain, Gateway hosts).",
         None,
         parse=_matching(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", "a DNS domain such as models.example.com"),
+        allowed="a DNS domain",
         default_doc="127.0.0.1.sslip.io on kind, models.internal elsewhere",
     )
     certificate: str = setting(
         "TLS secret (in istio-ingress) the Gateway serves; kind generates a self-signed one.",
         "turnout-gateway-tls",
         parse=_matching(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", "a Kubernetes secret name"),
+        allowed="a Kubernetes secret name",
     )
 
 

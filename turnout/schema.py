@@ -205,14 +205,27 @@ class ReferenceRow:
     doc: str
 
 
-def reference_rows(cls: type, prefix: str) -> list[ReferenceRow]:
-    """Rows of the config reference for `cls` and its nested config classes, depth first."""
+def reference_rows(cls: type, prefix: str, base: Any = None) -> list[ReferenceRow]:
+    """Rows of the config reference for `cls` and its nested config classes, depth first.
+
+    `base` is the default instance the fields inherit from (as `parse_object` merges them).
+    """
     rows: list[ReferenceRow] = []
     hints = _hints(cls)
     for field in config_fields(cls):
         tp = hints[field.name]
         key = f"{prefix}.{yaml_key(field)}" if not prefix.endswith(":") else prefix + yaml_key(field)
-        rows.append(ReferenceRow(key, describe_type(tp, field.metadata), _default_text(field), field.metadata["doc"]))
+        inherited = getattr(base, field.name) if base is not None else MISSING
+        if field.metadata.get("default_doc") or inherited is MISSING or dataclasses.is_dataclass(inherited):
+            default = _default_text(field)
+        else:
+            default = _value_text(inherited)
+        rows.append(ReferenceRow(key, describe_type(tp, field.metadata), default, field.metadata["doc"]))
+        nested_base = (
+            inherited
+            if dataclasses.is_dataclass(inherited)
+            else (field.default if dataclasses.is_dataclass(field.default) else None)
+        )
         nested = _nested_config_class(tp)
         if nested is not None:
             item = (
@@ -220,7 +233,7 @@ def reference_rows(cls: type, prefix: str) -> list[ReferenceRow]:
                 if get_origin(_strip_optional(tp)) is dict
                 else ("[]" if get_origin(_strip_optional(tp)) is tuple else "")
             )
-            rows.extend(reference_rows(nested, key + item))
+            rows.extend(reference_rows(nested, key + item, nested_base if not item else None))
     return rows
 
 
@@ -247,7 +260,10 @@ def _default_text(field: dataclasses.Field) -> str:
         return field.metadata["default_doc"]
     if is_required(field):
         return "required"
-    default = field.default if field.default is not MISSING else field.default_factory()
+    return _value_text(field.default if field.default is not MISSING else field.default_factory())
+
+
+def _value_text(default: Any) -> str:
     if default is None:
         return "absent"
     if isinstance(default, str):
