@@ -65,8 +65,8 @@ def test_kind_refuses_versions_without_a_pinned_node_image():
 
 
 MESH = MeshInfo(
-    gateway="istio-ingress/turnout-gateway",
-    gateway_principal="cluster.local/ns/istio-ingress/sa/istio-ingressgateway",
+    gateway="istio-system/turnout-gateway",
+    gateway_principal="cluster.local/ns/istio-system/sa/istio-ingressgateway",
     domain="127.0.0.1.sslip.io",
     knative_namespace=None,
 )

@@ -57,7 +57,7 @@ def test_local_plan_writes_all_six_outputs(tmp_path, capsys):
     summary = (folder / "summary.md").read_text()
     for needle in ("```mermaid", "## Resources by type", "## Traffic", "## Disaster recovery", "## Policy"):
         assert needle in summary
-    assert "[1/1] local: 37 resources, 16 Kubernetes objects" in err
+    assert "[1/1] local: 36 resources, 15 Kubernetes objects" in err
 
 
 def test_manifests_are_kubectl_ready_documents(tmp_path, capsys):
@@ -66,7 +66,7 @@ def test_manifests_are_kubectl_ready_documents(tmp_path, capsys):
     files = sorted((tmp_path / "local" / "manifests" / "local").glob("*.yaml"))
     kinds = [yaml.safe_load(f.read_text())["kind"] for f in files]
     # Numbered in apply order: namespaces first, custom resources (which need CRDs) last.
-    assert kinds[:3] == ["Namespace"] * 3
+    assert kinds[:2] == ["Namespace"] * 2
     assert kinds.index("Deployment") > kinds.index("ServiceAccount")
     assert set(kinds[-4:]) == {"AuthorizationPolicy", "Gateway", "PeerAuthentication"}
     assert kinds.count("ConfigMap") == 4, "Knative's config patches render as the ConfigMaps they patch"
@@ -316,7 +316,7 @@ def test_random_stack_files_exit_0_1_or_2_without_traceback(project, tmp_path, c
 def test_secret_manifests_keep_key_names_and_never_values(tmp_path, capsys):
     status, _ = plan(capsys, "local", "--project", str(REPO), "--out", str(tmp_path))
     assert status == 0
-    (path,) = (tmp_path / "local" / "manifests" / "local").glob("*-secret-istio-ingress-turnout-gateway-tls.yaml")
+    (path,) = (tmp_path / "local" / "manifests" / "local").glob("*-secret-istio-system-turnout-gateway-tls.yaml")
     secret = yaml.safe_load(path.read_text())
     assert secret["type"] == "kubernetes.io/tls"
     assert secret["stringData"] == {"tls.crt": "[secret]", "tls.key": "[secret]"}

@@ -134,7 +134,7 @@ class Gateway:
         default_doc="127.0.0.1.sslip.io on kind, models.internal elsewhere",
     )
     certificate: str = setting(
-        "TLS secret (in istio-ingress) the Gateway serves; kind generates a self-signed one.",
+        "TLS secret (in istio-system, beside the gateway) the Gateway serves; kind generates a self-signed one.",
         "turnout-gateway-tls",
         parse=_matching(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", "a Kubernetes secret name"),
         allowed="a Kubernetes secret name",
@@ -148,7 +148,7 @@ ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts"
 class Serving:
     """The serving platform on every cluster: one place to bump its versions."""
 
-    istio: Chart = setting("Istio charts (base, istiod, gateway).", Chart(version="1.30.1", repository=ISTIO_CHARTS))
+    istio: Chart = setting("Istio charts (base, istiod, gateway).", Chart(version="1.30.4", repository=ISTIO_CHARTS))
     knative: OptionalChart = setting(
         "Knative Serving with net-istio, from the release manifests.",
         OptionalChart(version="1.23.0", repository="https://github.com"),
@@ -159,7 +159,7 @@ class Serving:
     )
     prometheus: Chart = setting(
         "Prometheus scraping Istio, installed with Flagger.",
-        Chart(version="27.45.0", repository="https://prometheus-community.github.io/helm-charts"),
+        Chart(version="27.42.2", repository="https://prometheus-community.github.io/helm-charts"),
     )
     gateway: Gateway = setting("The ingress gateway.", Gateway())
 

@@ -12,7 +12,9 @@ from turnout.config import Chart, Gateway
 from turnout.naming import child
 
 ISTIO_NAMESPACE = "istio-system"
-GATEWAY_NAMESPACE = "istio-ingress"
+# net-istio's manifests expect exactly this gateway: Service istio-ingressgateway in istio-system,
+# pods labelled istio: ingressgateway. Any other name breaks Knative routing.
+GATEWAY_NAMESPACE = ISTIO_NAMESPACE
 GATEWAY_RELEASE = "istio-ingressgateway"
 # The gateway chart labels its pods `istio: <release name without the "istio-" prefix>`.
 GATEWAY_SELECTOR = {"istio": "ingressgateway"}
@@ -93,7 +95,7 @@ class IstioMeshArgs:
 
 
 class IstioMesh(pulumi.ComponentResource):
-    ingress_namespace: k8s.core.v1.Namespace
+    system_namespace: k8s.core.v1.Namespace
     control_plane: k8s.helm.v3.Release
     gateway_release: k8s.helm.v3.Release
     gateway: k8s.apiextensions.CustomResource
@@ -103,13 +105,8 @@ class IstioMesh(pulumi.ComponentResource):
     def __init__(self, name: str, args: IstioMeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:mesh:IstioMesh", name, None, opts)
         repo = {"repo": args.chart.repository}
-        system = k8s.core.v1.Namespace(
+        system = self.system_namespace = k8s.core.v1.Namespace(
             child(name, "system-ns"), metadata={"name": ISTIO_NAMESPACE}, opts=pulumi.ResourceOptions(parent=self)
-        )
-        ingress = self.ingress_namespace = k8s.core.v1.Namespace(
-            child(name, "ingress-ns"),
-            metadata={"name": GATEWAY_NAMESPACE, "labels": {"istio-injection": "enabled"}},
-            opts=pulumi.ResourceOptions(parent=self),
         )
         base = k8s.helm.v3.Release(
             child(name, "base"),
@@ -146,7 +143,7 @@ class IstioMesh(pulumi.ComponentResource):
                 "service": gateway_service_values(args.cloud, args.gateway.exposure),
                 "autoscaling": {"minReplicas": replicas},
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[ingress, self.control_plane]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane]),
         )
         # Mesh-wide: no plaintext between workloads.
         strict = k8s.apiextensions.CustomResource(

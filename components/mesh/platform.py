@@ -61,7 +61,7 @@ class ServingPlatform(pulumi.ComponentResource):
                     domain=domain,
                     secret_name=serving.gateway.certificate,
                     namespace=GATEWAY_NAMESPACE,
-                    after=(istio.ingress_namespace,),
+                    after=(istio.system_namespace,),
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
