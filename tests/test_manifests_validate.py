@@ -10,7 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import CRDS, REPO
+from tests.crd_schema import load_crds, validate_custom_resource
 from turnout.cli import main
 
 
@@ -58,3 +59,26 @@ def test_validator_catches_what_an_api_server_would_prune(local_manifests):
     document["spec"]["template"]["spec"]["containers"][0]["gpuCount"] = 1
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(document, "1.34.0", strict=True)
+
+
+# --- custom resources against the upstream CRDs (tests/crds, vendored from shared/crds) -------------
+
+
+def custom_documents(paths: list[Path]) -> list[dict]:
+    return [d for p in paths for d in yaml.safe_load_all(p.read_text()) if not is_core(d)]
+
+
+def test_custom_resources_match_their_crds_with_nothing_pruned(local_manifests):
+    documents = custom_documents(local_manifests)
+    assert {d["kind"] for d in documents} == {"Gateway", "PeerAuthentication", "AuthorizationPolicy"}
+    crds = load_crds(CRDS)
+    problems = {f"{d['kind']} {d['metadata']['name']}": validate_custom_resource(d, crds) for d in documents}
+    assert all(not found for found in problems.values()), problems
+
+
+def test_crd_check_can_fail_on_a_rendered_object(local_manifests):
+    gateway = next(d for d in custom_documents(local_manifests) if d["kind"] == "Gateway")
+    gateway["spec"]["servers"][1]["tls"]["minTlsVersion"] = "TLSV1_2"
+    assert validate_custom_resource(gateway, load_crds(CRDS)) == [
+        "spec.servers[1].tls.minTlsVersion: unknown field (would be pruned)"
+    ]
