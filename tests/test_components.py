@@ -146,7 +146,7 @@ def test_rolling_endpoint_renders_a_hardened_deployment():
     assert "lab-scores-v1-pdb" not in records, "a single replica cannot keep a disruption budget"
 
     service = records["lab-scores-svc"].inputs["spec"]
-    assert service["selector"] == {"app.kubernetes.io/name": "scores"}
+    assert service["selector"] == {"app.kubernetes.io/name": "scores", "turnout.dev/role": "serving"}
     assert service["ports"][0]["targetPort"] == "http"
 
 
@@ -178,8 +178,9 @@ def test_endpoint_traffic_entry_comes_from_its_plan():
     run = endpoint_run(rolling_config())
     endpoint = by_name(run)["lab-scores"]
     assert endpoint.type == "turnout:endpoint:ModelEndpoint"
-    # namespace, 2 authorization policies, service account, deployment, HPA, service
-    assert len([r for r in run.records if r.type.startswith("kubernetes:")]) == 7
+    # namespace, 2 authorization policies, service account, deployment, HPA, service, destination rule,
+    # virtual service
+    assert len([r for r in run.records if r.type.startswith("kubernetes:")]) == 9
 
 
 def test_every_namespaced_object_waits_for_its_namespace():
@@ -202,6 +203,7 @@ def test_every_namespaced_object_waits_for_its_namespace():
     namespaced = [
         r for r in run.records if r.type.startswith("kubernetes:") and "namespace" in r.inputs.get("metadata", {})
     ]
-    assert len(namespaced) == 7  # 2 authorization policies, service account, deployment, HPA, PDB, service
+    # 2 authorization policies, service account, deployment, HPA, PDB, service, destination rule, virtual service
+    assert len(namespaced) == 9
     for record in namespaced:
         assert namespaces[record.inputs["metadata"]["namespace"]] in closure(record.urn), record.name

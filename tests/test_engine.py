@@ -33,7 +33,7 @@ def test_local_plan_writes_all_six_outputs(tmp_path, capsys):
     assert {"turnout:cluster:KindCluster", "pulumi:providers:kubernetes", "kubernetes:apps/v1:Deployment"} <= set(types)
     assert all(set(r) == {"urn", "type", "name", "parent", "inputs"} for r in inventory["resources"])
     by_name = {r["name"]: r for r in inventory["resources"]}
-    assert by_name["local-echo-v1-deployment"]["parent"] == by_name["local-echo-v1"]["urn"]
+    assert by_name["local-echo-v2-deployment"]["parent"] == by_name["local-echo-v2"]["urn"]
     assert by_name["local-k8s"]["inputs"]["kubeconfig"] == "[secret]"
     assert inventory["outputs"]["kubeconfigs"] == {"local": "[secret]"}
 
@@ -44,8 +44,14 @@ def test_local_plan_writes_all_six_outputs(tmp_path, capsys):
                 "name": "echo",
                 "cluster": "local",
                 "backend": "istio",
-                "strategy": "rolling",
-                "routes": [{"match": None, "to": [{"version": "v1", "weight": 100}], "mirror": []}],
+                "strategy": "shadow",
+                "routes": [
+                    {
+                        "match": None,
+                        "to": [{"version": "v1", "weight": 100}],
+                        "mirror": [{"version": "v2", "percent": 50}],
+                    }
+                ],
             }
         ]
     }
@@ -57,7 +63,7 @@ def test_local_plan_writes_all_six_outputs(tmp_path, capsys):
     summary = (folder / "summary.md").read_text()
     for needle in ("```mermaid", "## Resources by type", "## Traffic", "## Disaster recovery", "## Policy"):
         assert needle in summary
-    assert "[1/1] local: 36 resources, 15 Kubernetes objects" in err
+    assert "[1/1] local: 45 resources, 22 Kubernetes objects" in err
 
 
 def test_manifests_are_kubectl_ready_documents(tmp_path, capsys):
@@ -68,12 +74,14 @@ def test_manifests_are_kubectl_ready_documents(tmp_path, capsys):
     # Numbered in apply order: namespaces first, custom resources (which need CRDs) last.
     assert kinds[:2] == ["Namespace"] * 2
     assert kinds.index("Deployment") > kinds.index("ServiceAccount")
-    assert set(kinds[-4:]) == {"AuthorizationPolicy", "Gateway", "PeerAuthentication"}
+    custom = {"AuthorizationPolicy", "DestinationRule", "Gateway", "PeerAuthentication", "VirtualService"}
+    first_custom = min(kinds.index(k) for k in custom)
+    assert set(kinds[first_custom:]) == custom
     assert kinds.count("ConfigMap") == 4, "Knative's config patches render as the ConfigMaps they patch"
     deployment = yaml.safe_load(next(f for f in files if "-deployment-" in f.name).read_text())
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["ports"][0]["containerPort"] == 8080 and isinstance(container["ports"][0]["containerPort"], int)
-    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 0}
 
 
 def test_no_secret_value_reaches_disk(tmp_path, capsys):
@@ -96,11 +104,12 @@ def test_plans_are_deterministic(tmp_path, capsys):
 
 def test_invalid_stack_file_exits_2_naming_the_key(project, tmp_path, capsys):
     config = yaml.safe_load((project / "environments" / "Pulumi.local.yaml").read_text())["config"]
-    config["turnout:endpoints"]["echo"]["strategy"]["maxSurge"] = "lots"
+    config["turnout:endpoints"]["echo"]["strategy"]["shadows"]["v2"] = 150
     (project / "environments" / "Pulumi.local.yaml").write_text(yaml.safe_dump({"config": config}))
     status, err = plan(capsys, "--project", str(project), "--out", str(tmp_path))
     assert status == 2
-    assert "stack 'local'" in err and "turnout:endpoints.echo.strategy.maxSurge: found the string 'lots'" in err
+    assert "stack 'local'" in err
+    assert "turnout:endpoints.echo.strategy.shadows.v2: found the number 150; allowed: an integer from 1 to 100" in err
     assert "Traceback" not in err
 
 
@@ -137,9 +146,9 @@ def test_unknown_option_is_status_2(capsys):
         (
             lambda c: c["endpoints"]["echo"].update(
                 versions={"v1": {"image": "a:1"}, "v2": {"image": "a:2"}},
-                strategy={"type": "canary", "stable": "v1", "canary": "v2", "weight": 10},
+                strategy={"type": "canary", "stable": "v1", "canary": "v2", "weight": 10, "progressive": {}},
             ),
-            "turnout:endpoints.echo.strategy.type",
+            "turnout:endpoints.echo.strategy.progressive",
         ),
     ],
 )

@@ -70,7 +70,13 @@ def custom_documents(paths: list[Path]) -> list[dict]:
 
 def test_custom_resources_match_their_crds_with_nothing_pruned(local_manifests):
     documents = custom_documents(local_manifests)
-    assert {d["kind"] for d in documents} == {"Gateway", "PeerAuthentication", "AuthorizationPolicy"}
+    assert {d["kind"] for d in documents} == {
+        "Gateway",
+        "PeerAuthentication",
+        "AuthorizationPolicy",
+        "VirtualService",
+        "DestinationRule",
+    }
     crds = load_crds(CRDS)
     problems = {f"{d['kind']} {d['metadata']['name']}": validate_custom_resource(d, crds) for d in documents}
     assert all(not found for found in problems.values()), problems

@@ -1,4 +1,5 @@
-"""A model endpoint on one cluster: its namespace, a workload per running version, and its Service."""
+"""A model endpoint on one cluster: its namespace, a workload per running version, the Services in
+front of them, and the routing objects that realise its strategy."""
 
 from __future__ import annotations
 
@@ -8,41 +9,40 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.endpoint.feature_flags import FlagDaemon, FlagDaemonArgs
+from components.endpoint.istio_routes import IstioRoutes, IstioRoutesArgs
 from components.endpoint.namespace import ModelNamespace, ModelNamespaceArgs
-from components.endpoint.workload import ModelWorkload, ModelWorkloadArgs
+from components.endpoint.workload import ROLE_LABEL, ModelWorkload, ModelWorkloadArgs
 from components.mesh.platform import MeshInfo
 from turnout.config import Endpoint, key_path
 from turnout.errors import NotSupportedError
 from turnout.naming import child, labels
-from turnout.strategies import Recreate, Rolling, Strategy
+from turnout.strategies import Canary, FeatureFlag, Recreate, Rolling, Strategy
 from turnout.traffic import TrafficPlan, traffic_plan
 
-# Strategies this version renders; the others have traffic plans but no Istio/Knative routing yet.
-RENDERED_STRATEGIES = (Recreate, Rolling)
 RENDERED_BACKENDS = ("istio",)
+DEFAULT_UPDATE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
 
 
 def update_strategy(strategy: Strategy) -> dict:
-    """The Deployment update strategy that realises `recreate` or `rolling`."""
+    """How each version's Deployment replaces its own pods: `recreate` all at once, else a few at a time."""
+    if isinstance(strategy, Recreate):
+        return {"type": "Recreate"}
     if isinstance(strategy, Rolling):
         return {
             "type": "RollingUpdate",
             "rollingUpdate": {"maxSurge": strategy.max_surge, "maxUnavailable": strategy.max_unavailable},
         }
-    return {"type": "Recreate"}
+    return DEFAULT_UPDATE
 
 
 def check_renderable(name: str, endpoint: Endpoint) -> None:
     path = key_path(f"endpoints.{name}")
     if endpoint.backend not in RENDERED_BACKENDS:
         raise NotSupportedError(f"{path}.backend", repr(endpoint.backend), "backend " + ", ".join(RENDERED_BACKENDS))
-    if not isinstance(endpoint.strategy, RENDERED_STRATEGIES):
-        raise NotSupportedError(
-            f"{path}.strategy.type",
-            repr(endpoint.strategy.TYPE),
-            "strategy " + ", ".join(s.TYPE for s in RENDERED_STRATEGIES) + " (the others plan traffic but do "
-            "not render Istio/Knative routing yet)",
-        )
+    progressive = getattr(endpoint.strategy, "progressive", None)
+    if progressive is not None:
+        raise NotSupportedError(f"{path}.strategy.progressive", "a progressive analysis", "static weights")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,13 +64,12 @@ class ModelEndpoint(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelEndpointArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:endpoint:ModelEndpoint", name, None, opts)
         check_renderable(args.endpoint_name, args.endpoint)
-        endpoint = args.endpoint
+        endpoint, namespace_name = args.endpoint, args.endpoint_name
         self.plan = traffic_plan(endpoint.strategy)
-
         namespace = ModelNamespace(
             child(name, "ns"),
             ModelNamespaceArgs(
-                namespace=args.endpoint_name,
+                namespace=namespace_name,
                 endpoint=args.endpoint_name,
                 tier=args.tier,
                 allowed_principals=[args.mesh.gateway_principal],
@@ -79,15 +78,18 @@ class ModelEndpoint(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         ).namespace
+        in_namespace = (namespace,)
+        shadows = set(self.plan.mirrored_versions)
         for version_name in self.plan.running_versions:
             ModelWorkload(
                 child(name, version_name),
                 ModelWorkloadArgs(
-                    namespace=args.endpoint_name,
-                    after=(namespace,),
+                    namespace=namespace_name,
+                    after=in_namespace,
                     endpoint=args.endpoint_name,
                     version_name=version_name,
                     version=endpoint.versions[version_name],
+                    role="shadow" if version_name in shadows else "serving",
                     port=endpoint.port,
                     health_path=endpoint.health_path,
                     tier=args.tier,
@@ -95,23 +97,53 @@ class ModelEndpoint(pulumi.ComponentResource):
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
-        # recreate and rolling run one version, so selecting the endpoint selects exactly it.
-        k8s.core.v1.Service(
-            child(name, "svc"),
-            metadata={
-                "name": args.endpoint_name,
-                "namespace": args.endpoint_name,
-                "labels": labels(args.endpoint_name, None, args.tier),
-            },
-            spec={
-                "type": "ClusterIP",
-                "selector": {"app.kubernetes.io/name": args.endpoint_name},
-                "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}],
-            },
-            # The name is known statically; the explicit dependency orders the Service after its
-            # namespace without every object awaiting the namespace's outputs.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+        # Shadows get their own Service: the public one never selects them, so they can only be mirrored to.
+        for suffix, role in (("", "serving"), ("-shadow", "shadow")):
+            if role == "shadow" and not shadows:
+                continue
+            k8s.core.v1.Service(
+                child(name, f"svc{suffix}"),
+                metadata={
+                    "name": f"{args.endpoint_name}{suffix}",
+                    "namespace": namespace_name,
+                    "labels": labels(args.endpoint_name, None, args.tier),
+                },
+                spec={
+                    "type": "ClusterIP",
+                    "selector": {"app.kubernetes.io/name": args.endpoint_name, ROLE_LABEL: role},
+                    "ports": [
+                        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}
+                    ],
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+            )
+        public_host = f"{args.endpoint_name}.{args.mesh.domain}"
+        IstioRoutes(
+            child(name, "routes"),
+            IstioRoutesArgs(
+                endpoint=args.endpoint_name,
+                namespace=namespace_name,
+                tier=args.tier,
+                plan=self.plan,
+                sticky=endpoint.strategy.sticky if isinstance(endpoint.strategy, Canary) else None,
+                public_host=public_host,
+                gateway=args.mesh.gateway,
+                after=in_namespace,
+            ),
+            pulumi.ResourceOptions(parent=self),
         )
+        if isinstance(endpoint.strategy, FeatureFlag):
+            FlagDaemon(
+                child(name, "flagd"),
+                FlagDaemonArgs(
+                    endpoint=args.endpoint_name,
+                    namespace=namespace_name,
+                    tier=args.tier,
+                    strategy=endpoint.strategy,
+                    after=in_namespace,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
         self.traffic = {
             "name": args.endpoint_name,
             "cluster": args.cluster,
@@ -120,4 +152,4 @@ class ModelEndpoint(pulumi.ComponentResource):
             "routes": self.plan.to_json(),
         }
         # Names, not the traffic document: every nested value registered becomes an Output to await.
-        self.register_outputs({"namespace": args.endpoint_name, "versions": list(self.plan.running_versions)})
+        self.register_outputs({"namespace": namespace_name, "versions": list(self.plan.running_versions)})

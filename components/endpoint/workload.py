@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 from turnout.config import ModelVersion
 from turnout.naming import child, k8s_name, labels
 
+ROLE_LABEL = "turnout.dev/role"  # serving | shadow: which Service selects the pods
 RUN_AS = 65532  # the conventional "nonroot" uid/gid of distroless images
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -23,6 +24,8 @@ class ModelWorkloadArgs:
     endpoint: str
     version_name: str
     version: ModelVersion
+    role: str
+    """serving (behind the public Service) or shadow (behind the shadow Service, mirrored to only)."""
     port: int
     health_path: str
     tier: str
@@ -111,7 +114,14 @@ class ModelWorkload(pulumi.ComponentResource):
             "revisionHistoryLimit": 5,
             "template": {
                 # Istio's telemetry reads `app` and `version`.
-                "metadata": {"labels": {**object_labels, "app": args.endpoint, "version": args.version_name}},
+                "metadata": {
+                    "labels": {
+                        **object_labels,
+                        ROLE_LABEL: args.role,
+                        "app": args.endpoint,
+                        "version": args.version_name,
+                    }
+                },
                 "spec": pod_spec(args, object_name),
             },
         }

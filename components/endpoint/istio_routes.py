@@ -1,0 +1,139 @@
+"""An endpoint's traffic plan as Istio objects: a DestinationRule (a subset per version) and a
+VirtualService bound to the platform's Gateway whose HTTP routes are exactly the plan's routes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from turnout.naming import child, labels
+from turnout.strategies import Sticky
+from turnout.traffic import Destination, Match, Mirror, Route, TrafficPlan
+
+SERVICE_PORT = 80
+STICKY_MAX_AGE_S = 7 * 86400
+VERSION_LABEL = "turnout.dev/version"
+
+
+def cookie_regex(name: str, value: str) -> str:
+    """Matches a Cookie header carrying name=value among other cookies (RE2, whole-string match)."""
+    return f"(.*;\\s*)?{re.escape(name)}={re.escape(value)}(;.*)?"
+
+
+def match_spec(match: Match) -> dict:
+    if match.kind == "cookie":
+        return {"headers": {"cookie": {"regex": cookie_regex(match.name, match.value)}}}
+    return {"headers": {match.name: {"exact": match.value}}}
+
+
+def route_name(route: Route, index: int) -> str:
+    if route.match is None:
+        return "default"
+    prefix = "sticky" if route.match.kind == "cookie" else re.sub(r"[^a-z0-9]+", "-", route.match.name.lower())
+    return f"{prefix}-{route.match.value}".strip("-")[:63] or f"route-{index}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hosts:
+    service: str
+    """FQDN of the Service in front of the serving versions."""
+    shadow: str
+    """FQDN of the Service in front of the shadow versions (mirror targets only)."""
+
+
+def _destination(destination: Destination, hosts: Hosts, sticky: Sticky | None) -> dict:
+    spec = {
+        "destination": {"host": hosts.service, "subset": destination.version, "port": {"number": SERVICE_PORT}},
+        "weight": destination.weight,
+    }
+    if sticky is not None:
+        # The split route tells the client which version it got; later requests match on the cookie.
+        cookie = f"{sticky.cookie}={destination.version}; Path=/; Max-Age={STICKY_MAX_AGE_S}; HttpOnly; SameSite=Lax"
+        spec["headers"] = {"response": {"set": {"set-cookie": cookie}}}
+    return spec
+
+
+def _mirror(mirror: Mirror, hosts: Hosts) -> dict:
+    return {
+        "destination": {"host": hosts.shadow, "subset": mirror.version, "port": {"number": SERVICE_PORT}},
+        "percentage": {"value": float(mirror.percent)},
+    }
+
+
+def http_routes(plan: TrafficPlan, hosts: Hosts, sticky: Sticky | None = None) -> list[dict]:
+    """The VirtualService's `http` list, one entry per plan route, in the plan's order."""
+    routes = []
+    for index, route in enumerate(plan.routes):
+        split = route.match is None and len(route.to) > 1
+        spec: dict = {"name": route_name(route, index)}
+        if route.match is not None:
+            spec["match"] = [match_spec(route.match)]
+        spec["route"] = [_destination(d, hosts, sticky if split else None) for d in route.to]
+        if route.mirror:
+            spec["mirrors"] = [_mirror(m, hosts) for m in route.mirror]
+        routes.append(spec)
+    return routes
+
+
+def destination_rule_spec(host: str, versions: tuple[str, ...]) -> dict:
+    return {
+        "host": host,
+        "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
+        "subsets": [{"name": version, "labels": {VERSION_LABEL: version}} for version in versions],
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class IstioRoutesArgs:
+    endpoint: str
+    namespace: str
+    tier: str
+    plan: TrafficPlan
+    sticky: Sticky | None
+    public_host: str
+    gateway: str
+    """`namespace/name` of the Gateway the VirtualService binds to."""
+    after: tuple[pulumi.Resource, ...]
+
+
+class IstioRoutes(pulumi.ComponentResource):
+    def __init__(self, name: str, args: IstioRoutesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("turnout:endpoint:IstioRoutes", name, None, opts)
+        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
+        domain = f"{args.namespace}.svc.cluster.local"
+        hosts = Hosts(service=f"{args.endpoint}.{domain}", shadow=f"{args.endpoint}-shadow.{domain}")
+        meta = {"namespace": args.namespace, "labels": labels(args.endpoint, None, args.tier)}
+        k8s.apiextensions.CustomResource(
+            child(name, "dr"),
+            api_version="networking.istio.io/v1",
+            kind="DestinationRule",
+            metadata={"name": args.endpoint, **meta},
+            spec=destination_rule_spec(hosts.service, args.plan.routed_versions),
+            opts=after,
+        )
+        if args.plan.mirrored_versions:
+            k8s.apiextensions.CustomResource(
+                child(name, "shadow-dr"),
+                api_version="networking.istio.io/v1",
+                kind="DestinationRule",
+                metadata={"name": f"{args.endpoint}-shadow", **meta},
+                spec=destination_rule_spec(hosts.shadow, args.plan.mirrored_versions),
+                opts=after,
+            )
+        k8s.apiextensions.CustomResource(
+            child(name, "vs"),
+            api_version="networking.istio.io/v1",
+            kind="VirtualService",
+            metadata={"name": args.endpoint, **meta},
+            spec={
+                # The public host through the Gateway, and the in-mesh name for callers inside the cluster.
+                "hosts": [args.public_host, hosts.service],
+                "gateways": [args.gateway, "mesh"],
+                "http": http_routes(args.plan, hosts, args.sticky),
+            },
+            opts=after,
+        )
+        self.register_outputs({"host": args.public_host})

@@ -1,0 +1,197 @@
+"""Every strategy rendered on Istio: the objects, and traffic.json re-derived from them by a reader
+that shares no code with the renderer."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from tests.conftest import CRDS, write_stack
+from tests.crd_schema import load_crds, validate_custom_resource
+from turnout.cli import main
+
+STRATEGIES = {
+    "recreate": {"type": "recreate", "version": "v2"},
+    "rolling": {"type": "rolling", "version": "v1", "maxSurge": 1},
+    "blue-green": {"type": "blue-green", "active": "v1", "preview": "v2"},
+    "canary": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 10},
+    "sticky-canary": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 25, "sticky": {"cookie": "model"}},
+    "ab-test": {"type": "ab-test", "variants": {"v1": 50, "v2": 30, "v3": 20}},
+    "ab-segment": {
+        "type": "ab-test",
+        "variants": {"v2": 60, "v3": 40},
+        "segment": {"header": "x-cohort", "value": "beta"},
+        "default": "v1",
+    },
+    "shadow": {"type": "shadow", "primary": "v1", "shadows": {"v2": 50, "v3": 5}},
+    "dark-launch": {"type": "dark-launch", "live": "v1", "dark": "v3"},
+    "feature-flag": {
+        "type": "feature-flag",
+        "flag": "new-ranker",
+        "variants": {"on": "v2", "off": "v1"},
+        "defaultVariant": "off",
+    },
+}
+
+
+def stack_config(strategy: dict, tier: str = "prod") -> dict:
+    return {
+        "tier": tier,
+        "platform": {"cloud": "kind", "regions": ["lab"]},
+        "endpoints": {
+            "scores": {
+                "versions": {v: {"image": f"ghcr.io/acme/scores:1.{i}.0"} for i, v in enumerate(["v1", "v2", "v3"])},
+                "strategy": strategy,
+            }
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory):
+    """Plan one stack per strategy once; return each stack's output folder."""
+    from tests.conftest import REPO
+
+    project = tmp_path_factory.mktemp("project")
+    import shutil
+
+    shutil.copy(REPO / "Pulumi.yaml", project)
+    for folder in ("stacks", "policies", "environments"):
+        shutil.copytree(REPO / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path_factory.mktemp("out")
+    for name, strategy in STRATEGIES.items():
+        write_stack(project, name, stack_config(strategy))
+    assert main(["plan", *STRATEGIES, "--project", str(project), "--out", str(out)]) == 0
+    return out
+
+
+def documents(folder) -> list[dict]:
+    (cluster,) = (folder / "manifests").iterdir()  # one cluster per stack here
+    return [yaml.safe_load(p.read_text()) for p in sorted(cluster.glob("*.yaml"))]
+
+
+# --- the independent reader ------------------------------------------------------------------------
+
+COOKIE = re.compile(r"^\(\.\*;\\s\*\)\?(?P<name>.+?)=(?P<value>.+?)\(;\.\*\)\?$")
+
+
+def read_match(match: list | None) -> dict | None:
+    if not match:
+        return None
+    ((header, condition),) = match[0]["headers"].items()
+    if header == "cookie":
+        found = COOKIE.match(condition["regex"])
+        return {"cookie": re.sub(r"\\(.)", r"\1", found["name"]), "value": re.sub(r"\\(.)", r"\1", found["value"])}
+    return {"header": header, "value": condition["exact"]}
+
+
+def subset_version(rules: dict[str, dict], destination: dict) -> str:
+    """Resolve host+subset through the DestinationRule to the version label its pods carry."""
+    rule = rules[destination["host"]]
+    (subset,) = [s for s in rule["spec"]["subsets"] if s["name"] == destination["subset"]]
+    return subset["labels"]["turnout.dev/version"]
+
+
+def routes_from_istio(objects: list[dict]) -> list[dict]:
+    (vs,) = [o for o in objects if o["kind"] == "VirtualService"]
+    rules = {o["spec"]["host"]: o for o in objects if o["kind"] == "DestinationRule"}
+    routes = []
+    for http in vs["spec"]["http"]:
+        routes.append(
+            {
+                "match": read_match(http.get("match")),
+                "to": [
+                    {"version": subset_version(rules, r["destination"]), "weight": r.get("weight", 100)}
+                    for r in http["route"]
+                ],
+                "mirror": [
+                    {"version": subset_version(rules, m["destination"]), "percent": int(m["percentage"]["value"])}
+                    for m in http.get("mirrors", [])
+                ],
+            }
+        )
+    return routes
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_traffic_json_agrees_with_the_rendered_virtual_service(plans, name):
+    traffic = json.loads((plans / name / "traffic.json").read_text())
+    (endpoint,) = traffic["endpoints"]
+    assert endpoint["strategy"] == STRATEGIES[name]["type"]
+    assert routes_from_istio(documents(plans / name)) == endpoint["routes"]
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_rendered_custom_resources_match_their_crds(plans, name):
+    crds = load_crds(CRDS)
+    custom = [d for d in documents(plans / name) if "istio.io" in d["apiVersion"]]
+    assert {"VirtualService", "DestinationRule"} <= {d["kind"] for d in custom}
+    for document in custom:
+        assert validate_custom_resource(document, crds) == [], (document["kind"], document["metadata"]["name"])
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_only_the_versions_the_strategy_names_run(plans, name):
+    deployments = {d["metadata"]["name"] for d in documents(plans / name) if d["kind"] == "Deployment"}
+    routes = json.loads((plans / name / "traffic.json").read_text())["endpoints"][0]["routes"]
+    versions = {t["version"] for r in routes for t in r["to"]} | {m["version"] for r in routes for m in r["mirror"]}
+    expected = {f"scores-{v}" for v in versions} | ({"scores-flagd"} if name == "feature-flag" else set())
+    assert deployments == expected
+
+
+def test_virtual_service_binds_the_gateway_and_the_mesh(plans):
+    (vs,) = [d for d in documents(plans / "canary") if d["kind"] == "VirtualService"]
+    assert vs["spec"]["gateways"] == ["istio-system/turnout-gateway", "mesh"]
+    assert vs["spec"]["hosts"] == ["scores.127.0.0.1.sslip.io", "scores.scores.svc.cluster.local"]
+
+
+def test_sticky_canary_sets_the_cookie_on_the_split_route_only(plans):
+    (vs,) = [d for d in documents(plans / "sticky-canary") if d["kind"] == "VirtualService"]
+    *pinned, split = vs["spec"]["http"]
+    assert all("headers" not in r for route in pinned for r in route["route"])
+    cookies = {r["destination"]["subset"]: r["headers"]["response"]["set"]["set-cookie"] for r in split["route"]}
+    assert cookies["v2"].startswith("model=v2; Path=/;") and cookies["v1"].startswith("model=v1; Path=/;")
+
+
+def test_shadows_are_never_selected_by_the_public_service(plans):
+    objects = documents(plans / "shadow")
+    services = {d["metadata"]["name"]: d["spec"]["selector"] for d in objects if d["kind"] == "Service"}
+    assert services["scores"]["turnout.dev/role"] == "serving"
+    assert services["scores-shadow"]["turnout.dev/role"] == "shadow"
+    roles = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]["turnout.dev/role"]
+        for d in objects
+        if d["kind"] == "Deployment"
+    }
+    assert roles == {"scores-v1": "serving", "scores-v2": "shadow", "scores-v3": "shadow"}
+    (vs,) = [d for d in objects if d["kind"] == "VirtualService"]
+    assert {m["destination"]["host"] for m in vs["spec"]["http"][0]["mirrors"]} == {
+        "scores-shadow.scores.svc.cluster.local"
+    }
+
+
+def test_feature_flag_deploys_flagd_with_the_flag_definition(plans):
+    objects = documents(plans / "feature-flag")
+    (flags,) = [d for d in objects if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "scores-flagd"]
+    definition = json.loads(flags["data"]["flags.json"])
+    assert definition["flags"]["new-ranker"] == {
+        "state": "ENABLED",
+        "variants": {"on": "on", "off": "off"},
+        "defaultVariant": "off",
+    }
+    (flagd,) = [d for d in objects if d["kind"] == "Deployment" and d["metadata"]["name"] == "scores-flagd"]
+    container = flagd["spec"]["template"]["spec"]["containers"][0]
+    assert re.fullmatch(r"ghcr\.io/open-feature/flagd:v\d+\.\d+\.\d+", container["image"])
+    assert container["args"] == ["start", "--uri", "file:/etc/flagd/flags.json"]
+
+
+def test_rendered_core_objects_pass_strict_validation(plans):
+    import kubernetes_validate
+
+    for name in STRATEGIES:
+        for document in documents(plans / name):
+            if "istio.io" not in document["apiVersion"]:
+                kubernetes_validate.validate(document, "1.33.0", strict=True)
