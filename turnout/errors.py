@@ -30,7 +30,9 @@ def describe(value: object) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
+        # The usual cause: YAML 1.1 reads unquoted on/off/yes/no/true/false as booleans.
+        hint = "write it in quotes if you meant a string: YAML reads on/off/yes/no as booleans"
+        return f"the boolean {str(value).lower()} ({hint})"
     if isinstance(value, (int, float)):
         return f"the number {value!r}"
     if isinstance(value, str):
