@@ -52,7 +52,20 @@ def test_local_plan_writes_all_six_outputs(tmp_path, capsys):
                         "mirror": [{"version": "v2", "percent": 50}],
                     }
                 ],
-            }
+            },
+            {
+                "name": "hello",
+                "cluster": "local",
+                "backend": "knative",
+                "strategy": "canary",
+                "routes": [
+                    {
+                        "match": None,
+                        "to": [{"version": "v1", "weight": 90}, {"version": "v2", "weight": 10}],
+                        "mirror": [],
+                    }
+                ],
+            },
         ]
     }
     dr = json.loads((folder / "dr.json").read_text())
@@ -63,7 +76,7 @@ def test_local_plan_writes_all_six_outputs(tmp_path, capsys):
     summary = (folder / "summary.md").read_text()
     for needle in ("```mermaid", "## Resources by type", "## Traffic", "## Disaster recovery", "## Policy"):
         assert needle in summary
-    assert "[1/1] local: 45 resources, 22 Kubernetes objects" in err
+    assert "[1/1] local: 57 resources, 31 Kubernetes objects" in err
 
 
 def test_manifests_are_kubectl_ready_documents(tmp_path, capsys):
@@ -74,7 +87,15 @@ def test_manifests_are_kubectl_ready_documents(tmp_path, capsys):
     # Numbered in apply order: namespaces first, custom resources (which need CRDs) last.
     assert kinds[:2] == ["Namespace"] * 2
     assert kinds.index("Deployment") > kinds.index("ServiceAccount")
-    custom = {"AuthorizationPolicy", "DestinationRule", "Gateway", "PeerAuthentication", "VirtualService"}
+    custom = {
+        "AuthorizationPolicy",
+        "Configuration",
+        "DestinationRule",
+        "Gateway",
+        "PeerAuthentication",
+        "Route",
+        "VirtualService",
+    }
     first_custom = min(kinds.index(k) for k in custom)
     assert set(kinds[first_custom:]) == custom
     assert kinds.count("ConfigMap") == 4, "Knative's config patches render as the ConfigMaps they patch"
@@ -142,7 +163,6 @@ def test_unknown_option_is_status_2(capsys):
         (lambda c: c["platform"].update(cloud="aws", regions=["us-east-1"], loadImages=[]), "turnout:platform.cloud"),
         (lambda c: c.update(cache={"engine": "redis"}), "turnout:cache"),
         (lambda c: c.update(dr={"rpo": "30s", "rto": "5m"}), "turnout:dr"),
-        (lambda c: c["endpoints"]["echo"].update(backend="knative"), "turnout:endpoints.echo.backend"),
         (
             lambda c: c["endpoints"]["echo"].update(
                 versions={"v1": {"image": "a:1"}, "v2": {"image": "a:2"}},

@@ -37,12 +37,21 @@ STRATEGIES = {
 }
 
 
-def stack_config(strategy: dict, tier: str = "prod") -> dict:
+KNATIVE = {
+    "kn-recreate": {"type": "recreate", "version": "v2"},
+    "kn-rolling": {"type": "rolling", "version": "v1"},
+    "kn-canary": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 10},
+    "kn-ab-test": {"type": "ab-test", "variants": {"v1": 50, "v2": 30, "v3": 20}},
+}
+
+
+def stack_config(strategy: dict, tier: str = "prod", backend: str = "istio") -> dict:
     return {
         "tier": tier,
         "platform": {"cloud": "kind", "regions": ["lab"]},
         "endpoints": {
             "scores": {
+                "backend": backend,
                 "versions": {v: {"image": f"ghcr.io/acme/scores:1.{i}.0"} for i, v in enumerate(["v1", "v2", "v3"])},
                 "strategy": strategy,
             }
@@ -64,7 +73,9 @@ def plans(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     for name, strategy in STRATEGIES.items():
         write_stack(project, name, stack_config(strategy))
-    assert main(["plan", *STRATEGIES, "--project", str(project), "--out", str(out)]) == 0
+    for name, strategy in KNATIVE.items():
+        write_stack(project, name, stack_config(strategy, backend="knative"))
+    assert main(["plan", *STRATEGIES, *KNATIVE, "--project", str(project), "--out", str(out)]) == 0
     return out
 
 
@@ -114,6 +125,66 @@ def routes_from_istio(objects: list[dict]) -> list[dict]:
             }
         )
     return routes
+
+
+def routes_from_knative(objects: list[dict]) -> list[dict]:
+    """Knative routes by weight only: one route, each target resolved through its Configuration."""
+    (route,) = [o for o in objects if o["kind"] == "Route"]
+    configurations = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Configuration"}
+    to = []
+    for target in route["spec"]["traffic"]:
+        template = configurations[target["configurationName"]]["spec"]["template"]
+        to.append({"version": template["metadata"]["labels"]["turnout.dev/version"], "weight": target["percent"]})
+    return [{"match": None, "to": to, "mirror": []}]
+
+
+@pytest.mark.parametrize("name", KNATIVE)
+def test_traffic_json_agrees_with_the_rendered_knative_route(plans, name):
+    (endpoint,) = json.loads((plans / name / "traffic.json").read_text())["endpoints"]
+    assert endpoint["backend"] == "knative" and endpoint["strategy"] == KNATIVE[name]["type"]
+    assert routes_from_knative(documents(plans / name)) == endpoint["routes"]
+
+
+@pytest.mark.parametrize("name", KNATIVE)
+def test_knative_objects_match_their_crds_and_never_scale_prod_to_zero(plans, name):
+    crds = load_crds(CRDS)
+    objects = documents(plans / name)
+    knative = [d for d in objects if "knative.dev" in d["apiVersion"]]
+    assert {d["kind"] for d in knative} == {"Configuration", "Route"}
+    for document in knative:
+        assert validate_custom_resource(document, crds) == [], document["metadata"]["name"]
+    for configuration in (d for d in knative if d["kind"] == "Configuration"):
+        annotations = configuration["spec"]["template"]["metadata"]["annotations"]
+        assert int(annotations["autoscaling.knative.dev/min-scale"]) >= 1
+    assert not [
+        d for d in objects if d["kind"] in ("Deployment", "VirtualService") and d["metadata"]["namespace"] == "scores"
+    ]
+
+
+def test_knative_rolling_replaces_one_configuration_gradually(plans):
+    objects = documents(plans / "kn-rolling")
+    (configuration,) = [d for d in objects if d["kind"] == "Configuration"]
+    assert configuration["metadata"]["name"] == "scores"
+    assert configuration["spec"]["template"]["metadata"]["name"] == "scores-v1", "revisions are named per version"
+    (route,) = [d for d in objects if d["kind"] == "Route"]
+    assert route["metadata"]["annotations"] == {"serving.knative.dev/rollout-duration": "300s"}
+
+
+def test_knative_canary_tags_each_version(plans):
+    (route,) = [d for d in documents(plans / "kn-canary") if d["kind"] == "Route"]
+    assert [(t["configurationName"], t["percent"], t["tag"]) for t in route["spec"]["traffic"]] == [
+        ("scores-v1", 90, "v1"),
+        ("scores-v2", 10, "v2"),
+    ]
+
+
+def test_knative_namespaces_admit_the_activator(plans):
+    policies = {
+        d["metadata"]["name"]: d["spec"]
+        for d in documents(plans / "kn-canary")
+        if d["kind"] == "AuthorizationPolicy" and d["metadata"]["namespace"] == "scores"
+    }
+    assert policies["allow-platform-controllers"]["rules"][0]["from"][0]["source"]["namespaces"] == ["knative-serving"]
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
@@ -191,7 +262,7 @@ def test_feature_flag_deploys_flagd_with_the_flag_definition(plans):
 def test_rendered_core_objects_pass_strict_validation(plans):
     import kubernetes_validate
 
-    for name in STRATEGIES:
+    for name in [*STRATEGIES, *KNATIVE]:
         for document in documents(plans / name):
-            if "istio.io" not in document["apiVersion"]:
+            if "istio.io" not in document["apiVersion"] and "knative.dev" not in document["apiVersion"]:
                 kubernetes_validate.validate(document, "1.33.0", strict=True)

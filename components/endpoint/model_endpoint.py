@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 
 from components.endpoint.feature_flags import FlagDaemon, FlagDaemonArgs
 from components.endpoint.istio_routes import IstioRoutes, IstioRoutesArgs
+from components.endpoint.knative_revisions import KnativeRevisions, KnativeRevisionsArgs
 from components.endpoint.namespace import ModelNamespace, ModelNamespaceArgs
 from components.endpoint.workload import ROLE_LABEL, ModelWorkload, ModelWorkloadArgs
 from components.mesh.platform import MeshInfo
@@ -20,7 +21,6 @@ from turnout.naming import child, labels
 from turnout.strategies import Canary, FeatureFlag, Recreate, Rolling, Strategy
 from turnout.traffic import TrafficPlan, traffic_plan
 
-RENDERED_BACKENDS = ("istio",)
 DEFAULT_UPDATE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
 
 
@@ -38,8 +38,6 @@ def update_strategy(strategy: Strategy) -> dict:
 
 def check_renderable(name: str, endpoint: Endpoint) -> None:
     path = key_path(f"endpoints.{name}")
-    if endpoint.backend not in RENDERED_BACKENDS:
-        raise NotSupportedError(f"{path}.backend", repr(endpoint.backend), "backend " + ", ".join(RENDERED_BACKENDS))
     progressive = getattr(endpoint.strategy, "progressive", None)
     if progressive is not None:
         raise NotSupportedError(f"{path}.strategy.progressive", "a progressive analysis", "static weights")
@@ -79,6 +77,50 @@ class ModelEndpoint(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         ).namespace
         in_namespace = (namespace,)
+        public_host = f"{args.endpoint_name}.{args.mesh.domain}"
+        if endpoint.backend == "knative":
+            KnativeRevisions(
+                child(name, "knative"),
+                KnativeRevisionsArgs(
+                    endpoint=args.endpoint_name,
+                    namespace=namespace_name,
+                    tier=args.tier,
+                    versions=endpoint.versions,
+                    strategy=endpoint.strategy,
+                    plan=self.plan,
+                    port=endpoint.port,
+                    health_path=endpoint.health_path,
+                    after=in_namespace,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+        else:
+            self._istio(name, args, public_host, in_namespace)
+        if isinstance(endpoint.strategy, FeatureFlag):
+            FlagDaemon(
+                child(name, "flagd"),
+                FlagDaemonArgs(
+                    endpoint=args.endpoint_name,
+                    namespace=namespace_name,
+                    tier=args.tier,
+                    strategy=endpoint.strategy,
+                    after=in_namespace,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+        self.traffic = {
+            "name": args.endpoint_name,
+            "cluster": args.cluster,
+            "backend": endpoint.backend,
+            "strategy": self.plan.strategy,
+            "routes": self.plan.to_json(),
+        }
+        # Names, not the traffic document: every nested value registered becomes an Output to await.
+        self.register_outputs({"namespace": namespace_name, "versions": list(self.plan.running_versions)})
+
+    def _istio(self, name: str, args: ModelEndpointArgs, public_host: str, in_namespace: tuple) -> None:
+        """A Deployment per running version, the Services in front of them, and the Istio routes."""
+        endpoint, namespace_name, namespace = args.endpoint, args.endpoint_name, in_namespace[0]
         shadows = set(self.plan.mirrored_versions)
         for version_name in self.plan.running_versions:
             ModelWorkload(
@@ -117,7 +159,6 @@ class ModelEndpoint(pulumi.ComponentResource):
                 },
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
             )
-        public_host = f"{args.endpoint_name}.{args.mesh.domain}"
         IstioRoutes(
             child(name, "routes"),
             IstioRoutesArgs(
@@ -132,24 +173,3 @@ class ModelEndpoint(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         )
-        if isinstance(endpoint.strategy, FeatureFlag):
-            FlagDaemon(
-                child(name, "flagd"),
-                FlagDaemonArgs(
-                    endpoint=args.endpoint_name,
-                    namespace=namespace_name,
-                    tier=args.tier,
-                    strategy=endpoint.strategy,
-                    after=in_namespace,
-                ),
-                pulumi.ResourceOptions(parent=self),
-            )
-        self.traffic = {
-            "name": args.endpoint_name,
-            "cluster": args.cluster,
-            "backend": endpoint.backend,
-            "strategy": self.plan.strategy,
-            "routes": self.plan.to_json(),
-        }
-        # Names, not the traffic document: every nested value registered becomes an Output to await.
-        self.register_outputs({"namespace": namespace_name, "versions": list(self.plan.running_versions)})

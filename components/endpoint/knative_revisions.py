@@ -1,0 +1,158 @@
+"""An endpoint's traffic plan on Knative: Configurations whose revisions are named per version, and
+a Route whose traffic block carries the plan's weights, each version tagged so that it is also
+reachable with the `Knative-Serving-Tag` header.
+
+recreate and rolling keep one Configuration (`<endpoint>`) whose revision changes with the version,
+so Knative replaces it in place (gradually for rolling, via rollout-duration). Strategies that run
+several versions at once get a Configuration per version (`<endpoint>-<version>`): a Knative
+Service's single template could not declare a version that has never been deployed before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.endpoint.workload import GPU_RESOURCE, RUN_AS
+from turnout.config import ModelVersion
+from turnout.naming import child, k8s_name, labels
+from turnout.strategies import Recreate, Rolling, Strategy
+from turnout.traffic import TrafficPlan
+
+VERSION_LABEL = "turnout.dev/version"
+ROLLOUT_SECONDS = 300  # rolling: Knative shifts traffic to the new revision over five minutes
+
+
+def single_configuration(strategy: Strategy) -> bool:
+    return isinstance(strategy, (Recreate, Rolling))
+
+
+def revision_template(
+    endpoint: str, version_name: str, version: ModelVersion, port: int, health_path: str, tier: str
+) -> dict:
+    """A revision of one version: Knative's container subset, hardened like the Istio workloads."""
+    replicas = version.replicas
+    # prod never scales a serving version to zero, whatever the cluster-wide default.
+    min_scale = max(replicas.min, 1) if tier == "prod" else replicas.min
+    limits = {"cpu": version.resources.cpu, "memory": version.resources.memory}
+    if version.resources.gpu:
+        limits[GPU_RESOURCE] = str(version.resources.gpu)
+    env = {"TARGET": version_name, **version.env}
+    probe = {"httpGet": {"path": health_path}, "periodSeconds": 10}
+    spec: dict = {
+        "serviceAccountName": k8s_name(endpoint, version_name),
+        "automountServiceAccountToken": False,
+        "containers": [
+            {
+                "name": "model",
+                "image": version.image,
+                "ports": [{"name": "http1", "containerPort": port}],
+                "env": [{"name": name, "value": value} for name, value in sorted(env.items()) if name != "PORT"],
+                "resources": {
+                    "requests": {"cpu": version.resources.cpu, "memory": version.resources.memory},
+                    "limits": limits,
+                },
+                "readinessProbe": probe,
+                "livenessProbe": {**probe, "failureThreshold": 6},
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "privileged": False,
+                    "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True,
+                    "runAsUser": RUN_AS,
+                    "capabilities": {"drop": ["ALL"]},
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+            }
+        ],
+    }
+    if version.resources.gpu:
+        spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+    return {
+        "metadata": {
+            "name": k8s_name(endpoint, version_name),  # the revision is named after the version
+            "labels": {**labels(endpoint, version_name, tier), "app": endpoint, "version": version_name},
+            "annotations": {
+                "autoscaling.knative.dev/min-scale": str(min_scale),
+                "autoscaling.knative.dev/max-scale": str(replicas.max),
+            },
+        },
+        "spec": spec,
+    }
+
+
+def route_traffic(endpoint: str, plan: TrafficPlan, single: bool) -> list[dict]:
+    """The Route's traffic block: the plan's only route (Knative routes by weight, not by match)."""
+    (route,) = plan.routes
+    if single:
+        return [{"configurationName": endpoint, "latestRevision": True, "percent": 100, "tag": route.to[0].version}]
+    return [
+        {
+            "configurationName": k8s_name(endpoint, d.version),
+            "latestRevision": True,
+            "percent": d.weight,
+            "tag": d.version,
+        }
+        for d in route.to
+    ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class KnativeRevisionsArgs:
+    endpoint: str
+    namespace: str
+    tier: str
+    versions: dict[str, ModelVersion]
+    strategy: Strategy
+    plan: TrafficPlan
+    port: int
+    health_path: str
+    after: tuple[pulumi.Resource, ...]
+
+
+class KnativeRevisions(pulumi.ComponentResource):
+    def __init__(self, name: str, args: KnativeRevisionsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("turnout:endpoint:KnativeRevisions", name, None, opts)
+        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
+        single = single_configuration(args.strategy)
+        configurations = []
+        for version_name in args.plan.running_versions:
+            object_name = k8s_name(args.endpoint, version_name)
+            meta = {"namespace": args.namespace, "labels": labels(args.endpoint, version_name, args.tier)}
+            account = k8s.core.v1.ServiceAccount(
+                child(name, version_name, "sa"),
+                metadata={"name": object_name, **meta},
+                automount_service_account_token=False,
+                opts=after,
+            )
+            template = revision_template(
+                args.endpoint, version_name, args.versions[version_name], args.port, args.health_path, args.tier
+            )
+            configurations.append(
+                k8s.apiextensions.CustomResource(
+                    child(name, version_name, "config"),
+                    api_version="serving.knative.dev/v1",
+                    kind="Configuration",
+                    metadata={"name": args.endpoint if single else object_name, **meta},
+                    spec={"template": template},
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, account]),
+                )
+            )
+        route_metadata = {
+            "name": args.endpoint,
+            "namespace": args.namespace,
+            "labels": labels(args.endpoint, None, args.tier),
+        }
+        if isinstance(args.strategy, Rolling):
+            route_metadata["annotations"] = {"serving.knative.dev/rollout-duration": f"{ROLLOUT_SECONDS}s"}
+        k8s.apiextensions.CustomResource(
+            child(name, "route"),
+            api_version="serving.knative.dev/v1",
+            kind="Route",
+            metadata=route_metadata,
+            spec={"traffic": route_traffic(args.endpoint, args.plan, single)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, *configurations]),
+        )
+        self.register_outputs({"route": args.endpoint})
