@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+
 import pulumi
 
 from components.cluster import ClusterArgs
-from components.cluster.kind import KindCluster
 from turnout.config import Platform, key_path
 from turnout.errors import NotSupportedError
 from turnout.naming import cluster_name
 
-CLUSTER_COMPONENTS = {"kind": KindCluster}
+# Each cloud's component, by module and class; a cloud whose module is not there yet is refused by name.
+CLUSTER_COMPONENTS = {
+    "kind": ("components.cluster.kind", "KindCluster"),
+    "aws": ("components.cluster.eks", "EksCluster"),
+    "gcp": ("components.cluster.gke", "GkeCluster"),
+    "azure": ("components.cluster.aks", "AksCluster"),
+}
+
+
+def available_clouds() -> list[str]:
+    return [cloud for cloud, (module, _) in CLUSTER_COMPONENTS.items() if importlib.util.find_spec(module) is not None]
 
 
 def check_cloud(platform: Platform) -> type:
     """The cluster component for the configured cloud, or NotSupportedError naming the key."""
-    component = CLUSTER_COMPONENTS.get(platform.cloud)
-    if component is None:
+    module, cls = CLUSTER_COMPONENTS[platform.cloud]
+    if importlib.util.find_spec(module) is None:
         raise NotSupportedError(
-            key_path("platform.cloud"), repr(platform.cloud), "cloud " + ", ".join(CLUSTER_COMPONENTS)
+            key_path("platform.cloud"), repr(platform.cloud), "cloud " + ", ".join(available_clouds())
         )
-    return component
+    return getattr(importlib.import_module(module), cls)
 
 
 class Fleet(pulumi.ComponentResource):
-    clusters: list[KindCluster]
+    clusters: list[pulumi.ComponentResource]
+    """Cluster components of one interface: name, region, kubeconfig, provider."""
 
     def __init__(self, name: str, platform: Platform, stack: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:cluster:Fleet", name, None, opts)

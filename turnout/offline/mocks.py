@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import importlib
+import importlib.util
 import re
 
 import pulumi
@@ -91,13 +93,34 @@ def _kubernetes_outputs(type_: str, name: str, inputs: dict) -> dict:
     return state
 
 
+# Cloud providers' answers live in one module per cloud (turnout/offline/mocks_<cloud>.py), each with
+# `resource_outputs(type_, name, inputs) -> dict | None` and `invoke(token, args) -> dict | None`;
+# None means "not mine". A module that is not there yet is skipped.
+CLOUD_MOCK_MODULES = ("turnout.offline.mocks_aws", "turnout.offline.mocks_gcp", "turnout.offline.mocks_azure")
+
+
+def _cloud_mocks() -> list:
+    modules = []
+    for name in CLOUD_MOCK_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            modules.append(importlib.import_module(name))
+    return modules
+
+
 class OfflineMocks(pulumi.runtime.Mocks):
     """Provider answers for offline plans, per resource type; anything else echoes its inputs."""
+
+    def __init__(self) -> None:
+        self._clouds = _cloud_mocks()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
         type_ = args.typ
         resource_id = f"{args.name}-{stable_hash(type_, args.name)}"
+        for cloud in self._clouds:
+            outputs = cloud.resource_outputs(type_, args.name, inputs)
+            if outputs is not None:
+                return resource_id, outputs
         if type_.startswith("pulumi:providers:"):
             return stable_hash("provider", type_, args.name, length=32), inputs
         if type_ == "command:local:Command":
@@ -110,4 +133,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
         return resource_id, inputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        for cloud in self._clouds:
+            result = cloud.invoke(args.token, dict(args.args))
+            if result is not None:
+                return result, None
         return {}, None
