@@ -180,6 +180,12 @@ class Platform:
         allowed='a quoted minor version such as "1.34"',
     )
     node_pools: tuple[NodePool, ...] = setting("Node pools of every cluster.", (), default_doc="one general CPU pool")
+    api_access_cidrs: tuple[str, ...] = setting(
+        "CIDRs allowed to reach the Kubernetes API over the internet; empty keeps the API endpoint private.",
+        (),
+        values=_matching(r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}", "an IPv4 CIDR such as 203.0.113.0/24"),
+        allowed="a list of IPv4 CIDRs",
+    )
     load_images: tuple[str, ...] = setting(
         "kind only: local images loaded into the cluster (`kind load`).", (), values=_image
     )

@@ -16,5 +16,7 @@ class ClusterArgs:
     kubernetes_version: str
     """Minor version such as "1.34"."""
     node_pools: tuple[NodePool, ...]
+    api_access_cidrs: tuple[str, ...] = ()
+    """CIDRs allowed to reach the API publicly; empty means a private endpoint only (the default)."""
     load_images: tuple[str, ...] = ()
     """kind only: local images to load into the nodes."""

@@ -51,6 +51,7 @@ class Fleet(pulumi.ComponentResource):
                 region=region,
                 kubernetes_version=platform.kubernetes_version,
                 node_pools=platform.node_pools,
+                api_access_cidrs=platform.api_access_cidrs,
                 load_images=platform.load_images,
             )
             self.clusters.append(component(cluster, args, pulumi.ResourceOptions(parent=self)))
