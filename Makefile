@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 STACK ?= local
 
-.PHONY: plan plan-all test lint format reference up down check-tools bench clean
+.PHONY: plan plan-all test lint format reference up down check-tools bench checkov clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,16 @@ plan: $(INSTALLED)  ## plan the local stack offline into build/plan/local
 plan-all: $(INSTALLED)
 	$(BIN)/turnout plan --all
 
-test: $(INSTALLED)  ## the whole test suite (what CI runs)
+CHECKOV := .venv-checkov/bin/checkov
+
+$(CHECKOV):  ## checkov gets its own virtualenv: its pins conflict with the project's
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --upgrade pip
+	.venv-checkov/bin/python -m pip install --quiet "checkov==3.3.30"
+
+checkov: $(CHECKOV)
+
+test: $(INSTALLED) $(CHECKOV)  ## the whole test suite (what CI runs)
 	$(BIN)/python -m pytest
 
 lint: $(INSTALLED)

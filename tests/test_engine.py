@@ -76,7 +76,7 @@ def test_local_plan_writes_all_six_outputs(tmp_path, capsys):
     summary = (folder / "summary.md").read_text()
     for needle in ("```mermaid", "## Resources by type", "## Traffic", "## Disaster recovery", "## Policy"):
         assert needle in summary
-    assert "[1/1] local: 57 resources, 31 Kubernetes objects" in err
+    assert "[1/1] local: 59 resources, 33 Kubernetes objects" in err
 
 
 def test_manifests_are_kubectl_ready_documents(tmp_path, capsys):
@@ -160,7 +160,6 @@ def test_unknown_option_is_status_2(capsys):
 @pytest.mark.parametrize(
     ("change", "key"),
     [
-        (lambda c: c["platform"].update(cloud="aws", regions=["us-east-1"], loadImages=[]), "turnout:platform.cloud"),
         (lambda c: c.update(cache={"engine": "redis"}), "turnout:cache"),
         (lambda c: c.update(dr={"rpo": "30s", "rto": "5m"}), "turnout:dr"),
         (
@@ -183,6 +182,24 @@ def test_features_not_built_yet_exit_2_saying_so(project, tmp_path, capsys, chan
     assert status == 2, err
     assert key in err and "not supported by this version of turnout yet" in err
     assert not (tmp_path / "next").exists(), "nothing is written for a stack that cannot be planned"
+
+
+def test_a_cloud_without_its_component_exits_2_naming_the_clouds_that_exist(project, tmp_path, capsys, monkeypatch):
+    from components.cluster import fleet
+
+    monkeypatch.setitem(fleet.CLUSTER_COMPONENTS, "azure", ("components.cluster.not_written_yet", "AksCluster"))
+    write_stack(
+        project,
+        "next",
+        {
+            "platform": {"cloud": "azure", "regions": ["westeurope"]},
+            "endpoints": {"echo": {"versions": {"v1": {"image": "a:1"}}}},
+        },
+    )
+    status, err = plan(capsys, "next", "--project", str(project), "--out", str(tmp_path))
+    assert status == 2
+    assert "turnout:platform.cloud: found 'azure'" in err and "not supported by this version of turnout yet" in err
+    assert "kind" in err.split("allowed:")[1]
 
 
 def test_several_stacks_in_one_run_are_planned_independently(project, tmp_path, capsys):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.endpoint.workload import checkov_skips
 from turnout.naming import child, labels
 from turnout.strategies import FeatureFlag
 
@@ -37,6 +38,7 @@ class FlagDaemonArgs:
     namespace: str
     tier: str
     strategy: FeatureFlag
+    pull_policy: str
     after: tuple[pulumi.Resource, ...]
 
 
@@ -60,7 +62,7 @@ class FlagDaemon(pulumi.ComponentResource):
         probe = {"httpGet": {"port": "management"}, "periodSeconds": 10}
         k8s.apps.v1.Deployment(
             child(name, "deployment"),
-            metadata=metadata,
+            metadata={**metadata, "annotations": checkov_skips(FLAGD_IMAGE, args.pull_policy)},
             spec={
                 "replicas": 2 if args.tier == "prod" else 1,
                 "selector": {"matchLabels": selector},
@@ -79,6 +81,7 @@ class FlagDaemon(pulumi.ComponentResource):
                             {
                                 "name": "flagd",
                                 "image": FLAGD_IMAGE,
+                                "imagePullPolicy": args.pull_policy,
                                 "args": ["start", "--uri", "file:/etc/flagd/flags.json"],
                                 "ports": [
                                     {"name": "grpc", "containerPort": EVALUATION_PORT},
@@ -115,6 +118,24 @@ class FlagDaemon(pulumi.ComponentResource):
                 "ports": [
                     {"name": "grpc", "port": EVALUATION_PORT, "targetPort": "grpc", "appProtocol": "grpc"},
                     {"name": "http-ofrep", "port": OFREP_PORT, "targetPort": "http-ofrep", "appProtocol": "http"},
+                ],
+            },
+            opts=after,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            child(name, "netpol"),
+            metadata={**metadata, "name": f"{object_name}-evaluation"},
+            spec={
+                "podSelector": {"matchLabels": selector},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [{"namespaceSelector": {}}],
+                        "ports": [
+                            {"port": EVALUATION_PORT, "protocol": "TCP"},
+                            {"port": OFREP_PORT, "protocol": "TCP"},
+                        ],
+                    }
                 ],
             },
             opts=after,

@@ -72,6 +72,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 tier=args.tier,
                 allowed_principals=[args.mesh.gateway_principal],
                 allowed_namespaces=[args.mesh.knative_namespace] if endpoint.backend == "knative" else [],
+                platform_namespaces=args.mesh.platform_namespaces,
                 after=args.after,
             ),
             pulumi.ResourceOptions(parent=self),
@@ -104,6 +105,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                     namespace=namespace_name,
                     tier=args.tier,
                     strategy=endpoint.strategy,
+                    pull_policy=args.mesh.image_pull_policy,
                     after=in_namespace,
                 ),
                 pulumi.ResourceOptions(parent=self),
@@ -136,6 +138,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                     health_path=endpoint.health_path,
                     tier=args.tier,
                     update_strategy=update_strategy(endpoint.strategy),
+                    pull_policy=args.mesh.image_pull_policy,
                 ),
                 pulumi.ResourceOptions(parent=self),
             )

@@ -35,6 +35,8 @@ class ModelNamespaceArgs:
     """Workload identities allowed in (the ingress gateway)."""
     allowed_namespaces: list[str]
     """Namespaces whose controllers must reach the pods (Knative's activator)."""
+    platform_namespaces: tuple[str, ...]
+    """Namespaces allowed to open connections at all (NetworkPolicy, beneath the mesh's policies)."""
     after: tuple[pulumi.Resource, ...]
     """The serving platform: Istio's CRDs and webhooks must exist first."""
 
@@ -72,4 +74,29 @@ class ModelNamespace(pulumi.ComponentResource):
                 spec=spec,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, *args.after]),
             )
+        # Beneath the mesh: only the platform's namespaces and the namespace itself may connect at all.
+        k8s.networking.v1.NetworkPolicy(
+            child(name, "ingress-netpol"),
+            metadata={
+                "name": "platform-ingress-only",
+                "namespace": args.namespace,
+                "labels": labels(args.endpoint, None, args.tier),
+            },
+            spec={
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            *(
+                                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+                                for ns in args.platform_namespaces
+                            ),
+                            {"podSelector": {}},
+                        ]
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+        )
         self.register_outputs({"namespace": args.namespace})

@@ -8,7 +8,14 @@ import pulumi
 
 from components.mesh.certificate import SelfSignedCertificate, SelfSignedCertificateArgs
 from components.mesh.flagger import Flagger, FlaggerArgs
-from components.mesh.istio import GATEWAY_NAME, GATEWAY_NAMESPACE, GATEWAY_PRINCIPAL, IstioMesh, IstioMeshArgs
+from components.mesh.istio import (
+    GATEWAY_NAME,
+    GATEWAY_NAMESPACE,
+    GATEWAY_PRINCIPAL,
+    ISTIO_NAMESPACE,
+    IstioMesh,
+    IstioMeshArgs,
+)
 from components.mesh.knative import KNATIVE_NAMESPACE, KnativeServing, KnativeServingArgs
 from turnout.config import Endpoint, Serving, platform_features
 from turnout.naming import child
@@ -25,6 +32,10 @@ class MeshInfo:
     domain: str
     knative_namespace: str | None
     """Set where Knative runs: its activator must reach Knative-backed model pods."""
+    platform_namespaces: tuple[str, ...]
+    """Namespaces whose pods may open connections to model pods (gateway, Knative, Prometheus)."""
+    image_pull_policy: str
+    """IfNotPresent on kind, whose images are loaded into the nodes; Always elsewhere."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +95,8 @@ class ServingPlatform(pulumi.ComponentResource):
             gateway_principal=GATEWAY_PRINCIPAL,
             domain=domain,
             knative_namespace=KNATIVE_NAMESPACE if features.knative else None,
+            platform_namespaces=(ISTIO_NAMESPACE, KNATIVE_NAMESPACE) if features.knative else (ISTIO_NAMESPACE,),
+            image_pull_policy="IfNotPresent" if args.cloud == "kind" else "Always",
         )
         self.versions = {
             "istio": serving.istio.version,
