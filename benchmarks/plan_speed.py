@@ -43,8 +43,11 @@ from turnout.offline.report import write_plan  # noqa: E402
 from turnout.offline.runtime import _fresh_runtime, to_plain  # noqa: E402
 from turnout.offline.stackfile import find_project  # noqa: E402
 
-FIXED = 6  # stack, fleet, kind cluster, two kind commands, kubernetes provider
-PER_ENDPOINT = 7  # endpoint and workload components, namespace, service account, deployment, HPA, service
+# stack, fleet, kind cluster, two kind commands, kubernetes provider; the serving platform (Istio, TLS)
+FIXED = 6 + 11
+# endpoint, namespace, workload and routes components; namespace, two authorization policies, network policy,
+# service account, deployment, HPA, service, destination rule, virtual service
+PER_ENDPOINT = 14
 
 
 class _Echo(pulumi.runtime.Mocks):
@@ -90,14 +93,43 @@ def payload_floor(records) -> float:
     return elapsed
 
 
-def make_project(root: Path, endpoints: int) -> None:
+MIXED_STRATEGIES = [
+    {"type": "canary", "stable": "v1", "canary": "v2", "weight": 10, "sticky": {"cookie": "model"}},
+    {"type": "shadow", "primary": "v1", "shadows": {"v2": 50}},
+    {
+        "type": "ab-test",
+        "variants": {"v1": 50, "v2": 50},
+        "segment": {"header": "x-cohort", "value": "b"},
+        "default": "v1",
+    },
+    {"type": "blue-green", "active": "v1", "preview": "v2"},
+    {"type": "dark-launch", "live": "v1", "dark": "v2"},
+    {"type": "feature-flag", "flag": "f", "variants": {"a": "v1", "b": "v2"}, "defaultVariant": "a"},
+    {"type": "rolling", "version": "v2"},
+]
+
+
+def mixed_endpoints(count: int) -> dict:
+    """`count` two-version endpoints cycling through the strategies (the issue's 50-endpoint case)."""
+    return {
+        f"model-{i:04d}": {
+            "versions": {v: {"image": f"ghcr.io/acme/model-{i}:1.{n}.0"} for n, v in enumerate(("v1", "v2"))},
+            "strategy": MIXED_STRATEGIES[i % len(MIXED_STRATEGIES)],
+        }
+        for i in range(count)
+    }
+
+
+def make_project(root: Path, endpoints: int, mixed: bool = False) -> None:
     shutil.copy(REPO / "Pulumi.yaml", root)
     for folder in ("stacks", "policies"):
         shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "environments").mkdir()
     config = {
         "turnout:platform": {"cloud": "kind", "regions": ["local"]},
-        "turnout:endpoints": {
+        "turnout:endpoints": mixed_endpoints(endpoints)
+        if mixed
+        else {
             f"model-{i:04d}": {
                 "versions": {"v1": {"image": f"ghcr.io/acme/model-{i}:1.0.{i}", "replicas": {"min": 1, "max": 3}}}
             }
@@ -114,11 +146,11 @@ def plan_once(project, out: Path):
     return time.perf_counter() - started, plan.records
 
 
-def measure(size: int, repeat: int) -> dict:
-    endpoints = max(1, round((size - FIXED) / PER_ENDPOINT))
+def measure(size: int, repeat: int, mixed_endpoints: int | None = None) -> dict:
+    endpoints = mixed_endpoints or max(1, round((size - FIXED) / PER_ENDPOINT))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        make_project(root, endpoints)
+        make_project(root, endpoints, mixed=mixed_endpoints is not None)
         project = find_project(root)
         out = root / "out"
         _, records = plan_once(project, out)  # warm-up (imports, caches)
@@ -151,18 +183,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--mixed", type=int, default=50, help="also: this many two-version endpoints, all strategies")
     args = parser.parse_args()
     print(
         "| resources | endpoints | plan ms/resource | SDK floor (bare ConfigMaps) ms/resource | ratio "
         "| payload floor ms/resource | ratio to payload | plan s | peak traced MiB |"
     )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for size in args.sizes:
-        print(f"measuring ~{size} resources ...", file=sys.stderr, flush=True)
-        r = measure(size, args.repeat)
+    cases = [(size, None) for size in args.sizes] + ([(0, args.mixed)] if args.mixed else [])
+    for size, mixed in cases:
+        print(
+            f"measuring {f'{mixed} mixed endpoints' if mixed else f'~{size} resources'} ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        r = measure(size, args.repeat, mixed)
         cells = [
             f"{r['resources']}",
-            f"{r['endpoints']}",
+            f"{r['endpoints']}" + (" (mixed strategies)" if mixed else ""),
             f"{r['plan_ms_per_resource']:.2f}",
             f"{r['floor_ms_per_resource']:.2f}",
             f"{r['ratio']:.2f}",

@@ -132,9 +132,10 @@ class OfflineMocks(pulumi.runtime.Mocks):
             return (f"{namespace}/{metadata['name']}" if namespace else metadata["name"]), state
         return resource_id, inputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
+        # The mock monitor iterates the second element as check failures: an empty list, never None.
         for cloud in self._clouds:
             result = cloud.invoke(args.token, dict(args.args))
             if result is not None:
-                return result, None
-        return {}, None
+                return result, []
+        return {}, []
