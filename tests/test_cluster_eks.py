@@ -1,0 +1,315 @@
+"""The EKS cluster under mocks: private by default, encrypted secrets, IRSA, private nodes, GPU pools, and a
+kubeconfig that authenticates through `aws eks get-token`."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pulumi
+import pytest
+import yaml
+
+from components.cluster import ClusterArgs
+from components.cluster.eks import CONTROL_PLANE_LOGS, EksCluster, node_group_settings
+from tests.conftest import write_stack
+from turnout.cli import main
+from turnout.config import NodePool
+from turnout.errors import ConfigError
+from turnout.offline import mocks_aws
+from turnout.offline.mocks import OFFLINE_CA_PEM
+from turnout.offline.runtime import run_function
+
+CLUSTER = "aws:eks/cluster:Cluster"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+SUBNET = "aws:ec2/subnet:Subnet"
+GENERAL = NodePool(name="general", machine_type="m6i.xlarge", min=2, max=6)
+GPU = NodePool(name="gpu", machine_type="m6i.xlarge", min=0, max=2, gpu=1)
+
+
+def eks_args(**overrides) -> ClusterArgs:
+    args = {
+        "cluster_name": "prod-us-east-1",
+        "region": "us-east-1",
+        "kubernetes_version": "1.34",
+        "node_pools": (GENERAL, GPU),
+    }
+    return ClusterArgs(**{**args, **overrides})
+
+
+def plan(*clusters: ClusterArgs):
+    """Run EksCluster components (named after their clusters) and return the run and its records by (type, name)."""
+
+    def program():
+        for args in clusters:
+            cluster = EksCluster(args.cluster_name, args)
+            pulumi.export(f"{args.cluster_name}-oidc-issuer", cluster.oidc_issuer)
+            pulumi.export(f"{args.cluster_name}-oidc-provider-arn", cluster.oidc_provider_arn)
+            pulumi.export(f"{args.cluster_name}-name", cluster.name)
+
+    run = run_function(program)
+    return run, {(r.type, r.name): r for r in run.records}
+
+
+def of_type(records: dict, type_: str) -> dict:
+    return {name: record for (kind, name), record in records.items() if kind == type_}
+
+
+def subnets(records: dict, role: str) -> dict:
+    """Subnets by name whose load balancer role tag is `role` (elb: public, internal-elb: private)."""
+    return {
+        name: record
+        for name, record in of_type(records, SUBNET).items()
+        if record.inputs["tags"].get(f"kubernetes.io/role/{role}") == "1"
+    }
+
+
+# Pure settings, without the Pulumi runtime.
+
+
+def test_cpu_pool_keeps_its_type_and_standard_ami_without_taints():
+    settings = node_group_settings(GENERAL, 0)
+    assert settings.machine_type == "m6i.xlarge"
+    assert settings.ami_type == "AL2023_x86_64_STANDARD"
+    assert settings.labels == {"turnout.dev/pool": "general"}
+    assert settings.taints == ()
+
+
+def test_gpu_pool_on_the_cpu_default_type_gets_a_g5_nvidia_ami_taint_and_label():
+    settings = node_group_settings(GPU, 1)
+    assert settings.machine_type == "g5.xlarge"
+    assert settings.ami_type == "AL2023_x86_64_NVIDIA"
+    assert settings.labels == {"turnout.dev/pool": "gpu", "nvidia.com/gpu.present": "true"}
+    assert settings.taints == ({"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"},)
+
+
+def test_gpu_pool_keeps_an_explicit_gpu_type_and_sizes_the_default_by_gpu_count():
+    assert node_group_settings(NodePool(name="a", machine_type="p5.48xlarge", gpu=8), 0).machine_type == "p5.48xlarge"
+    assert node_group_settings(NodePool(name="b", machine_type=None, gpu=4), 0).machine_type == "g5.12xlarge"
+
+
+def test_more_gpus_than_any_default_type_holds_names_the_key():
+    with pytest.raises(ConfigError) as caught:
+        node_group_settings(NodePool(name="big", machine_type="m6i.xlarge", gpu=16), 2)
+    assert caught.value.path == "turnout:platform.nodePools[2].gpu"
+    assert "at most 8 GPUs" in caught.value.allowed
+
+
+# The component under mocks.
+
+
+def test_api_endpoint_is_private_by_default():
+    _, records = plan(eks_args())
+    vpc_config = records[(CLUSTER, "prod-us-east-1-eks")].inputs["vpcConfig"]
+    assert vpc_config["endpointPrivateAccess"] is True
+    assert vpc_config["endpointPublicAccess"] is False, "EKS defaults to public: it must be turned off explicitly"
+    assert "publicAccessCidrs" not in vpc_config
+
+
+def test_api_endpoint_is_public_only_to_the_allowlist():
+    _, records = plan(eks_args(api_access_cidrs=("203.0.113.0/24", "198.51.100.7/32")))
+    vpc_config = records[(CLUSTER, "prod-us-east-1-eks")].inputs["vpcConfig"]
+    assert vpc_config["endpointPrivateAccess"] is True
+    assert vpc_config["endpointPublicAccess"] is True
+    assert vpc_config["publicAccessCidrs"] == ["203.0.113.0/24", "198.51.100.7/32"]
+
+
+def test_secrets_are_encrypted_with_a_rotating_key_the_control_plane_may_use():
+    _, records = plan(eks_args())
+    key = records[("aws:kms/key:Key", "prod-us-east-1-secrets-key")]
+    assert key.inputs["enableKeyRotation"] is True
+    key_arn = key.raw_outputs["arn"]
+    assert key_arn.startswith("arn:aws:kms:us-east-1:123456789012:key/")
+    cluster = records[(CLUSTER, "prod-us-east-1-eks")]
+    assert cluster.inputs["encryptionConfig"] == {"resources": ["secrets"], "provider": {"keyArn": key_arn}}
+    assert key.urn in cluster.dependencies
+    grant = json.loads(
+        records[("aws:iam/rolePolicy:RolePolicy", "prod-us-east-1-cluster-role-secrets-key")].inputs["policy"]
+    )
+    assert grant["Statement"][0]["Resource"] == key_arn
+    assert {"kms:Encrypt", "kms:Decrypt"} <= set(grant["Statement"][0]["Action"])
+
+
+def test_cluster_version_logs_and_access_entries():
+    _, records = plan(eks_args())
+    cluster = records[(CLUSTER, "prod-us-east-1-eks")].inputs
+    assert cluster["name"] == "prod-us-east-1"
+    assert cluster["version"] == "1.34"
+    assert cluster["enabledClusterLogTypes"] == ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+    assert list(CONTROL_PLANE_LOGS) == cluster["enabledClusterLogTypes"]
+    assert cluster["accessConfig"]["authenticationMode"] == "API"
+
+
+def test_roles_trust_their_service_and_carry_the_eks_managed_policies():
+    _, records = plan(eks_args())
+    roles = of_type(records, "aws:iam/role:Role")
+    trust = {name: json.loads(role.inputs["assumeRolePolicy"])["Statement"][0] for name, role in roles.items()}
+    assert trust["prod-us-east-1-cluster-role"]["Principal"] == {"Service": "eks.amazonaws.com"}
+    assert trust["prod-us-east-1-node-role"]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    attached = {
+        (record.inputs["role"], record.inputs["policyArn"].rsplit("/", 1)[1])
+        for record in of_type(records, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").values()
+    }
+    assert attached == {
+        ("prod-us-east-1-cluster", "AmazonEKSClusterPolicy"),
+        ("prod-us-east-1-node", "AmazonEKSWorkerNodePolicy"),
+        ("prod-us-east-1-node", "AmazonEKS_CNI_Policy"),
+        ("prod-us-east-1-node", "AmazonEC2ContainerRegistryReadOnly"),
+    }
+    cluster = records[(CLUSTER, "prod-us-east-1-eks")]
+    assert cluster.inputs["roleArn"] == "arn:aws:iam::123456789012:role/prod-us-east-1-cluster"
+
+
+def test_irsa_provider_trusts_the_cluster_issuer_and_is_exposed():
+    run, records = plan(eks_args())
+    issuer = records[(CLUSTER, "prod-us-east-1-eks")].raw_outputs["identities"][0]["oidcs"][0]["issuer"]
+    assert issuer.startswith("https://oidc.eks.us-east-1.amazonaws.com/id/")
+    oidc = records[("aws:iam/openIdConnectProvider:OpenIdConnectProvider", "prod-us-east-1-oidc")]
+    assert oidc.inputs["url"] == issuer
+    assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+    assert "thumbprintLists" not in oidc.inputs, "IAM verifies EKS issuers with its own trusted CAs"
+    assert run.stack_outputs["prod-us-east-1-oidc-issuer"] == issuer
+    provider_arn = "arn:aws:iam::123456789012:oidc-provider/" + issuer.removeprefix("https://")
+    assert run.stack_outputs["prod-us-east-1-oidc-provider-arn"] == provider_arn
+    assert run.stack_outputs["prod-us-east-1-name"] == "prod-us-east-1"
+
+
+def test_vpc_spans_three_zones_with_tagged_subnets_and_a_nat_per_zone():
+    _, records = plan(eks_args())
+    vpc = records[("aws:ec2/vpc:Vpc", "prod-us-east-1-vpc")].inputs
+    assert vpc["enableDnsSupport"] is True and vpc["enableDnsHostnames"] is True, "the private endpoint needs VPC DNS"
+    public, private = subnets(records, "elb"), subnets(records, "internal-elb")
+    assert sorted(public) == [f"prod-us-east-1-public-{i}" for i in range(3)]
+    assert sorted(private) == [f"prod-us-east-1-private-{i}" for i in range(3)]
+    for group in (public, private):
+        assert sorted(s.inputs["availabilityZone"] for s in group.values()) == [
+            "us-east-1a",
+            "us-east-1b",
+            "us-east-1c",
+        ]
+    for subnet in [*public.values(), *private.values()]:
+        assert subnet.inputs["tags"]["kubernetes.io/cluster/prod-us-east-1"] == "owned"
+        assert subnet.inputs["mapPublicIpOnLaunch"] is False
+    nats = of_type(records, "aws:ec2/natGateway:NatGateway")
+    assert sorted(nats) == [f"prod-us-east-1-nat-{i}" for i in range(3)]
+    for index, nat in enumerate(sorted(nats)):
+        assert records[(SUBNET, f"prod-us-east-1-public-{index}")].urn in nats[nat].dependencies
+    routes = of_type(records, "aws:ec2/route:Route")
+    for index in range(3):
+        route = routes[f"prod-us-east-1-private-{index}-routes-default"]
+        assert route.inputs["destinationCidrBlock"] == "0.0.0.0/0"
+        assert nats[f"prod-us-east-1-nat-{index}"].urn in route.dependencies, "each zone egresses through its own NAT"
+    assert "gatewayId" in routes["prod-us-east-1-public-routes-default"].inputs
+
+
+def test_control_plane_and_nodes_use_private_subnets_only():
+    _, records = plan(eks_args())
+    public = {s.urn for s in subnets(records, "elb").values()}
+    private = {s.urn for s in subnets(records, "internal-elb").values()}
+    cluster = records[(CLUSTER, "prod-us-east-1-eks")]
+    groups = of_type(records, NODE_GROUP)
+    assert sorted(groups) == ["prod-us-east-1-pool-general", "prod-us-east-1-pool-gpu"]
+    for resource in [cluster, *groups.values()]:
+        assert private <= set(resource.dependencies)
+        assert not public & set(resource.dependencies), f"{resource.name} must not use a public subnet"
+    private_ids = cluster.inputs["vpcConfig"]["subnetIds"]
+    assert len(private_ids) == 3
+    for group in groups.values():
+        assert group.inputs["subnetIds"] == private_ids
+
+
+def test_gpu_pool_is_tainted_nvidia_and_cpu_pool_is_not():
+    _, records = plan(eks_args())
+    general = records[(NODE_GROUP, "prod-us-east-1-pool-general")].inputs
+    gpu = records[(NODE_GROUP, "prod-us-east-1-pool-gpu")].inputs
+    assert gpu["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert gpu["instanceTypes"] == ["g5.xlarge"]
+    assert gpu["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
+    assert gpu["labels"] == {"turnout.dev/pool": "gpu", "nvidia.com/gpu.present": "true"}
+    assert gpu["scalingConfig"] == {"minSize": 0, "maxSize": 2, "desiredSize": 0}
+    assert general["amiType"] == "AL2023_x86_64_STANDARD"
+    assert general["instanceTypes"] == ["m6i.xlarge"]
+    assert "taints" not in general
+    assert general["labels"] == {"turnout.dev/pool": "general"}
+    assert general["scalingConfig"] == {"minSize": 2, "maxSize": 6, "desiredSize": 2}
+    assert general["clusterName"] == "prod-us-east-1" and general["nodeGroupName"] == "general"
+
+
+def test_kubeconfig_is_secret_uses_the_cluster_endpoint_and_aws_tokens_and_waits_for_nodes():
+    _, records = plan(eks_args())
+    cluster = records[(CLUSTER, "prod-us-east-1-eks")]
+    provider = records[("pulumi:providers:kubernetes", "prod-us-east-1-k8s")]
+    assert provider.inputs["kubeconfig"] == "[secret]"
+    kubeconfig = yaml.safe_load(provider.raw_inputs["kubeconfig"]["value"])
+    server = kubeconfig["clusters"][0]["cluster"]["server"]
+    assert server == cluster.raw_outputs["endpoint"]
+    assert server.startswith("https://") and server.endswith(".gr7.us-east-1.eks.amazonaws.com")
+    ca = kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]
+    assert base64.b64decode(ca).decode() == OFFLINE_CA_PEM
+    assert kubeconfig["current-context"] == "prod-us-east-1"
+    credential = kubeconfig["users"][0]["user"]["exec"]
+    command = " ".join([credential["command"], *credential["args"]])
+    assert command == "aws eks get-token --cluster-name prod-us-east-1 --region us-east-1"
+    groups = {g.urn for g in of_type(records, NODE_GROUP).values()}
+    assert groups and groups <= set(provider.dependencies), "the provider is usable only once nodes exist"
+
+
+def test_every_aws_child_uses_the_cluster_region_provider():
+    _, records = plan(eks_args(cluster_name="prod-eu-west-1", region="eu-west-1"))
+    aws_provider = records[("pulumi:providers:aws", "prod-eu-west-1-aws")]
+    assert aws_provider.inputs["region"] == "eu-west-1"
+    component = records[("turnout:cluster:EksCluster", "prod-eu-west-1")]
+    children = [r for (kind, _), r in records.items() if kind.startswith("aws:")]
+    assert len(children) > 30
+    for child in children:
+        assert child.provider == aws_provider.urn, child.name
+        assert child.parent == component.urn, child.name
+    zones = sorted(s.inputs["availabilityZone"] for s in subnets(records, "internal-elb").values())
+    assert zones == ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+
+
+def test_two_regions_get_distinct_names_derived_from_their_cluster_names():
+    east = eks_args()
+    west = eks_args(cluster_name="prod-eu-west-1", region="eu-west-1")
+    run, records = plan(east, west)
+    names = [name for (kind, name) in records if kind != "pulumi:pulumi:Stack"]
+    assert len(names) == len(set((kind, name) for (kind, name) in records if kind != "pulumi:pulumi:Stack"))
+    for prefix in ("prod-us-east-1", "prod-eu-west-1"):
+        mine = [n for n in names if n.startswith(prefix)]
+        assert len(mine) == len(names) // 2
+    assert {r.inputs["name"] for r in of_type(records, CLUSTER).values()} == {"prod-us-east-1", "prod-eu-west-1"}
+    roles = {r.inputs["name"] for r in of_type(records, "aws:iam/role:Role").values()}
+    assert roles == {"prod-us-east-1-cluster", "prod-us-east-1-node", "prod-eu-west-1-cluster", "prod-eu-west-1-node"}
+    _, again = plan(east, west)
+    assert {k: r.inputs for k, r in again.items()} == {k: r.inputs for k, r in records.items()}, "plans are stable"
+
+
+def test_aws_mocks_answer_only_for_aws():
+    assert mocks_aws.resource_outputs("kubernetes:core/v1:Namespace", "ns", {}) is None
+    assert mocks_aws.invoke("gcp:compute/getZones:getZones", {}) is None
+    zones = mocks_aws.invoke(mocks_aws.AVAILABILITY_ZONES, {"state": "available"})
+    assert zones["names"] == ["us-east-1a", "us-east-1b", "us-east-1c"]
+    assert zones["zoneIds"] == ["use1-az1", "use1-az2", "use1-az3"]
+    vpc = mocks_aws.resource_outputs("aws:ec2/vpc:Vpc", "lab-vpc", {"cidrBlock": "10.0.0.0/16"})
+    assert vpc["cidrBlock"] == "10.0.0.0/16" and vpc["region"] == "us-east-1"
+    assert vpc["arn"].startswith("arn:aws:ec2:us-east-1:123456789012:vpc/vpc-")
+    cluster = mocks_aws.resource_outputs(CLUSTER, "lab-eks", {"name": "lab", "region": "ap-south-1"})
+    assert cluster["arn"] == "arn:aws:eks:ap-south-1:123456789012:cluster/lab"
+    assert cluster["endpoint"].endswith(".gr7.ap-south-1.eks.amazonaws.com")
+    assert cluster == mocks_aws.resource_outputs(CLUSTER, "lab-eks", {"name": "lab", "region": "ap-south-1"})
+
+
+def test_aws_stack_plans_end_to_end(project, tmp_path, capsys):
+    config = {
+        "platform": {"cloud": "aws", "regions": ["us-east-1"]},
+        "endpoints": {"scores": {"versions": {"v1": {"image": "ghcr.io/acme/scores:1.0.0"}}}},
+    }
+    write_stack(project, "cloud", config)
+    status = main(["plan", "cloud", "--project", str(project), "--out", str(tmp_path)])
+    assert status == 0, capsys.readouterr().err
+    inventory = json.loads((tmp_path / "cloud" / "inventory.json").read_text())
+    clusters = [r for r in inventory["resources"] if r["type"] == CLUSTER]
+    assert [c["inputs"]["name"] for c in clusters] == ["cloud-us-east-1"]
+    groups = [r for r in inventory["resources"] if r["type"] == NODE_GROUP]
+    assert [g["inputs"]["instanceTypes"] for g in groups] == [["m6i.xlarge"]]
+    assert inventory["outputs"]["kubeconfigs"] == {"cloud-us-east-1": "[secret]"}

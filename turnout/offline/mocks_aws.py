@@ -1,0 +1,109 @@
+"""AWS answers for offline plans: the computed outputs the AWS provider would return, derived from type and name.
+
+Outputs use the provider's wire (camelCase) property names, as `pulumi_aws` reads them back.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from turnout.offline.mocks import OFFLINE_CA_PEM, stable_hash
+
+ACCOUNT_ID = "123456789012"  # the documentation account ID AWS uses in its examples
+DEFAULT_REGION = "us-east-1"
+AVAILABILITY_ZONES = "aws:index/getAvailabilityZones:getAvailabilityZones"
+
+# EC2 resources: the prefix of their id (vpc-0abc…) and their ARN's resource type, by Pulumi type.
+_EC2_KINDS = {
+    "aws:ec2/vpc:Vpc": ("vpc", "vpc"),
+    "aws:ec2/subnet:Subnet": ("subnet", "subnet"),
+    "aws:ec2/internetGateway:InternetGateway": ("igw", "internet-gateway"),
+    "aws:ec2/natGateway:NatGateway": ("nat", "natgateway"),
+    "aws:ec2/eip:Eip": ("eipalloc", "elastic-ip"),
+    "aws:ec2/routeTable:RouteTable": ("rtb", "route-table"),
+    "aws:ec2/securityGroup:SecurityGroup": ("sg", "security-group"),
+}
+
+
+def _hex(type_: str, name: str, length: int = 17) -> str:
+    return stable_hash(type_, name, length=length)
+
+
+def _eks_cluster(name: str, inputs: dict, region: str) -> dict:
+    cluster = inputs.get("name") or name
+    digest = _hex("aws:eks/cluster:Cluster", cluster, 32).upper()
+    return {
+        "arn": f"arn:aws:eks:{region}:{ACCOUNT_ID}:cluster/{cluster}",
+        "endpoint": f"https://{digest}.gr7.{region}.eks.amazonaws.com",
+        "certificateAuthority": {"data": base64.b64encode(OFFLINE_CA_PEM.encode()).decode()},
+        "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{digest}"}]}],
+        "status": "ACTIVE",
+        "platformVersion": "eks.1",
+        "vpcConfig": {**(inputs.get("vpcConfig") or {}), "clusterSecurityGroupId": f"sg-{_hex('cluster-sg', cluster)}"},
+    }
+
+
+def _computed(type_: str, name: str, inputs: dict, region: str) -> dict:
+    """The outputs AWS computes for the types turnout creates; other AWS types get an ARN only."""
+    if type_ == "aws:eks/cluster:Cluster":
+        return _eks_cluster(name, inputs, region)
+    if type_ == "aws:eks/nodeGroup:NodeGroup":
+        group = inputs.get("nodeGroupName") or name
+        cluster = inputs.get("clusterName") or "cluster"
+        return {
+            "arn": f"arn:aws:eks:{region}:{ACCOUNT_ID}:nodegroup/{cluster}/{group}/{_hex(type_, name, 8)}",
+            "status": "ACTIVE",
+        }
+    if type_ == "aws:kms/key:Key":
+        key_id = "{}-{}-{}-{}-{}".format(*(_hex(type_, f"{name}/{i}", n) for i, n in enumerate((8, 4, 4, 4, 12))))
+        return {"arn": f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{key_id}", "keyId": key_id}
+    if type_ == "aws:iam/role:Role":
+        role = inputs.get("name") or f"{name}-{_hex(type_, name, 7)}"
+        return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role}", "name": role, "uniqueId": f"AROA{_hex(type_, name)}"}
+    if type_ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        url = str(inputs.get("url") or "").removeprefix("https://")
+        return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"}
+    kind = _EC2_KINDS.get(type_)
+    if kind is not None:
+        prefix, arn_type = kind
+        resource_id = f"{prefix}-{_hex(type_, name)}"
+        outputs = {"arn": f"arn:aws:ec2:{region}:{ACCOUNT_ID}:{arn_type}/{resource_id}"}
+        if type_ == "aws:ec2/eip:Eip":
+            outputs |= {
+                "allocationId": resource_id,
+                "publicIp": f"198.51.100.{int(_hex(type_, name, 4), 16) % 254 + 1}",
+            }
+        return outputs
+    return {}
+
+
+def resource_outputs(type_: str, name: str, inputs: dict) -> dict | None:
+    """Inputs plus the computed outputs of an AWS resource; None for resources of other providers."""
+    if not type_.startswith("aws:"):
+        return None
+    region = inputs.get("region") or DEFAULT_REGION
+    outputs = {**inputs, **_computed(type_, name, inputs, region)}
+    if not type_.startswith("aws:iam/"):  # IAM is global; every other AWS resource reports its region
+        outputs["region"] = region
+    return outputs
+
+
+def _region_code(region: str) -> str:
+    """The short form zone IDs start with: us-east-1 -> use1."""
+    parts = region.split("-")
+    return parts[0] + "".join(part[0] for part in parts[1:-1]) + parts[-1]
+
+
+def invoke(token: str, args: dict) -> dict | None:
+    """Data sources turnout reads; None for functions of other providers."""
+    if token != AVAILABILITY_ZONES:
+        return None
+    region = args.get("region") or DEFAULT_REGION
+    letters = ("a", "b", "c")
+    return {
+        "id": region,
+        "region": region,
+        "names": [f"{region}{letter}" for letter in letters],
+        "zoneIds": [f"{_region_code(region)}-az{index}" for index in range(1, len(letters) + 1)],
+        "groupNames": [region] * len(letters),
+    }
