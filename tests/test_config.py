@@ -344,3 +344,24 @@ def test_corrupting_any_key_of_a_valid_config_gives_config_error_or_config(path,
         load(config)
     except ConfigError as err:
         assert err.path.startswith("turnout:")
+
+
+@pytest.mark.parametrize(("cloud", "region"), [("aws", "us-east-1"), ("gcp", "europe-west4"), ("azure", "westeurope")])
+def test_each_cloud_accepts_its_regions(config, cloud, region):
+    config["platform"] = {"cloud": cloud, "regions": [region]}
+    assert load(config).platform.regions == (region,)
+
+
+@pytest.mark.parametrize(("cloud", "region"), [("aws", "us-east-7"), ("gcp", "us-east-1"), ("azure", "west-europe")])
+def test_a_region_the_cloud_does_not_have_is_named(config, cloud, region):
+    first = {"aws": "us-east-1", "gcp": "europe-west4", "azure": "westeurope"}[cloud]
+    config["platform"] = {"cloud": cloud, "regions": [first, region]}
+    with pytest.raises(ConfigError) as caught:
+        load(config)
+    assert caught.value.path == "turnout:platform.regions[1]"
+    assert "extraRegions" in caught.value.allowed
+
+
+def test_extra_regions_admit_a_region_newer_than_the_list(config):
+    config["platform"] = {"cloud": "aws", "regions": ["eu-west-9"], "extraRegions": ["eu-west-9"]}
+    assert load(config).platform.regions == ("eu-west-9",)

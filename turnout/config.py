@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal, get_type_hints
 
 from turnout.errors import ConfigError, describe
+from turnout.regions import EXAMPLES, KNOWN_REGIONS
 from turnout.schema import config_fields, parse_value, setting, yaml_key
 from turnout.strategies import (
     Strategy,
@@ -180,6 +181,12 @@ class Platform:
         allowed='a quoted minor version such as "1.34"',
     )
     node_pools: tuple[NodePool, ...] = setting("Node pools of every cluster.", (), default_doc="one general CPU pool")
+    extra_regions: tuple[str, ...] = setting(
+        "Regions to accept beyond turnout's built-in list for the cloud (regions newer than this release).",
+        (),
+        values=_region,
+        allowed="a list of region names",
+    )
     api_access_cidrs: tuple[str, ...] = setting(
         "CIDRs allowed to reach the Kubernetes API over the internet; empty keeps the API endpoint private.",
         (),
@@ -384,6 +391,15 @@ def _validate_platform(platform: Platform) -> Platform:
     path = key_path("platform")
     if len(set(platform.regions)) != len(platform.regions):
         raise ConfigError(f"{path}.regions", "a region listed twice", "distinct regions")
+    known = KNOWN_REGIONS.get(platform.cloud)
+    for index, region in enumerate(platform.regions):
+        if known is not None and region not in known and region not in platform.extra_regions:
+            raise ConfigError(
+                f"{path}.regions[{index}]",
+                f"{region!r}, not a {platform.cloud} region turnout knows",
+                f"a {platform.cloud} region such as {EXAMPLES[platform.cloud]}, "
+                f"or list it in {path}.extraRegions if it is newer than this release",
+            )
     if platform.cloud == "kind" and len(platform.regions) != 1:
         raise ConfigError(
             f"{path}.regions",

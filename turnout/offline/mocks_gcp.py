@@ -1,0 +1,100 @@
+"""Google Cloud's answers for offline plans: the inputs back, plus the outputs GCP computes, in the
+provider's camelCase wire names, derived from the resource's type and name (never random)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+
+from turnout.offline.mocks import OFFLINE_CA_PEM, stable_hash
+
+OFFLINE_PROJECT = "turnout-offline"
+OFFLINE_PROJECT_NUMBER = "123456789012"
+OFFLINE_REGION = "us-central1"
+COMPUTE = "https://www.googleapis.com/compute/v1"
+CONTAINER = "https://container.googleapis.com/v1"
+
+
+def _octets(*parts: str) -> tuple[int, int, int]:
+    digest = int(stable_hash(*parts, length=6), 16)
+    return digest >> 16 & 0xFF, digest >> 8 & 0xFF, digest % 254 + 1
+
+
+def _cluster(name: str, physical: str, state: dict, project: str) -> dict:
+    location = state.get("location") or OFFLINE_REGION
+    a, b, c = _octets("gcp:container/cluster", name)
+    private = f"10.{a}.{b}.2"
+    private_endpoint = (state.get("privateClusterConfig") or {}).get("enablePrivateEndpoint", False)
+    public = f"34.{a}.{b}.{c}"
+    config = state.setdefault("privateClusterConfig", {})
+    config.update(privateEndpoint=private, publicEndpoint="" if private_endpoint else public)
+    path = f"projects/{project}/locations/{location}/clusters/{physical}"
+    return {
+        **state,
+        "id": path,
+        "selfLink": f"{CONTAINER}/{path}",
+        "endpoint": private if private_endpoint else public,
+        "masterAuth": {
+            "clusterCaCertificate": base64.b64encode(OFFLINE_CA_PEM.encode()).decode(),
+            "clientCertificateConfig": {"issueClientCertificate": False},
+        },
+        "masterVersion": f"{state.get('minMasterVersion', '1.34')}.1-gke.100",
+        "servicesIpv4Cidr": "10.20.0.0/20",
+        "labelFingerprint": stable_hash("labels", name),
+    }
+
+
+def resource_outputs(type_: str, name: str, inputs: dict) -> dict | None:
+    if not type_.startswith("gcp:"):
+        return None
+    state = copy.deepcopy(inputs)
+    physical = state.get("name") or name
+    project = state.get("project") or OFFLINE_PROJECT
+    region = state.get("region") or OFFLINE_REGION
+    if type_ == "gcp:container/cluster:Cluster":
+        return _cluster(name, physical, state, project)
+    if type_ == "gcp:container/nodePool:NodePool":
+        location = state.get("location") or region
+        path = f"projects/{project}/locations/{location}/clusters/{state.get('cluster')}/nodePools/{physical}"
+        return {**state, "id": path, "instanceGroupUrls": []}
+    if type_ == "gcp:compute/network:Network":
+        path = f"projects/{project}/global/networks/{physical}"
+        return {**state, "id": path, "selfLink": f"{COMPUTE}/{path}", "numericId": str(int(stable_hash(path), 16))}
+    if type_ == "gcp:compute/subnetwork:Subnetwork":
+        path = f"projects/{project}/regions/{region}/subnetworks/{physical}"
+        network_address = state.get("ipCidrRange", "10.0.0.0/20").split("/")[0]
+        gateway = network_address.rsplit(".", 1)[0] + ".1"
+        return {**state, "id": path, "selfLink": f"{COMPUTE}/{path}", "gatewayAddress": gateway}
+    if type_ == "gcp:compute/router:Router":
+        path = f"projects/{project}/regions/{region}/routers/{physical}"
+        return {**state, "id": path, "selfLink": f"{COMPUTE}/{path}"}
+    if type_ == "gcp:compute/routerNat:RouterNat":
+        return {**state, "id": f"{project}/{region}/{state.get('router')}/{physical}"}
+    if type_ == "gcp:kms/keyRing:KeyRing":
+        return {**state, "id": f"projects/{project}/locations/{state.get('location')}/keyRings/{physical}"}
+    if type_ == "gcp:kms/cryptoKey:CryptoKey":
+        # `keyRing` is the ring's id; a crypto key's id extends it.
+        return {**state, "id": f"{state.get('keyRing')}/cryptoKeys/{physical}"}
+    if type_ == "gcp:serviceaccount/account:Account":
+        email = f"{state.get('accountId', name)}@{project}.iam.gserviceaccount.com"
+        return {
+            **state,
+            "id": f"projects/{project}/serviceAccounts/{email}",
+            "name": f"projects/{project}/serviceAccounts/{email}",
+            "email": email,
+            "member": f"serviceAccount:{email}",
+            "uniqueId": str(int(stable_hash(email, length=12), 16)),
+        }
+    return state
+
+
+def invoke(token: str, args: dict) -> dict | None:
+    if token == "gcp:organizations/getProject:getProject":
+        project = args.get("projectId") or OFFLINE_PROJECT
+        return {
+            "projectId": project,
+            "number": OFFLINE_PROJECT_NUMBER,
+            "name": project,
+            "id": f"projects/{project}",
+        }
+    return None
