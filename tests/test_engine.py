@@ -143,7 +143,8 @@ def test_yaml_syntax_error_exits_2_with_line(project, tmp_path, capsys):
 def test_unknown_stack_exits_2_listing_stacks(capsys):
     status, err = plan(capsys, "nosuchstack", "--project", str(REPO))
     assert status == 2
-    assert "no stack 'nosuchstack'" in err and "stacks: local" in err
+    assert "no stack 'nosuchstack'" in err
+    assert "stacks: dev-aws, local, prod-aws, prod-azure, prod-gcp" in err
 
 
 def test_names_and_all_together_is_a_usage_error(capsys):
@@ -215,7 +216,7 @@ def test_several_stacks_in_one_run_are_planned_independently(project, tmp_path, 
             },
         },
     )
-    status, err = plan(capsys, "--all", "--project", str(project), "--out", str(tmp_path))
+    status, err = plan(capsys, "local", "second", "--project", str(project), "--out", str(tmp_path))
     assert status == 0, err
     assert "[1/2] planning local" in err and "[2/2] planning second" in err
     local = json.loads((tmp_path / "local" / "inventory.json").read_text())
@@ -367,3 +368,32 @@ def test_secret_manifests_keep_key_names_and_never_values(tmp_path, capsys):
     assert secret["type"] == "kubernetes.io/tls"
     assert secret["stringData"] == {"tls.crt": "[secret]", "tls.key": "[secret]"}
     assert "BEGIN" not in path.read_text()
+
+
+def test_every_bundled_stack_plans_with_each_cloud_represented(tmp_path, capsys):
+    status, err = plan(capsys, "--all", "--project", str(REPO), "--out", str(tmp_path))
+    assert status == 0, err
+    types = {
+        stack.name: {r["type"] for r in json.loads((stack / "inventory.json").read_text())["resources"]}
+        for stack in tmp_path.iterdir()
+    }
+    assert "aws:eks/cluster:Cluster" in types["prod-aws"] and "aws:eks/cluster:Cluster" in types["dev-aws"]
+    assert "gcp:container/cluster:Cluster" in types["prod-gcp"]
+    assert "azure-native:containerservice:ManagedCluster" in types["prod-azure"]
+    assert "turnout:cluster:KindCluster" in types["local"]
+    for stack in tmp_path.iterdir():
+        strategies = {e["strategy"] for e in json.loads((stack / "traffic.json").read_text())["endpoints"]}
+        assert len(strategies) >= 2, f"{stack.name} shows at least two strategies"
+
+
+def test_multi_region_stacks_get_one_cluster_per_region_with_deterministic_names(tmp_path, capsys):
+    assert plan(capsys, "prod-aws", "prod-gcp", "prod-azure", "--project", str(REPO), "--out", str(tmp_path))[0] == 0
+    expected = {
+        "prod-aws": ["prod-aws-us-east-1", "prod-aws-us-west-2"],
+        "prod-gcp": ["prod-gcp-europe-west4", "prod-gcp-europe-west1"],
+        "prod-azure": ["prod-azure-westeurope", "prod-azure-northeurope"],
+    }
+    for stack, clusters in expected.items():
+        outputs = json.loads((tmp_path / stack / "inventory.json").read_text())["outputs"]
+        assert [c["name"] for c in outputs["clusters"]] == clusters
+        assert sorted(p.name for p in (tmp_path / stack / "manifests").iterdir()) == sorted(clusters)

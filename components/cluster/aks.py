@@ -1,0 +1,293 @@
+"""An AKS cluster in its own resource group and VNet: a private API by default, Entra ID sign-in with
+Azure RBAC and no local accounts, workload identity, and one autoscaled user pool per node pool.
+
+Choices the stack file does not expose:
+- Identity: a user-assigned control-plane identity, granted Network Contributor on the node subnet
+  before the cluster exists (a system-assigned one can only be granted after AKS has already needed it).
+- Network: Azure CNI overlay with the Cilium dataplane and Cilium network policy; node IPs come from
+  the node subnet, pod IPs from an overlay range that never touches the VNet.
+- Private API: AKS's Private Link private cluster (no API server subnet); `api_access_cidrs` switches
+  to a public endpoint restricted to exactly those CIDRs.
+- Add-ons: no Defender (it needs a Log Analytics workspace and a paid plan) and no Azure Policy add-on
+  (turnout checks its policies at plan time with CrossGuard); both can be added to `addon_profiles`
+  and `security_profile` later without replacing the cluster.
+- With local accounts disabled, Azure RBAC is the only way in: whoever runs `pulumi up` needs
+  "Azure Kubernetes Service RBAC Cluster Admin" (or narrower roles) on the cluster, e.g. granted once on
+  the subscription. It is not granted here: a role assignment must name the principal's type (user or
+  service principal), which the deployment cannot know.
+- The kubeconfig is the Entra ID `clusterUser` one in exec format, as AKS returns it: kubelogin (on PATH)
+  gets the token with the login mode AKS wrote (device code); a non-interactive deploy needs another mode
+  (what `kubelogin convert-kubeconfig -l azurecli` writes).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import uuid
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_azure_native import authorization, containerservice, managedidentity, network, resources
+
+from components.cluster import ClusterArgs
+from turnout.config import DEFAULT_MACHINE_TYPES, NodePool, key_path
+from turnout.errors import ConfigError
+from turnout.naming import child
+
+POOL_LABEL = "turnout.dev/pool"
+GPU_LABEL = "nvidia.com/gpu.present"
+GPU_TAINT = "nvidia.com/gpu=present:NoSchedule"
+# AKS's advice for a dedicated system pool: only critical add-ons schedule there.
+CRITICAL_ADDONS_TAINT = "CriticalAddonsOnly=true:NoSchedule"
+
+SYSTEM_POOL = "system"
+SYSTEM_POOL_NODES = (2, 3)  # autoscaling bounds: system pods keep a node while another one is upgraded
+AGENT_POOL_NAME_MAX = 12  # Linux pools: lowercase letters and digits, starting with a letter
+
+CPU_MACHINE_TYPE = DEFAULT_MACHINE_TYPES["azure"]
+# What a GPU pool gets when its machine type is the CPU default: the smallest T4 size with enough GPUs.
+GPU_MACHINE_TYPES = ((1, "Standard_NC4as_T4_v3"), (4, "Standard_NC64as_T4_v3"))
+
+# AKS's own defaults, written out so the plan shows them: the VNet and the overlay ranges must not overlap.
+VNET_CIDR = "10.224.0.0/12"
+NODE_SUBNET_CIDR = "10.224.0.0/16"
+POD_CIDR = "10.244.0.0/16"
+SERVICE_CIDR = "10.0.0.0/16"
+DNS_SERVICE_IP = "10.0.0.10"
+
+# Built-in Azure role definitions (the same GUID in every subscription).
+NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+
+
+def agent_pool_name(pool_name: str) -> str:
+    """The Azure agent pool name of a turnout pool.
+
+    A pool name that already is a valid Linux agent pool name (lowercase letters and digits, starting
+    with a letter, at most 12 characters, not `system`) is kept. Any other name loses what Azure does not
+    allow, keeps at most 8 characters (`p` first if it would start with a digit) and gets 4 hex digits of
+    the SHA-256 of the whole pool name: `gpu-a100` -> `gpua100587d`, deterministic and distinct from `gpua100`.
+    """
+    if re.fullmatch(rf"[a-z][a-z0-9]{{0,{AGENT_POOL_NAME_MAX - 1}}}", pool_name) and pool_name != SYSTEM_POOL:
+        return pool_name
+    stem = re.sub(r"[^a-z0-9]", "", pool_name.lower())
+    if not stem[:1].isalpha():
+        stem = "p" + stem
+    return stem[:8] + hashlib.sha256(pool_name.encode()).hexdigest()[:4]
+
+
+def agent_pool_names(pools: tuple[NodePool, ...]) -> dict[str, str]:
+    """Each pool's Azure name, refusing two pools that would get the same one."""
+    names: dict[str, str] = {}
+    for index, pool in enumerate(pools):
+        azure_name = agent_pool_name(pool.name)
+        taken = next((other for other, name in names.items() if name == azure_name), None)
+        if taken is not None:
+            raise ConfigError(
+                key_path(f"platform.nodePools[{index}].name"),
+                f'"{pool.name}", whose AKS pool name "{azure_name}" is also pool "{taken}"\'s',
+                "pool names that stay distinct as AKS names (lowercase letters and digits, at most 12)",
+            )
+        names[pool.name] = azure_name
+    return names
+
+
+def vm_size(pool: NodePool, index: int) -> str:
+    """The pool's VM size: its machine type, or for a GPU pool left at the CPU default, a GPU size."""
+    machine_type = pool.machine_type or CPU_MACHINE_TYPE
+    if not pool.gpu or machine_type != CPU_MACHINE_TYPE:
+        return machine_type
+    for gpus, size in GPU_MACHINE_TYPES:
+        if pool.gpu <= gpus:
+            return size
+    raise ConfigError(
+        key_path(f"platform.nodePools[{index}].machineType"),
+        f"no GPU machine type for {pool.gpu} GPUs",
+        "an Azure GPU VM size with that many GPUs; the default covers 1 to 4 GPUs ("
+        + ", ".join(size for _, size in GPU_MACHINE_TYPES)
+        + ")",
+    )
+
+
+def api_server_access(api_access_cidrs: tuple[str, ...]) -> dict:
+    """A Private Link private cluster, or a public endpoint open to exactly the allowlist."""
+    if not api_access_cidrs:
+        return {"enable_private_cluster": True, "enable_private_cluster_public_fqdn": False}
+    return {"enable_private_cluster": False, "authorized_ip_ranges": list(api_access_cidrs)}
+
+
+def role_assignment_name(*parts: str) -> str:
+    """Azure wants a GUID; derive it from what the assignment is for, so plans stay identical."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "turnout/" + "/".join(parts)))
+
+
+def role_definition(subscription_id: pulumi.Input[str], role: str) -> pulumi.Output[str]:
+    return pulumi.Output.concat(
+        "/subscriptions/", subscription_id, "/providers/Microsoft.Authorization/roleDefinitions/", role
+    )
+
+
+def decode_kubeconfig(value: str) -> str:
+    return base64.b64decode(value).decode()
+
+
+class AksCluster(pulumi.ComponentResource):
+    name: str
+    region: str
+    kubeconfig: pulumi.Output[str]
+    """An Entra ID kubeconfig: its user runs `kubelogin get-token` (kubelogin must be on PATH)."""
+    provider: k8s.Provider
+    oidc_issuer: pulumi.Output[str]
+    """Issuer URL of the cluster's service account tokens, for workload identity federation."""
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("turnout:cluster:AksCluster", name, None, opts)
+        self.name = args.cluster_name
+        self.region = args.region
+        pool_names = agent_pool_names(args.node_pools)
+        sizes = [vm_size(pool, index) for index, pool in enumerate(args.node_pools)]
+        mine = pulumi.ResourceOptions(parent=self)
+        tags = {"managed-by": "pulumi", "turnout-cluster": args.cluster_name}
+        client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+
+        group = resources.ResourceGroup(
+            child(name, "rg"),
+            resource_group_name=child(args.cluster_name, "rg"),
+            location=args.region,
+            tags=tags,
+            opts=mine,
+        )
+        vnet = network.VirtualNetwork(
+            child(name, "vnet"),
+            virtual_network_name=child(args.cluster_name, "vnet"),
+            resource_group_name=group.name,
+            location=args.region,
+            address_space={"address_prefixes": [VNET_CIDR]},
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["subnets"]),  # subnets are their own resources
+        )
+        nodes_subnet = network.Subnet(
+            child(name, "nodes"),
+            subnet_name="nodes",
+            resource_group_name=group.name,
+            virtual_network_name=vnet.name,
+            address_prefix=NODE_SUBNET_CIDR,
+            opts=mine,
+        )
+        identity = managedidentity.UserAssignedIdentity(
+            child(name, "identity"),
+            resource_name_=child(args.cluster_name, "identity"),
+            resource_group_name=group.name,
+            location=args.region,
+            tags=tags,
+            opts=mine,
+        )
+        # AKS joins nodes and internal load balancers to the subnet as this identity.
+        subnet_access = authorization.RoleAssignment(
+            child(name, "identity-network"),
+            role_assignment_name=role_assignment_name(args.cluster_name, "identity-network"),
+            scope=nodes_subnet.id,
+            role_definition_id=role_definition(client.subscription_id, NETWORK_CONTRIBUTOR_ROLE),
+            principal_id=identity.principal_id,
+            principal_type="ServicePrincipal",
+            opts=mine,
+        )
+
+        cluster = containerservice.ManagedCluster(
+            child(name, "aks"),
+            resource_name_=args.cluster_name,
+            resource_group_name=group.name,
+            location=args.region,
+            dns_prefix=args.cluster_name,
+            # A minor version: AKS picks its latest GA patch.
+            kubernetes_version=args.kubernetes_version,
+            sku={"name": "Base", "tier": "Standard"},
+            identity={"type": "UserAssigned", "user_assigned_identities": [identity.id]},
+            enable_rbac=True,
+            aad_profile={"managed": True, "enable_azure_rbac": True},
+            disable_local_accounts=True,
+            api_server_access_profile=api_server_access(args.api_access_cidrs),
+            oidc_issuer_profile={"enabled": True},
+            security_profile={"workload_identity": {"enabled": True}},
+            # patch: automatic upgrades within the configured minor version, so AKS never moves the cluster
+            # past turnout:platform.kubernetesVersion (a later `pulumi up` would then try to downgrade it).
+            auto_upgrade_profile={"upgrade_channel": "patch", "node_os_upgrade_channel": "NodeImage"},
+            network_profile={
+                "network_plugin": "azure",
+                "network_plugin_mode": "overlay",
+                "network_dataplane": "cilium",
+                "network_policy": "cilium",
+                "pod_cidr": POD_CIDR,
+                "service_cidr": SERVICE_CIDR,
+                "dns_service_ip": DNS_SERVICE_IP,
+                "load_balancer_sku": "standard",
+                "outbound_type": "loadBalancer",
+            },
+            agent_pool_profiles=[
+                {
+                    "name": SYSTEM_POOL,
+                    "mode": "System",
+                    "type": "VirtualMachineScaleSets",
+                    "os_type": "Linux",
+                    "vm_size": CPU_MACHINE_TYPE,
+                    "count": SYSTEM_POOL_NODES[0],
+                    "enable_auto_scaling": True,
+                    "min_count": SYSTEM_POOL_NODES[0],
+                    "max_count": SYSTEM_POOL_NODES[1],
+                    "vnet_subnet_id": nodes_subnet.id,
+                    "enable_node_public_ip": False,
+                    "node_taints": [CRITICAL_ADDONS_TAINT],
+                    "node_labels": {POOL_LABEL: SYSTEM_POOL},
+                }
+            ],
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[subnet_access]),
+        )
+
+        pools = []
+        for pool, size in zip(args.node_pools, sizes, strict=True):
+            labels = {POOL_LABEL: pool.name, **({GPU_LABEL: "true"} if pool.gpu else {})}
+            pools.append(
+                containerservice.AgentPool(
+                    child(name, "pool", pool.name),
+                    agent_pool_name=pool_names[pool.name],
+                    resource_group_name=group.name,
+                    resource_name_=cluster.name,
+                    mode="User",
+                    type="VirtualMachineScaleSets",
+                    os_type="Linux",
+                    orchestrator_version=args.kubernetes_version,
+                    vm_size=size,
+                    count=pool.min,
+                    enable_auto_scaling=True,
+                    min_count=pool.min,
+                    max_count=pool.max,
+                    vnet_subnet_id=nodes_subnet.id,
+                    enable_node_public_ip=False,
+                    node_labels=labels,
+                    node_taints=[GPU_TAINT] if pool.gpu else None,
+                    # AKS installs the NVIDIA driver on GPU sizes; said explicitly, as the default may change.
+                    # The NVIDIA device plugin, which advertises nvidia.com/gpu, is not part of the pool.
+                    gpu_profile={"driver": "Install"} if pool.gpu else None,
+                    tags=tags,
+                    opts=mine,
+                )
+            )
+
+        credentials = containerservice.list_managed_cluster_user_credentials_output(
+            resource_group_name=group.name,
+            resource_name=cluster.name,
+            format="exec",
+            opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[cluster, *pools]),
+        )
+        self.kubeconfig = pulumi.Output.secret(credentials.kubeconfigs[0].value.apply(decode_kubeconfig))
+        self.oidc_issuer = cluster.oidc_issuer_profile.apply(lambda profile: profile.issuer_url)
+        self.provider = k8s.Provider(
+            child(name, "k8s"),
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, *pools]),
+        )
+        self.register_outputs(
+            {"name": self.name, "region": self.region, "kubeconfig": self.kubeconfig, "oidcIssuer": self.oidc_issuer}
+        )
