@@ -32,6 +32,7 @@ import pulumi_kubernetes as k8s
 from pulumi_azure_native import authorization, containerservice, managedidentity, network, resources
 
 from components.cluster import ClusterArgs
+from components.cluster.gpu import NvidiaDevicePlugin, has_gpu_pools
 from turnout.config import DEFAULT_MACHINE_TYPES, NodePool, key_path
 from turnout.errors import ConfigError
 from turnout.naming import child
@@ -288,6 +289,8 @@ class AksCluster(pulumi.ComponentResource):
             kubeconfig=self.kubeconfig,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, *pools]),
         )
+        if has_gpu_pools(args.node_pools):
+            NvidiaDevicePlugin(child(name, "gpu"), pulumi.ResourceOptions(parent=self, provider=self.provider))
         self.register_outputs(
             {"name": self.name, "region": self.region, "kubeconfig": self.kubeconfig, "oidcIssuer": self.oidc_issuer}
         )

@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.cluster import ClusterArgs
+from components.cluster.gpu import NvidiaDevicePlugin, has_gpu_pools
 from turnout.config import DEFAULT_MACHINE_TYPES, NodePool, key_path
 from turnout.errors import ConfigError
 from turnout.naming import child
@@ -249,6 +250,8 @@ class EksCluster(pulumi.ComponentResource):
             kubeconfig=self.kubeconfig,
             opts=pulumi.ResourceOptions(parent=self, depends_on=node_groups),
         )
+        if has_gpu_pools(args.node_pools):
+            NvidiaDevicePlugin(child(name, "gpu"), pulumi.ResourceOptions(parent=self, provider=self.provider))
         self.register_outputs(
             {
                 "name": self.name,
