@@ -179,6 +179,23 @@ def measure(size: int, repeat: int, mixed_endpoints: int | None = None) -> dict:
     }
 
 
+def bundled_stacks(names: list[str], repeat: int) -> list[tuple[str, int, float]]:
+    """Plan bundled stacks from environments/ (median of `repeat`): name, resources, seconds."""
+    project = find_project(REPO)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            plan_stack(project, name)  # warm-up
+            times = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                plan = plan_stack(project, name)
+                write_plan(plan, Path(tmp))
+                times.append(time.perf_counter() - started)
+            rows.append((name, len(plan.records), statistics.median(times)))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
@@ -210,6 +227,18 @@ def main() -> int:
             f"{r['peak_mib']:.1f}",
         ]
         print("| " + " | ".join(cells) + " |", flush=True)
+    print("\n| bundled stack | regions | resources | plan s | ms/resource |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    rows = bundled_stacks(["dev-aws", "prod-aws"], args.repeat)
+    for name, resources, seconds in rows:
+        regions = len(
+            yaml.safe_load((REPO / "environments" / f"Pulumi.{name}.yaml").read_text())["config"]["turnout:platform"][
+                "regions"
+            ]
+        )
+        print(f"| {name} | {regions} | {resources} | {seconds:.2f} | {seconds / resources * 1000:.2f} |")
+    (_, dev_n, dev_s), (_, prod_n, prod_s) = rows
+    print(f"\nprod-aws / dev-aws per resource: {(prod_s / prod_n) / (dev_s / dev_n):.2f} (1.00 = linear)")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nprocess peak RSS: {rss:.0f} MiB; python {sys.version.split()[0]}, pulumi {version('pulumi')}")
     return 0
