@@ -65,3 +65,14 @@ def write_stack(project: Path, stack: str, config: dict) -> Path:
     path = project / "environments" / f"Pulumi.{stack}.yaml"
     path.write_text(yaml.safe_dump({"config": {f"turnout:{k}": v for k, v in config.items()}}, sort_keys=False))
     return path
+
+
+def dependency_closure(records, urn: str) -> set[str]:
+    """Every URN `urn` waits for, directly or through its dependencies (records: URN → ResourceRecord)."""
+    seen, todo = set(), [urn]
+    while todo:
+        for dependency in records[todo.pop()].dependencies:
+            if dependency not in seen:
+                seen.add(dependency)
+                todo.append(dependency)
+    return seen

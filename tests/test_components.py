@@ -9,7 +9,7 @@ from components.cluster import ClusterArgs
 from components.cluster.kind import KIND_NODE_IMAGES, KindCluster
 from components.endpoint.model_endpoint import ModelEndpoint, ModelEndpointArgs
 from components.mesh.platform import MeshInfo
-from tests.conftest import load, sample_config
+from tests.conftest import dependency_closure, load, sample_config
 from turnout.config import NodePool
 from turnout.errors import ConfigError
 from turnout.offline.runtime import run_function
@@ -198,13 +198,7 @@ def test_every_namespaced_object_waits_for_its_namespace():
     namespaces = {r.inputs["metadata"]["name"]: r.urn for r in run.records if r.type == "kubernetes:core/v1:Namespace"}
 
     def closure(urn: str) -> set[str]:
-        seen, todo = set(), [urn]
-        while todo:
-            for dependency in records[todo.pop()].dependencies:
-                if dependency not in seen:
-                    seen.add(dependency)
-                    todo.append(dependency)
-        return seen
+        return dependency_closure(records, urn)
 
     namespaced = [
         r for r in run.records if r.type.startswith("kubernetes:") and "namespace" in r.inputs.get("metadata", {})

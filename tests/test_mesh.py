@@ -13,7 +13,7 @@ from components.cluster.kind import KIND_HOST_PORTS, KIND_INGRESS_NODE_PORTS, ki
 from components.mesh.istio import GATEWAY_PRINCIPAL, gateway_service_values
 from components.mesh.knative import release_manifests
 from components.mesh.platform import ServingPlatform, ServingPlatformArgs
-from tests.conftest import REPO, load, sample_config, write_stack
+from tests.conftest import REPO, dependency_closure, load, sample_config, write_stack
 from turnout.cli import main
 from turnout.config import ISTIO_CHARTS, NodePool, Serving
 from turnout.errors import ConfigError
@@ -42,14 +42,7 @@ def rolling(config: dict, tier: str = "dev", **serving) -> dict:
     return config
 
 
-def closure(records_by_urn, urn: str) -> set[str]:
-    seen, todo = set(), [urn]
-    while todo:
-        for dependency in records_by_urn[todo.pop()].dependencies:
-            if dependency not in seen:
-                seen.add(dependency)
-                todo.append(dependency)
-    return seen
+closure = dependency_closure
 
 
 def test_istio_charts_are_pinned_to_the_configured_versions(config):

@@ -96,6 +96,20 @@ def _assume_role_policy(service: str) -> str:
     )
 
 
+def _service_role(
+    resource_name: str, role_name: str, service: str, policies: tuple[str, ...], opts: pulumi.ResourceOptions
+) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    """An IAM role `service` may assume, with AWS-managed `policies` attached."""
+    role = aws.iam.Role(resource_name, name=role_name, assume_role_policy=_assume_role_policy(service), opts=opts)
+    grants = [
+        aws.iam.RolePolicyAttachment(
+            child(resource_name, policy), role=role.name, policy_arn=f"arn:aws:iam::aws:policy/{policy}", opts=opts
+        )
+        for policy in policies
+    ]
+    return role, grants
+
+
 class EksCluster(pulumi.ComponentResource):
     name: str
     region: str
@@ -127,21 +141,13 @@ class EksCluster(pulumi.ComponentResource):
             deletion_window_in_days=30,
             opts=mine,
         )
-        cluster_role = aws.iam.Role(
+        cluster_role, cluster_grants = _service_role(
             child(name, "cluster-role"),
-            name=child(args.cluster_name, "cluster"),
-            assume_role_policy=_assume_role_policy("eks.amazonaws.com"),
-            opts=mine,
+            child(args.cluster_name, "cluster"),
+            "eks.amazonaws.com",
+            CLUSTER_POLICIES,
+            mine,
         )
-        cluster_grants = [
-            aws.iam.RolePolicyAttachment(
-                child(name, "cluster-role", policy),
-                role=cluster_role.name,
-                policy_arn=f"arn:aws:iam::aws:policy/{policy}",
-                opts=mine,
-            )
-            for policy in CLUSTER_POLICIES
-        ]
         # The managed cluster policy has no KMS rights; the control plane needs these to use the secrets key.
         cluster_grants.append(
             aws.iam.RolePolicy(
@@ -199,21 +205,9 @@ class EksCluster(pulumi.ComponentResource):
         )
         self.oidc_provider_arn = oidc.arn
 
-        node_role = aws.iam.Role(
-            child(name, "node-role"),
-            name=child(args.cluster_name, "node"),
-            assume_role_policy=_assume_role_policy("ec2.amazonaws.com"),
-            opts=mine,
+        node_role, node_grants = _service_role(
+            child(name, "node-role"), child(args.cluster_name, "node"), "ec2.amazonaws.com", NODE_POLICIES, mine
         )
-        node_grants = [
-            aws.iam.RolePolicyAttachment(
-                child(name, "node-role", policy),
-                role=node_role.name,
-                policy_arn=f"arn:aws:iam::aws:policy/{policy}",
-                opts=mine,
-            )
-            for policy in NODE_POLICIES
-        ]
         node_groups = [
             aws.eks.NodeGroup(
                 child(name, "pool", pool.name),

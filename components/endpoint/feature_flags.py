@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.endpoint.workload import checkov_skips
+from components.endpoint.workload import checkov_skips, container_security, pod_security
 from turnout.naming import child, labels
 from turnout.strategies import FeatureFlag
 
@@ -71,12 +71,7 @@ class FlagDaemon(pulumi.ComponentResource):
                     "spec": {
                         "serviceAccountName": object_name,
                         "automountServiceAccountToken": False,
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": 65532,
-                            "runAsGroup": 65532,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
+                        "securityContext": pod_security(),
                         "containers": [
                             {
                                 "name": "flagd",
@@ -94,13 +89,7 @@ class FlagDaemon(pulumi.ComponentResource):
                                     "requests": {"cpu": "50m", "memory": "64Mi"},
                                     "limits": {"cpu": "200m", "memory": "128Mi"},
                                 },
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "privileged": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "runAsNonRoot": True,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
+                                "securityContext": container_security(),
                                 "volumeMounts": [{"name": "flags", "mountPath": "/etc/flagd", "readOnly": True}],
                             }
                         ],

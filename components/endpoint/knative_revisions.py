@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.endpoint.workload import GPU_RESOURCE, RUN_AS
+from components.endpoint.workload import GPU_RESOURCE, RUN_AS, container_security
 from turnout.config import ModelVersion
 from turnout.naming import child, k8s_name, labels
 from turnout.strategies import Recreate, Rolling, Strategy
@@ -56,13 +56,10 @@ def revision_template(
                 },
                 "readinessProbe": probe,
                 "livenessProbe": {**probe, "failureThreshold": 6},
+                # Knative's webhook limits the pod-level context, so the container carries uid and seccomp.
                 "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "privileged": False,
-                    "readOnlyRootFilesystem": True,
-                    "runAsNonRoot": True,
+                    **container_security(),
                     "runAsUser": RUN_AS,
-                    "capabilities": {"drop": ["ALL"]},
                     "seccompProfile": {"type": "RuntimeDefault"},
                 },
             }

@@ -35,6 +35,27 @@ class ModelWorkloadArgs:
     """IfNotPresent only where images are loaded into the nodes (kind)."""
 
 
+def container_security() -> dict:
+    """Every turnout container: non-root, read-only root filesystem, no privilege, no capabilities."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def pod_security() -> dict:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def checkov_skips(image: str, pull_policy: str) -> dict[str, str]:
     """Inline checkov skips, each with its reason, for the checks turnout deliberately does not meet."""
     reasons = []
@@ -62,13 +83,7 @@ def container_spec(args: ModelWorkloadArgs) -> dict:
         "resources": {"requests": {"cpu": resources.cpu, "memory": resources.memory}, "limits": limits},
         "readinessProbe": {**probe, "failureThreshold": 3},
         "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 6},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
 
@@ -77,13 +92,7 @@ def pod_spec(args: ModelWorkloadArgs, service_account: str) -> dict:
     spec: dict = {
         "serviceAccountName": service_account,
         "automountServiceAccountToken": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(),
         "containers": [container_spec(args)],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
         "topologySpreadConstraints": [
