@@ -243,9 +243,15 @@ INVALID = [
         f"turnout:{STRATEGY}.variants.on",
         "v1, v2",
     ),
+    (
+        _strategy({"type": "canary", "stable": "v1", "canary": "v2", "weight": 60, "progressive": {"maxWeight": 50}}),
+        f"turnout:{STRATEGY}.weight",
+        "first step: at most maxWeight",
+    ),
 ]
 
 KNATIVE_FORBIDDEN = [
+    ({"type": "canary", "stable": "v1", "canary": "v2", "weight": 5, "progressive": {}}, "progressive", "istio only"),
     ({"type": "shadow", "primary": "v1", "shadows": {"v2": 10}}, "type", "use backend istio for shadow"),
     ({"type": "blue-green", "active": "v1", "preview": "v2"}, "type", "use backend istio"),
     ({"type": "dark-launch", "live": "v1", "dark": "v2"}, "type", "use backend istio"),

@@ -166,9 +166,16 @@ def test_unknown_option_is_status_2(capsys):
         (
             lambda c: c["endpoints"]["echo"].update(
                 versions={"v1": {"image": "a:1"}, "v2": {"image": "a:2"}},
-                strategy={"type": "canary", "stable": "v1", "canary": "v2", "weight": 10, "progressive": {}},
+                strategy={
+                    "type": "canary",
+                    "stable": "v1",
+                    "canary": "v2",
+                    "weight": 10,
+                    "progressive": {},
+                    "sticky": {"cookie": "model"},
+                },
             ),
-            "turnout:endpoints.echo.strategy.progressive",
+            "turnout:endpoints.echo.strategy.sticky",
         ),
     ],
 )

@@ -45,6 +45,17 @@ KNATIVE = {
 }
 
 
+PROGRESSIVE = {
+    "progressive": {
+        "type": "canary",
+        "stable": "v1",
+        "canary": "v2",
+        "weight": 5,
+        "progressive": {"interval": "90s", "stepWeight": 10, "maxWeight": 40, "successRate": 98, "maxLatencyMs": 300},
+    },
+}
+
+
 def stack_config(strategy: dict, tier: str = "prod", backend: str = "istio") -> dict:
     return {
         "tier": tier,
@@ -75,7 +86,9 @@ def plans(tmp_path_factory):
         write_stack(project, name, stack_config(strategy))
     for name, strategy in KNATIVE.items():
         write_stack(project, name, stack_config(strategy, backend="knative"))
-    assert main(["plan", *STRATEGIES, *KNATIVE, "--project", str(project), "--out", str(out)]) == 0
+    for name, strategy in PROGRESSIVE.items():
+        write_stack(project, name, stack_config(strategy))
+    assert main(["plan", *STRATEGIES, *KNATIVE, *PROGRESSIVE, "--project", str(project), "--out", str(out)]) == 0
     return out
 
 
@@ -185,6 +198,49 @@ def test_knative_namespaces_admit_the_activator(plans):
         if d["kind"] == "AuthorizationPolicy" and d["metadata"]["namespace"] == "scores"
     }
     assert policies["allow-platform-controllers"]["rules"][0]["from"][0]["source"]["namespaces"] == ["knative-serving"]
+
+
+def routes_from_flagger(objects: list[dict]) -> list[dict]:
+    """The first analysis step of a Flagger Canary: its target's version at the first step weight."""
+    (canary,) = [o for o in objects if o["kind"] == "Canary"]
+    (target,) = [
+        o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == canary["spec"]["targetRef"]["name"]
+    ]
+    first = canary["spec"]["analysis"]["stepWeights"][0]
+    stable = canary["metadata"]["annotations"]["turnout.dev/stable-version"]
+    canary_version = target["spec"]["template"]["metadata"]["labels"]["turnout.dev/version"]
+    return [
+        {
+            "match": None,
+            "to": [{"version": stable, "weight": 100 - first}, {"version": canary_version, "weight": first}],
+            "mirror": [],
+        }
+    ]
+
+
+def test_progressive_canary_hands_routing_to_flagger(plans):
+    objects = documents(plans / "progressive")
+    (endpoint,) = json.loads((plans / "progressive" / "traffic.json").read_text())["endpoints"]
+    assert routes_from_flagger(objects) == endpoint["routes"]
+    (canary,) = [o for o in objects if o["kind"] == "Canary"]
+    assert validate_custom_resource(canary, load_crds(CRDS)) == []
+    analysis = canary["spec"]["analysis"]
+    assert analysis["stepWeights"] == [5, 15, 25, 35, 40]
+    assert analysis["interval"] == "90s" and analysis["threshold"] == 5
+    assert analysis["metrics"] == [
+        {"name": "request-success-rate", "thresholdRange": {"min": 98}, "interval": "90s"},
+        {"name": "request-duration", "thresholdRange": {"max": 300}, "interval": "90s"},
+    ]
+    assert canary["spec"]["service"]["gateways"] == ["istio-system/turnout-gateway", "mesh"]
+    # Flagger generates the Services, DestinationRules and VirtualService; turnout renders none.
+    kinds = {o["kind"] for o in objects if o["metadata"].get("namespace") == "scores"}
+    assert not kinds & {"Service", "DestinationRule", "VirtualService"}
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    assert deployment["metadata"]["name"] == "scores"
+    assert deployment["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "scores"}}
+    inventory = json.loads((plans / "progressive" / "inventory.json").read_text())
+    charts = {r["inputs"]["chart"] for r in inventory["resources"] if r["type"] == "kubernetes:helm.sh/v3:Release"}
+    assert {"flagger", "prometheus"} <= charts, "progressive endpoints get Flagger and Prometheus"
 
 
 @pytest.mark.parametrize("name", STRATEGIES)

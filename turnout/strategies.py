@@ -139,6 +139,18 @@ class Canary:
 
     def validate(self, path: str) -> None:
         require_distinct(path, "canary", self.canary, "stable", self.stable)
+        if self.progressive is not None and self.weight > self.progressive.max_weight:
+            raise ConfigError(
+                f"{path}.weight",
+                f"{self.weight}, above progressive.maxWeight {self.progressive.max_weight}",
+                "with progressive, weight is Flagger's first step: at most maxWeight",
+            )
+
+    def step_weights(self) -> list[int]:
+        """Flagger's steps: `weight` first, then `stepWeight` more each healthy interval, up to `maxWeight`."""
+        assert self.progressive is not None
+        steps = list(range(self.weight, self.progressive.max_weight, self.progressive.step_weight))
+        return [*steps, self.progressive.max_weight] if steps[-1:] != [self.progressive.max_weight] else steps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -311,6 +323,12 @@ def check_backend(strategy: Strategy, backend: str, path: str, backend_path: str
             f"{path}.sticky",
             "a sticky canary with backend 'knative'",
             "sticky canaries with backend istio only (Knative has no cookie routing)",
+        )
+    if backend == "knative" and isinstance(strategy, Canary) and strategy.progressive is not None:
+        raise ConfigError(
+            f"{path}.progressive",
+            "a progressive canary with backend 'knative'",
+            "progressive canaries with backend istio only (Flagger's Istio provider)",
         )
     if backend == "knative" and isinstance(strategy, AbTest) and strategy.segment is not None:
         raise ConfigError(

@@ -10,10 +10,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.endpoint.feature_flags import FlagDaemon, FlagDaemonArgs
+from components.endpoint.flagger_canary import FlaggerCanary, FlaggerCanaryArgs
 from components.endpoint.istio_routes import IstioRoutes, IstioRoutesArgs
 from components.endpoint.knative_revisions import KnativeRevisions, KnativeRevisionsArgs
 from components.endpoint.namespace import ModelNamespace, ModelNamespaceArgs
-from components.endpoint.workload import ROLE_LABEL, ModelWorkload, ModelWorkloadArgs
+from components.endpoint.workload import ROLE_LABEL, ModelWorkload, ModelWorkloadArgs, is_autoscaled
 from components.mesh.platform import MeshInfo
 from turnout.config import Endpoint, key_path
 from turnout.errors import NotSupportedError
@@ -38,9 +39,11 @@ def update_strategy(strategy: Strategy) -> dict:
 
 def check_renderable(name: str, endpoint: Endpoint) -> None:
     path = key_path(f"endpoints.{name}")
-    progressive = getattr(endpoint.strategy, "progressive", None)
-    if progressive is not None:
-        raise NotSupportedError(f"{path}.strategy.progressive", "a progressive analysis", "static weights")
+    strategy = endpoint.strategy
+    if isinstance(strategy, Canary) and strategy.progressive is not None and strategy.sticky is not None:
+        # Flagger's session affinity pins only canary users, to a cookie value it generates: not the
+        # sticky plan turnout shows (both versions pinned by version name).
+        raise NotSupportedError(f"{path}.strategy.sticky", "a sticky progressive canary", "sticky or progressive")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +98,8 @@ class ModelEndpoint(pulumi.ComponentResource):
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
+        elif isinstance(endpoint.strategy, Canary) and endpoint.strategy.progressive is not None:
+            self._flagger(name, args, public_host, in_namespace)
         else:
             self._istio(name, args, public_host, in_namespace)
         if isinstance(endpoint.strategy, FeatureFlag):
@@ -172,6 +177,44 @@ class ModelEndpoint(pulumi.ComponentResource):
                 sticky=endpoint.strategy.sticky if isinstance(endpoint.strategy, Canary) else None,
                 public_host=public_host,
                 gateway=args.mesh.gateway,
+                after=in_namespace,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+
+    def _flagger(self, name: str, args: ModelEndpointArgs, public_host: str, in_namespace: tuple) -> None:
+        """The version under analysis as Flagger's target, and the Canary that steps its weight up."""
+        endpoint, strategy = args.endpoint, args.endpoint.strategy
+        version = endpoint.versions[strategy.canary]
+        ModelWorkload(
+            child(name, strategy.canary),
+            ModelWorkloadArgs(
+                namespace=args.endpoint_name,
+                after=in_namespace,
+                endpoint=args.endpoint_name,
+                version_name=strategy.canary,
+                version=version,
+                role="serving",
+                port=endpoint.port,
+                health_path=endpoint.health_path,
+                tier=args.tier,
+                update_strategy=update_strategy(strategy),
+                pull_policy=args.mesh.image_pull_policy,
+                unversioned=True,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        FlaggerCanary(
+            child(name, "flagger"),
+            FlaggerCanaryArgs(
+                endpoint=args.endpoint_name,
+                namespace=args.endpoint_name,
+                tier=args.tier,
+                strategy=strategy,
+                port=endpoint.port,
+                public_host=public_host,
+                gateway=args.mesh.gateway,
+                autoscaled=is_autoscaled(version.replicas),
                 after=in_namespace,
             ),
             pulumi.ResourceOptions(parent=self),

@@ -33,6 +33,8 @@ class ModelWorkloadArgs:
     """The Deployment's `spec.strategy` (RollingUpdate or Recreate)."""
     pull_policy: str = "Always"
     """IfNotPresent only where images are loaded into the nodes (kind)."""
+    unversioned: bool = False
+    """Flagger's target: named after the endpoint with a selector that stays the same across versions."""
 
 
 def container_security() -> dict:
@@ -110,6 +112,11 @@ def pod_spec(args: ModelWorkloadArgs, service_account: str) -> dict:
     return spec
 
 
+def is_autoscaled(replicas) -> bool:
+    """An HPA owns the replica count when there is a range to scale in (and never to zero)."""
+    return replicas.min >= 1 and replicas.max > replicas.min
+
+
 def selector(endpoint: str, version: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": endpoint, "turnout.dev/version": version}
 
@@ -120,17 +127,22 @@ class ModelWorkload(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelWorkloadArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:endpoint:ModelWorkload", name, None, opts)
         mine = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
-        object_name = k8s_name(args.endpoint, args.version_name)
+        object_name = args.endpoint if args.unversioned else k8s_name(args.endpoint, args.version_name)
+        match_labels = (
+            {"app.kubernetes.io/name": args.endpoint}
+            if args.unversioned
+            else selector(args.endpoint, args.version_name)
+        )
         object_labels = labels(args.endpoint, args.version_name, args.tier)
         metadata = {"name": object_name, "namespace": args.namespace, "labels": object_labels}
         replicas = args.version.replicas
-        autoscaled = replicas.min >= 1 and replicas.max > replicas.min
+        autoscaled = is_autoscaled(replicas)
 
         account = k8s.core.v1.ServiceAccount(
             child(name, "sa"), metadata=metadata, automount_service_account_token=False, opts=mine
         )
         deployment_spec = {
-            "selector": {"matchLabels": selector(args.endpoint, args.version_name)},
+            "selector": {"matchLabels": match_labels},
             "strategy": args.update_strategy,
             "revisionHistoryLimit": 5,
             "template": {
@@ -177,7 +189,7 @@ class ModelWorkload(pulumi.ComponentResource):
             k8s.policy.v1.PodDisruptionBudget(
                 child(name, "pdb"),
                 metadata=metadata,
-                spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(args.endpoint, args.version_name)}},
+                spec={"maxUnavailable": 1, "selector": {"matchLabels": match_labels}},
                 opts=mine,
             )
         self.register_outputs({"deployment": object_name})

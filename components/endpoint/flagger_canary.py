@@ -1,0 +1,99 @@
+"""A progressive canary: Flagger's `Canary`, which steps the canary's weight up while its metrics stay
+healthy, promotes it at the end, and rolls back when they do not.
+
+What Flagger then owns: the `<endpoint>-primary` Deployment (a copy of the last promoted version),
+the `<endpoint>`, `<endpoint>-primary` and `<endpoint>-canary` Services and DestinationRules, and the
+VirtualService whose weights it changes. turnout owns the `<endpoint>` Deployment (the version under
+analysis), its HPA and the analysis below. On a cluster that never ran the endpoint, Flagger
+promotes the first version it sees without analysis: there is nothing to compare it with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from turnout.naming import labels
+from turnout.strategies import Canary
+from turnout.units import format_duration
+
+SERVICE_PORT = 80
+STABLE_ANNOTATION = "turnout.dev/stable-version"
+CANARY_ANNOTATION = "turnout.dev/canary-version"
+
+
+def _flagger_duration(seconds: int) -> str:
+    """Flagger accepts only seconds or minutes (`^[0-9]+(m|s)`)."""
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
+def canary_spec(endpoint: str, strategy: Canary, port: int, public_host: str, gateway: str, autoscaled: bool) -> dict:
+    progressive = strategy.progressive
+    interval = _flagger_duration(progressive.interval)
+    spec: dict = {
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": endpoint},
+        "progressDeadlineSeconds": 600,
+        "service": {
+            "port": SERVICE_PORT,
+            "targetPort": port,
+            "portName": "http",
+            "gateways": [gateway, "mesh"],
+            "hosts": [public_host],
+            "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
+        },
+        "analysis": {
+            "interval": interval,
+            "threshold": progressive.threshold,
+            "stepWeights": strategy.step_weights(),
+            "metrics": [
+                {
+                    "name": "request-success-rate",
+                    "thresholdRange": {"min": progressive.success_rate},
+                    "interval": interval,
+                },
+                {
+                    "name": "request-duration",
+                    "thresholdRange": {"max": progressive.max_latency_ms},
+                    "interval": interval,
+                },
+            ],
+        },
+    }
+    if autoscaled:
+        spec["autoscalerRef"] = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": endpoint}
+    return spec
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlaggerCanaryArgs:
+    endpoint: str
+    namespace: str
+    tier: str
+    strategy: Canary
+    port: int
+    public_host: str
+    gateway: str
+    autoscaled: bool
+    after: tuple[pulumi.Resource, ...]
+
+
+class FlaggerCanary(pulumi.ComponentResource):
+    def __init__(self, name: str, args: FlaggerCanaryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("turnout:endpoint:FlaggerCanary", name, None, opts)
+        k8s.apiextensions.CustomResource(
+            f"{name}-canary",
+            api_version="flagger.app/v1beta1",
+            kind="Canary",
+            metadata={
+                "name": args.endpoint,
+                "namespace": args.namespace,
+                "labels": labels(args.endpoint, None, args.tier),
+                # Which versions the analysis compares, for readers of the plan (Flagger ignores them).
+                "annotations": {STABLE_ANNOTATION: args.strategy.stable, CANARY_ANNOTATION: args.strategy.canary},
+            },
+            spec=canary_spec(args.endpoint, args.strategy, args.port, args.public_host, args.gateway, args.autoscaled),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
+        )
+        self.register_outputs({"analysis": format_duration(args.strategy.progressive.interval)})
