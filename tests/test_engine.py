@@ -404,3 +404,45 @@ def test_multi_region_stacks_get_one_cluster_per_region_with_deterministic_names
         outputs = json.loads((tmp_path / stack / "inventory.json").read_text())["outputs"]
         assert [c["name"] for c in outputs["clusters"]] == clusters
         assert sorted(p.name for p in (tmp_path / stack / "manifests").iterdir()) == sorted(clusters)
+
+
+PROD_BASE = {
+    "tier": "prod",
+    "platform": {"cloud": "kind", "regions": ["lab"]},
+    "endpoints": {
+        "scores": {
+            "versions": {"v1": {"image": "ghcr.io/acme/scores:1.0.0"}, "v2": {"image": "ghcr.io/acme/scores:2.0.0"}},
+            "strategy": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 10},
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "policy", "finding"),
+    [
+        (lambda e: e["strategy"].update(weight=60), "canary-weight-cap", "the canary reaches 60%"),
+        (lambda e: e["versions"]["v1"].update(replicas={"min": 0, "max": 3}), "prod-min-replicas", "runs 0 replica"),
+        (lambda e: e["versions"]["v2"].update(image="ghcr.io/acme/scores:latest"), "image-pinned", "tagged latest"),
+    ],
+)
+def test_prod_safety_violations_exit_1_naming_the_policy(project, tmp_path, capsys, change, policy, finding):
+    config = json.loads(json.dumps(PROD_BASE))
+    change(config["endpoints"]["scores"])
+    write_stack(project, "risky", config)
+    status, err = plan(capsys, "risky", "--project", str(project), "--out", str(tmp_path))
+    assert status == 1, err
+    assert f"MANDATORY {policy}:" in err and finding in err
+    violations = json.loads((tmp_path / "risky" / "policy.json").read_text())["violations"]
+    assert [v["policy"] for v in violations if v["level"] == "mandatory"] == [policy]
+
+
+def test_the_same_canary_in_dev_is_only_advised(project, tmp_path, capsys):
+    config = json.loads(json.dumps(PROD_BASE))
+    config["tier"] = "dev"
+    config["endpoints"]["scores"]["strategy"]["weight"] = 60
+    write_stack(project, "trial", config)
+    status, _ = plan(capsys, "trial", "--project", str(project), "--out", str(tmp_path))
+    assert status == 0
+    violations = json.loads((tmp_path / "trial" / "policy.json").read_text())["violations"]
+    assert [(v["policy"], v["level"]) for v in violations] == [("canary-weight-cap", "advisory")]

@@ -46,6 +46,7 @@ def test_policy_pack_is_self_contained(path):
         "pulumi_policy",
         "os",
         "sys",
+        "json",
         "rules",
         "__future__",
         "collections",

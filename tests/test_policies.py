@@ -3,6 +3,7 @@ agrees with the real analyzer that `pulumi preview --policy-pack policies` talks
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -19,7 +20,13 @@ from turnout.offline.policy import evaluate, load_rules
 from turnout.offline.runtime import run_function
 
 POLICIES = REPO / "policies"
-CONTRACT_NAMES = {"traffic-weights-sum-to-100"}  # grows as the pack does (CONTRACT §3)
+CONTRACT_NAMES = {  # CONTRACT §3; dr-target-achievable comes with the DR issue
+    "traffic-weights-sum-to-100",
+    "canary-weight-cap",
+    "prod-min-replicas",
+    "shadow-not-user-facing",
+    "image-pinned",
+}
 
 
 def virtual_service(*weights, http=True):
@@ -49,8 +56,105 @@ def knative_service(*percents):
     )
 
 
-def violations_for(program):
-    return evaluate(run_function(program).records, POLICIES)
+def violations_for(program, tier=None):
+    return evaluate(run_function(program).records, POLICIES, tier=tier)
+
+
+def deployment(
+    name="m-v1", image="ghcr.io/acme/m:1.0.0", replicas=2, tier="prod", role="serving", version="v1", namespace="models"
+):
+    labels = {"turnout.dev/tier": tier, "turnout.dev/version": version, "turnout.dev/role": role}
+    spec = {
+        "selector": {"matchLabels": {"app": name}},
+        "template": {
+            "metadata": {"labels": {"app": name, **labels}},
+            "spec": {"containers": [{"name": "model", "image": image}]},
+        },
+    }
+    if replicas is not None:
+        spec["replicas"] = replicas
+    return k8s.apps.v1.Deployment(name, metadata={"name": name, "namespace": namespace, "labels": labels}, spec=spec)
+
+
+def hpa(target="m-v1", minimum=2, namespace="models"):
+    return k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        f"{target}-hpa",
+        metadata={"name": target, "namespace": namespace},
+        spec={
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "minReplicas": minimum,
+            "maxReplicas": 5,
+        },
+    )
+
+
+def canary_vs(weight, annotated=True):
+    metadata = {"name": "m", "namespace": "models", "labels": {"turnout.dev/tier": "prod"}}
+    if annotated:
+        metadata["annotations"] = {"turnout.dev/canary-version": "v2"}
+    route = [
+        {"destination": {"host": "m", "subset": "v1"}, "weight": 100 - weight},
+        {"destination": {"host": "m", "subset": "v2"}, "weight": weight},
+    ]
+    return lambda: k8s.apiextensions.CustomResource(
+        "vs",
+        api_version="networking.istio.io/v1",
+        kind="VirtualService",
+        metadata=metadata,
+        spec={"hosts": ["m"], "http": [{"name": "default", "route": route}]},
+    )
+
+
+def shadow_stack(route_to_shadow=False, exposed=False):
+    def program():
+        deployment("m-v1", version="v1")
+        deployment("m-v2", version="v2", role="shadow")
+        k8s.apiextensions.CustomResource(
+            "dr",
+            api_version="networking.istio.io/v1",
+            kind="DestinationRule",
+            metadata={"name": "m", "namespace": "models"},
+            spec={
+                "host": "m.models.svc.cluster.local",
+                "subsets": [{"name": v, "labels": {"turnout.dev/version": v}} for v in ("v1", "v2")],
+            },
+        )
+        route = [{"destination": {"host": "m.models.svc.cluster.local", "subset": "v1"}, "weight": 80}]
+        if route_to_shadow:
+            route.append({"destination": {"host": "m.models.svc.cluster.local", "subset": "v2"}, "weight": 20})
+        else:
+            route[0]["weight"] = 100
+        k8s.apiextensions.CustomResource(
+            "vs",
+            api_version="networking.istio.io/v1",
+            kind="VirtualService",
+            metadata={"name": "m", "namespace": "models"},
+            spec={
+                "hosts": ["m"],
+                "http": [
+                    {
+                        "route": route,
+                        "mirrors": [
+                            {
+                                "destination": {"host": "m-shadow.models.svc.cluster.local", "subset": "v2"},
+                                "percentage": {"value": 50.0},
+                            }
+                        ],
+                    }
+                ],
+            },
+        )
+        k8s.core.v1.Service(
+            "svc-shadow",
+            metadata={"name": "m-shadow", "namespace": "models"},
+            spec={
+                "type": "LoadBalancer" if exposed else "ClusterIP",
+                "selector": {"turnout.dev/role": "shadow"},
+                "ports": [{"port": 80}],
+            },
+        )
+
+    return program
 
 
 FIXTURES = {
@@ -65,6 +169,39 @@ FIXTURES = {
         (virtual_service(http=False), []),
         (knative_service(), []),
     ],
+    "image-pinned": [
+        (lambda: deployment(image="ghcr.io/acme/m:1.4.2"), []),
+        (lambda: deployment(image="ghcr.io/acme/m@sha256:" + "a" * 64), []),
+        (
+            lambda: deployment(image="ghcr.io/acme/m:latest"),
+            ["models/m-v1: container model image 'ghcr.io/acme/m:latest' is tagged latest."],
+        ),
+        (
+            lambda: deployment(image="localhost:5000/acme/m"),
+            ["models/m-v1: container model image 'localhost:5000/acme/m' has no tag (it means latest)."],
+        ),
+        (lambda: k8s.core.v1.ConfigMap("cm", metadata={"name": "cm"}, data={"image": "m:latest"}), []),
+    ],
+    "canary-weight-cap": [
+        (canary_vs(50), []),
+        (canary_vs(60), ["models/m: the canary reaches 60%, above the cap of 50%."]),
+        (canary_vs(60, annotated=False), []),  # without a canary named, there is no canary to cap
+    ],
+    "prod-min-replicas": [
+        (lambda: deployment(replicas=2), []),
+        (lambda: (deployment(replicas=None), hpa(minimum=3)), []),
+        (lambda: deployment(replicas=1, tier="dev"), []),
+        (lambda: deployment(replicas=0, role="shadow"), []),
+        (lambda: deployment(replicas=0), ["models/m-v1 runs 0 replica(s); prod needs 2."]),
+        (lambda: (deployment(replicas=None), hpa(minimum=1)), ["models/m-v1 runs 1 replica(s); prod needs 2."]),
+        (lambda: deployment(replicas=None), ["models/m-v1 runs 1 replica(s); prod needs 2."]),
+    ],
+    "shadow-not-user-facing": [
+        (shadow_stack(), []),
+        (shadow_stack(route_to_shadow=True), ["models/m routes users to shadow version v2."]),
+        (shadow_stack(exposed=True), ["models/m-shadow exposes shadow versions outside the cluster."]),
+        (lambda: deployment(), []),
+    ],
 }
 
 
@@ -73,9 +210,33 @@ FIXTURES = {
     [(rule, program, expected) for rule, cases in FIXTURES.items() for program, expected in cases],
 )
 def test_rule_fixtures(rule, program, expected):
-    found = [v for v in violations_for(program) if v.policy == rule]
+    found = [v for v in violations_for(program, tier="prod") if v.policy == rule]
     assert [v.message.splitlines()[-1] for v in found] == expected
-    assert all(v.level == "mandatory" for v in found)
+    assert all(v.level == "mandatory" for v in found), "every contract rule is mandatory in prod"
+
+
+def test_rollout_rules_are_advisory_below_prod():
+    found = violations_for(canary_vs(60), tier="dev")
+    assert [(v.policy, v.level) for v in found] == [("canary-weight-cap", "advisory")]
+
+
+def test_policy_config_overrides_the_cap_and_the_level():
+    records = run_function(canary_vs(60)).records
+    assert evaluate(records, POLICIES, config={"canary-weight-cap": {"maxWeight": 70}}) == []
+    (found,) = evaluate(records, POLICIES, config={"canary-weight-cap": {"enforcementLevel": "mandatory"}})
+    assert found.level == "mandatory"
+    assert evaluate(records, POLICIES, config={"canary-weight-cap": "disabled"}) == []
+
+
+def test_tier_config_is_what_the_cli_gets():
+    result = subprocess.run(
+        [sys.executable, str(POLICIES / "tier_config.py"), "prod"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == {
+        "canary-weight-cap": "mandatory",
+        "prod-min-replicas": "mandatory",
+        "shadow-not-user-facing": "mandatory",
+    }
 
 
 def test_every_rule_has_a_failing_fixture():
@@ -119,10 +280,13 @@ def test_pack_serves_its_rules_to_the_engine(analyzer):
     assert {p.name for p in info.policies} == {p.name for p in load_rules(POLICIES).POLICIES}
 
 
-@pytest.mark.parametrize("program", [case[0] for case in FIXTURES["traffic-weights-sum-to-100"]])
+RESOURCE_RULES = ("traffic-weights-sum-to-100", "image-pinned", "canary-weight-cap")
+
+
+@pytest.mark.parametrize("program", [case[0] for rule in RESOURCE_RULES for case in FIXTURES[rule]])
 def test_offline_verdicts_match_the_real_analyzer(analyzer, program):
     run = run_function(program)
-    offline = [(v.policy, v.message) for v in evaluate(run.records, POLICIES)]
+    offline = [(v.policy, v.message) for v in evaluate(run.records, POLICIES) if v.policy in RESOURCE_RULES]
     engine = []
     for record in (r for r in run.records if r.custom):
         properties = struct_pb2.Struct()

@@ -16,6 +16,7 @@ from turnout.traffic import Destination, Match, Mirror, Route, TrafficPlan
 SERVICE_PORT = 80
 STICKY_MAX_AGE_S = 7 * 86400
 VERSION_LABEL = "turnout.dev/version"
+CANARY_ANNOTATION = "turnout.dev/canary-version"
 
 
 def cookie_regex(name: str, value: str) -> str:
@@ -93,6 +94,8 @@ class IstioRoutesArgs:
     tier: str
     plan: TrafficPlan
     sticky: Sticky | None
+    canary_version: str | None
+    """Named on the VirtualService so policies can cap the canary's weight."""
     public_host: str
     gateway: str
     """`namespace/name` of the Gateway the VirtualService binds to."""
@@ -105,7 +108,7 @@ class IstioRoutes(pulumi.ComponentResource):
         after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         domain = f"{args.namespace}.svc.cluster.local"
         hosts = Hosts(service=f"{args.endpoint}.{domain}", shadow=f"{args.endpoint}-shadow.{domain}")
-        meta = {"namespace": args.namespace, "labels": labels(args.endpoint, None, args.tier)}
+        meta: dict = {"namespace": args.namespace, "labels": labels(args.endpoint, None, args.tier)}
         k8s.apiextensions.CustomResource(
             child(name, "dr"),
             api_version="networking.istio.io/v1",
@@ -127,7 +130,11 @@ class IstioRoutes(pulumi.ComponentResource):
             child(name, "vs"),
             api_version="networking.istio.io/v1",
             kind="VirtualService",
-            metadata={"name": args.endpoint, **meta},
+            metadata={
+                "name": args.endpoint,
+                **meta,
+                **({"annotations": {CANARY_ANNOTATION: args.canary_version}} if args.canary_version else {}),
+            },
             spec={
                 # The public host through the Gateway, and the in-mesh name for callers inside the cluster.
                 "hosts": [args.public_host, hosts.service],

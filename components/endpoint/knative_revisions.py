@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.endpoint.istio_routes import CANARY_ANNOTATION
 from components.endpoint.workload import GPU_RESOURCE, RUN_AS, container_security
 from turnout.config import ModelVersion
 from turnout.naming import child, k8s_name, labels
-from turnout.strategies import Recreate, Rolling, Strategy
+from turnout.strategies import Canary, Recreate, Rolling, Strategy
 from turnout.traffic import TrafficPlan
 
 VERSION_LABEL = "turnout.dev/version"
@@ -144,6 +145,8 @@ class KnativeRevisions(pulumi.ComponentResource):
         }
         if isinstance(args.strategy, Rolling):
             route_metadata["annotations"] = {"serving.knative.dev/rollout-duration": f"{ROLLOUT_SECONDS}s"}
+        if isinstance(args.strategy, Canary):  # named so that policies can cap the canary's weight
+            route_metadata["annotations"] = {CANARY_ANNOTATION: args.strategy.canary}
         k8s.apiextensions.CustomResource(
             child(name, "route"),
             api_version="serving.knative.dev/v1",

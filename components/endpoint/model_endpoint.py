@@ -175,6 +175,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 tier=args.tier,
                 plan=self.plan,
                 sticky=endpoint.strategy.sticky if isinstance(endpoint.strategy, Canary) else None,
+                canary_version=endpoint.strategy.canary if isinstance(endpoint.strategy, Canary) else None,
                 public_host=public_host,
                 gateway=args.mesh.gateway,
                 after=in_namespace,

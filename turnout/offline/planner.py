@@ -20,5 +20,5 @@ def plan_stack(project: Project, stack: str, logger: logging.Logger | None = Non
         records=run.records,
         outputs=run.stack_outputs,
         manifests=manifests(run.records),
-        violations=evaluate(run.records, project.root / "policies"),
+        violations=evaluate(run.records, project.root / "policies", tier=run.stack_outputs.get("tier")),
     )

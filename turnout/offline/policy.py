@@ -53,11 +53,6 @@ def load_rules(policies_dir: Path) -> ModuleType:
     return module
 
 
-def _level(policy, default: EnforcementLevel) -> EnforcementLevel:
-    level = policy.enforcement_level or default
-    return EnforcementLevel.MANDATORY if level == EnforcementLevel.REMEDIATE else level
-
-
 def _run(result) -> None:
     if isawaitable(result):
         loop = asyncio.new_event_loop()
@@ -71,23 +66,42 @@ def _options(record: ResourceRecord) -> PolicyResourceOptions:
     return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], record.parent)
 
 
-def evaluate(records: list[ResourceRecord], policies_dir: Path, config: dict | None = None) -> list[Violation]:
-    """Every violation the pack reports for `records`, in a stable order."""
+def evaluate(
+    records: list[ResourceRecord], policies_dir: Path, config: dict | None = None, tier: str | None = None
+) -> list[Violation]:
+    """Every violation the pack reports for `records`, in a stable order.
+
+    `config` is policy-pack config as `--policy-pack-config` takes it (name → level, or name →
+    {"enforcementLevel": ..., other settings}); `tier` adds the pack's levels for that tier.
+    """
     rules = load_rules(policies_dir)
     default_level = getattr(rules, "DEFAULT_ENFORCEMENT", EnforcementLevel.ADVISORY)
+    merged = {**(rules.tier_config(tier) if tier and hasattr(rules, "tier_config") else {}), **(config or {})}
     resources = [r for r in records if r.custom]
     violations: list[Violation] = []
     for policy in rules.POLICIES:
-        level = _level(policy, default_level)
+        level, settings = _configured(policy, merged.get(policy.name), default_level)
         if level == EnforcementLevel.DISABLED:
             continue
-        policy_config = (config or {}).get(policy.name, {})
         if isinstance(policy, ResourceValidationPolicy):
             for record in resources:
-                violations += _check_resource(policy, level, record, policy_config)
+                violations += _check_resource(policy, level, record, settings)
         elif isinstance(policy, StackValidationPolicy):
-            violations += _check_stack(policy, level, resources, policy_config)
+            violations += _check_stack(policy, level, resources, settings)
     return sorted(violations, key=lambda v: (v.level != "mandatory", v.policy, v.urn, v.message))
+
+
+def _configured(policy, entry, default_level: EnforcementLevel) -> tuple[EnforcementLevel, dict]:
+    """The level and settings one policy runs with, from its config entry (as the engine reads it)."""
+    settings: dict = {}
+    level = policy.enforcement_level or default_level
+    if isinstance(entry, str):
+        level = EnforcementLevel(entry)
+    elif isinstance(entry, dict):
+        settings = {k: v for k, v in entry.items() if k != "enforcementLevel"}
+        if "enforcementLevel" in entry:
+            level = EnforcementLevel(entry["enforcementLevel"])
+    return (EnforcementLevel.MANDATORY if level == EnforcementLevel.REMEDIATE else level), settings
 
 
 def _check_resource(policy, level: EnforcementLevel, record: ResourceRecord, config: dict) -> list[Violation]:
