@@ -16,6 +16,7 @@ from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from tests.conftest import REPO
+from tests.policy_cases import all_cases, fails, missing, passes
 from turnout.offline.policy import evaluate, load_rules
 from turnout.offline.runtime import run_function
 
@@ -157,62 +158,74 @@ def shadow_stack(route_to_shadow=False, exposed=False):
     return program
 
 
-FIXTURES = {
-    # rule: (passing, failing, missing-property)
+CASES = {
     "traffic-weights-sum-to-100": [
-        (virtual_service(90, 10), []),
-        (virtual_service(None), []),  # one unweighted destination takes 100% by Istio's rules
-        (knative_service(75, 25), []),
-        (virtual_service(90, 20), ["models/m: route primary weights sum to 110, not 100."]),
-        (virtual_service(60, None), ["models/m: route primary weights sum to 60, not 100."]),
-        (knative_service(50, 40), ["models/m: traffic percents sum to 90, not 100."]),
-        (virtual_service(http=False), []),
-        (knative_service(), []),
+        passes(virtual_service(90, 10)),
+        passes(virtual_service(None)),  # one unweighted destination takes 100% by Istio's rules
+        passes(knative_service(75, 25)),
+        fails(virtual_service(90, 20), "models/m: route primary weights sum to 110, not 100."),
+        fails(virtual_service(60, None), "models/m: route primary weights sum to 60, not 100."),
+        fails(knative_service(50, 40), "models/m: traffic percents sum to 90, not 100."),
+        missing(virtual_service(http=False)),
+        missing(knative_service()),
     ],
     "image-pinned": [
-        (lambda: deployment(image="ghcr.io/acme/m:1.4.2"), []),
-        (lambda: deployment(image="ghcr.io/acme/m@sha256:" + "a" * 64), []),
-        (
+        passes(lambda: deployment(image="ghcr.io/acme/m:1.4.2")),
+        passes(lambda: deployment(image="ghcr.io/acme/m@sha256:" + "a" * 64)),
+        fails(
             lambda: deployment(image="ghcr.io/acme/m:latest"),
-            ["models/m-v1: container model image 'ghcr.io/acme/m:latest' is tagged latest."],
+            "models/m-v1: container model image 'ghcr.io/acme/m:latest' is tagged latest.",
         ),
-        (
+        fails(
             lambda: deployment(image="localhost:5000/acme/m"),
-            ["models/m-v1: container model image 'localhost:5000/acme/m' has no tag (it means latest)."],
+            "models/m-v1: container model image 'localhost:5000/acme/m' has no tag (it means latest).",
         ),
-        (lambda: k8s.core.v1.ConfigMap("cm", metadata={"name": "cm"}, data={"image": "m:latest"}), []),
+        missing(lambda: k8s.core.v1.ConfigMap("cm", metadata={"name": "cm"}, data={"image": "m:latest"})),
+        missing(
+            lambda: k8s.apps.v1.Deployment(
+                "d", metadata={"name": "d"}, spec={"template": {"spec": {"containers": [{"name": "c"}]}}}
+            ),
+            "d: container c image None has no image.",
+        ),
     ],
     "canary-weight-cap": [
-        (canary_vs(50), []),
-        (canary_vs(60), ["models/m: the canary reaches 60%, above the cap of 50%."]),
-        (canary_vs(60, annotated=False), []),  # without a canary named, there is no canary to cap
+        passes(canary_vs(50)),
+        fails(canary_vs(60), "models/m: the canary reaches 60%, above the cap of 50%."),
+        missing(canary_vs(60, annotated=False)),  # without a canary named, there is no canary to cap
     ],
     "prod-min-replicas": [
-        (lambda: deployment(replicas=2), []),
-        (lambda: (deployment(replicas=None), hpa(minimum=3)), []),
-        (lambda: deployment(replicas=1, tier="dev"), []),
-        (lambda: deployment(replicas=0, role="shadow"), []),
-        (lambda: deployment(replicas=0), ["models/m-v1 runs 0 replica(s); prod needs 2."]),
-        (lambda: (deployment(replicas=None), hpa(minimum=1)), ["models/m-v1 runs 1 replica(s); prod needs 2."]),
-        (lambda: deployment(replicas=None), ["models/m-v1 runs 1 replica(s); prod needs 2."]),
+        passes(lambda: deployment(replicas=2)),
+        passes(lambda: (deployment(replicas=None), hpa(minimum=3))),
+        passes(lambda: deployment(replicas=1, tier="dev")),
+        passes(lambda: deployment(replicas=0, role="shadow")),
+        fails(lambda: deployment(replicas=0), "models/m-v1 runs 0 replica(s); prod needs 2."),
+        fails(lambda: (deployment(replicas=None), hpa(minimum=1)), "models/m-v1 runs 1 replica(s); prod needs 2."),
+        missing(lambda: deployment(replicas=None), "models/m-v1 runs 1 replica(s); prod needs 2."),
     ],
     "shadow-not-user-facing": [
-        (shadow_stack(), []),
-        (shadow_stack(route_to_shadow=True), ["models/m routes users to shadow version v2."]),
-        (shadow_stack(exposed=True), ["models/m-shadow exposes shadow versions outside the cluster."]),
-        (lambda: deployment(), []),
+        passes(shadow_stack()),
+        fails(shadow_stack(route_to_shadow=True), "models/m routes users to shadow version v2."),
+        fails(shadow_stack(exposed=True), "models/m-shadow exposes shadow versions outside the cluster."),
+        missing(lambda: deployment()),
     ],
 }
 
+ALL_CASES = all_cases()
+
 
 @pytest.mark.parametrize(
-    ("rule", "program", "expected"),
-    [(rule, program, expected) for rule, cases in FIXTURES.items() for program, expected in cases],
+    ("rule", "case"),
+    [
+        pytest.param(rule, case, id=f"{rule}-{case.kind}-{i}")
+        for rule, cases in ALL_CASES.items()
+        for i, case in enumerate(cases)
+    ],
 )
-def test_rule_fixtures(rule, program, expected):
-    found = [v for v in violations_for(program, tier="prod") if v.policy == rule]
-    assert [v.message.splitlines()[-1] for v in found] == expected
-    assert all(v.level == "mandatory" for v in found), "every contract rule is mandatory in prod"
+def test_rule_cases(rule, case):
+    found = case.violations(rule)
+    assert tuple(v.message.splitlines()[-1] for v in found) == case.expected
+    if rule in CONTRACT_NAMES:
+        assert all(v.level == "mandatory" for v in found), "every contract rule is mandatory in prod"
 
 
 def test_rollout_rules_are_advisory_below_prod():
@@ -239,12 +252,14 @@ def test_tier_config_is_what_the_cli_gets():
     }
 
 
-def test_every_rule_has_a_failing_fixture():
-    """A rule that cannot fail is a hidden bug: each must fail on at least one of its fixtures."""
+def test_every_rule_has_passing_failing_and_missing_property_cases():
+    """A rule that cannot fail is a hidden bug: each has a failing case, which test_rule_cases runs."""
     names = {p.name for p in load_rules(POLICIES).POLICIES}
     assert names >= CONTRACT_NAMES
-    for name in names:
-        assert any(expected for _, expected in FIXTURES.get(name, [])), f"{name} has no failing fixture"
+    assert set(ALL_CASES) <= names, "cases for a rule the pack does not have"
+    for name in sorted(names):
+        kinds = {case.kind for case in ALL_CASES.get(name, [])}
+        assert kinds == {"pass", "fail", "missing"}, f"{name} has cases of kinds {sorted(kinds)}"
 
 
 def test_rule_names_are_kebab_case_with_remediation():
@@ -283,7 +298,7 @@ def test_pack_serves_its_rules_to_the_engine(analyzer):
 RESOURCE_RULES = ("traffic-weights-sum-to-100", "image-pinned", "canary-weight-cap")
 
 
-@pytest.mark.parametrize("program", [case[0] for rule in RESOURCE_RULES for case in FIXTURES[rule]])
+@pytest.mark.parametrize("program", [case.program for rule in RESOURCE_RULES for case in CASES[rule]])
 def test_offline_verdicts_match_the_real_analyzer(analyzer, program):
     run = run_function(program)
     offline = [(v.policy, v.message) for v in evaluate(run.records, POLICIES) if v.policy in RESOURCE_RULES]

@@ -19,6 +19,8 @@ from ._kubernetes import (
     object_name,
 )
 
+MANDATORY_IN = ("prod",)  # advisory below prod
+
 DEFAULT_CAP = 50
 FLAGGER_CANARY = "kubernetes:flagger.app/v1beta1:Canary"
 
@@ -59,7 +61,7 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
 canary_weight_cap = ResourceValidationPolicy(
     name="canary-weight-cap",
     description="A canary takes at most maxWeight% of the traffic (50 unless configured).",
-    enforcement_level=EnforcementLevel.ADVISORY,  # mandatory in prod: see TIER_MANDATORY
+    enforcement_level=EnforcementLevel.ADVISORY,  # MANDATORY_IN raises it in prod
     validate=validate,
     config_schema=PolicyConfigSchema(
         properties={"maxWeight": {"type": "number", "minimum": 1, "maximum": 100, "default": DEFAULT_CAP}}

@@ -7,6 +7,8 @@ from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs
 
 from ._kubernetes import ROLE_LABEL, get_path, kind_of, number, object_name, tier_of
 
+MANDATORY_IN = ("prod",)  # advisory below prod
+
 MINIMUM = 2
 KNATIVE_CONFIGURATION = "kubernetes:serving.knative.dev/v1:Configuration"
 

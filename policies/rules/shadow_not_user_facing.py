@@ -7,6 +7,8 @@ from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs
 
 from ._kubernetes import ISTIO_VIRTUAL_SERVICE_TYPES, ROLE_LABEL, VERSION_LABEL, get_path, kind_of, object_name
 
+MANDATORY_IN = ("prod",)  # advisory below prod
+
 
 def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     resources = args.resources
@@ -46,7 +48,7 @@ def validate(args: StackValidationArgs, report_violation: ReportViolation) -> No
 shadow_not_user_facing = StackValidationPolicy(
     name="shadow-not-user-facing",
     description="A shadow version appears only as a mirror, never in a weighted route or a public host.",
-    enforcement_level=EnforcementLevel.ADVISORY,  # mandatory in prod: see TIER_MANDATORY
+    enforcement_level=EnforcementLevel.ADVISORY,  # MANDATORY_IN raises it in prod
     validate=validate,
     remediation_steps="List the version under the shadow strategy's `shadows`, not as a routed version.",
 )
