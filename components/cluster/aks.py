@@ -141,6 +141,10 @@ class AksCluster(pulumi.ComponentResource):
     provider: k8s.Provider
     oidc_issuer: pulumi.Output[str]
     """Issuer URL of the cluster's service account tokens, for workload identity federation."""
+    vnet_id: pulumi.Output[str]
+    """The cluster's VNet, for private endpoints and DNS links of services beside it (caches)."""
+    node_subnet_id: pulumi.Output[str]
+    """The subnet the nodes (and so the pods' egress) live in."""
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:cluster:AksCluster", name, None, opts)
@@ -176,6 +180,7 @@ class AksCluster(pulumi.ComponentResource):
             address_prefix=NODE_SUBNET_CIDR,
             opts=mine,
         )
+        self.vnet_id, self.node_subnet_id = vnet.id, nodes_subnet.id
         identity = managedidentity.UserAssignedIdentity(
             child(name, "identity"),
             resource_name_=child(args.cluster_name, "identity"),

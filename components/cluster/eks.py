@@ -117,6 +117,12 @@ class EksCluster(pulumi.ComponentResource):
     provider: k8s.Provider
     oidc_issuer: pulumi.Output[str]
     oidc_provider_arn: pulumi.Output[str]
+    vpc_id: pulumi.Output[str]
+    """The cluster's VPC, for services that live beside it (caches)."""
+    private_subnet_ids: list[pulumi.Output[str]]
+    """The private subnets (one per AZ) the nodes run in."""
+    cluster_security_group_id: pulumi.Output[str]
+    """The security group EKS attaches to the control plane and managed nodes (and so to pods)."""
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:cluster:EksCluster", name, None, opts)
@@ -134,6 +140,7 @@ class EksCluster(pulumi.ComponentResource):
         mine = pulumi.ResourceOptions(parent=self, provider=aws_provider)
 
         private_subnets, private_routes = self._network(name, args, mine, aws_provider)
+        self.private_subnet_ids = [subnet.id for subnet in private_subnets]
         key = aws.kms.Key(
             child(name, "secrets-key"),
             description=f"EKS secrets envelope encryption for {args.cluster_name}",
@@ -195,6 +202,7 @@ class EksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=cluster_grants),
         )
 
+        self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
         self.oidc_issuer = cluster.identities.apply(lambda identities: identities[0].oidcs[0].issuer)
         # No thumbprint: IAM validates EKS issuers against its own trusted CAs and ignores configured thumbprints.
         oidc = aws.iam.OpenIdConnectProvider(
@@ -278,6 +286,7 @@ class EksCluster(pulumi.ComponentResource):
             tags={"Name": child(name, "vpc")},
             opts=mine,
         )
+        self.vpc_id = vpc.id
         gateway = aws.ec2.InternetGateway(
             child(name, "igw"), vpc_id=vpc.id, tags={"Name": child(name, "igw")}, opts=mine
         )

@@ -155,6 +155,9 @@ class GkeCluster(pulumi.ComponentResource):
     provider: k8s.Provider
     workload_pool: pulumi.Output[str]
     """The Workload Identity pool (`<project>.svc.id.goog`) Kubernetes service accounts map into."""
+    network_id: pulumi.Output[str]
+    """The cluster's VPC (`projects/<project>/global/networks/<name>`), for private services beside it (caches)."""
+    network_self_link: pulumi.Output[str]
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:cluster:GkeCluster", name, None, opts)
@@ -186,6 +189,7 @@ class GkeCluster(pulumi.ComponentResource):
             routing_mode="REGIONAL",
             opts=on_gcp(),
         )
+        self.network_id, self.network_self_link = network.id, network.self_link
         subnet = gcp.compute.Subnetwork(
             child(name, "subnet"),
             name=child(cluster_name, "nodes"),

@@ -96,7 +96,12 @@ def _kubernetes_outputs(type_: str, name: str, inputs: dict) -> dict:
 # Cloud providers' answers live in one module per cloud (turnout/offline/mocks_<cloud>.py), each with
 # `resource_outputs(type_, name, inputs) -> dict | None` and `invoke(token, args) -> dict | None`;
 # None means "not mine". A module that is not there yet is skipped.
-CLOUD_MOCK_MODULES = ("turnout.offline.mocks_aws", "turnout.offline.mocks_gcp", "turnout.offline.mocks_azure")
+CLOUD_MOCK_MODULES = (
+    "turnout.offline.mocks_cache",
+    "turnout.offline.mocks_aws",
+    "turnout.offline.mocks_gcp",
+    "turnout.offline.mocks_azure",
+)
 
 
 def _cloud_mocks() -> list:

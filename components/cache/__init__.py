@@ -1,0 +1,221 @@
+"""Caches behind one interface (`turnout:cache`): ElastiCache on aws, Memorystore on gcp, Azure Cache for Redis
+on azure, a Redis StatefulSet on kind.
+
+Every cache component takes `CacheArgs` and exposes the same outputs: `address` (per region), `port`,
+`auth_token` (secret), `replication` (what is copied where, for dr.json) and `connection_for(region)`,
+which model endpoints consume. The checks below run before anything is created and need no Pulumi runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from turnout.config import key_path
+from turnout.errors import ConfigError, NotSupportedError
+
+CACHE_KEY = "cache"
+DEFAULT_BACKUP_INTERVAL_SECONDS = 86400
+DEFAULT_BACKUP_RETENTION_DAYS = 7
+
+# How often each cloud's managed cache can snapshot, in seconds; kind's Redis takes any interval from KIND_MIN.
+BACKUP_PERIODS: dict[str, tuple[int, ...]] = {
+    "aws": (86400,),  # ElastiCache: one automatic snapshot a day, in the snapshot window
+    "gcp": (3600, 21600, 43200, 86400),  # Memorystore RDB: ONE_HOUR, SIX_HOURS, TWELVE_HOURS, TWENTY_FOUR_HOURS
+    "azure": (900, 1800, 3600, 21600, 43200, 86400),  # Azure Cache for Redis rdb-backup-frequency (minutes x 60)
+}
+KIND_MIN_BACKUP_SECONDS = 60
+# ElastiCache keeps automatic snapshots for 1 to 35 days; the others keep the latest snapshot only.
+AWS_RETENTION_DAYS = (1, 35)
+SERVICES = {"kind": "in-cluster", "aws": "elasticache", "gcp": "memorystore", "azure": "azure-cache-for-redis"}
+# Engines each cloud's cache product runs.
+ENGINES = {"kind": ("redis", "valkey"), "aws": ("redis", "valkey"), "gcp": ("redis",), "azure": ("redis",)}
+# Clouds whose cache product replicates across regions (ElastiCache Global Datastore, Azure geo-replication).
+CROSS_REGION = ("aws", "azure")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheSite:
+    """Where one copy of the cache runs: a region and the cluster that uses it there."""
+
+    region: str
+    """The cluster's region; the cache is created in it."""
+    cluster: Any
+    """The cluster component of that region (EksCluster, GkeCluster, AksCluster or KindCluster): its network on
+    clouds, its Kubernetes `provider` on kind."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheArgs:
+    cache_name: str
+    """Deterministic name of the cache (`<stack>-cache`); per-region resources derive theirs from it."""
+    engine: str
+    """redis or valkey (`turnout:cache.engine`)."""
+    tier: str
+    """dev, staging or prod: sizes the nodes."""
+    primary: CacheSite
+    """The read-write copy."""
+    replicas: tuple[CacheSite, ...] = ()
+    """Cross-region read-only copies, replicated asynchronously and promotable on failover; empty means none."""
+    backup_interval_seconds: int = DEFAULT_BACKUP_INTERVAL_SECONDS
+    """How often a snapshot is taken; the cloud's nearest supported period is used (`backup_period`)."""
+    backup_retention_days: int = DEFAULT_BACKUP_RETENTION_DAYS
+    """How long snapshots are kept where the cloud lets it be set (ElastiCache); others keep the latest."""
+
+    @property
+    def sites(self) -> tuple[CacheSite, ...]:
+        return (self.primary, *self.replicas)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheConnection:
+    """What a model workload needs to reach the cache from one region."""
+
+    address: pulumi.Output[str]
+    """Host name or IP of the region's copy."""
+    port: int
+    password: pulumi.Output[str]
+    """The AUTH token/password: a secret Output, written only into a Kubernetes Secret."""
+    tls: bool
+    """Whether clients must speak TLS (every cloud cache; kind's in-cluster Redis speaks plain TCP)."""
+    role: str
+    """primary (read-write) or replica (read-only until promoted)."""
+    in_cluster: bool = False
+    """The cache is a Service of the same cluster (no mesh egress entry needed)."""
+    ca_certificate: pulumi.Output[str] | None = None
+    """The server's CA where it is not publicly trusted (Memorystore), for clients to verify it."""
+
+
+def backup_period(cloud: str, interval_seconds: int) -> int:
+    """The snapshot period used for a requested interval: the cloud's nearest supported period (the shorter one
+    on a tie); kind snapshots at exactly the interval."""
+    periods = BACKUP_PERIODS.get(cloud)
+    if periods is None:
+        return interval_seconds
+    return min(periods, key=lambda period: (abs(period - interval_seconds), period))
+
+
+def check_cache_settings(
+    *,
+    cloud: str,
+    engine: str,
+    backup_interval_seconds: int,
+    backup_retention_days: int,
+    replica_regions: tuple[str, ...] = (),
+) -> None:
+    """Refuse, naming the `turnout:cache` key, what the cloud's cache cannot do, before anything is created."""
+    if engine not in ENGINES[cloud]:
+        raise NotSupportedError(
+            key_path(f"{CACHE_KEY}.engine"),
+            f"{engine!r} on {cloud}",
+            f"engine {' or '.join(ENGINES[cloud])} on {cloud} ({SERVICES[cloud]})",
+        )
+    periods = BACKUP_PERIODS.get(cloud)
+    shortest = periods[0] if periods else KIND_MIN_BACKUP_SECONDS
+    if backup_interval_seconds < shortest:
+        supported = ", ".join(f"{period}s" for period in periods) if periods else f"any interval from {shortest}s"
+        raise ConfigError(
+            key_path(f"{CACHE_KEY}.backupInterval"),
+            f"{backup_interval_seconds}s on {cloud}",
+            f"at least {shortest}s: {SERVICES[cloud]} snapshots every {supported}",
+        )
+    low, high = AWS_RETENTION_DAYS if cloud == "aws" else (1, 3650)
+    if not low <= backup_retention_days <= high:
+        raise ConfigError(
+            key_path(f"{CACHE_KEY}.backupRetention"),
+            f"{backup_retention_days} days on {cloud}",
+            f"{low} to {high} days",
+        )
+    if replica_regions and cloud not in CROSS_REGION:
+        reason = (
+            "a kind cluster has one region"
+            if cloud == "kind"
+            else "Memorystore for Redis instances have no cross-region replication"
+        )
+        raise NotSupportedError(
+            key_path(CACHE_KEY),
+            f"cross-region replicas in {', '.join(replica_regions)} on {cloud} ({reason})",
+            "a single-region cache on kind and gcp; cross-region replicas on " + " and ".join(CROSS_REGION),
+        )
+
+
+def replication_document(
+    *,
+    cloud: str,
+    engine: str,
+    primary_region: str,
+    nodes_per_region: int,
+    zone_redundant: bool,
+    replica_regions: tuple[str, ...],
+    cross_region: str | None,
+    backup: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The `replication` output every cache exposes, in plain JSON for dr.json:
+
+    {"service", "engine", "primaryRegion",
+     "regions": {REGION: {"role": "primary"|"replica", "nodes": N, "zoneRedundant": bool}},
+     "crossRegion": null | {"mechanism", "mode": "asynchronous", "promotion": "manual", "replicas": [REGION]},
+     "backup": null | {"intervalSeconds", "requestedIntervalSeconds", "retentionDays" (null: latest only), "to"}}
+    """
+    regions = {primary_region: {"role": "primary", "nodes": nodes_per_region, "zoneRedundant": zone_redundant}}
+    for region in replica_regions:
+        regions[region] = {"role": "replica", "nodes": nodes_per_region, "zoneRedundant": zone_redundant}
+    return {
+        "service": SERVICES[cloud],
+        "engine": engine,
+        "primaryRegion": primary_region,
+        "regions": regions,
+        "crossRegion": None
+        if not replica_regions
+        else {
+            "mechanism": cross_region,
+            "mode": "asynchronous",
+            "promotion": "manual",
+            "replicas": list(replica_regions),
+        },
+        "backup": backup,
+    }
+
+
+def bounded_name(name: str, limit: int) -> str:
+    """`name`, or when longer than `limit` a stable hash-suffixed prefix of it (cloud name limits)."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{name[: limit - 7].rstrip('-')}-{digest}"
+
+
+class CacheComponent(pulumi.ComponentResource):
+    """What every cache component exposes, whichever cloud it is on."""
+
+    address: dict[str, pulumi.Output[str]]
+    """Host name or IP of the copy in each region (primary and replicas)."""
+    port: int
+    auth_token: pulumi.Output[str]
+    """The primary's AUTH token (secret)."""
+    replication: dict[str, Any]
+    """What is replicated where and how it is backed up (`replication_document`), for dr.json."""
+
+    def __init__(self, type_: str, name: str, opts: pulumi.ResourceOptions | None) -> None:
+        super().__init__(type_, name, None, opts)
+        self.address = {}
+        self._connections: dict[str, CacheConnection] = {}
+
+    def _add_site(self, region: str, connection: CacheConnection) -> None:
+        self.address[region] = connection.address
+        self._connections[region] = connection
+
+    def connection_for(self, region: str) -> CacheConnection:
+        """How workloads in `region` reach the cache: the copy in their own region (a replica is read-only until
+        it is promoted, and keeps its address when it is)."""
+        if region not in self._connections:
+            raise ValueError(f"the cache has no copy in region {region!r}; it has {', '.join(self._connections)}")
+        return self._connections[region]
+
+    def _register(self) -> None:
+        self.register_outputs(
+            {"address": self.address, "port": self.port, "authToken": self.auth_token, "replication": self.replication}
+        )
