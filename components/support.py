@@ -9,7 +9,7 @@ from __future__ import annotations
 from components.cluster.fleet import check_cloud
 from components.endpoint.model_endpoint import check_renderable
 from turnout.config import StackConfig, key_path
-from turnout.dr import assess
+from turnout.dr import check_achievable
 from turnout.errors import NotSupportedError
 
 
@@ -21,6 +21,7 @@ def check_buildable(config: StackConfig) -> None:
             f"engine {config.cache.engine!r}",
             "no turnout:cache key: caches are not built by this version",
         )
-    assess(config.dr, config.platform)
+    if config.dr is not None:
+        check_achievable(config.dr, config.platform, has_cache=config.cache is not None)
     for name, endpoint in config.endpoints.items():
         check_renderable(name, endpoint)

@@ -3,6 +3,8 @@
 import pulumi
 
 from components.cluster.fleet import Fleet
+from components.dr.record import dr_records
+from components.dr.standby import endpoint_options
 from components.endpoint.model_endpoint import ModelEndpoint, ModelEndpointArgs
 from components.mesh.platform import ServingPlatform, ServingPlatformArgs
 from components.support import check_buildable
@@ -13,8 +15,9 @@ from turnout.naming import child
 config = pulumi.Config(NAMESPACE)
 stack = load_stack_config({key: config.get(key) for key in TOP_LEVEL_KEYS})
 check_buildable(stack)  # refuse what this version cannot build before anything is created
+recovery = dr.assess(stack.dr, stack.platform, has_cache=stack.cache is not None)  # the DR tier and its settings
 
-fleet = Fleet("fleet", stack.platform, pulumi.get_stack())
+fleet = Fleet("fleet", stack.platform, pulumi.get_stack(), regions=recovery.settings.cluster_regions)
 platforms = {
     cluster.name: ServingPlatform(
         child(cluster.name, "serving"),
@@ -36,15 +39,16 @@ endpoints = [
             mesh=platforms[cluster.name].mesh,
             after=tuple(platforms[cluster.name].ready),
         ),
-        pulumi.ResourceOptions(provider=cluster.provider),
+        endpoint_options(recovery.settings, cluster.region, cluster.provider),
     )
     for cluster in fleet.clusters
-    for name, endpoint in stack.endpoints.items()
+    for name, endpoint in dr.region_endpoints(stack.endpoints, recovery.settings, cluster.region).items()
 ]
+dr_records(recovery, fleet.clusters)
 
 pulumi.export("tier", stack.tier)
 pulumi.export("clusters", fleet.describe())
 pulumi.export("platform", {name: platform.versions for name, platform in platforms.items()})
 pulumi.export("kubeconfigs", {cluster.name: cluster.kubeconfig for cluster in fleet.clusters})
 pulumi.export("traffic", {"endpoints": [endpoint.traffic for endpoint in endpoints]})
-pulumi.export("dr", dr.assess(stack.dr, stack.platform))
+pulumi.export("dr", recovery.to_json())

@@ -70,7 +70,8 @@ def test_local_plan_writes_all_six_outputs(tmp_path, capsys):
     }
     dr = json.loads((folder / "dr.json").read_text())
     assert dr["target"] is None and dr["tier"] == "none" and dr["meets"] is True and dr["regions"] == ["local"]
-    assert set(dr) == {"target", "tier", "regions", "estimatedRpoSeconds", "estimatedRtoSeconds", "meets", "reasons"}
+    contract = {"target", "tier", "regions", "estimatedRpoSeconds", "estimatedRtoSeconds", "meets", "reasons"}
+    assert set(dr) == contract | {"settings"}  # plus what the tier creates
     assert json.loads((folder / "policy.json").read_text()) == {"violations": []}
 
     summary = (folder / "summary.md").read_text()
@@ -162,7 +163,6 @@ def test_unknown_option_is_status_2(capsys):
     ("change", "key"),
     [
         (lambda c: c.update(cache={"engine": "redis"}), "turnout:cache"),
-        (lambda c: c.update(dr={"rpo": "30s", "rto": "5m"}), "turnout:dr"),
         (
             lambda c: c["endpoints"]["echo"].update(
                 versions={"v1": {"image": "a:1"}, "v2": {"image": "a:2"}},

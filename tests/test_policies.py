@@ -242,14 +242,17 @@ def test_policy_config_overrides_the_cap_and_the_level():
 
 
 def test_tier_config_is_what_the_cli_gets():
-    result = subprocess.run(
-        [sys.executable, str(POLICIES / "tier_config.py"), "prod"], capture_output=True, text=True, check=True
-    )
-    assert json.loads(result.stdout) == {
-        "canary-weight-cap": "mandatory",
-        "prod-min-replicas": "mandatory",
-        "shadow-not-user-facing": "mandatory",
-    }
+    def printed(tier):
+        result = subprocess.run(
+            [sys.executable, str(POLICIES / "tier_config.py"), tier], capture_output=True, text=True, check=True
+        )
+        return json.loads(result.stdout)
+
+    prod = printed("prod")
+    assert set(prod) >= {"canary-weight-cap", "prod-min-replicas", "shadow-not-user-facing", "dr-target-achievable"}
+    assert set(prod.values()) == {"mandatory"}
+    assert printed("staging") == {"dr-target-achievable": "mandatory", "dr-warm-standby-not-zero": "mandatory"}
+    assert printed("dev") == {}
 
 
 def test_every_rule_has_passing_failing_and_missing_property_cases():

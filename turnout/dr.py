@@ -1,38 +1,451 @@
-"""Disaster recovery: what a stack's topology recovers from, as `dr.json` reports it.
+"""Disaster recovery: from an RPO/RTO target, the cheapest tier that meets it, what that tier
+creates, and the arithmetic that says so (`dr.json`, CONTRACT §2).
 
-This version plans stacks without a DR target: it reports the tier `none` and why the estimates
-are unbounded. A declared `turnout:dr` target needs the DR topologies (standby regions, replicated
-caches, health-checked DNS), which this version does not build yet, so it is refused by name.
+The four tiers are the AWS disaster-recovery whitepaper's strategies (backup and restore, pilot
+light, warm standby, multi-site active/active), which Google's DR planning guide (cold, warm, hot)
+and Azure's Well-Architected reliability guidance (active-passive cold/warm, active-active) name
+alike. Each tier fixes the settings the stack creates: which regions run a cluster, how much
+capacity the standby keeps, whether the cache replicates across regions, how often backups run,
+the global health check's interval and failure threshold, and the DNS TTL. The estimates are sums
+of terms computed from those settings and the clouds' documented timings (`CLOUD_TIMINGS`), and
+`reasons` lists every term.
+
+Pure domain: no Pulumi imports. The components create exactly `DrPlan.settings`; the policy rule
+`dr-target-achievable` re-derives the detection and DNS terms from the created resources.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
-from turnout.config import DrTarget, Platform, key_path
-from turnout.errors import NotSupportedError
+from turnout.config import DrTarget, Endpoint, ModelVersion, Platform, Replicas, key_path
+from turnout.errors import ConfigError
 from turnout.units import format_duration
 
+Tier = Literal["none", "backup-restore", "pilot-light", "warm-standby", "active-active"]
+TIERS: tuple[Tier, ...] = ("backup-restore", "pilot-light", "warm-standby", "active-active")
+"""Cheapest first: each keeps more running in the standby region than the one before."""
 
-def assess(target: DrTarget | None, platform: Platform) -> dict[str, Any]:
-    """The `dr.json` document for a stack."""
-    if target is not None:
-        raise NotSupportedError(
-            key_path("dr"),
-            f"a target (rpo {format_duration(target.rpo)}, rto {format_duration(target.rto)})",
-            "no turnout:dr key: DR tiers derived from RPO/RTO are not built by this version",
+Standby = Literal["none", "zero", "reduced", "full"]
+
+
+@dataclass(frozen=True)
+class CloudTimings:
+    """Documented (or, where the cloud publishes none, stated and assumed) durations in seconds."""
+
+    cluster_create: int
+    """A new cluster's control plane, ready."""
+    node_provision: int
+    """A node pool scaling up by a node: instance launch, join, ready."""
+    cache_restore: int
+    """A new cache seeded from a backup."""
+    cache_replication_lag: int | None
+    """Cross-region cache replication lag; None where the cloud offers no cross-region replica."""
+    cache_promotion: int
+    """Promoting the cross-region replica to a writable primary."""
+    backup_interval: int
+    """The most frequent automatic cache backup the cloud offers."""
+    fastest_detection: int
+    """The quickest the cloud's global health checks can declare a region down (interval × 1 failure)."""
+    health_intervals: tuple[int, ...]
+    """Health-check intervals the global routing service accepts."""
+    sources: tuple[str, ...] = ()
+
+
+CLOUD_TIMINGS: dict[str, CloudTimings] = {
+    "aws": CloudTimings(
+        cluster_create=900,  # EKS: "typically 10 to 15 minutes"
+        node_provision=300,
+        cache_restore=1200,
+        cache_replication_lag=1,  # Global Datastore: "typically under one second"
+        cache_promotion=60,  # Global Datastore promotion "typically completes in less than a minute"
+        backup_interval=86400,  # ElastiCache automatic backups: once a day
+        fastest_detection=10,  # Route 53: fast interval 10 s, failure threshold 1
+        health_intervals=(10, 30),
+        sources=(
+            "https://docs.aws.amazon.com/whitepapers/latest/disaster-recovery-workloads-on-aws/"
+            "disaster-recovery-options-in-the-cloud.html",
+            "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Redis-Global-Datastore.html",
+            "https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-determining-health-of-endpoints.html",
+        ),
+    ),
+    "gcp": CloudTimings(
+        cluster_create=600,
+        node_provision=180,
+        cache_restore=900,  # Memorystore RDB import
+        cache_replication_lag=5,  # asynchronous; no published bound, assumed
+        cache_promotion=120,
+        backup_interval=3600,  # Memorystore RDB snapshot period: 1 h at the most frequent
+        fastest_detection=10,
+        health_intervals=(10, 30),
+        sources=(
+            "https://cloud.google.com/architecture/dr-scenarios-planning-guide",
+            "https://cloud.google.com/memorystore/docs/redis/about-rdb-snapshots",
+        ),
+    ),
+    "azure": CloudTimings(
+        cluster_create=600,
+        node_provision=300,
+        cache_restore=1200,  # Azure Cache for Redis import
+        cache_replication_lag=5,  # passive geo-replication is asynchronous; no published bound, assumed
+        cache_promotion=300,  # unlinking the geo-replica to make it writable
+        backup_interval=900,  # Premium RDB backup: every 15 minutes at the most frequent
+        fastest_detection=10,  # Traffic Manager: 10 s probing interval, 0 tolerated failures
+        health_intervals=(10, 30),
+        sources=(
+            "https://learn.microsoft.com/azure/well-architected/reliability/disaster-recovery",
+            "https://learn.microsoft.com/azure/azure-cache-for-redis/cache-how-to-geo-replication",
+            "https://learn.microsoft.com/azure/traffic-manager/traffic-manager-monitoring",
+        ),
+    ),
+    "kind": CloudTimings(
+        cluster_create=60,
+        node_provision=0,
+        cache_restore=0,
+        cache_replication_lag=None,
+        cache_promotion=0,
+        backup_interval=0,  # the in-cluster cache has no backups (0 = none)
+        fastest_detection=0,
+        health_intervals=(),
+    ),
+}
+
+PLATFORM_INSTALL = 600
+"""Istio, Knative, Flagger and the gateway's load balancer on a new cluster."""
+ENDPOINTS_READY = 120
+"""Model workloads scheduled, images pulled and ready."""
+OPERATOR_DECISION = 900
+"""Someone is paged, confirms a regional loss and starts the recovery: nothing automatic does it."""
+RUNBOOK_START = 300
+"""`turnout failover` started by the on-call engineer (pilot light scales up on a decision)."""
+HPA_SCALE_OUT = 90
+"""The autoscaler taking a warm standby from its reduced replicas to full capacity."""
+REBUILD_DNS_TTL = 300
+"""Record TTL of a stack without health-checked routing: clients keep the old answer this long."""
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Health-checked global DNS routing over the regions' ingress load balancers."""
+
+    policy: Literal["failover", "latency"]
+    health_check_interval: int
+    failure_threshold: int
+    ttl: int
+
+    @property
+    def detection(self) -> int:
+        return self.health_check_interval * self.failure_threshold
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a tier creates."""
+
+    primary_region: str
+    standby_regions: tuple[str, ...]
+    standby: Standby
+    """Capacity in the standby regions: none (no cluster), zero (cluster, no model pods),
+    reduced (one replica per serving version), full (serves traffic all the time)."""
+    routing: Routing | None
+    cache_replicas: tuple[str, ...] = ()
+    """Regions holding a cross-region replica of the cache."""
+    backup_interval: int | None = None
+    """Seconds between cache backups; None without a cache or where the cache has none."""
+    backup_retention_days: int = 0
+
+    @property
+    def cluster_regions(self) -> tuple[str, ...]:
+        """Regions that get a cluster now (backup-restore builds the standby only after a loss)."""
+        return (self.primary_region,) + (self.standby_regions if self.standby != "none" else ())
+
+    def scaled_down(self, region: str) -> Standby | None:
+        """`zero` or `reduced` for a standby region that keeps less than full capacity, else None."""
+        if region in self.standby_regions and self.standby in ("zero", "reduced"):
+            return self.standby
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["clusterRegions"] = list(self.cluster_regions)
+        return _camel(data)
+
+
+@dataclass(frozen=True)
+class Term:
+    name: str
+    seconds: int | None
+    """None: unbounded (nothing in the stack recovers it)."""
+    why: str
+
+    def line(self, objective: str) -> str:
+        amount = "unbounded" if self.seconds is None else format_duration(self.seconds)
+        return f"{objective} {self.name}: {amount} ({self.why})"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    tier: Tier
+    settings: Settings
+    rpo_terms: tuple[Term, ...]
+    rto_terms: tuple[Term, ...]
+    unavailable: str | None = None
+    """Why this tier cannot be built for the stack (e.g. one region), or None."""
+
+    @property
+    def rpo(self) -> int | None:
+        return _total(self.rpo_terms)
+
+    @property
+    def rto(self) -> int | None:
+        return _total(self.rto_terms)
+
+    def meets(self, target: DrTarget) -> bool:
+        return (
+            self.unavailable is None
+            and self.rpo is not None
+            and self.rto is not None
+            and self.rpo <= target.rpo
+            and self.rto <= target.rto
         )
-    regions = list(platform.regions)
+
+
+@dataclass(frozen=True)
+class DrPlan:
+    target: DrTarget | None
+    tier: Tier
+    regions: tuple[str, ...]
+    settings: Settings
+    estimate: Estimate | None
+    meets: bool
+    reasons: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """The `dr.json` document (CONTRACT §2), plus the settings the tier creates."""
+        return {
+            "target": None if self.target is None else {"rpoSeconds": self.target.rpo, "rtoSeconds": self.target.rto},
+            "tier": self.tier,
+            "regions": list(self.regions),
+            "estimatedRpoSeconds": None if self.estimate is None else self.estimate.rpo,
+            "estimatedRtoSeconds": None if self.estimate is None else self.estimate.rto,
+            "meets": self.meets,
+            "reasons": list(self.reasons),
+            "settings": self.settings.to_json(),
+        }
+
+
+# The routing each tier creates. Pilot light fails over on a slower, cheaper check; active-active
+# drops a region from latency answers quickly, with a shorter TTL.
+TIER_ROUTING = {
+    "pilot-light": Routing("failover", health_check_interval=30, failure_threshold=3, ttl=60),
+    "warm-standby": Routing("failover", health_check_interval=10, failure_threshold=3, ttl=60),
+    "active-active": Routing("latency", health_check_interval=10, failure_threshold=2, ttl=30),
+}
+TIER_STANDBY: dict[str, Standby] = {
+    "backup-restore": "none",
+    "pilot-light": "zero",
+    "warm-standby": "reduced",
+    "active-active": "full",
+}
+BACKUP_RETENTION_DAYS = 7
+
+
+def estimate(tier: Tier, platform: Platform, has_cache: bool) -> Estimate:
+    """The settings `tier` creates for this platform, and its RPO and RTO, term by term."""
+    timings = CLOUD_TIMINGS[platform.cloud]
+    primary, standby_regions = platform.regions[0], tuple(platform.regions[1:])
+    replication = has_cache and tier != "backup-restore" and timings.cache_replication_lag is not None
+    backups = (timings.backup_interval or None) if has_cache else None
+    settings = Settings(
+        primary_region=primary,
+        standby_regions=standby_regions,
+        standby=TIER_STANDBY[tier],
+        routing=TIER_ROUTING.get(tier),
+        cache_replicas=standby_regions if replication else (),
+        backup_interval=backups,
+        backup_retention_days=BACKUP_RETENTION_DAYS if backups else 0,
+    )
+    unavailable = None
+    if tier != "backup-restore" and not standby_regions:
+        unavailable = f"{tier} needs a standby region: {key_path('platform.regions')} lists one"
+    elif tier != "backup-restore" and not timings.health_intervals:
+        unavailable = f"{tier} needs health-checked global routing, which {platform.cloud} does not have"
+    return Estimate(
+        tier, settings, _rpo_terms(settings, timings, has_cache), _rto_terms(settings, timings, has_cache), unavailable
+    )
+
+
+def _rpo_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tuple[Term, ...]:
+    if not has_cache:
+        return (Term("data", 0, "no cache: the stack stores no data; models are images, config is in git"),)
+    if settings.cache_replicas:
+        return (
+            Term(
+                "replication lag",
+                timings.cache_replication_lag,
+                f"asynchronous cross-region cache replica in {', '.join(settings.cache_replicas)}",
+            ),
+        )
+    if settings.backup_interval:
+        return (Term("backup interval", settings.backup_interval, "writes since the last cache backup are lost"),)
+    return (Term("cache data", None, "the cache has neither backups nor a cross-region replica"),)
+
+
+def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tuple[Term, ...]:
+    routing = settings.routing
+    if settings.standby == "none":
+        terms = [
+            Term("decision", OPERATOR_DECISION, "no health-checked routing: an operator confirms the loss"),
+            Term("cluster", timings.cluster_create, "create a cluster in the recovery region"),
+            Term("nodes", timings.node_provision, "its node pools"),
+            Term("platform", PLATFORM_INSTALL, "Istio, Knative and the gateway's load balancer"),
+            Term("endpoints", ENDPOINTS_READY, "model workloads ready"),
+        ]
+        if has_cache:
+            terms.append(Term("cache restore", timings.cache_restore, "a new cache seeded from the last backup"))
+        terms.append(Term("dns", REBUILD_DNS_TTL, "clients keep the old address for the record's TTL"))
+        return tuple(terms)
+    assert routing is not None
+    terms = [
+        Term(
+            "detection",
+            routing.detection,
+            f"health check every {routing.health_check_interval} s × {routing.failure_threshold} failures",
+        ),
+        Term("dns", routing.ttl, "clients keep the failed region's answer for the TTL"),
+    ]
+    if has_cache and settings.cache_replicas:
+        terms.append(Term("cache promotion", timings.cache_promotion, "the standby region's replica becomes writable"))
+    elif has_cache:
+        terms.append(Term("cache restore", timings.cache_restore, "no replica: a cache seeded from the last backup"))
+    if settings.standby == "zero":
+        terms += [
+            Term("runbook", RUNBOOK_START, "pilot light scales up on a decision: `turnout failover`"),
+            Term("nodes", timings.node_provision, "node pools scale up for the model pods"),
+            Term("endpoints", ENDPOINTS_READY, "model workloads ready"),
+        ]
+    elif settings.standby == "reduced":
+        terms.append(Term("scale-out", HPA_SCALE_OUT, "the standby's autoscalers grow from one replica to full"))
+    return tuple(terms)
+
+
+def check_achievable(target: DrTarget, platform: Platform, has_cache: bool) -> None:
+    """Refuse targets no topology can meet, naming the term that fails (status 2)."""
+    timings = CLOUD_TIMINGS[platform.cloud]
+    if target.rpo == 0 and has_cache:
+        raise ConfigError(
+            key_path("dr.rpo"),
+            "0s",
+            "at least 1s with a cache: every cross-region Redis replica the clouds offer is asynchronous, "
+            "so some writes are always in flight (or remove turnout:cache)",
+        )
+    if timings.fastest_detection and target.rto < timings.fastest_detection:
+        raise ConfigError(
+            key_path("dr.rto"),
+            format_duration(target.rto),
+            f"at least {format_duration(timings.fastest_detection)} on {platform.cloud}: failover detection alone "
+            f"takes that long (the fastest health check, {timings.fastest_detection} s × 1 failure)",
+        )
+
+
+def assess(target: DrTarget | None, platform: Platform, has_cache: bool = False) -> DrPlan:
+    """The cheapest tier whose estimates meet `target`; without a target, tier `none`."""
+    regions = tuple(platform.regions)
+    if target is None:
+        settings = Settings(
+            primary_region=regions[0],
+            standby_regions=regions[1:],
+            standby="full",  # every listed region runs the full stack; nothing routes between them
+            routing=None,
+            backup_interval=(CLOUD_TIMINGS[platform.cloud].backup_interval or None) if has_cache else None,
+            backup_retention_days=BACKUP_RETENTION_DAYS
+            if has_cache and CLOUD_TIMINGS[platform.cloud].backup_interval
+            else 0,
+        )
+        return DrPlan(
+            None,
+            "none",
+            regions,
+            settings,
+            None,
+            True,
+            (
+                "no target declared (turnout:dr is absent), so there is nothing to meet",
+                f"{len(regions)} region(s) ({', '.join(regions)}) each run the full stack with no failover "
+                "between them: a regional loss is recovered by re-running `pulumi up`, so RPO and RTO are unbounded",
+            ),
+        )
+    check_achievable(target, platform, has_cache)
+    candidates = [estimate(tier, platform, has_cache) for tier in TIERS]
+    chosen = next((c for c in candidates if c.meets(target)), None)
+    meets = chosen is not None
+    if chosen is None:  # build the most capable tier the stack allows, and say what falls short
+        chosen = [c for c in candidates if c.unavailable is None][-1]
+    reasons = [
+        f"target: rpo {format_duration(target.rpo)}, rto {format_duration(target.rto)}",
+        *(term.line("rpo") for term in chosen.rpo_terms),
+        *(term.line("rto") for term in chosen.rto_terms),
+        f"{chosen.tier}: estimated rpo {_amount(chosen.rpo)}, rto {_amount(chosen.rto)}",
+    ]
+    for cheaper in candidates[: TIERS.index(chosen.tier)]:
+        reasons.append(f"not {cheaper.tier}: {_shortfall(cheaper, target)}")
+    if not meets:
+        reasons.append(f"the target is not met: {_shortfall(chosen, target)}")
+    return DrPlan(target, chosen.tier, regions, chosen.settings, chosen, meets, tuple(reasons))
+
+
+def _shortfall(candidate: Estimate, target: DrTarget) -> str:
+    if candidate.unavailable:
+        return candidate.unavailable
+    parts = []
+    if candidate.rpo is None or candidate.rpo > target.rpo:
+        parts.append(f"rpo {_amount(candidate.rpo)} > {format_duration(target.rpo)}")
+    if candidate.rto is None or candidate.rto > target.rto:
+        worst = max((t for t in candidate.rto_terms), key=lambda t: float("inf") if t.seconds is None else t.seconds)
+        parts.append(f"rto {_amount(candidate.rto)} > {format_duration(target.rto)} (largest term: {worst.name})")
+    return "; ".join(parts)
+
+
+def _total(terms: tuple[Term, ...]) -> int | None:
+    return None if any(t.seconds is None for t in terms) else sum(t.seconds for t in terms)
+
+
+def _amount(seconds: int | None) -> str:
+    return "unbounded" if seconds is None else format_duration(seconds)
+
+
+def _camel(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_camel_key(k): _camel(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_camel(v) for v in value]
+    return value
+
+
+def _camel_key(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+STANDBY_LABEL = "turnout.dev/dr-standby"
+"""On model workloads in a standby region: `zero` (pilot light) or `reduced` (warm standby)."""
+
+
+def region_endpoints(endpoints: dict[str, Endpoint], settings: Settings, region: str) -> dict[str, Endpoint]:
+    """The endpoints as `region` runs them: as configured, or in a scaled-down standby with no pods
+    (pilot light) or one each (warm standby), growing to the configured maximum once traffic arrives."""
+    standby = settings.scaled_down(region)
+    if standby is None:
+        return endpoints
+    low = 0 if standby == "zero" else 1
+
+    def version(v: ModelVersion) -> ModelVersion:
+        high = max(v.replicas.max or 1, low, 1)
+        return dataclasses.replace(v, replicas=Replicas(min=low, max=high))
+
     return {
-        "target": None,
-        "tier": "none",
-        "regions": regions,
-        "estimatedRpoSeconds": None,
-        "estimatedRtoSeconds": None,
-        "meets": True,
-        "reasons": [
-            "no target declared (turnout:dr is absent), so there is nothing to meet",
-            f"{len(regions)} region(s) ({', '.join(regions)}), no standby and no backups: "
-            "a regional loss is recovered only by re-running `pulumi up`, so RPO and RTO are unbounded",
-        ],
+        name: dataclasses.replace(e, versions={n: version(v) for n, v in e.versions.items()})
+        for name, e in endpoints.items()
     }

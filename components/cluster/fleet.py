@@ -39,12 +39,21 @@ class Fleet(pulumi.ComponentResource):
     clusters: list[pulumi.ComponentResource]
     """Cluster components of one interface: name, region, kubeconfig, provider."""
 
-    def __init__(self, name: str, platform: Platform, stack: str, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        platform: Platform,
+        stack: str,
+        opts: pulumi.ResourceOptions | None = None,
+        regions: tuple[str, ...] | None = None,
+    ) -> None:
+        """`regions`: the regions that get a cluster now (default: every configured region); a
+        backup-restore DR tier builds only the primary and restores elsewhere after a loss."""
         super().__init__("turnout:cluster:Fleet", name, None, opts)
         component = check_cloud(platform)
         self.platform = platform
         self.clusters = []
-        for region in platform.regions:
+        for region in platform.regions if regions is None else regions:
             cluster = cluster_name(stack, region)
             args = ClusterArgs(
                 cluster_name=cluster,

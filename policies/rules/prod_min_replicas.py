@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
 
-from ._kubernetes import ROLE_LABEL, get_path, kind_of, number, object_name, tier_of
+from ._dr import STANDBY_LABEL
+from ._kubernetes import ROLE_LABEL, cluster_of, get_path, kind_of, number, object_name, tier_of
 
 MANDATORY_IN = ("prod",)  # advisory below prod
 
@@ -13,17 +14,22 @@ MINIMUM = 2
 KNATIVE_CONFIGURATION = "kubernetes:serving.knative.dev/v1:Configuration"
 
 
-def _key(props) -> tuple:
-    return get_path(props, "metadata", "namespace"), get_path(props, "metadata", "name")
+def _key(resource) -> tuple:
+    return (
+        cluster_of(resource),
+        get_path(resource.props, "metadata", "namespace"),
+        get_path(resource.props, "metadata", "name"),
+    )
 
 
 def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     resources = args.resources
     hpa_minimum = {
-        (get_path(r.props, "metadata", "namespace"), get_path(r.props, "spec", "scaleTargetRef", "name")): number(
-            get_path(r.props, "spec", "minReplicas")
-        )
-        or 1
+        (
+            cluster_of(r),
+            get_path(r.props, "metadata", "namespace"),
+            get_path(r.props, "spec", "scaleTargetRef", "name"),
+        ): number(get_path(r.props, "spec", "minReplicas")) or 1
         for r in resources
         if kind_of(r.resource_type) == "HorizontalPodAutoscaler"
     }
@@ -37,10 +43,12 @@ def validate(args: StackValidationArgs, report_violation: ReportViolation) -> No
     for r in resources:
         if tier_of(r.props) != "prod":
             continue
+        if get_path(r.props, "metadata", "labels", STANDBY_LABEL):
+            continue  # a DR standby serves no user until failover (dr-warm-standby-not-zero checks it)
         if kind_of(r.resource_type) == "Deployment":
             if get_path(r.props, "spec", "template", "metadata", "labels", ROLE_LABEL) == "shadow":
                 continue  # a shadow serves no user
-            replicas = hpa_minimum.get(_key(r.props), number(get_path(r.props, "spec", "replicas")))
+            replicas = hpa_minimum.get(_key(r), number(get_path(r.props, "spec", "replicas")))
             replicas = 1 if replicas is None else replicas  # Kubernetes' default
             if replicas < MINIMUM:
                 report_violation(f"{object_name(r.props)} runs {replicas:g} replica(s); prod needs {MINIMUM}.", r.urn)

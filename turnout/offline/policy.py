@@ -14,6 +14,7 @@ from types import ModuleType
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
+    PolicyProviderResource,
     PolicyResource,
     PolicyResourceOptions,
     ResourceValidationArgs,
@@ -124,8 +125,23 @@ def _check_stack(policy, level: EnforcementLevel, resources: list[ResourceRecord
     def report(message: str, urn: str | None = None) -> None:
         found.append(Violation(policy.name, level.value, urn or "", policy_message(policy.description, message)))
 
+    providers = {
+        r.urn: PolicyProviderResource(r.type, deserialize_properties(r.raw_outputs), r.urn, r.name)
+        for r in resources
+        if r.is_provider
+    }
     stack = [
-        PolicyResource(r.type, deserialize_properties(r.raw_outputs), r.urn, r.name, _options(r), None, None, [], {})
+        PolicyResource(
+            r.type,
+            deserialize_properties(r.raw_outputs),
+            r.urn,
+            r.name,
+            _options(r),
+            providers.get(r.provider),
+            None,
+            [],
+            {},
+        )
         for r in resources
     ]
     _guarded(lambda: policy.validate(StackValidationArgs(stack, config), report))

@@ -1,0 +1,100 @@
+"""dr-target-achievable: the stack's topology meets its declared RPO and RTO.
+
+The DR record (`turnout-dr` ConfigMap) carries the target and the estimate term by term. The rule
+does not take the estimate on trust: it re-derives the failover-detection and DNS terms from the
+health checks and records the stack really creates, and fails when the corrected estimate exceeds
+the target, when the record says the target is not met, or when routing it relies on is missing.
+"""
+
+from __future__ import annotations
+
+from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
+
+from ._dr import dr_records
+from ._kubernetes import get_path, number
+
+MANDATORY_IN = ("staging", "prod")  # a declared target that cannot be met is a release blocker
+
+# Health checks by type: (interval, failure threshold) from their inputs.
+HEALTH_CHECKS = {
+    "aws:route53/healthCheck:HealthCheck": lambda p: (p.get("requestInterval"), p.get("failureThreshold")),
+    "gcp:compute/healthCheck:HealthCheck": lambda p: (p.get("checkIntervalSec"), p.get("unhealthyThreshold")),
+    "azure-native:network:Profile": lambda p: (
+        get_path(p, "monitorConfig", "intervalInSeconds"),
+        (number(get_path(p, "monitorConfig", "toleratedNumberOfFailures")) or 0) + 1,
+    ),
+}
+# DNS answers by type: their TTL.
+DNS_RECORDS = {
+    "aws:route53/record:Record": lambda p: p.get("ttl"),
+    "gcp:dns/recordSet:RecordSet": lambda p: p.get("ttl"),
+    "azure-native:network:Profile": lambda p: get_path(p, "dnsConfig", "ttl"),
+}
+DEFAULT_HEALTH_CHECK = {  # what the clouds use when the input is left out
+    "aws:route53/healthCheck:HealthCheck": (30, 3),
+    "gcp:compute/healthCheck:HealthCheck": (5, 2),
+    "azure-native:network:Profile": (30, 4),
+}
+
+
+def created_detection_and_ttl(resources) -> tuple[float | None, float | None]:
+    """The slowest failover detection and the longest TTL among what the stack creates."""
+    detections, ttls = [], []
+    for r in resources:
+        if r.resource_type in HEALTH_CHECKS:
+            interval, threshold = HEALTH_CHECKS[r.resource_type](r.props)
+            default_interval, default_threshold = DEFAULT_HEALTH_CHECK[r.resource_type]
+            interval = number(interval) or default_interval
+            threshold = number(threshold) or default_threshold
+            detections.append(interval * threshold)
+        if r.resource_type in DNS_RECORDS:
+            ttl = number(DNS_RECORDS[r.resource_type](r.props))
+            if ttl is not None:
+                ttls.append(ttl)
+    return (max(detections) if detections else None), (max(ttls) if ttls else None)
+
+
+def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    records = dr_records(args.resources)
+    if not records:
+        return  # no target declared
+    detection, ttl = created_detection_and_ttl(args.resources)
+    for resource, document in records[:1]:  # every cluster carries the same record
+        if document is None:
+            report_violation("the DR record turnout-system/turnout-dr is unreadable.", resource.urn)
+            continue
+        target = document.get("target") or {}
+        rpo_target, rto_target = number(target.get("rpoSeconds")), number(target.get("rtoSeconds"))
+        if rpo_target is None or rto_target is None:
+            report_violation("the DR record names no target (rpoSeconds, rtoSeconds).", resource.urn)
+            continue
+        tier = document.get("tier", "?")
+        rpo, rto = number(document.get("estimatedRpoSeconds")), number(document.get("estimatedRtoSeconds"))
+        routing = get_path(document, "settings", "routing")
+        if isinstance(routing, dict) and rto is not None:
+            claimed_detection = (number(routing.get("healthCheckInterval")) or 0) * (
+                number(routing.get("failureThreshold")) or 0
+            )
+            claimed_ttl = number(routing.get("ttl")) or 0
+            if detection is None:
+                report_violation(f"{tier} relies on health-checked failover, but the stack creates no health check.")
+                rto = None
+            else:
+                rto += max(0.0, detection - claimed_detection) + max(0.0, (ttl or 0) - claimed_ttl)
+        regions = ", ".join(document.get("regions") or [])
+        if rpo is None or rpo > rpo_target:
+            loss = "unbounded data" if rpo is None else f"up to {rpo:g}s of data"
+            report_violation(f"{tier} over {regions} loses {loss}; the target RPO is {rpo_target:g}s.", resource.urn)
+        if rto is None or rto > rto_target:
+            recovery = "has no bounded recovery time" if rto is None else f"recovers in {rto:g}s"
+            report_violation(f"{tier} over {regions} {recovery}; the target RTO is {rto_target:g}s.", resource.urn)
+
+
+dr_target_achievable = StackValidationPolicy(
+    name="dr-target-achievable",
+    description="The stack's topology meets its declared RPO and RTO.",
+    enforcement_level=EnforcementLevel.ADVISORY,  # MANDATORY_IN raises it in staging and prod
+    validate=validate,
+    remediation_steps="Add a standby region to platform.regions, relax turnout:dr, or read dr.json's reasons "
+    "for the term that falls short.",
+)
