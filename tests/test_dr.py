@@ -1,0 +1,200 @@
+"""DR tiers from RPO/RTO (CONTRACT §2): each tier's settings and estimates term by term, the
+properties the choice keeps, impossible targets, and what a DR stack builds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.conftest import REPO, load, write_stack
+from turnout import dr
+from turnout.cli import main
+from turnout.config import DrTarget, Platform
+from turnout.errors import ConfigError
+
+TWO_AWS = Platform(cloud="aws", regions=("us-east-1", "us-west-2"))
+ONE_AWS = Platform(cloud="aws", regions=("us-east-1",))
+
+
+def terms(estimate: dr.Estimate) -> tuple[dict, dict]:
+    return {t.name: t.seconds for t in estimate.rpo_terms}, {t.name: t.seconds for t in estimate.rto_terms}
+
+
+def test_each_tier_creates_its_settings_and_estimates_from_them():
+    backup, pilot, warm, active = (dr.estimate(tier, TWO_AWS, has_cache=True) for tier in dr.TIERS)
+
+    assert backup.settings.cluster_regions == ("us-east-1",)  # the standby is built after a loss
+    assert backup.settings.routing is None and backup.settings.cache_replicas == ()
+    assert backup.settings.backup_interval == 86400 and backup.settings.backup_retention_days == 7
+    assert terms(backup) == (
+        {"backup interval": 86400},
+        {
+            "decision": 900,
+            "cluster": 900,
+            "nodes": 300,
+            "platform": 600,
+            "endpoints": 120,
+            "cache restore": 1200,
+            "dns": 300,
+        },
+    )
+    assert (backup.rpo, backup.rto) == (86400, 4320)
+
+    assert pilot.settings.standby == "zero" and pilot.settings.cluster_regions == ("us-east-1", "us-west-2")
+    assert pilot.settings.routing == dr.Routing("failover", 30, 3, 60)
+    assert pilot.settings.cache_replicas == ("us-west-2",)
+    assert terms(pilot) == (
+        {"replication lag": 1},
+        {"detection": 90, "dns": 60, "cache promotion": 60, "runbook": 300, "nodes": 300, "endpoints": 120},
+    )
+
+    assert warm.settings.standby == "reduced" and warm.settings.routing == dr.Routing("failover", 10, 3, 60)
+    assert terms(warm)[1] == {"detection": 30, "dns": 60, "cache promotion": 60, "scale-out": 90}
+    assert warm.rto == 240
+
+    assert active.settings.standby == "full" and active.settings.routing == dr.Routing("latency", 10, 2, 30)
+    assert terms(active)[1] == {"detection": 20, "dns": 30, "cache promotion": 60}
+    assert active.rto == 110
+
+
+def test_a_stateless_stack_loses_no_data_and_needs_no_cache_terms():
+    warm = dr.estimate("warm-standby", TWO_AWS, has_cache=False)
+    assert terms(warm) == ({"data": 0}, {"detection": 30, "dns": 60, "scale-out": 90})
+    assert warm.settings.backup_interval is None and warm.settings.cache_replicas == ()
+
+
+def test_the_cheapest_tier_that_meets_the_target_is_chosen_and_the_cheaper_ones_say_why_not():
+    plan = dr.assess(DrTarget(rpo=30, rto=300), TWO_AWS, has_cache=True)
+    assert (plan.tier, plan.meets) == ("warm-standby", True)
+    document = plan.to_json()
+    assert document["estimatedRpoSeconds"] == 1 and document["estimatedRtoSeconds"] == 240
+    assert "not backup-restore: rpo 1d > 30s; rto 72m > 5m (largest term: cache restore)" in document["reasons"]
+    assert "not pilot-light: rto 930s > 5m (largest term: runbook)" in document["reasons"]
+    assert "rto detection: 30s (health check every 10 s × 3 failures)" in document["reasons"]
+    assert dr.assess(DrTarget(rpo=86400, rto=86400), TWO_AWS, has_cache=True).tier == "backup-restore"
+    assert dr.assess(DrTarget(rpo=60, rto=900), TWO_AWS, has_cache=True).tier == "warm-standby"
+    assert dr.assess(DrTarget(rpo=60, rto=1800), TWO_AWS, has_cache=True).tier == "pilot-light"
+
+
+def test_clouds_differ_in_what_backups_recover():
+    rpo = {
+        cloud: dr.estimate("backup-restore", Platform(cloud=cloud, regions=regions), True).rpo
+        for cloud, regions in (
+            ("aws", ("us-east-1",)),
+            ("gcp", ("europe-west1",)),
+            ("azure", ("westeurope",)),
+        )
+    }
+    assert rpo == {"aws": 86400, "gcp": 3600, "azure": 900}
+
+
+def test_a_sub_hour_rto_with_one_region_is_not_met_and_names_the_missing_standby():
+    plan = dr.assess(DrTarget(rpo=300, rto=1800), ONE_AWS, has_cache=False)
+    assert (plan.tier, plan.meets) == ("backup-restore", False)
+    assert plan.reasons[-1] == "the target is not met: rto 52m > 30m (largest term: decision)"
+
+
+def test_rpo_zero_with_a_cache_is_a_configuration_error_naming_the_key():
+    with pytest.raises(ConfigError) as caught:
+        dr.assess(DrTarget(rpo=0, rto=3600), TWO_AWS, has_cache=True)
+    assert caught.value.path == "turnout:dr.rpo" and "asynchronous" in str(caught.value)
+    assert dr.assess(DrTarget(rpo=0, rto=3600), TWO_AWS, has_cache=False).meets  # stateless: nothing to lose
+
+
+def test_an_rto_below_failover_detection_is_a_configuration_error_naming_the_key():
+    with pytest.raises(ConfigError) as caught:
+        dr.assess(DrTarget(rpo=60, rto=5), TWO_AWS, has_cache=False)
+    assert caught.value.path == "turnout:dr.rto" and "failover detection alone" in str(caught.value)
+
+
+def test_standby_regions_run_fewer_pods():
+    config = load(
+        {
+            "tier": "prod",
+            "platform": {"cloud": "aws", "regions": ["us-east-1", "us-west-2"]},
+            "endpoints": {"m": {"versions": {"v1": {"image": "m:1", "replicas": {"min": 3, "max": 9}}}}},
+        }
+    )
+    warm = dr.estimate("warm-standby", config.platform, False).settings
+    pilot = dr.estimate("pilot-light", config.platform, False).settings
+    def replicas(settings, region):
+        return dr.region_endpoints(config.endpoints, settings, region)["m"].versions["v1"].replicas
+
+    assert (replicas(warm, "us-east-1").min, replicas(warm, "us-east-1").max) == (3, 9)
+    assert (replicas(warm, "us-west-2").min, replicas(warm, "us-west-2").max) == (1, 9)
+    assert (replicas(pilot, "us-west-2").min, replicas(pilot, "us-west-2").max) == (0, 9)
+
+
+durations = st.integers(min_value=10, max_value=3 * 86400)
+clouds = st.sampled_from([TWO_AWS, ONE_AWS, Platform(cloud="gcp", regions=("europe-west1", "europe-west4"))])
+
+
+@given(rpo=durations, rto=durations, tighter_rpo=durations, tighter_rto=durations, platform=clouds, cache=st.booleans())
+def test_tighter_targets_never_pick_a_cheaper_tier(rpo, rto, tighter_rpo, tighter_rto, platform, cache):
+    loose = dr.assess(DrTarget(rpo=rpo, rto=rto), platform, cache)
+    tight = dr.assess(DrTarget(rpo=min(rpo, tighter_rpo), rto=min(rto, tighter_rto)), platform, cache)
+    assert dr.TIERS.index(tight.tier) >= dr.TIERS.index(loose.tier)
+
+
+@given(rpo=durations, rto=durations, platform=clouds, cache=st.booleans())
+def test_a_claimed_meets_never_has_an_estimate_above_its_target(rpo, rto, platform, cache):
+    plan = dr.assess(DrTarget(rpo=rpo, rto=rto), platform, cache)
+    document = plan.to_json()
+    if document["meets"]:
+        assert document["estimatedRpoSeconds"] <= rpo and document["estimatedRtoSeconds"] <= rto
+    else:
+        assert document["reasons"][-1].startswith("the target is not met")
+
+
+def plan_stack(capsys, project, tmp_path, stack, config):
+    write_stack(project, stack, config)
+    status = main(["plan", stack, "--project", str(project), "--out", str(tmp_path)])
+    return status, capsys.readouterr().err, tmp_path / stack
+
+
+def prod_aws(regions, target):
+    return {
+        "tier": "prod",
+        "platform": {"cloud": "aws", "regions": regions},
+        "dr": target,
+        "endpoints": {"m": {"versions": {"v1": {"image": "ghcr.io/acme/m:1.0.0", "replicas": {"min": 2, "max": 6}}}}},
+    }
+
+
+def test_a_single_region_prod_stack_with_a_5_minute_rto_exits_1_naming_the_rule(capsys, project, tmp_path):
+    status, err, folder = plan_stack(
+        capsys, project, tmp_path, "one", prod_aws(["us-east-1"], {"rpo": "1h", "rto": "5m"})
+    )
+    assert status == 1, err
+    assert "MANDATORY dr-target-achievable: backup-restore over us-east-1 recovers in 3120s" in err
+    document = json.loads((folder / "dr.json").read_text())
+    assert (document["tier"], document["meets"], document["estimatedRtoSeconds"]) == ("backup-restore", False, 3120)
+    record = (folder / "manifests" / "one-us-east-1" / "01-configmap-turnout-system-turnout-dr.yaml").read_text()
+    assert '"tier": "backup-restore"' in record
+
+
+def test_a_backup_restore_stack_builds_only_its_primary_region(capsys, project, tmp_path):
+    status, err, folder = plan_stack(
+        capsys, project, tmp_path, "cold", prod_aws(["us-east-1", "us-west-2"], {"rpo": "1h", "rto": "2h"})
+    )
+    assert status == 0, err
+    assert sorted(p.name for p in (folder / "manifests").iterdir()) == ["cold-us-east-1"]
+    assert json.loads((folder / "dr.json").read_text())["tier"] == "backup-restore"
+
+
+def test_no_target_keeps_every_region_full_and_writes_no_record(capsys, project, tmp_path):
+    status, err, folder = plan_stack(capsys, project, tmp_path, "plain", prod_aws(["us-east-1", "us-west-2"], None))
+    assert status == 0, err
+    assert sorted(p.name for p in (folder / "manifests").iterdir()) == ["plain-us-east-1", "plain-us-west-2"]
+    assert not list((folder / "manifests").rglob("*turnout-dr*"))
+    assert not list((folder / "manifests").rglob("*turnout-system*"))
+
+
+def test_the_readme_cites_the_tier_sources():
+    readme = (REPO / "README.md").read_text()
+    for cloud in ("aws", "gcp", "azure"):
+        for source in dr.CLOUD_TIMINGS[cloud].sources[:1]:
+            assert source in readme
