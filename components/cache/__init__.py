@@ -85,6 +85,8 @@ class CacheConnection:
     """primary (read-write) or replica (read-only until promoted)."""
     in_cluster: bool = False
     """The cache is a Service of the same cluster (no mesh egress entry needed)."""
+    ip_address: bool = False
+    """`address` is an IP, not a host name (Memorystore): the mesh must match it by address, not by name."""
     ca_certificate: pulumi.Output[str] | None = None
     """The server's CA where it is not publicly trusted (Memorystore), for clients to verify it."""
 
@@ -140,6 +142,17 @@ def check_cache_settings(
             f"cross-region replicas in {', '.join(replica_regions)} on {cloud} ({reason})",
             "a single-region cache on kind and gcp; cross-region replicas on " + " and ".join(CROSS_REGION),
         )
+
+
+def check_cache_args(cloud: str, args: CacheArgs) -> None:
+    """`check_cache_settings` for a component's args (components check again: they may be built directly)."""
+    check_cache_settings(
+        cloud=cloud,
+        engine=args.engine,
+        backup_interval_seconds=args.backup_interval_seconds,
+        backup_retention_days=args.backup_retention_days,
+        replica_regions=tuple(site.region for site in args.replicas),
+    )
 
 
 def replication_document(

@@ -17,6 +17,7 @@ from components.cache import (
     CacheSite,
     backup_period,
     bounded_name,
+    check_cache_args,
     replication_document,
 )
 from turnout.naming import child
@@ -41,6 +42,7 @@ def nodes_for(tier: str) -> int:
 class ElastiCache(CacheComponent):
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:cache:ElastiCache", name, opts)
+        check_cache_args("aws", args)
         self.port = PORT
         password = random.RandomPassword(
             child(name, "auth-token"),

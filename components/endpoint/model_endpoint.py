@@ -3,12 +3,15 @@ front of them, and the routing objects that realise its strategy."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cache import CacheConnection
+from components.cache.access import CacheAccess, CacheAccessArgs
 from components.endpoint.feature_flags import FlagDaemon, FlagDaemonArgs
 from components.endpoint.flagger_canary import FlaggerCanary, FlaggerCanaryArgs
 from components.endpoint.istio_routes import IstioRoutes, IstioRoutesArgs
@@ -23,6 +26,7 @@ from turnout.strategies import Canary, FeatureFlag, Recreate, Rolling, Strategy
 from turnout.traffic import TrafficPlan, traffic_plan
 
 DEFAULT_UPDATE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
+KNATIVE_CONFIGURATION = "kubernetes:serving.knative.dev/v1:Configuration"
 
 
 def update_strategy(strategy: Strategy) -> dict:
@@ -35,6 +39,22 @@ def update_strategy(strategy: Strategy) -> dict:
             "rollingUpdate": {"maxSurge": strategy.max_surge, "maxUnavailable": strategy.max_unavailable},
         }
     return DEFAULT_UPDATE
+
+
+def with_knative_env(extra_env: tuple[dict, ...]) -> pulumi.ResourceTransformation:
+    """Adds `extra_env` to the model container of the Knative Configurations created beneath (their revision
+    templates are built in knative_revisions.py)."""
+
+    def add_env(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if args.type_ != KNATIVE_CONFIGURATION:
+            return None
+        spec = copy.deepcopy(args.props["spec"])
+        container = spec["template"]["spec"]["containers"][0]
+        names = {entry["name"] for entry in extra_env}
+        container["env"] = [e for e in container.get("env", []) if e["name"] not in names] + list(extra_env)
+        return pulumi.ResourceTransformationResult({**args.props, "spec": spec}, args.opts)
+
+    return add_env
 
 
 def check_renderable(name: str, endpoint: Endpoint) -> None:
@@ -55,6 +75,8 @@ class ModelEndpointArgs:
     mesh: MeshInfo
     after: tuple[pulumi.Resource, ...]
     """The serving platform of the cluster, which the endpoint's objects wait for."""
+    cache: CacheConnection | None = None
+    """The cache in the endpoint's region: its workloads get REDIS_* env and the password from a Secret."""
 
 
 class ModelEndpoint(pulumi.ComponentResource):
@@ -81,6 +103,20 @@ class ModelEndpoint(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         ).namespace
         in_namespace = (namespace,)
+        self._cache_env: tuple[dict, ...] = ()
+        if args.cache is not None:
+            access = CacheAccess(
+                child(name, "cache"),
+                CacheAccessArgs(
+                    namespace=namespace_name,
+                    endpoint=args.endpoint_name,
+                    tier=args.tier,
+                    connection=args.cache,
+                    after=(namespace, *args.after),
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+            in_namespace, self._cache_env = (namespace, *access.ready), access.env
         public_host = f"{args.endpoint_name}.{args.mesh.domain}"
         if endpoint.backend == "knative":
             KnativeRevisions(
@@ -96,7 +132,9 @@ class ModelEndpoint(pulumi.ComponentResource):
                     health_path=endpoint.health_path,
                     after=in_namespace,
                 ),
-                pulumi.ResourceOptions(parent=self),
+                pulumi.ResourceOptions(
+                    parent=self, transformations=[with_knative_env(self._cache_env)] if self._cache_env else None
+                ),
             )
         elif isinstance(endpoint.strategy, Canary) and endpoint.strategy.progressive is not None:
             self._flagger(name, args, public_host, in_namespace)
@@ -144,6 +182,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                     tier=args.tier,
                     update_strategy=update_strategy(endpoint.strategy),
                     pull_policy=args.mesh.image_pull_policy,
+                    extra_env=self._cache_env,
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
@@ -202,6 +241,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 update_strategy=update_strategy(strategy),
                 pull_policy=args.mesh.image_pull_policy,
                 unversioned=True,
+                extra_env=self._cache_env,
             ),
             pulumi.ResourceOptions(parent=self),
         )

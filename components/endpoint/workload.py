@@ -35,6 +35,9 @@ class ModelWorkloadArgs:
     """IfNotPresent only where images are loaded into the nodes (kind)."""
     unversioned: bool = False
     """Flagger's target: named after the endpoint with a selector that stays the same across versions."""
+    extra_env: tuple[dict, ...] = ()
+    """Environment entries added to the model container, winning over the version's (the cache's address and its
+    password by Secret reference)."""
 
 
 def container_security() -> dict:
@@ -74,6 +77,7 @@ def container_spec(args: ModelWorkloadArgs) -> dict:
     if resources.gpu:
         limits[GPU_RESOURCE] = str(resources.gpu)
     env = {"TARGET": args.version_name, **args.version.env}
+    reserved = {"PORT", *(entry["name"] for entry in args.extra_env)}
     probe = {"httpGet": {"path": args.health_path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2}
     return {
         "name": "model",
@@ -81,7 +85,8 @@ def container_spec(args: ModelWorkloadArgs) -> dict:
         "imagePullPolicy": args.pull_policy,
         "ports": [{"name": "http", "containerPort": args.port, "protocol": "TCP"}],
         "env": [{"name": "PORT", "value": str(args.port)}]
-        + [{"name": name, "value": value} for name, value in sorted(env.items()) if name != "PORT"],
+        + [{"name": name, "value": value} for name, value in sorted(env.items()) if name not in reserved]
+        + list(args.extra_env),
         "resources": {"requests": {"cpu": resources.cpu, "memory": resources.memory}, "limits": limits},
         "readinessProbe": {**probe, "failureThreshold": 3},
         "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 6},

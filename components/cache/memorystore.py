@@ -1,0 +1,150 @@
+"""Memorystore for Redis beside a GKE cluster: a STANDARD_HA instance (a replica in another zone, automatic
+failover) on the cluster's VPC through private services access, AUTH on, TLS with server authentication,
+customer-managed encryption at rest, and RDB snapshots at the supported period nearest the backup interval.
+
+Memorystore for Redis instances have no cross-region replication (Memorystore for Valkey and for Redis Cluster
+do, as other products): `check_cache_settings` refuses replicas on gcp before anything is created.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.cache import (
+    CacheArgs,
+    CacheComponent,
+    CacheConnection,
+    backup_period,
+    bounded_name,
+    check_cache_args,
+    replication_document,
+)
+from turnout.naming import child
+
+PORT = 6378  # Memorystore serves TLS on 6378 (6379 is its plain-text port, unused here)
+REDIS_VERSION = "REDIS_7_2"
+MEMORY_GB = {"prod": 5}
+DEFAULT_MEMORY_GB = 1
+SNAPSHOT_PERIODS = {3600: "ONE_HOUR", 21600: "SIX_HOURS", 43200: "TWELVE_HOURS", 86400: "TWENTY_FOUR_HOURS"}
+KEY_ROTATION = "7776000s"  # 90 days
+KMS_ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+# Private services access: a range of the VPC peered to Google's services network, clear of GKE's node, pod
+# (10.16.0.0/14) and service ranges.
+PSA_RANGE = ("10.40.0.0", 20)
+SERVICE_NETWORKING = "servicenetworking.googleapis.com"
+INSTANCE_NAME_MAX = 40
+
+
+class MemorystoreCache(CacheComponent):
+    def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("turnout:cache:MemorystoreCache", name, opts)
+        check_cache_args("gcp", args)
+        self.port = PORT
+        site = args.primary
+        cluster = site.cluster
+        period = backup_period("gcp", args.backup_interval_seconds)
+        gcp_provider = gcp.Provider(
+            child(name, "gcp"),
+            project=pulumi.Config("gcp").get("project"),
+            region=site.region,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        def on_gcp(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, provider=gcp_provider, depends_on=list(depends_on))
+
+        project = gcp.organizations.get_project_output(
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=gcp_provider)
+        )
+
+        psa_range = gcp.compute.GlobalAddress(
+            child(name, "psa-range"),
+            name=child(args.cache_name, "psa"),
+            purpose="VPC_PEERING",
+            address_type="INTERNAL",
+            address=PSA_RANGE[0],
+            prefix_length=PSA_RANGE[1],
+            network=cluster.network_id,
+            opts=on_gcp(),
+        )
+        peering = gcp.servicenetworking.Connection(
+            child(name, "psa"),
+            network=cluster.network_id,
+            service=SERVICE_NETWORKING,
+            reserved_peering_ranges=[psa_range.name],
+            opts=on_gcp(),
+        )
+
+        key_ring = gcp.kms.KeyRing(child(name, "keyring"), name=args.cache_name, location=site.region, opts=on_gcp())
+        key = gcp.kms.CryptoKey(
+            child(name, "key"),
+            name="memorystore",
+            key_ring=key_ring.id,
+            purpose="ENCRYPT_DECRYPT",
+            rotation_period=KEY_ROTATION,
+            opts=on_gcp(),
+        )
+        # Memorystore encrypts as its service agent, which must hold the key before the instance exists.
+        agent_on_key = gcp.kms.CryptoKeyIAMMember(
+            child(name, "key-redis-agent"),
+            crypto_key_id=key.id,
+            role=KMS_ENCRYPTER_DECRYPTER,
+            member=project.number.apply(
+                lambda number: f"serviceAccount:service-{number}@cloud-redis.iam.gserviceaccount.com"
+            ),
+            opts=on_gcp(),
+        )
+
+        instance = gcp.redis.Instance(
+            child(name, "instance"),
+            name=bounded_name(args.cache_name, INSTANCE_NAME_MAX),
+            display_name=f"turnout cache {args.cache_name}",
+            region=site.region,
+            tier="STANDARD_HA",
+            memory_size_gb=MEMORY_GB.get(args.tier, DEFAULT_MEMORY_GB),
+            redis_version=REDIS_VERSION,
+            authorized_network=cluster.network_id,
+            connect_mode="PRIVATE_SERVICE_ACCESS",
+            reserved_ip_range=psa_range.name,
+            auth_enabled=True,
+            transit_encryption_mode="SERVER_AUTHENTICATION",
+            customer_managed_key=key.id,
+            persistence_config={"persistence_mode": "RDB", "rdb_snapshot_period": SNAPSHOT_PERIODS[period]},
+            maintenance_policy={
+                "weekly_maintenance_windows": [
+                    {"day": "SUNDAY", "start_time": {"hours": 5, "minutes": 0, "seconds": 0, "nanos": 0}}
+                ]
+            },
+            labels={"turnout-cache": args.cache_name},
+            opts=on_gcp(peering, agent_on_key),
+        )
+        self.auth_token = pulumi.Output.secret(instance.auth_string)
+        self._add_site(
+            site.region,
+            CacheConnection(
+                address=instance.host,
+                port=PORT,
+                password=self.auth_token,
+                tls=True,
+                role="primary",
+                ip_address=True,
+                ca_certificate=instance.server_ca_certs.apply(lambda certs: certs[0].cert if certs else ""),
+            ),
+        )
+        self.replication = replication_document(
+            cloud="gcp",
+            engine=args.engine,
+            primary_region=site.region,
+            nodes_per_region=2,  # STANDARD_HA: a primary and a replica in another zone
+            zone_redundant=True,
+            replica_regions=(),
+            cross_region=None,
+            backup={
+                "intervalSeconds": period,
+                "requestedIntervalSeconds": args.backup_interval_seconds,
+                "retentionDays": None,
+                "to": "memorystore-rdb-snapshots",
+            },
+        )
+        self._register()
