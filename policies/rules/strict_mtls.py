@@ -1,0 +1,71 @@
+"""strict-mtls: where the stack installs Istio, a mesh-wide PeerAuthentication (istio-system, no
+selector) sets mTLS STRICT, and no PeerAuthentication turnout renders relaxes it to PERMISSIVE or
+DISABLE, for a whole workload or for one port.
+
+Upstream manifests are not judged: net-istio ships PERMISSIVE policies for Knative's webhooks,
+which the API server calls without a sidecar certificate."""
+
+from __future__ import annotations
+
+from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
+
+from ._kubernetes import (
+    ISTIO_NAMESPACE,
+    chart_name,
+    cluster_of,
+    get_path,
+    is_kind,
+    object_name,
+    shipped_upstream,
+)
+
+WEAK_MODES = ("PERMISSIVE", "DISABLE")
+
+
+def _installs_istio(resource) -> bool:
+    return chart_name(resource.resource_type, resource.props) == "istiod" or is_kind(
+        resource.resource_type, "install.istio.io", "IstioOperator"
+    )
+
+
+def _mesh_wide_strict(props) -> bool:
+    return (
+        get_path(props, "metadata", "namespace") == ISTIO_NAMESPACE
+        and not get_path(props, "spec", "selector", "matchLabels")
+        and get_path(props, "spec", "mtls", "mode") == "STRICT"
+    )
+
+
+def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    policies = [
+        r
+        for r in args.resources
+        if is_kind(r.resource_type, "security.istio.io", "PeerAuthentication") and not shipped_upstream(r.urn)
+    ]
+    strict_clusters = {cluster_of(r) for r in policies if _mesh_wide_strict(r.props)}
+    for r in args.resources:
+        if _installs_istio(r) and cluster_of(r) not in strict_clusters:
+            report_violation(
+                f"{ISTIO_NAMESPACE} has no mesh-wide PeerAuthentication with mtls.mode STRICT, "
+                "so workloads also accept plaintext.",
+                r.urn,
+            )
+    for r in policies:
+        mode = get_path(r.props, "spec", "mtls", "mode")
+        if mode in WEAK_MODES:
+            report_violation(f"{object_name(r.props)} sets mtls.mode {mode}.", r.urn)
+        for port, setting in sorted((get_path(r.props, "spec", "portLevelMtls") or {}).items()):
+            port_mode = get_path(setting, "mode")
+            if port_mode in WEAK_MODES:
+                report_violation(f"{object_name(r.props)} sets port {port} to mtls.mode {port_mode}.", r.urn)
+
+
+strict_mtls = StackValidationPolicy(
+    name="strict-mtls",
+    description="Istio requires mutual TLS everywhere: a mesh-wide STRICT PeerAuthentication, none PERMISSIVE "
+    "or DISABLE.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=validate,
+    remediation_steps="Keep the mesh-wide PeerAuthentication `default` in istio-system at mtls.mode STRICT (turnout "
+    "creates it) and remove PERMISSIVE or DISABLE settings; give non-mesh callers a sidecar instead.",
+)
