@@ -44,10 +44,11 @@ CACHE_NAME_MAX = 63
 STORAGE_NAME_MAX = 24
 
 
-def storage_account_name(cache: str, region: str) -> str:
-    """A storage account name (3-24 lowercase letters and digits, globally unique) derived from the cache's."""
-    stem = re.sub(r"[^a-z0-9]", "", f"{cache}{region}".lower())
-    return stem[: STORAGE_NAME_MAX - 6] + hashlib.sha256(f"{cache}/{region}".encode()).hexdigest()[:6]
+def storage_account_name(cache: str) -> str:
+    """A storage account name (3-24 lowercase letters and digits, globally unique) derived from the cache's:
+    its letters and digits, cut to leave room for 6 hex digits of its hash, which keep cut names distinct."""
+    stem = re.sub(r"[^a-z0-9]", "", cache.lower())
+    return stem[: STORAGE_NAME_MAX - 6] + hashlib.sha256(cache.encode()).hexdigest()[:6]
 
 
 class AzureRedisCache(CacheComponent):
@@ -175,7 +176,7 @@ class AzureRedisCache(CacheComponent):
         )
         account = storage.StorageAccount(
             child(prefix, "backups"),
-            account_name=storage_account_name(cache_name, region),
+            account_name=storage_account_name(cache_name),
             resource_group_name=group.name,
             location=region,
             kind="StorageV2",

@@ -134,6 +134,17 @@ def _azure(type_: str, name: str, inputs: dict) -> dict | None:
             instances=[],
             linkedServers=[],
         )
+        identity = dict(inputs.get("identity") or {})
+        if identity:
+            # The input lists user-assigned identity ids; Azure answers a map of id to the identity's ids.
+            identity["userAssignedIdentities"] = {
+                resource_id: {
+                    "principalId": mocks_azure.guid("principal", resource_id),
+                    "clientId": mocks_azure.guid("client", resource_id),
+                }
+                for resource_id in identity.get("userAssignedIdentities") or []
+            }
+            outputs["identity"] = identity
     elif type_ == AZURE_LINKED_SERVER:
         cache, linked = inputs.get("name", ""), inputs.get("linkedServerName") or name
         outputs.update(
