@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 STACK ?= local
 
-.PHONY: plan plan-all test lint format reference up down check-tools bench checkov clean
+.PHONY: plan plan-all test lint format reference up down check-tools bench bench-policy checkov clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ reference: $(INSTALLED)  ## regenerate the README's config reference from the ty
 
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/plan_speed.py
+
+bench-policy: $(INSTALLED)  ## the whole policy pack on the largest bundled stack (target: under 1 s)
+	$(BIN)/python benchmarks/policy_speed.py
 
 check-tools:
 	@scripts/check-tools
