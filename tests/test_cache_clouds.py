@@ -1,0 +1,375 @@
+"""The cloud caches under mocks, beside real cluster components: ElastiCache (with and without a Global Datastore),
+Memorystore and Azure Cache for Redis (with and without geo-replication). Encryption at rest and in transit,
+AUTH, no public access, backups, replication per configuration, network scope, and secrets kept out of plans."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pytest
+
+from components.cache.build import build_cache
+from components.cluster import ClusterArgs
+from components.cluster.aks import AksCluster
+from components.cluster.eks import EksCluster
+from components.cluster.gke import GkeCluster
+from turnout.config import Cache, NodePool
+from turnout.errors import NotSupportedError
+from turnout.offline import sdk
+from turnout.offline.runtime import REDACTED, run_function
+
+CLUSTERS = {"aws": EksCluster, "gcp": GkeCluster, "azure": AksCluster}
+REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+GLOBAL_DATASTORE = "aws:elasticache/globalReplicationGroup:GlobalReplicationGroup"
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+AZURE_REDIS = "azure-native:redis:Redis"
+
+
+def cache_run(cloud: str, regions: tuple[str, ...], *, replicas: tuple[str, ...] = (), **settings):
+    """Clusters in `regions` (the first is the primary's) and the stack's cache beside them; the cache's
+    addresses, replication document and per-region connections are exported."""
+    pool = NodePool(name="general", machine_type=None, min=1, max=2)
+
+    def program():
+        clusters = [
+            CLUSTERS[cloud](
+                f"prod-{region}",
+                ClusterArgs(
+                    cluster_name=f"prod-{region}", region=region, kubernetes_version="1.34", node_pools=(pool,)
+                ),
+            )
+            for region in regions
+        ]
+        cache = build_cache(
+            "prod-cache",
+            Cache(engine=settings.pop("engine", "redis")),
+            cloud=cloud,
+            tier=settings.pop("tier", "prod"),
+            clusters=clusters,
+            replica_regions=replicas,
+            **settings,
+        )
+        pulumi.export("address", cache.address)
+        pulumi.export("port", cache.port)
+        pulumi.export("replication", cache.replication)
+        pulumi.export(
+            "connections",
+            {
+                region: {"address": c.address, "port": c.port, "tls": c.tls, "role": c.role, "password": c.password}
+                for region in regions
+                if region in cache.address
+                for c in [cache.connection_for(region)]
+            },
+        )
+
+    run = run_function(program)
+    return run, {(r.type, r.name): r for r in run.records}
+
+
+def of_type(records: dict, type_: str) -> dict:
+    return {name: record for (kind, name), record in records.items() if kind == type_}
+
+
+def assert_never_in_the_clear(run, secret: str) -> None:
+    assert secret
+    for record in run.records:
+        assert secret not in json.dumps(record.inputs), f"{record.type} {record.name} shows the secret"
+    assert secret not in json.dumps(run.stack_outputs)
+
+
+def is_secret(raw_value) -> bool:
+    return isinstance(raw_value, dict) and raw_value.get(sdk.SIG_KEY) == sdk.SECRET_SIG
+
+
+# --- AWS: ElastiCache ---
+
+
+@pytest.fixture(scope="module")
+def aws_single():
+    return cache_run("aws", ("us-east-1",))
+
+
+@pytest.fixture(scope="module")
+def aws_global():
+    return cache_run("aws", ("us-east-1", "us-west-2"), replicas=("us-west-2",), tier="dev")
+
+
+def test_elasticache_is_multi_az_encrypted_with_a_customer_key_and_in_transit(aws_single):
+    _, records = aws_single
+    (group,) = of_type(records, REPLICATION_GROUP).values()
+    inputs = group.inputs
+    assert (inputs["engine"], inputs["engineVersion"]) == ("redis", "7.1")
+    assert inputs["replicationGroupId"] == "prod-cache-us-east-1"
+    assert inputs["numCacheClusters"] == 3 and inputs["nodeType"] == "cache.r7g.large"
+    assert inputs["automaticFailoverEnabled"] is True and inputs["multiAzEnabled"] is True
+    key = records[("aws:kms/key:Key", "prod-cache-us-east-1-key")]
+    assert key.inputs["enableKeyRotation"] is True
+    assert inputs["atRestEncryptionEnabled"] is True
+    assert inputs["kmsKeyId"] == key.raw_outputs["arn"]
+    assert key.raw_outputs["arn"].startswith("arn:aws:kms:us-east-1:")
+    assert inputs["transitEncryptionEnabled"] is True and inputs["transitEncryptionMode"] == "required"
+    assert inputs["port"] == 6379
+
+
+def test_elasticache_auth_token_is_generated_and_secret(aws_single):
+    run, records = aws_single
+    token = records[("random:index/randomPassword:RandomPassword", "prod-cache-auth-token")]
+    assert token.inputs == {"length": 64, "special": False}
+    (group,) = of_type(records, REPLICATION_GROUP).values()
+    assert group.inputs["authToken"] == REDACTED
+    assert is_secret(group.raw_inputs["authToken"])
+    assert group.raw_inputs["authToken"]["value"] == token.raw_outputs["result"]
+    assert run.stack_outputs["connections"]["us-east-1"]["password"] == REDACTED
+    assert_never_in_the_clear(run, token.raw_outputs["result"])
+
+
+def test_elasticache_keeps_daily_snapshots_for_the_retention(aws_single):
+    run, records = aws_single
+    (group,) = of_type(records, REPLICATION_GROUP).values()
+    assert group.inputs["snapshotRetentionLimit"] == 7
+    assert group.inputs["snapshotWindow"] == "03:00-05:00"
+    assert group.inputs["finalSnapshotIdentifier"] == "prod-cache-us-east-1-final"
+    assert run.stack_outputs["replication"]["backup"] == {
+        "intervalSeconds": 86400,
+        "requestedIntervalSeconds": 86400,
+        "retentionDays": 7,
+        "to": "elasticache-automatic-snapshots",
+    }
+
+
+def test_elasticache_lives_in_the_private_subnets_and_admits_only_the_cluster_on_6379(aws_single):
+    _, records = aws_single
+    eks = records[("aws:eks/cluster:Cluster", "prod-us-east-1-eks")]
+    subnet_group = records[("aws:elasticache/subnetGroup:SubnetGroup", "prod-cache-us-east-1-subnets")]
+    assert subnet_group.inputs["subnetIds"] == eks.inputs["vpcConfig"]["subnetIds"], "the EKS private subnets"
+    public = {r.urn for (kind, name), r in records.items() if kind == "aws:ec2/subnet:Subnet" and "-public-" in name}
+    assert public and not public & set(subnet_group.dependencies), "never a public subnet"
+    security_group = records[("aws:ec2/securityGroup:SecurityGroup", "prod-cache-us-east-1-sg")]
+    vpc = records[("aws:ec2/vpc:Vpc", "prod-us-east-1-vpc")]
+    assert vpc.urn in security_group.dependencies
+    assert "ingress" not in security_group.inputs and "egress" not in security_group.inputs
+    (rule,) = of_type(records, INGRESS_RULE).values()
+    assert rule.inputs["referencedSecurityGroupId"] == eks.raw_outputs["vpcConfig"]["clusterSecurityGroupId"]
+    assert (rule.inputs["ipProtocol"], rule.inputs["fromPort"], rule.inputs["toPort"]) == ("tcp", 6379, 6379)
+    assert "cidrIpv4" not in rule.inputs and "cidrIpv6" not in rule.inputs
+    assert not of_type(records, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+    (group,) = of_type(records, REPLICATION_GROUP).values()
+    assert group.inputs["securityGroupIds"] == [rule.inputs["securityGroupId"]]
+    assert group.inputs["subnetGroupName"] == "prod-cache-us-east-1"
+
+
+def test_a_single_region_elasticache_has_no_global_datastore(aws_single):
+    run, records = aws_single
+    assert not of_type(records, GLOBAL_DATASTORE)
+    replication = run.stack_outputs["replication"]
+    assert replication["crossRegion"] is None
+    assert replication["regions"] == {"us-east-1": {"role": "primary", "nodes": 3, "zoneRedundant": True}}
+    (group,) = of_type(records, REPLICATION_GROUP).values()
+    assert run.stack_outputs["address"] == {"us-east-1": group.raw_outputs["primaryEndpointAddress"]}
+    assert run.stack_outputs["connections"]["us-east-1"]["tls"] is True
+
+
+def test_a_replica_region_joins_a_global_datastore_with_its_own_key_and_provider(aws_global):
+    run, records = aws_global
+    groups = of_type(records, REPLICATION_GROUP)
+    primary, secondary = groups["prod-cache-us-east-1-group"], groups["prod-cache-us-west-2-group"]
+    (datastore,) = of_type(records, GLOBAL_DATASTORE).values()
+    assert datastore.inputs["globalReplicationGroupIdSuffix"] == "prod-cache"
+    assert primary.urn in datastore.dependencies
+    assert datastore.provider == records[("pulumi:providers:aws", "prod-cache-us-east-1-aws")].urn
+    assert secondary.inputs["globalReplicationGroupId"] == datastore.raw_outputs["globalReplicationGroupId"]
+    assert "engine" not in secondary.inputs and "nodeType" not in secondary.inputs, "taken from the datastore"
+    west = records[("pulumi:providers:aws", "prod-cache-us-west-2-aws")]
+    assert west.inputs["region"] == "us-west-2" and secondary.provider == west.urn
+    west_key = records[("aws:kms/key:Key", "prod-cache-us-west-2-key")]
+    assert secondary.inputs["kmsKeyId"] == west_key.raw_outputs["arn"]
+    assert west_key.raw_outputs["arn"].startswith("arn:aws:kms:us-west-2:")
+    for group in (primary, secondary):
+        assert group.inputs["atRestEncryptionEnabled"] is True
+        assert group.inputs["transitEncryptionEnabled"] is True
+        assert group.inputs["authToken"] == REDACTED
+        assert group.inputs["numCacheClusters"] == 2 and group.inputs["multiAzEnabled"] is True
+    west_rule = records[(INGRESS_RULE, "prod-cache-us-west-2-sg-from-cluster")]
+    west_eks = records[("aws:eks/cluster:Cluster", "prod-us-west-2-eks")]
+    assert west_rule.inputs["referencedSecurityGroupId"] == west_eks.raw_outputs["vpcConfig"]["clusterSecurityGroupId"]
+    assert run.stack_outputs["replication"]["crossRegion"] == {
+        "mechanism": "elasticache-global-datastore",
+        "mode": "asynchronous",
+        "promotion": "manual",
+        "replicas": ["us-west-2"],
+    }
+    connections = run.stack_outputs["connections"]
+    assert connections["us-east-1"]["role"] == "primary" and connections["us-west-2"]["role"] == "replica"
+    assert connections["us-west-2"]["address"] == secondary.raw_outputs["primaryEndpointAddress"]
+    assert ".usw2." in connections["us-west-2"]["address"]
+
+
+def test_valkey_on_elasticache():
+    _, records = cache_run("aws", ("us-east-1",), engine="valkey", tier="dev")
+    (group,) = of_type(records, REPLICATION_GROUP).values()
+    assert (group.inputs["engine"], group.inputs["engineVersion"]) == ("valkey", "8.0")
+    assert group.inputs["nodeType"] == "cache.t4g.medium" and group.inputs["numCacheClusters"] == 2
+
+
+# --- GCP: Memorystore for Redis ---
+
+
+@pytest.fixture(scope="module")
+def gcp_single():
+    return cache_run("gcp", ("us-central1",), backup_interval_seconds=4 * 3600)
+
+
+def test_memorystore_is_standard_ha_with_auth_tls_and_a_customer_key(gcp_single):
+    run, records = gcp_single
+    instance = records[("gcp:redis/instance:Instance", "prod-cache-instance")]
+    inputs = instance.inputs
+    assert inputs["tier"] == "STANDARD_HA" and inputs["memorySizeGb"] == 5
+    assert inputs["authEnabled"] is True
+    assert inputs["transitEncryptionMode"] == "SERVER_AUTHENTICATION"
+    key = records[("gcp:kms/cryptoKey:CryptoKey", "prod-cache-key")]
+    assert inputs["customerManagedKey"].startswith("prod-cache-key-") and key.urn in instance.dependencies
+    assert key.inputs["rotationPeriod"] == "7776000s"
+    agent = records[("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "prod-cache-key-redis-agent")]
+    assert agent.inputs["member"] == "serviceAccount:service-123456789012@cloud-redis.iam.gserviceaccount.com"
+    assert agent.inputs["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+    assert agent.urn in instance.dependencies, "the service agent holds the key before the instance exists"
+    assert (
+        instance.raw_outputs["authString"] and run.stack_outputs["connections"]["us-central1"]["password"] == REDACTED
+    )
+    assert_never_in_the_clear(run, instance.raw_outputs["authString"])
+    assert run.stack_outputs["port"] == 6378
+    assert run.stack_outputs["connections"]["us-central1"]["address"] == instance.raw_outputs["host"]
+
+
+def test_memorystore_is_reachable_only_through_private_services_access_on_the_gke_vpc(gcp_single):
+    _, records = gcp_single
+    network = records[("gcp:compute/network:Network", "prod-us-central1-network")]
+    instance = records[("gcp:redis/instance:Instance", "prod-cache-instance")].inputs
+    assert instance["connectMode"] == "PRIVATE_SERVICE_ACCESS"
+    # Offline, a resource's id is derived from its name: the instance names the GKE cluster's own network.
+    assert instance["authorizedNetwork"].startswith("prod-us-central1-network-")
+    assert network.urn in records[("gcp:redis/instance:Instance", "prod-cache-instance")].dependencies
+    psa_range = records[("gcp:compute/globalAddress:GlobalAddress", "prod-cache-psa-range")].inputs
+    assert (psa_range["purpose"], psa_range["addressType"]) == ("VPC_PEERING", "INTERNAL")
+    assert (psa_range["address"], psa_range["prefixLength"]) == ("10.40.0.0", 20)
+    peering = records[("gcp:servicenetworking/connection:Connection", "prod-cache-psa")].inputs
+    assert peering["service"] == "servicenetworking.googleapis.com"
+    assert peering["reservedPeeringRanges"] == ["prod-cache-psa"] == [instance["reservedIpRange"]]
+    assert peering["network"] == instance["authorizedNetwork"] == psa_range["network"]
+
+
+def test_memorystore_snapshots_at_the_period_nearest_the_interval(gcp_single):
+    run, records = gcp_single
+    instance = records[("gcp:redis/instance:Instance", "prod-cache-instance")].inputs
+    assert instance["persistenceConfig"] == {"persistenceMode": "RDB", "rdbSnapshotPeriod": "SIX_HOURS"}
+    replication = run.stack_outputs["replication"]
+    assert replication["backup"]["intervalSeconds"] == 21600
+    assert replication["backup"]["requestedIntervalSeconds"] == 14400
+    assert replication["crossRegion"] is None
+
+
+def test_memorystore_replicas_are_refused_before_anything_is_created():
+    with pytest.raises(NotSupportedError) as caught:
+        cache_run("gcp", ("us-central1", "europe-west1"), replicas=("europe-west1",))
+    assert caught.value.path == "turnout:cache"
+    assert "Memorystore for Redis instances have no cross-region replication" in caught.value.found
+
+
+# --- Azure: Azure Cache for Redis ---
+
+
+@pytest.fixture(scope="module")
+def azure_single():
+    return cache_run("azure", ("eastus",), backup_interval_seconds=3600)
+
+
+@pytest.fixture(scope="module")
+def azure_geo():
+    return cache_run("azure", ("eastus", "westus2"), replicas=("westus2",))
+
+
+def test_azure_cache_is_premium_zonal_tls_only_and_private(azure_single):
+    run, records = azure_single
+    cache = records[(AZURE_REDIS, "prod-cache-eastus-cache")].inputs
+    assert cache["sku"] == {"name": "Premium", "family": "P", "capacity": 2}
+    assert cache["zones"] == ["1", "2"] and cache["replicasPerPrimary"] == 1
+    assert cache["minimumTlsVersion"] == "1.2"
+    assert cache["enableNonSslPort"] is False
+    assert cache["publicNetworkAccess"] == "Disabled"
+    assert cache["disableAccessKeyAuthentication"] is False, "AUTH with the access key"
+    assert run.stack_outputs["port"] == 6380
+    assert run.stack_outputs["connections"]["eastus"]["password"] == REDACTED
+    assert run.stack_outputs["address"] == {"eastus": "prod-cache-eastus.redis.cache.windows.net"}
+
+
+def test_azure_cache_has_a_private_endpoint_in_the_aks_vnet_with_its_dns(azure_single):
+    _, records = azure_single
+    cache = records[(AZURE_REDIS, "prod-cache-eastus-cache")]
+    nodes = records[("azure-native:network:Subnet", "prod-eastus-nodes")]
+    vnet = records[("azure-native:network:VirtualNetwork", "prod-eastus-vnet")]
+    endpoint = records[("azure-native:network:PrivateEndpoint", "prod-cache-eastus-endpoint")]
+    assert nodes.urn in endpoint.dependencies
+    (connection,) = endpoint.inputs["privateLinkServiceConnections"]
+    assert connection["groupIds"] == ["redisCache"] and cache.urn in endpoint.dependencies
+    zone = records[("azure-native:privatedns:PrivateZone", "prod-cache-eastus-dns")]
+    assert zone.inputs["privateZoneName"] == "privatelink.redis.cache.windows.net"
+    link = records[("azure-native:privatedns:VirtualNetworkLink", "prod-cache-eastus-dns-link")]
+    assert vnet.urn in link.dependencies and link.inputs["registrationEnabled"] is False
+    group = records[("azure-native:network:PrivateDnsZoneGroup", "prod-cache-eastus-endpoint-dns")]
+    assert group.inputs["privateEndpointName"] == "prod-cache-eastus-pe"
+    assert zone.urn in group.dependencies
+
+
+def test_azure_cache_persists_rdb_with_a_managed_identity_to_a_locked_storage_account(azure_single):
+    run, records = azure_single
+    cache = records[(AZURE_REDIS, "prod-cache-eastus-cache")]
+    config = cache.inputs["redisConfiguration"]
+    assert config["rdbBackupEnabled"] == "true"
+    assert config["rdbBackupFrequency"] == "60"
+    assert config["preferredDataPersistenceAuthMethod"] == "ManagedIdentity"
+    account = records[("azure-native:storage:StorageAccount", "prod-cache-eastus-backups")]
+    assert config["rdbStorageConnectionString"] == "BlobEndpoint=" + account.raw_outputs["primaryEndpoints"]["blob"]
+    assert "AccountKey" not in config["rdbStorageConnectionString"], "no storage key anywhere"
+    assert account.inputs["allowBlobPublicAccess"] is False
+    assert account.inputs["allowSharedKeyAccess"] is False
+    assert account.inputs["minimumTlsVersion"] == "TLS1_2" and account.inputs["enableHttpsTrafficOnly"] is True
+    assert account.inputs["networkRuleSet"] == {"defaultAction": "Deny", "bypass": "AzureServices"}
+    identity = records[("azure-native:managedidentity:UserAssignedIdentity", "prod-cache-eastus-identity")]
+    grant = records[("azure-native:authorization:RoleAssignment", "prod-cache-eastus-identity-backups")]
+    assert grant.inputs["principalId"] == identity.raw_outputs["principalId"]
+    assert grant.inputs["roleDefinitionId"].endswith("/ba92f5b4-2d11-453d-a403-e96b0029c9fe")
+    assert account.urn in grant.dependencies and grant.urn in cache.dependencies
+    assert cache.inputs["identity"]["type"] == "UserAssigned"
+    assert run.stack_outputs["replication"]["backup"] == {
+        "intervalSeconds": 3600,
+        "requestedIntervalSeconds": 3600,
+        "retentionDays": None,
+        "to": "azure-storage-rdb",
+    }
+
+
+def test_azure_geo_replication_links_a_read_only_secondary_without_persistence(azure_geo):
+    run, records = azure_geo
+    caches = of_type(records, AZURE_REDIS)
+    primary, secondary = caches["prod-cache-eastus-cache"], caches["prod-cache-westus2-cache"]
+    (link,) = of_type(records, "azure-native:redis:LinkedServer").values()
+    assert link.inputs["name"] == "prod-cache-eastus" and link.inputs["resourceGroupName"] == "prod-cache-eastus-rg"
+    assert link.inputs["serverRole"] == "Secondary"
+    assert link.inputs["linkedServerName"] == "prod-cache-westus2"
+    assert link.inputs["linkedRedisCacheLocation"] == "westus2"
+    assert {primary.urn, secondary.urn} <= set(link.dependencies)
+    for cache in (primary, secondary):
+        assert "redisConfiguration" not in cache.inputs, "Azure refuses persistence on geo-replicated caches"
+        assert cache.inputs["publicNetworkAccess"] == "Disabled"
+    assert not of_type(records, "azure-native:storage:StorageAccount")
+    endpoints = of_type(records, "azure-native:network:PrivateEndpoint")
+    assert sorted(endpoints) == ["prod-cache-eastus-endpoint", "prod-cache-westus2-endpoint"]
+    replication = run.stack_outputs["replication"]
+    assert replication["backup"] is None
+    assert replication["crossRegion"]["mechanism"] == "azure-passive-geo-replication"
+    assert replication["regions"]["westus2"]["role"] == "replica"
+    connections = run.stack_outputs["connections"]
+    assert connections["westus2"]["address"] == "prod-cache-westus2.redis.cache.windows.net"
+    assert connections["westus2"]["role"] == "replica"
+    assert connections["westus2"]["password"] == REDACTED == connections["eastus"]["password"]
