@@ -20,6 +20,8 @@ GATEWAY_RELEASE = "istio-ingressgateway"
 GATEWAY_SELECTOR = {"istio": "ingressgateway"}
 GATEWAY_NAME = "turnout-gateway"
 GATEWAY_PRINCIPAL = f"cluster.local/ns/{GATEWAY_NAMESPACE}/sa/{GATEWAY_RELEASE}"
+# kind publishes the gateway's NodePorts on the host's loopback (components.cluster.kind).
+KIND_INGRESS_ADDRESS = "127.0.0.1"
 
 # Load balancer annotations per cloud and exposure, for the gateway's Service.
 _LOAD_BALANCER_ANNOTATIONS: dict[str, dict[str, dict[str, str]]] = {
@@ -65,6 +67,16 @@ def gateway_service_values(cloud: str, exposure: str) -> dict:
     }
 
 
+def load_balancer_address(status: object) -> str:
+    """The gateway Service's load balancer address from its status: the hostname (AWS) or the IP (GCP, Azure)."""
+    load_balancer = getattr(status, "load_balancer", None)
+    for ingress in getattr(load_balancer, "ingress", None) or []:
+        address = getattr(ingress, "hostname", None) or getattr(ingress, "ip", None)
+        if address:
+            return address
+    raise ValueError(f"the {GATEWAY_NAMESPACE}/{GATEWAY_RELEASE} Service has no load balancer address")
+
+
 def gateway_spec(domain: str, certificate: str) -> dict:
     """HTTPS for every host of the domain, HTTP redirected to it."""
     hosts = [f"*.{domain}"]
@@ -101,6 +113,9 @@ class IstioMesh(pulumi.ComponentResource):
     gateway: k8s.apiextensions.CustomResource
     ready: list[pulumi.Resource]
     """What custom resources in model namespaces wait for: CRDs, control plane and mTLS policy."""
+    ingress_address: pulumi.Output[str]
+    """The gateway's load balancer address (hostname on AWS, IP on GCP and Azure; 127.0.0.1 on kind), read
+    from its Service once the release is ready: what global DNS routing points at."""
 
     def __init__(self, name: str, args: IstioMeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:mesh:IstioMesh", name, None, opts)
@@ -163,4 +178,24 @@ class IstioMesh(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway_release]),
         )
         self.ready = [self.control_plane, strict]
-        self.register_outputs({"version": args.chart.version, "gateway": f"{GATEWAY_NAMESPACE}/{GATEWAY_NAME}"})
+        self.ingress_address = self._ingress_address(name, args.cloud)
+        self.register_outputs(
+            {
+                "version": args.chart.version,
+                "gateway": f"{GATEWAY_NAMESPACE}/{GATEWAY_NAME}",
+                "ingress_address": self.ingress_address,
+            }
+        )
+
+    def _ingress_address(self, name: str, cloud: str) -> pulumi.Output[str]:
+        """Read (not managed: the chart owns it) the gateway Service; kind has no load balancer."""
+        if cloud == "kind":
+            return pulumi.Output.from_input(KIND_INGRESS_ADDRESS)
+        # An id known only once the release exists: a preview of a new stack skips the read instead of failing.
+        service_id = self.gateway_release.id.apply(lambda _: f"{GATEWAY_NAMESPACE}/{GATEWAY_RELEASE}")
+        service = k8s.core.v1.Service.get(
+            child(name, "gateway-service"),
+            service_id,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway_release]),
+        )
+        return service.status.apply(load_balancer_address)

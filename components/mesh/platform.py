@@ -51,6 +51,8 @@ class ServingPlatform(pulumi.ComponentResource):
     ready: list[pulumi.Resource]
     """What objects in model namespaces wait for (CRDs, control planes, webhooks)."""
     versions: dict[str, str | None]
+    ingress_address: pulumi.Output[str]
+    """The ingress gateway's load balancer address (hostname on AWS, IP on GCP and Azure, 127.0.0.1 on kind)."""
 
     def __init__(self, name: str, args: ServingPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:mesh:ServingPlatform", name, None, opts)
@@ -65,6 +67,7 @@ class ServingPlatform(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         )
         self.ready = list(istio.ready)
+        self.ingress_address = istio.ingress_address
         if args.cloud == "kind":  # clouds reference a certificate managed outside the stack
             SelfSignedCertificate(
                 child(name, "tls"),

@@ -94,10 +94,12 @@ def _kubernetes_outputs(type_: str, name: str, inputs: dict) -> dict:
 
 
 # Cloud providers' answers live in one module per cloud (turnout/offline/mocks_<cloud>.py), each with
-# `resource_outputs(type_, name, inputs) -> dict | None` and `invoke(token, args) -> dict | None`;
-# None means "not mine". A module that is not there yet is skipped.
+# `resource_outputs(type_, name, inputs) -> dict | None` and `invoke(token, args) -> dict | None`, and
+# optionally `read_outputs(type_, resource_id, provider_inputs) -> dict | None` for objects the program
+# reads; None means "not mine". A module that is not there yet is skipped.
 CLOUD_MOCK_MODULES = (
     "turnout.offline.mocks_cache",
+    "turnout.offline.mocks_dns",
     "turnout.offline.mocks_aws",
     "turnout.offline.mocks_gcp",
     "turnout.offline.mocks_azure",
@@ -117,17 +119,28 @@ class OfflineMocks(pulumi.runtime.Mocks):
 
     def __init__(self) -> None:
         self._clouds = _cloud_mocks()
+        self._provider_inputs: dict[str, dict] = {}
+        """Explicit providers' inputs by id: a read's answer may depend on the cluster its provider targets."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
         type_ = args.typ
         resource_id = f"{args.name}-{stable_hash(type_, args.name)}"
+        if args.resource_id:  # a read (`Resource.get`) of an existing object: modules with `read_outputs` answer
+            provider_inputs = self._provider_inputs.get((args.provider or "").rsplit("::", 1)[-1], {})
+            for cloud in self._clouds:
+                read = getattr(cloud, "read_outputs", None)
+                state = read(type_, args.resource_id, provider_inputs) if read else None
+                if state is not None:
+                    return args.resource_id, state
         for cloud in self._clouds:
             outputs = cloud.resource_outputs(type_, args.name, inputs)
             if outputs is not None:
                 return resource_id, outputs
         if type_.startswith("pulumi:providers:"):
-            return stable_hash("provider", type_, args.name, length=32), inputs
+            provider_id = stable_hash("provider", type_, args.name, length=32)
+            self._provider_inputs[provider_id] = inputs
+            return provider_id, inputs
         if type_ == "command:local:Command":
             return resource_id, _command_outputs(args.name, inputs)
         if type_.startswith("kubernetes:"):

@@ -1,0 +1,317 @@
+"""Health-checked global routing over the regions' ingress load balancers, behind one interface.
+
+Every cloud's component takes `GlobalTrafficArgs` and exposes `hostname` (the wildcard name the records
+answer), `records` (what the plan shows: routing, each region's target, role and weight), `detection_seconds`
+(how long the cloud takes to declare a region down, from the settings the stack creates) and `ttl_seconds`.
+The DR estimate reads the last two: a region's outage reaches clients within detection + TTL.
+
+What is checked, and how, on every cloud: the Istio ingress gateway's readiness endpoint, plain HTTP on
+its status port (15021, `/healthz/ready`), which the gateway Service already exposes on its load balancer
+next to 80 and 443. It answers 200 only while Envoy is up and configured by istiod, without depending on
+a Gateway host or a TLS certificate (HTTPS on 443 would need SNI and a route answering the path).
+
+`check_global_traffic(cloud, args)` validates the args against what the cloud allows before anything is
+created and returns the settings the component will create; `build_global_traffic(cloud, args)` picks
+the component (none on kind: a single local cluster needs no global routing).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+
+from turnout.config import key_path
+from turnout.errors import ConfigError, describe
+
+Role = Literal["primary", "secondary", "active"]
+Routing = Literal["failover", "latency", "weighted"]
+Exposure = Literal["internal", "external"]
+
+# Where these settings sit in the stack file; error messages name the key under it.
+GLOBAL_TRAFFIC_KEY = key_path("globalTraffic")
+EXPOSURE_KEY = key_path("platform.serving.gateway.exposure")
+DOMAIN_KEY = key_path("platform.serving.gateway.domain")
+
+# The Istio gateway chart's status port (gateway_service_values lists it on the load balancer) and its
+# readiness path: plain HTTP, answering 200 while Envoy is ready.
+GATEWAY_STATUS_PORT = 15021
+GATEWAY_READY_PATH = "/healthz/ready"
+HEALTH_CHECK_PROTOCOL = "HTTP"
+# Per-probe timeout where the cloud lets us choose (Cloud DNS and Traffic Manager): valid for every interval.
+HEALTH_CHECK_TIMEOUT_SECONDS = 5
+
+FAILURE_THRESHOLDS = range(1, 11)  # Route 53 1-10; GCP unhealthy threshold 1-10; Traffic Manager 0-9 tolerated + 1
+TTL_SECONDS = range(0, 2**31)  # RFC 2181's 0..2^31-1, as Route 53, Cloud DNS and Traffic Manager accept
+WEIGHTS = range(0, 256)  # Route 53's weights; Cloud DNS takes any non-negative weight, Traffic Manager 1-1000
+NAME_PATTERN = r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?"  # a DNS label (Traffic Manager's relative name), GCP-safe
+DOMAIN_PATTERN = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+"
+
+CLOUDS = ("aws", "gcp", "azure")
+# Each cloud's component, by module and class (imported on use: each pulls in its provider SDK).
+GLOBAL_TRAFFIC_COMPONENTS = {
+    "aws": ("components.globaltraffic.route53", "Route53GlobalTraffic"),
+    "gcp": ("components.globaltraffic.cloud_dns", "CloudDnsGlobalTraffic"),
+    "azure": ("components.globaltraffic.traffic_manager", "TrafficManagerGlobalTraffic"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegionalIngress:
+    """One region's way in: the ingress gateway's load balancer of that region's cluster."""
+
+    cluster: str
+    """Cluster name (`naming.cluster_name`): names the region's record and health check."""
+    region: str
+    """The cluster's region: latency routing answers clients from the nearest one."""
+    address: pulumi.Input[str]
+    """The gateway load balancer's address (`ServingPlatform.ingress_address`): a hostname on AWS, an IP
+    on GCP and Azure."""
+    role: Role = "active"
+    """failover routing: "primary" (serves while healthy) or "secondary" (serves when the primary is down);
+    latency and weighted routing: "active"."""
+    weight: int = 1
+    """weighted routing: share of answers, 0-255 (0 takes the region out of rotation); ignored otherwise."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlobalTrafficArgs:
+    name: str
+    """Names every resource (and the Traffic Manager profile's DNS label): a DNS label of at most 40 characters."""
+    domain: str
+    """The DNS zone the records go into (`models.example.com`); model hosts are `<endpoint>.<domain>`, so
+    the records are `*.<domain>`. The zone itself is the user's: delegated and named by them."""
+    ingresses: tuple[RegionalIngress, ...]
+    routing: Routing = "failover"
+    """failover: the primary region while healthy, else a secondary; latency: the nearest healthy region;
+    weighted: healthy regions in proportion to their weights (blue/green across colours)."""
+    health_check_path: str = GATEWAY_READY_PATH
+    """HTTP path probed on the gateway's status port."""
+    health_check_interval_seconds: int | None = None
+    """Seconds between probes; None: the cloud's standard interval (30 s; 60 s for AWS internal)."""
+    failure_threshold: int = 3
+    """Consecutive failed probes before a region is declared down (1-10)."""
+    ttl_seconds: int = 60
+    """How long resolvers may cache an answer: a failover reaches clients up to this much later."""
+    exposure: Exposure
+    """The gateway's load balancer scheme (`platform.serving.gateway.exposure`): decides how health is checked."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthCheckPlan:
+    """The health-check and DNS settings a component creates, as the cloud will apply them."""
+
+    mechanism: str
+    """What decides a region's health: "endpoint" probes, or "cloudwatch-alarm" (AWS internal)."""
+    protocol: str
+    port: int
+    path: str
+    interval_seconds: int
+    failure_threshold: int
+    timeout_seconds: int | None
+    detection_seconds: int
+    """How long the cloud takes to declare a region down: interval x consecutive failures."""
+    ttl_seconds: int
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _interval_rule(cloud: str, exposure: str) -> tuple[int, str, object]:
+    """(default, what is allowed, predicate) for the probe interval on `cloud` with `exposure`."""
+    if cloud == "aws" and exposure == "internal":
+        # The alarm's period: NLB metrics are one-minute data points, so a standard alarm's period is k x 60 s.
+        return (
+            60,
+            "a multiple of 60 from 60 to 3600 (an alarm on the NLB's one-minute metric)",
+            (lambda seconds: 60 <= seconds <= 3600 and seconds % 60 == 0),
+        )
+    if cloud == "gcp":
+        # A health check with source regions (what Cloud DNS needs for public IPs) probes every 30 s or slower.
+        return (
+            30,
+            "30 to 300 (Cloud DNS public-IP health checks probe every 30 s at the fastest)",
+            (lambda seconds: 30 <= seconds <= 300),
+        )
+    service = "Route 53" if cloud == "aws" else "Traffic Manager"
+    return 30, f"10 or 30 ({service}'s fast and standard intervals)", (lambda seconds: seconds in (10, 30))
+
+
+def _check_int(value: object, path: str, allowed: range, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
+        raise ConfigError(path, describe(value), what)
+    return value
+
+
+def _check_exposure(cloud: str, exposure: str) -> None:
+    if exposure not in ("internal", "external"):
+        raise ConfigError(EXPOSURE_KEY, describe(exposure), "internal or external")
+    if exposure == "external" or cloud == "aws":
+        return
+    reason = {
+        # Cloud DNS checks an internal passthrough LB only through the LB's own backend health check, which
+        # GKE creates and the stack neither sets nor sees; and each cluster's VPC is its own.
+        "gcp": "Cloud DNS judges internal load balancers by the health check GKE manages for them, whose "
+        "interval and threshold the stack cannot set or report",
+        # Traffic Manager's probes come from the internet and it answers public DNS only.
+        "azure": "Traffic Manager probes endpoints from the internet and cannot route to or check private addresses",
+    }[cloud]
+    raise ConfigError(
+        EXPOSURE_KEY,
+        f'"internal" with global traffic routing on {cloud}',
+        f'"external" ({reason})',
+    )
+
+
+def _check_roles(args: GlobalTrafficArgs, cloud: str, key: str) -> None:
+    roles = [ingress.role for ingress in args.ingresses]
+    for index, ingress in enumerate(args.ingresses):
+        path = f"{key}.ingresses[{index}].role"
+        if args.routing == "failover" and ingress.role not in ("primary", "secondary"):
+            raise ConfigError(path, describe(ingress.role), '"primary" or "secondary" with failover routing')
+        if args.routing != "failover" and ingress.role != "active":
+            raise ConfigError(path, describe(ingress.role), f'"active" with {args.routing} routing')
+    if args.routing != "failover":
+        return
+    if roles.count("primary") != 1:
+        raise ConfigError(
+            f"{key}.ingresses", f"{roles.count('primary')} primary regions", "exactly one primary with failover routing"
+        )
+    secondaries = roles.count("secondary")
+    if cloud == "aws" and secondaries != 1:
+        raise ConfigError(
+            f"{key}.ingresses",
+            f"{secondaries} secondary regions on aws",
+            "exactly one secondary: Route 53 failover answers one PRIMARY and one SECONDARY record per name",
+        )
+    if secondaries < 1:
+        raise ConfigError(f"{key}.ingresses", "no secondary region", "at least one secondary with failover routing")
+
+
+def _check_weights(args: GlobalTrafficArgs, key: str) -> None:
+    for index, ingress in enumerate(args.ingresses):
+        _check_int(ingress.weight, f"{key}.ingresses[{index}].weight", WEIGHTS, "an integer from 0 to 255")
+    if args.routing == "weighted" and not any(ingress.weight for ingress in args.ingresses):
+        raise ConfigError(
+            f"{key}.ingresses", "every weight 0", "at least one region with a weight above 0 with weighted routing"
+        )
+
+
+def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_TRAFFIC_KEY) -> HealthCheckPlan:
+    """The settings `cloud`'s component will create for `args`, or one ConfigError naming the key under `key`
+    and what the cloud allows."""
+    if cloud not in CLOUDS:
+        raise ConfigError(key_path("platform.cloud"), describe(cloud), "aws, gcp or azure for global traffic routing")
+    if not isinstance(args.name, str) or not re.fullmatch(NAME_PATTERN, args.name):
+        raise ConfigError(
+            f"{key}.name", describe(args.name), "a DNS label of at most 40 lowercase letters, digits and '-'"
+        )
+    if not isinstance(args.domain, str) or not re.fullmatch(DOMAIN_PATTERN, args.domain):
+        raise ConfigError(
+            DOMAIN_KEY, describe(args.domain), "a DNS domain of two or more labels, such as models.example.com"
+        )
+    _check_exposure(cloud, args.exposure)
+    if args.routing not in ("failover", "latency", "weighted"):
+        raise ConfigError(f"{key}.routing", describe(args.routing), "failover, latency or weighted")
+    if not args.ingresses:
+        raise ConfigError(f"{key}.ingresses", "no regions", "at least one region's ingress")
+    clusters = [ingress.cluster for ingress in args.ingresses]
+    duplicates = sorted({cluster for cluster in clusters if clusters.count(cluster) > 1})
+    if duplicates:
+        raise ConfigError(f"{key}.ingresses", f"cluster {duplicates[0]!r} twice", "one ingress per cluster")
+    _check_roles(args, cloud, key)
+    _check_weights(args, key)
+
+    path = args.health_check_path
+    if not isinstance(path, str) or not re.fullmatch(r"/[!-~]{0,254}", path):
+        raise ConfigError(
+            f"{key}.healthCheck.path", describe(path), "an HTTP path starting with '/', at most 255 characters"
+        )
+    default, allowed, valid = _interval_rule(cloud, args.exposure)
+    interval = default if args.health_check_interval_seconds is None else args.health_check_interval_seconds
+    if isinstance(interval, bool) or not isinstance(interval, int) or not valid(interval):
+        raise ConfigError(f"{key}.healthCheck.intervalSeconds", describe(interval), f"on {cloud}: {allowed}")
+    threshold = _check_int(
+        args.failure_threshold, f"{key}.healthCheck.failureThreshold", FAILURE_THRESHOLDS, "an integer from 1 to 10"
+    )
+    ttl = _check_int(args.ttl_seconds, f"{key}.ttlSeconds", TTL_SECONDS, "an integer from 0 to 2147483647")
+
+    if cloud == "aws" and args.exposure == "internal":
+        return HealthCheckPlan(
+            mechanism="cloudwatch-alarm",
+            protocol="CLOUDWATCH_METRIC",
+            port=443,
+            path="",
+            interval_seconds=interval,
+            failure_threshold=threshold,
+            timeout_seconds=None,
+            detection_seconds=interval * threshold,
+            ttl_seconds=ttl,
+            notes=(
+                "Route 53 checkers cannot reach private addresses: each region's health is a CloudWatch alarm on "
+                "its NLB's HealthyHostCount (HTTPS target group), period x evaluation periods",
+            ),
+        )
+    return HealthCheckPlan(
+        mechanism="endpoint",
+        protocol=HEALTH_CHECK_PROTOCOL,
+        port=GATEWAY_STATUS_PORT,
+        path=path,
+        interval_seconds=interval,
+        failure_threshold=threshold,
+        timeout_seconds=None if cloud == "aws" else HEALTH_CHECK_TIMEOUT_SECONDS,
+        # Traffic Manager tolerates threshold - 1 failures and declares the endpoint degraded on the next one.
+        detection_seconds=interval * threshold,
+        ttl_seconds=ttl,
+    )
+
+
+def build_global_traffic(
+    cloud: str, args: GlobalTrafficArgs, opts: pulumi.ResourceOptions | None = None
+) -> pulumi.ComponentResource | None:
+    """The cloud's global traffic component for `args`, or None on kind (one local cluster, nothing to route)."""
+    if cloud == "kind":
+        return None
+    check_global_traffic(cloud, args)
+    module, cls = GLOBAL_TRAFFIC_COMPONENTS[cloud]
+    return getattr(importlib.import_module(module), cls)(args.name, args, opts)
+
+
+def hostname_of(args: GlobalTrafficArgs) -> str:
+    """The name the records answer: every model host `<endpoint>.<domain>`."""
+    return f"*.{args.domain}"
+
+
+def describe_records(
+    args: GlobalTrafficArgs, plan: HealthCheckPlan, record_type: str, extra: dict[str, dict] | None = None
+) -> pulumi.Output[list[dict]]:
+    """What the plan shows per region: its record's routing, target, role or weight, TTL and health check;
+    `extra` adds cloud-specific fields by cluster."""
+    health_check = {
+        "mechanism": plan.mechanism,
+        "protocol": plan.protocol,
+        "port": plan.port,
+        "path": plan.path,
+        "intervalSeconds": plan.interval_seconds,
+        "failureThreshold": plan.failure_threshold,
+        "detectionSeconds": plan.detection_seconds,
+    }
+    rows = []
+    for ingress in args.ingresses:
+        row = {
+            "name": hostname_of(args),
+            "type": record_type,
+            "routing": args.routing,
+            "cluster": ingress.cluster,
+            "region": ingress.region,
+            "role": ingress.role,
+            "weight": ingress.weight if args.routing == "weighted" else None,
+            "ttl": plan.ttl_seconds,
+            "healthCheck": health_check,
+            **(extra or {}).get(ingress.cluster, {}),
+        }
+        rows.append(
+            pulumi.Output.from_input(ingress.address).apply(lambda address, row=row: {**row, "target": address})
+        )
+    return pulumi.Output.all(*rows).apply(list)

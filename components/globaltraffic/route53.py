@@ -1,0 +1,171 @@
+"""Route 53 health-checked routing over each region's ingress NLB, in the user's own hosted zone.
+
+- Zone: looked up by name (`aws.route53.get_zone`), public for an external gateway, private for an internal
+  one; the user creates and delegates it, the stack only writes `*.<domain>` into it.
+- Records: one CNAME per region (set identifier: the cluster) to the NLB hostname, with the failover
+  (PRIMARY/SECONDARY), latency (the cluster's region) or weighted policy. CNAME rather than an alias: an
+  alias answers with the ELB's own 60 s TTL, while the DR estimate needs the TTL the stack sets.
+- Health, external gateway: a Route 53 HTTP check of the gateway's status port (15021, `/healthz/ready`)
+  on the NLB hostname, every 10 or 30 s, down after `failure_threshold` failures.
+- Health, internal gateway: Route 53's checkers run on the internet and cannot reach private addresses
+  (Route 53 Developer Guide, "Configuring failover in a private hosted zone"); its documented alternative
+  is a health check on a CloudWatch alarm. Each region gets an alarm on its NLB's `HealthyHostCount`
+  (the HTTPS target group, minimum < 1), period `interval` (one-minute metric: a multiple of 60 s),
+  `failure_threshold` evaluation periods, missing data as breaching; the NLB and target group are found by
+  the tags the AWS Load Balancer Controller puts on them.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.globaltraffic import (
+    GlobalTrafficArgs,
+    RegionalIngress,
+    check_global_traffic,
+    describe_records,
+    hostname_of,
+)
+from turnout.naming import child
+
+FAILOVER_TYPES = {"primary": "PRIMARY", "secondary": "SECONDARY"}
+# What the AWS Load Balancer Controller tags its NLB and target groups with: the Service and the resource.
+GATEWAY_SERVICE = "istio-system/istio-ingressgateway"
+CONTROLLER_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+CONTROLLER_STACK_TAG = "service.k8s.aws/stack"
+CONTROLLER_RESOURCE_TAG = "service.k8s.aws/resource"
+SERVING_PORT = 443
+
+
+def routing_policy(routing: str, ingress: RegionalIngress) -> dict:
+    """The record's routing policy arguments for `ingress`."""
+    if routing == "failover":
+        return {"failover_routing_policies": [{"type": FAILOVER_TYPES[ingress.role]}]}
+    if routing == "latency":
+        return {"latency_routing_policies": [{"region": ingress.region}]}
+    return {"weighted_routing_policies": [{"weight": ingress.weight}]}
+
+
+def controller_tags(cluster: str, resource: str) -> dict[str, str]:
+    """The tags the load balancer controller puts on the gateway Service's `resource` in `cluster`."""
+    return {CONTROLLER_CLUSTER_TAG: cluster, CONTROLLER_STACK_TAG: GATEWAY_SERVICE, CONTROLLER_RESOURCE_TAG: resource}
+
+
+class Route53GlobalTraffic(pulumi.ComponentResource):
+    hostname: str
+    records: pulumi.Output[list[dict]]
+    detection_seconds: int
+    ttl_seconds: int
+    zone_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GlobalTrafficArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("turnout:globaltraffic:Route53GlobalTraffic", name, None, opts)
+        plan = check_global_traffic("aws", args)
+        self.hostname = hostname_of(args)
+        self.detection_seconds = plan.detection_seconds
+        self.ttl_seconds = plan.ttl_seconds
+        self._prefix = name
+        self._region_providers: dict[str, aws.Provider] = {}
+        # Route 53 is global: its zone, checks and records go through the first region's provider.
+        dns = self._region_provider(args.ingresses[0].region)
+        zone = aws.route53.get_zone_output(
+            name=args.domain,
+            private_zone=args.exposure == "internal",
+            opts=pulumi.InvokeOutputOptions(provider=dns, parent=self),
+        )
+        self.zone_id = zone.zone_id
+        on_dns = pulumi.ResourceOptions(parent=self, provider=dns)
+        for ingress in args.ingresses:
+            if plan.mechanism == "cloudwatch-alarm":
+                health = self._alarm_health_check(ingress, plan.interval_seconds, plan.failure_threshold, on_dns)
+            else:
+                health = aws.route53.HealthCheck(
+                    child(name, ingress.cluster, "health"),
+                    type=plan.protocol,
+                    fqdn=ingress.address,
+                    port=plan.port,
+                    resource_path=plan.path,
+                    request_interval=plan.interval_seconds,
+                    failure_threshold=plan.failure_threshold,
+                    tags={"Name": child(name, ingress.cluster)},
+                    opts=on_dns,
+                )
+            aws.route53.Record(
+                child(name, ingress.cluster),
+                zone_id=zone.zone_id,
+                name=self.hostname,
+                type="CNAME",
+                ttl=plan.ttl_seconds,
+                records=[ingress.address],
+                set_identifier=ingress.cluster,
+                health_check_id=health.id,
+                **routing_policy(args.routing, ingress),
+                opts=on_dns,
+            )
+        failover = {
+            ingress.cluster: {"setIdentifier": ingress.cluster, "failover": FAILOVER_TYPES.get(ingress.role)}
+            for ingress in args.ingresses
+        }
+        self.records = describe_records(args, plan, "CNAME", failover)
+        self.register_outputs(
+            {
+                "hostname": self.hostname,
+                "records": self.records,
+                "detection_seconds": self.detection_seconds,
+                "ttl_seconds": self.ttl_seconds,
+            }
+        )
+
+    def _region_provider(self, region: str) -> aws.Provider:
+        """One explicit provider per region: the region comes from the ingress, never from ambient AWS config."""
+        if region not in self._region_providers:
+            self._region_providers[region] = aws.Provider(
+                child(self._prefix, region, "aws"), region=region, opts=pulumi.ResourceOptions(parent=self)
+            )
+        return self._region_providers[region]
+
+    def _alarm_health_check(
+        self, ingress: RegionalIngress, period: int, evaluation_periods: int, on_dns: pulumi.ResourceOptions
+    ) -> aws.route53.HealthCheck:
+        """A health check on an alarm that fires while the region's NLB has no healthy HTTPS target."""
+        regional = self._region_provider(ingress.region)
+        lookup = pulumi.InvokeOutputOptions(provider=regional, parent=self)
+        # Looked up once the gateway has its address, i.e. once the controller has created the NLB.
+        address = pulumi.Output.from_input(ingress.address)
+        # The provider already sets the region; passing it too lets offline plans answer for the right region.
+        load_balancer = aws.lb.get_load_balancer_output(
+            region=ingress.region,
+            tags=address.apply(lambda _: controller_tags(ingress.cluster, "LoadBalancer")),
+            opts=lookup,
+        )
+        target_group = aws.lb.get_target_group_output(
+            region=ingress.region,
+            tags=address.apply(lambda _: controller_tags(ingress.cluster, f"{GATEWAY_SERVICE}:{SERVING_PORT}")),
+            opts=lookup,
+        )
+        alarm_name = child(self._prefix, ingress.cluster, "healthy-hosts")
+        alarm = aws.cloudwatch.MetricAlarm(
+            alarm_name,
+            name=alarm_name,
+            alarm_description=f"No healthy ingress gateway target behind {ingress.cluster}'s NLB: fail over",
+            namespace="AWS/NetworkELB",
+            metric_name="HealthyHostCount",
+            dimensions={"LoadBalancer": load_balancer.arn_suffix, "TargetGroup": target_group.arn_suffix},
+            statistic="Minimum",
+            period=period,
+            evaluation_periods=evaluation_periods,
+            comparison_operator="LessThanThreshold",
+            threshold=1,
+            treat_missing_data="breaching",  # no data points: the NLB or its targets are gone
+            opts=pulumi.ResourceOptions(parent=self, provider=regional),
+        )
+        return aws.route53.HealthCheck(
+            child(self._prefix, ingress.cluster, "health"),
+            type="CLOUDWATCH_METRIC",
+            cloudwatch_alarm_name=alarm.name,
+            cloudwatch_alarm_region=ingress.region,
+            insufficient_data_health_status="Unhealthy",
+            tags={"Name": child(self._prefix, ingress.cluster)},
+            opts=on_dns,
+        )

@@ -1,0 +1,524 @@
+"""Global traffic routing: what each cloud allows (checked without the runtime), and under mocks the health
+checks, routing policies, TTLs and targets each cloud's component creates over the regions' ingress
+addresses, which the serving platform reads from the gateway Service."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+
+from components.cluster.eks import eks_kubeconfig
+from components.cluster.gke import gke_kubeconfig
+from components.globaltraffic import (
+    GlobalTrafficArgs,
+    RegionalIngress,
+    build_global_traffic,
+    check_global_traffic,
+)
+from components.globaltraffic.cloud_dns import source_regions
+from components.mesh.platform import ServingPlatform, ServingPlatformArgs
+from turnout.config import Gateway, Serving
+from turnout.errors import ConfigError
+from turnout.offline import mocks_azure, mocks_dns
+from turnout.offline.mocks import OFFLINE_CA_PEM, stable_hash
+from turnout.offline.runtime import run_function
+
+DOMAIN = "models.example.com"
+HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
+RECORD = "aws:route53/record:Record"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+GCP_HEALTH_CHECK = "gcp:compute/healthCheck:HealthCheck"
+RECORD_SET = "gcp:dns/recordSet:RecordSet"
+PROFILE = "azure-native:trafficmanager:Profile"
+ENDPOINT = "azure-native:trafficmanager:Endpoint"
+
+EAST = RegionalIngress(cluster="prod-us-east-1", region="us-east-1", address="east.elb.example", role="primary")
+WEST = RegionalIngress(cluster="prod-us-west-2", region="us-west-2", address="west.elb.example", role="secondary")
+GCP_ADDRESSES = {"prod-us-east4": "34.1.2.3", "prod-europe-west1": "34.4.5.6", "prod-asia-east1": "34.7.8.9"}
+AZURE_ADDRESSES = {"prod-eastus": "20.1.2.3", "prod-westeurope": "20.4.5.6"}
+
+
+def traffic(*ingresses: RegionalIngress, exposure: str = "external", **overrides) -> GlobalTrafficArgs:
+    return GlobalTrafficArgs(name="models", domain=DOMAIN, ingresses=ingresses, exposure=exposure, **overrides)
+
+
+def ingress(cluster: str, region: str, address: str, role: str = "active", weight: int = 1) -> RegionalIngress:
+    return RegionalIngress(cluster=cluster, region=region, address=address, role=role, weight=weight)
+
+
+def gcp_ingresses(*roles: str, weights: tuple[int, ...] = (1, 1, 1)) -> tuple[RegionalIngress, ...]:
+    regions = ("us-east4", "europe-west1", "asia-east1")
+    return tuple(
+        ingress(f"prod-{region}", region, GCP_ADDRESSES[f"prod-{region}"], role, weight)
+        for region, role, weight in zip(regions, roles, weights, strict=False)
+    )
+
+
+def azure_ingresses(*roles: str, weights: tuple[int, ...] = (1, 1)) -> tuple[RegionalIngress, ...]:
+    regions = ("eastus", "westeurope")
+    return tuple(
+        ingress(f"prod-{region}", region, AZURE_ADDRESSES[f"prod-{region}"], role, weight)
+        for region, role, weight in zip(regions, roles, weights, strict=False)
+    )
+
+
+def plan(cloud: str, args: GlobalTrafficArgs):
+    """Run the cloud's component for `args`; return its records by (type, name) and its exported outputs."""
+
+    def program():
+        component = build_global_traffic(cloud, args)
+        for output in ("hostname", "records", "detection_seconds", "ttl_seconds"):
+            pulumi.export(output, getattr(component, output))
+
+    run = run_function(program)
+    return {(r.type, r.name): r for r in run.records}, run.stack_outputs
+
+
+def of_type(records: dict, type_: str) -> dict:
+    return {name: record for (kind, name), record in records.items() if kind == type_}
+
+
+def mock_id(type_: str, name: str) -> str:
+    """The id the offline mocks give a resource (what other resources reference it by)."""
+    return f"{name}-{stable_hash(type_, name)}"
+
+
+def expect_error(cloud: str, args: GlobalTrafficArgs) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        check_global_traffic(cloud, args)
+    return caught.value
+
+
+# What each cloud allows, without the runtime.
+
+
+@pytest.mark.parametrize(
+    ("cloud", "args", "interval", "detection", "port", "protocol"),
+    [
+        ("aws", traffic(EAST, WEST), 30, 90, 15021, "HTTP"),
+        ("aws", traffic(EAST, WEST, exposure="internal"), 60, 180, 443, "CLOUDWATCH_METRIC"),
+        ("gcp", traffic(*gcp_ingresses("primary", "secondary")), 30, 90, 15021, "HTTP"),
+        ("azure", traffic(*azure_ingresses("primary", "secondary")), 30, 90, 15021, "HTTP"),
+    ],
+)
+def test_default_interval_per_cloud_and_exposure(cloud, args, interval, detection, port, protocol):
+    settings = check_global_traffic(cloud, args)
+    assert (settings.interval_seconds, settings.failure_threshold) == (interval, 3)
+    assert settings.detection_seconds == detection
+    assert (settings.port, settings.protocol, settings.ttl_seconds) == (port, protocol, 60)
+
+
+@pytest.mark.parametrize(
+    ("cloud", "args", "interval", "allowed"),
+    [
+        ("aws", traffic(EAST, WEST), 20, "10 or 30"),
+        ("aws", traffic(EAST, WEST, exposure="internal"), 30, "multiple of 60"),
+        ("aws", traffic(EAST, WEST, exposure="internal"), 90, "multiple of 60"),
+        ("gcp", traffic(*gcp_ingresses("primary", "secondary")), 10, "30 to 300"),
+        ("gcp", traffic(*gcp_ingresses("primary", "secondary")), 301, "30 to 300"),
+        ("azure", traffic(*azure_ingresses("primary", "secondary")), 60, "10 or 30"),
+    ],
+)
+def test_intervals_the_cloud_refuses_name_the_key_and_the_allowed_values(cloud, args, interval, allowed):
+    error = expect_error(cloud, dataclasses.replace(args, health_check_interval_seconds=interval))
+    assert error.path == "turnout:globalTraffic.healthCheck.intervalSeconds"
+    assert error.found == f"the number {interval}"
+    assert allowed in error.allowed and cloud in error.allowed
+
+
+@pytest.mark.parametrize("threshold", [0, 11, True])
+def test_failure_threshold_is_1_to_10(threshold):
+    error = expect_error("azure", traffic(*azure_ingresses("primary", "secondary"), failure_threshold=threshold))
+    assert error.path == "turnout:globalTraffic.healthCheck.failureThreshold"
+    assert error.allowed == "an integer from 1 to 10"
+
+
+def test_fastest_detection_per_cloud():
+    fast = {"health_check_interval_seconds": 10, "failure_threshold": 1}
+    assert check_global_traffic("aws", traffic(EAST, WEST, **fast)).detection_seconds == 10
+    assert (
+        check_global_traffic("azure", traffic(*azure_ingresses("primary", "secondary"), **fast)).detection_seconds == 10
+    )
+    slowest_gcp = {"health_check_interval_seconds": 300, "failure_threshold": 10}
+    assert (
+        check_global_traffic("gcp", traffic(*gcp_ingresses("primary", "secondary"), **slowest_gcp)).detection_seconds
+        == 3000
+    )
+
+
+@pytest.mark.parametrize("ttl", [-1, 2**31])
+def test_ttl_range(ttl):
+    error = expect_error("aws", traffic(EAST, WEST, ttl_seconds=ttl))
+    assert error.path == "turnout:globalTraffic.ttlSeconds"
+    assert "2147483647" in error.allowed
+
+
+@pytest.mark.parametrize("cloud", ["gcp", "azure"])
+def test_internal_exposure_is_refused_where_the_cloud_cannot_check_private_load_balancers(cloud):
+    ingresses = gcp_ingresses("primary", "secondary") if cloud == "gcp" else azure_ingresses("primary", "secondary")
+    error = expect_error(cloud, traffic(*ingresses, exposure="internal"))
+    assert error.path == "turnout:platform.serving.gateway.exposure"
+    assert error.allowed.startswith('"external"')
+    assert ("GKE manages" if cloud == "gcp" else "from the internet") in error.allowed
+
+
+def test_failover_needs_one_primary_and_on_route53_exactly_one_secondary():
+    error = expect_error("aws", traffic(EAST, dataclasses.replace(WEST, role="primary")))
+    assert error.path == "turnout:globalTraffic.ingresses" and "exactly one primary" in error.allowed
+    third = ingress("prod-eu-west-1", "eu-west-1", "eu.elb.example", "secondary")
+    error = expect_error("aws", traffic(EAST, WEST, third))
+    assert "one PRIMARY and one SECONDARY" in error.allowed
+    # Cloud DNS backup geos and Traffic Manager priorities take several secondaries.
+    assert check_global_traffic("gcp", traffic(*gcp_ingresses("primary", "secondary", "secondary")))
+    error = expect_error("gcp", traffic(*gcp_ingresses("primary")))
+    assert error.found == "no secondary region"
+
+
+def test_roles_must_fit_the_routing():
+    error = expect_error("aws", traffic(EAST, dataclasses.replace(WEST, role="active")))
+    assert error.path == "turnout:globalTraffic.ingresses[1].role"
+    assert error.allowed == '"primary" or "secondary" with failover routing'
+    error = expect_error("aws", traffic(EAST, WEST, routing="latency"))
+    assert error.path == "turnout:globalTraffic.ingresses[0].role"
+    assert error.allowed == '"active" with latency routing'
+
+
+def test_weights_are_0_to_255_and_not_all_zero():
+    blue = ingress("prod-blue", "us-east-1", "blue.elb.example", weight=256)
+    green = ingress("prod-green", "us-east-1", "green.elb.example", weight=0)
+    error = expect_error("aws", traffic(blue, green, routing="weighted"))
+    assert (error.path, error.allowed) == ("turnout:globalTraffic.ingresses[0].weight", "an integer from 0 to 255")
+    error = expect_error("aws", traffic(dataclasses.replace(blue, weight=0), green, routing="weighted"))
+    assert error.found == "every weight 0"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path"),
+    [
+        ({"name": "Models"}, "turnout:globalTraffic.name"),
+        ({"name": "m" * 41}, "turnout:globalTraffic.name"),
+        ({"domain": "localhost"}, "turnout:platform.serving.gateway.domain"),
+        ({"health_check_path": "healthz"}, "turnout:globalTraffic.healthCheck.path"),
+        ({"routing": "geo"}, "turnout:globalTraffic.routing"),
+        ({"ingresses": ()}, "turnout:globalTraffic.ingresses"),
+        ({"ingresses": (EAST, dataclasses.replace(WEST, cluster=EAST.cluster))}, "turnout:globalTraffic.ingresses"),
+        ({"exposure": "public"}, "turnout:platform.serving.gateway.exposure"),
+    ],
+)
+def test_malformed_args_name_their_key(overrides, path):
+    args = dataclasses.replace(traffic(EAST, WEST), **overrides)
+    assert expect_error("aws", args).path == path
+
+
+def test_kind_gets_no_global_routing_and_unknown_clouds_are_refused():
+    assert build_global_traffic("kind", traffic(EAST, WEST)) is None
+    error = expect_error("openstack", traffic(EAST, WEST))
+    assert error.path == "turnout:platform.cloud"
+
+
+def test_gcp_probes_from_the_ingress_regions_then_fallbacks():
+    assert source_regions(gcp_ingresses("primary", "secondary")) == ["us-east4", "europe-west1", "us-central1"]
+    assert source_regions(gcp_ingresses("active", "active", "active")) == ["us-east4", "europe-west1", "asia-east1"]
+
+
+# Route 53 under mocks.
+
+
+def test_route53_failover_checks_each_nlb_status_port_and_answers_primary_then_secondary():
+    records, outputs = plan("aws", traffic(EAST, WEST, health_check_interval_seconds=10, ttl_seconds=30))
+    checks = of_type(records, HEALTH_CHECK)
+    assert sorted(checks) == ["models-prod-us-east-1-health", "models-prod-us-west-2-health"]
+    for ingress_, role in ((EAST, "PRIMARY"), (WEST, "SECONDARY")):
+        check = checks[f"models-{ingress_.cluster}-health"].inputs
+        assert check["type"] == "HTTP"
+        assert check["fqdn"] == ingress_.address
+        assert (check["port"], check["resourcePath"]) == (15021, "/healthz/ready")
+        assert (check["requestInterval"], check["failureThreshold"]) == (10, 3)
+        record = records[(RECORD, f"models-{ingress_.cluster}")].inputs
+        assert record["name"] == "*.models.example.com"
+        assert (record["type"], record["ttl"], record["records"]) == ("CNAME", 30, [ingress_.address])
+        assert record["setIdentifier"] == ingress_.cluster
+        assert record["failoverRoutingPolicies"] == [{"type": role}]
+        assert record["healthCheckId"] == mock_id(HEALTH_CHECK, f"models-{ingress_.cluster}-health")
+        public_zone = mocks_dns.invoke(mocks_dns.GET_ZONE, {"name": DOMAIN, "privateZone": False})
+        assert record["zoneId"] == public_zone["zoneId"]
+    assert (outputs["detection_seconds"], outputs["ttl_seconds"]) == (30, 30)
+    assert outputs["hostname"] == "*.models.example.com"
+    assert [(r["cluster"], r["failover"], r["target"]) for r in outputs["records"]] == [
+        ("prod-us-east-1", "PRIMARY", "east.elb.example"),
+        ("prod-us-west-2", "SECONDARY", "west.elb.example"),
+    ]
+
+
+def test_route53_latency_records_answer_from_each_cluster_region():
+    east, west = dataclasses.replace(EAST, role="active"), dataclasses.replace(WEST, role="active")
+    records, _ = plan("aws", traffic(east, west, routing="latency"))
+    policies = {name: r.inputs["latencyRoutingPolicies"] for name, r in of_type(records, RECORD).items()}
+    assert policies == {
+        "models-prod-us-east-1": [{"region": "us-east-1"}],
+        "models-prod-us-west-2": [{"region": "us-west-2"}],
+    }
+    for record in of_type(records, RECORD).values():
+        assert "failoverRoutingPolicies" not in record.inputs and "weightedRoutingPolicies" not in record.inputs
+
+
+def test_route53_weighted_records_split_blue_and_green():
+    blue = ingress("prod-blue-us-east-1", "us-east-1", "blue.elb.example", weight=230)
+    green = ingress("prod-green-us-east-1", "us-east-1", "green.elb.example", weight=25)
+    records, outputs = plan("aws", traffic(blue, green, routing="weighted"))
+    weights = {r.inputs["records"][0]: r.inputs["weightedRoutingPolicies"] for r in of_type(records, RECORD).values()}
+    assert weights == {"blue.elb.example": [{"weight": 230}], "green.elb.example": [{"weight": 25}]}
+    assert [r["weight"] for r in outputs["records"]] == [230, 25]
+    # One provider for the one region, shared by the zone, checks and records.
+    assert sorted(name for (kind, name) in records if kind == "pulumi:providers:aws") == ["models-us-east-1-aws"]
+
+
+def test_route53_internal_checks_an_alarm_on_each_nlb_healthy_hosts_in_a_private_zone():
+    records, outputs = plan("aws", traffic(EAST, WEST, exposure="internal", failure_threshold=2))
+    alarms = of_type(records, ALARM)
+    providers = {r.urn: r.inputs["region"] for (kind, _), r in records.items() if kind == "pulumi:providers:aws"}
+    for ingress_ in (EAST, WEST):
+        alarm = alarms[f"models-{ingress_.cluster}-healthy-hosts"]
+        assert providers[alarm.provider] == ingress_.region, "the alarm lives where the NLB's metric is"
+        settings = alarm.inputs
+        assert (settings["namespace"], settings["metricName"]) == ("AWS/NetworkELB", "HealthyHostCount")
+        assert (settings["statistic"], settings["comparisonOperator"], settings["threshold"]) == (
+            "Minimum",
+            "LessThanThreshold",
+            1,
+        )
+        assert (settings["period"], settings["evaluationPeriods"]) == (60, 2)
+        assert settings["treatMissingData"] == "breaching"
+        tags = {
+            "elbv2.k8s.aws/cluster": ingress_.cluster,
+            "service.k8s.aws/stack": "istio-system/istio-ingressgateway",
+        }
+        nlb = mocks_dns.invoke(
+            mocks_dns.GET_LOAD_BALANCER,
+            {"region": ingress_.region, "tags": {**tags, "service.k8s.aws/resource": "LoadBalancer"}},
+        )
+        https = mocks_dns.invoke(
+            mocks_dns.GET_TARGET_GROUP,
+            {
+                "region": ingress_.region,
+                "tags": {**tags, "service.k8s.aws/resource": f"{tags['service.k8s.aws/stack']}:443"},
+            },
+        )
+        assert settings["dimensions"] == {"LoadBalancer": nlb["arnSuffix"], "TargetGroup": https["arnSuffix"]}
+        check = records[(HEALTH_CHECK, f"models-{ingress_.cluster}-health")].inputs
+        assert check == {
+            "type": "CLOUDWATCH_METRIC",
+            "cloudwatchAlarmName": f"models-{ingress_.cluster}-healthy-hosts",
+            "cloudwatchAlarmRegion": ingress_.region,
+            "insufficientDataHealthStatus": "Unhealthy",
+            "tags": {"Name": f"models-{ingress_.cluster}"},
+        }
+        record = records[(RECORD, f"models-{ingress_.cluster}")].inputs
+        assert record["records"] == [ingress_.address]
+        assert record["healthCheckId"] == mock_id(HEALTH_CHECK, f"models-{ingress_.cluster}-health")
+        private_zone = mocks_dns.invoke(mocks_dns.GET_ZONE, {"name": DOMAIN, "privateZone": True})
+        assert record["zoneId"] == private_zone["zoneId"]
+    assert outputs["detection_seconds"] == 120
+    assert {r["healthCheck"]["mechanism"] for r in outputs["records"]} == {"cloudwatch-alarm"}
+
+
+# Cloud DNS under mocks.
+
+
+def gcp_health_check(records: dict) -> dict:
+    (check,) = of_type(records, GCP_HEALTH_CHECK).values()
+    return check
+
+
+def test_cloud_dns_failover_health_checks_the_primary_ip_and_backs_up_by_region():
+    args = traffic(*gcp_ingresses("primary", "secondary", "secondary"), ttl_seconds=30, failure_threshold=2)
+    records, outputs = plan("gcp", args)
+    check = gcp_health_check(records)
+    assert check.inputs["name"] == "models-gateway-ready"
+    assert check.inputs["httpHealthCheck"] == {"port": 15021, "requestPath": "/healthz/ready"}
+    assert (check.inputs["checkIntervalSec"], check.inputs["timeoutSec"]) == (30, 5)
+    assert (check.inputs["unhealthyThreshold"], check.inputs["healthyThreshold"]) == (2, 2)
+    assert check.inputs["sourceRegions"] == ["us-east4", "europe-west1", "asia-east1"]
+    (record_set,) = of_type(records, RECORD_SET).values()
+    assert record_set.inputs["managedZone"] == "models-example-com"
+    assert (record_set.inputs["name"], record_set.inputs["type"], record_set.inputs["ttl"]) == (
+        "*.models.example.com.",
+        "A",
+        30,
+    )
+    policy = record_set.inputs["routingPolicy"]
+    assert (
+        policy["healthCheck"]
+        == f"{mocks_dns.mocks_gcp.COMPUTE}/projects/turnout-offline/global/healthChecks/models-gateway-ready"
+    )
+    assert policy["primaryBackup"] == {
+        "primary": {"externalEndpoints": ["34.1.2.3"]},
+        "backupGeos": [
+            {"location": "europe-west1", "healthCheckedTargets": {"externalEndpoints": ["34.4.5.6"]}},
+            {"location": "asia-east1", "healthCheckedTargets": {"externalEndpoints": ["34.7.8.9"]}},
+        ],
+        "trickleRatio": 0,
+        "enableGeoFencingForBackups": False,
+    }
+    assert (outputs["detection_seconds"], outputs["ttl_seconds"]) == (60, 30)
+    assert [r["target"] for r in outputs["records"]] == ["34.1.2.3", "34.4.5.6", "34.7.8.9"]
+
+
+def test_cloud_dns_latency_answers_from_the_nearest_healthy_region():
+    records, _ = plan("gcp", traffic(*gcp_ingresses("active", "active"), routing="latency"))
+    policy = next(iter(of_type(records, RECORD_SET).values())).inputs["routingPolicy"]
+    assert policy["geos"] == [
+        {"location": "us-east4", "healthCheckedTargets": {"externalEndpoints": ["34.1.2.3"]}},
+        {"location": "europe-west1", "healthCheckedTargets": {"externalEndpoints": ["34.4.5.6"]}},
+    ]
+    assert policy["enableGeoFencing"] is False, "a region down must fail over to the next nearest"
+    assert "primaryBackup" not in policy and "wrrs" not in policy
+
+
+def test_cloud_dns_weighted_round_robin_keeps_each_weight():
+    records, _ = plan("gcp", traffic(*gcp_ingresses("active", "active", weights=(90, 10)), routing="weighted"))
+    policy = next(iter(of_type(records, RECORD_SET).values())).inputs["routingPolicy"]
+    assert policy["wrrs"] == [
+        {"weight": 90, "healthCheckedTargets": {"externalEndpoints": ["34.1.2.3"]}},
+        {"weight": 10, "healthCheckedTargets": {"externalEndpoints": ["34.4.5.6"]}},
+    ]
+
+
+# Traffic Manager under mocks.
+
+
+def test_traffic_manager_priority_profile_monitors_the_status_port():
+    args = traffic(*azure_ingresses("primary", "secondary"), health_check_interval_seconds=10, failure_threshold=2)
+    records, outputs = plan("azure", dataclasses.replace(args, ttl_seconds=20))
+    (profile,) = of_type(records, PROFILE).values()
+    assert profile.inputs["profileName"] == "models" and profile.inputs["location"] == "global"
+    assert profile.inputs["trafficRoutingMethod"] == "Priority"
+    assert profile.inputs["dnsConfig"] == {"relativeName": "models", "ttl": 20}
+    assert profile.inputs["monitorConfig"] == {
+        "protocol": "HTTP",
+        "port": 15021,
+        "path": "/healthz/ready",
+        "intervalInSeconds": 10,
+        "timeoutInSeconds": 5,
+        "toleratedNumberOfFailures": 1,
+    }
+    endpoints = of_type(records, ENDPOINT)
+    for cluster, region, priority in (("prod-eastus", "eastus", 1), ("prod-westeurope", "westeurope", 2)):
+        endpoint = endpoints[f"models-{cluster}"].inputs
+        assert endpoint["endpointType"] == "ExternalEndpoints"
+        assert endpoint["target"] == AZURE_ADDRESSES[cluster]
+        assert (endpoint["endpointLocation"], endpoint["priority"], endpoint["endpointStatus"]) == (
+            region,
+            priority,
+            "Enabled",
+        )
+        assert endpoint["profileName"] == "models"
+    # Degraded on the failure after the tolerated one: 10 s x (1 + 1).
+    assert (outputs["detection_seconds"], outputs["ttl_seconds"]) == (20, 20)
+    assert {r["cname"] for r in outputs["records"]} == {"models.trafficmanager.net"}
+
+
+def test_traffic_manager_performance_and_weighted_methods():
+    records, _ = plan("azure", traffic(*azure_ingresses("active", "active"), routing="latency"))
+    assert next(iter(of_type(records, PROFILE).values())).inputs["trafficRoutingMethod"] == "Performance"
+    assert {e.inputs["endpointLocation"] for e in of_type(records, ENDPOINT).values()} == {"eastus", "westeurope"}
+    records, outputs = plan(
+        "azure", traffic(*azure_ingresses("active", "active", weights=(255, 0)), routing="weighted")
+    )
+    assert next(iter(of_type(records, PROFILE).values())).inputs["trafficRoutingMethod"] == "Weighted"
+    endpoints = {e.inputs["target"]: e.inputs for e in of_type(records, ENDPOINT).values()}
+    assert (endpoints["20.1.2.3"]["weight"], endpoints["20.1.2.3"]["endpointStatus"]) == (255, "Enabled")
+    # Traffic Manager weights are 1-1000: weight 0 is a disabled endpoint, out of rotation.
+    assert endpoints["20.4.5.6"]["endpointStatus"] == "Disabled"
+    assert [r["endpointStatus"] for r in outputs["records"]] == ["Enabled", "Disabled"]
+
+
+def test_traffic_manager_mock_answers_the_profile_fqdn():
+    profile = mocks_dns.resource_outputs(
+        PROFILE,
+        "models-profile",
+        {"profileName": "models", "resourceGroupName": "rg", "dnsConfig": {"relativeName": "models"}},
+    )
+    assert profile["dnsConfig"]["fqdn"] == "models.trafficmanager.net"
+    assert profile["id"] == f"{mocks_azure.group_id('rg')}/providers/Microsoft.Network/trafficManagerProfiles/models"
+
+
+# The ingress address the serving platform reads, end to end.
+
+
+def serving(cloud: str) -> ServingPlatformArgs:
+    gateway = Gateway(exposure="external", domain=DOMAIN)
+    return ServingPlatformArgs(serving=Serving(gateway=gateway), cloud=cloud, tier="prod", endpoints={})
+
+
+CA = OFFLINE_CA_PEM
+KUBECONFIGS = {
+    "aws": lambda cluster, region: eks_kubeconfig(cluster, region, "https://eks.example", CA),
+    "gcp": lambda cluster, region: gke_kubeconfig(f"gke_turnout-offline_{region}_{cluster}", "10.0.0.2", CA),
+    "azure": lambda cluster, region: mocks_azure.user_kubeconfig(f"{cluster}-rg", cluster, region),
+}
+
+
+@pytest.mark.parametrize(
+    ("cloud", "cluster", "region", "expected"),
+    [
+        ("aws", "prod-us-east-1", "us-east-1", mocks_dns.nlb_hostname("prod-us-east-1", "us-east-1")),
+        (
+            "gcp",
+            "prod-europe-west1",
+            "europe-west1",
+            mocks_dns.load_balancer_ingress("gcp", "gke_turnout-offline_europe-west1_prod-europe-west1", "")["ip"],
+        ),
+        (
+            "azure",
+            "prod-westeurope",
+            "westeurope",
+            mocks_dns.load_balancer_ingress("azure", "prod-westeurope", "")["ip"],
+        ),
+    ],
+)
+def test_platform_reads_the_gateway_load_balancer_address_without_counting_a_resource(cloud, cluster, region, expected):
+    def program():
+        kubeconfig = pulumi.Output.secret(KUBECONFIGS[cloud](cluster, region))
+        provider = k8s.Provider(f"{cluster}-k8s", kubeconfig=kubeconfig)
+        platform = ServingPlatform(f"{cluster}-serving", serving(cloud), pulumi.ResourceOptions(provider=provider))
+        pulumi.export("address", platform.ingress_address)
+
+    run = run_function(program)
+    assert run.stack_outputs["address"] == expected
+    assert expected.endswith(f".elb.{region}.amazonaws.com") if cloud == "aws" else expected.count(".") == 3
+    assert not [r for r in run.records if r.name.endswith("gateway-service")], "a read is not a managed resource"
+
+
+def test_kind_ingress_address_is_the_host_loopback_and_nothing_is_read():
+    def program():
+        platform = ServingPlatform("lab-serving", serving("kind"))
+        pulumi.export("address", platform.ingress_address)
+
+    assert run_function(program).stack_outputs["address"] == "127.0.0.1"
+
+
+def test_route53_records_point_at_the_addresses_the_platforms_read():
+    def program():
+        ingresses = []
+        for cluster, region, role in (
+            ("prod-us-east-1", "us-east-1", "primary"),
+            ("prod-us-west-2", "us-west-2", "secondary"),
+        ):
+            provider = k8s.Provider(
+                f"{cluster}-k8s", kubeconfig=pulumi.Output.secret(KUBECONFIGS["aws"](cluster, region))
+            )
+            platform = ServingPlatform(f"{cluster}-serving", serving("aws"), pulumi.ResourceOptions(provider=provider))
+            ingresses.append(
+                RegionalIngress(cluster=cluster, region=region, address=platform.ingress_address, role=role)
+            )
+        build_global_traffic("aws", traffic(*ingresses))
+
+    records = {(r.type, r.name): r for r in run_function(program).records}
+    for cluster, region in (("prod-us-east-1", "us-east-1"), ("prod-us-west-2", "us-west-2")):
+        hostname = mocks_dns.nlb_hostname(cluster, region)
+        assert records[(RECORD, f"models-{cluster}")].inputs["records"] == [hostname]
+        assert records[(HEALTH_CHECK, f"models-{cluster}-health")].inputs["fqdn"] == hostname
