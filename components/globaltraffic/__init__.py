@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import pulumi
@@ -115,13 +116,12 @@ class HealthCheckPlan:
     detection_seconds: int
     """How long the cloud takes to declare a region down: interval x consecutive failures."""
     ttl_seconds: int
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _interval_rule(cloud: str, exposure: str) -> tuple[int, str, object]:
+def _interval_rule(cloud: str, exposure: str) -> tuple[int, str, Callable[[int], bool]]:
     """(default, what is allowed, predicate) for the probe interval on `cloud` with `exposure`."""
     if cloud == "aws" and exposure == "internal":
-        # The alarm's period: NLB metrics are one-minute data points, so a standard alarm's period is k x 60 s.
+        # The alarm's period: the NLB sends its metrics every 60 s, so a standard alarm's period is k x 60 s.
         return (
             60,
             "a multiple of 60 from 60 to 3600 (an alarm on the NLB's one-minute metric)",
@@ -248,10 +248,6 @@ def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_
             timeout_seconds=None,
             detection_seconds=interval * threshold,
             ttl_seconds=ttl,
-            notes=(
-                "Route 53 checkers cannot reach private addresses: each region's health is a CloudWatch alarm on "
-                "its NLB's HealthyHostCount (HTTPS target group), period x evaluation periods",
-            ),
         )
     return HealthCheckPlan(
         mechanism="endpoint",
@@ -268,12 +264,15 @@ def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_
 
 
 def build_global_traffic(
-    cloud: str, args: GlobalTrafficArgs, opts: pulumi.ResourceOptions | None = None
+    cloud: str, args: GlobalTrafficArgs, opts: pulumi.ResourceOptions | None = None, key: str = GLOBAL_TRAFFIC_KEY
 ) -> pulumi.ComponentResource | None:
-    """The cloud's global traffic component for `args`, or None on kind (one local cluster, nothing to route)."""
+    """The cloud's global traffic component for `args`, or None on kind (one local cluster, nothing to route).
+
+    The args are checked first, so a setting the cloud refuses fails before anything is created, naming its
+    key under `key`."""
     if cloud == "kind":
         return None
-    check_global_traffic(cloud, args)
+    check_global_traffic(cloud, args, key)
     module, cls = GLOBAL_TRAFFIC_COMPONENTS[cloud]
     return getattr(importlib.import_module(module), cls)(args.name, args, opts)
 
