@@ -1,24 +1,16 @@
 """Cluster rules of the policy pack on raw EKS, GKE and AKS resources: each passes, fails and reads a
-missing property the way its docstring says, on every cloud it reads; and the real analyzer that
-`pulumi preview --policy-pack policies` talks to reaches the same verdicts as `turnout plan`."""
+missing property the way its docstring says, on every cloud it reads (tests/test_policies.py runs the cases,
+offline and through the real analyzer)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-import grpc
 import pulumi_aws as aws
 import pulumi_gcp as gcp
-import pytest
-from google.protobuf import struct_pb2
-from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_azure_native import containerservice, monitor
 
-from tests.policy_cases import POLICIES, fails, missing, passes
-from turnout.offline.policy import evaluate
-from turnout.offline.runtime import run_function
+from tests.policy_cases import fails, missing, passes
 
 ACCOUNT = "123456789012"
 KMS_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
@@ -476,62 +468,3 @@ CASES = {
         missing(lambda: aks_cluster(kubernetes_version=None)),
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def analyzer():
-    """The pack served as the Pulumi CLI runs it: `python policies/__main__.py` prints its port."""
-    process = subprocess.Popen(
-        [sys.executable, str(POLICIES / "__main__.py")], cwd=POLICIES, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        channel = grpc.insecure_channel(f"127.0.0.1:{int(process.stdout.readline().strip())}")
-        grpc.channel_ready_future(channel).result(timeout=20)
-        yield analyzer_pb2_grpc.AnalyzerStub(channel)
-        channel.close()
-    finally:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def analyzer_verdicts(analyzer, records, rule: str) -> list[tuple[str, str]]:
-    """What the real analyzer reports for `rule` on `records`: resource rules get inputs, stack rules outputs."""
-    found = []
-    custom = [r for r in records if r.custom]
-    for record in custom:
-        properties = struct_pb2.Struct()
-        properties.update(record.raw_inputs)
-        response = analyzer.Analyze(
-            analyzer_pb2.AnalyzeRequest(type=record.type, properties=properties, urn=record.urn, name=record.name)
-        )
-        found += [(d.policyName, d.message) for d in response.diagnostics]
-    stack = []
-    for record in custom:
-        properties = struct_pb2.Struct()
-        properties.update(record.raw_outputs)
-        stack.append(
-            analyzer_pb2.AnalyzerResource(type=record.type, properties=properties, urn=record.urn, name=record.name)
-        )
-    response = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=stack))
-    found += [(d.policyName, d.message) for d in response.diagnostics]
-    return sorted(f for f in found if f[0] == rule)
-
-
-def offline_verdicts(records, rule: str) -> list[tuple[str, str]]:
-    return sorted((v.policy, v.message) for v in evaluate(records, POLICIES) if v.policy == rule)
-
-
-def engine_params(cases: dict) -> list:
-    """Every case the analyzer can take as it is started (no policy config)."""
-    return [
-        pytest.param(rule, case, id=f"{rule}-{case.kind}-{index}")
-        for rule, rule_cases in cases.items()
-        for index, case in enumerate(rule_cases)
-        if not case.config
-    ]
-
-
-@pytest.mark.parametrize(("rule", "case"), engine_params(CASES))
-def test_offline_verdicts_match_the_real_analyzer(analyzer, rule, case):
-    records = run_function(case.program).records
-    assert offline_verdicts(records, rule) == analyzer_verdicts(analyzer, records, rule)
