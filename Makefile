@@ -53,7 +53,7 @@ up: $(INSTALLED) check-tools  ## create the local environment for real: kind clu
 	docker build -t turnout-model-echo:0.1.0 apps/model-echo
 	$(BIN)/turnout plan $(STACK)
 	pulumi stack select --create $(STACK)
-	$(BIN)/python policies/tier_config.py $$($(BIN)/python -c "import json;print(json.load(open('build/plan/$(STACK)/inventory.json'))['outputs']['tier'])") > build/plan/$(STACK)/policy-config.json
+	$(BIN)/python policies/tier_config.py $$($(BIN)/python -c "import json;print(json.load(open('build/plan/$(STACK)/inventory.json'))['outputs']['tier'])") environments/Pulumi.$(STACK).yaml > build/plan/$(STACK)/policy-config.json
 	pulumi up --stack $(STACK) --policy-pack policies --policy-pack-config build/plan/$(STACK)/policy-config.json
 
 down: check-tools

@@ -72,7 +72,7 @@ def test_local_plan_writes_all_six_outputs(tmp_path, capsys):
     assert dr["target"] is None and dr["tier"] == "none" and dr["meets"] is True and dr["regions"] == ["local"]
     contract = {"target", "tier", "regions", "estimatedRpoSeconds", "estimatedRtoSeconds", "meets", "reasons"}
     assert set(dr) == contract | {"settings"}  # plus what the tier creates
-    assert json.loads((folder / "policy.json").read_text()) == {"violations": []}
+    assert json.loads((folder / "policy.json").read_text()) == {"violations": [], "waived": []}
 
     summary = (folder / "summary.md").read_text()
     for needle in ("```mermaid", "## Resources by type", "## Traffic", "## Disaster recovery", "## Policy"):

@@ -228,31 +228,41 @@ def test_rule_cases(rule, case):
         assert all(v.level == "mandatory" for v in found), "every contract rule is mandatory in prod"
 
 
+def cap_findings(records, **kwargs):
+    return [v for v in evaluate(records, POLICIES, **kwargs) if v.policy == "canary-weight-cap"]
+
+
 def test_rollout_rules_are_advisory_below_prod():
-    found = violations_for(canary_vs(60), tier="dev")
-    assert [(v.policy, v.level) for v in found] == [("canary-weight-cap", "advisory")]
+    records = run_function(canary_vs(60)).records
+    assert [v.level for v in cap_findings(records, tier="dev")] == ["advisory"]
+    assert [v.level for v in cap_findings(records, tier="prod")] == ["mandatory"]
 
 
 def test_policy_config_overrides_the_cap_and_the_level():
     records = run_function(canary_vs(60)).records
-    assert evaluate(records, POLICIES, config={"canary-weight-cap": {"maxWeight": 70}}) == []
-    (found,) = evaluate(records, POLICIES, config={"canary-weight-cap": {"enforcementLevel": "mandatory"}})
+    assert cap_findings(records, config={"canary-weight-cap": {"maxWeight": 70}}) == []
+    (found,) = cap_findings(records, config={"canary-weight-cap": {"enforcementLevel": "mandatory"}})
     assert found.level == "mandatory"
-    assert evaluate(records, POLICIES, config={"canary-weight-cap": "disabled"}) == []
+    assert cap_findings(records, config={"canary-weight-cap": "disabled"}) == []
+
+
+def printed_pack_config(*args):
+    result = subprocess.run(
+        [sys.executable, str(POLICIES / "tier_config.py"), *map(str, args)], capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout)
 
 
 def test_tier_config_is_what_the_cli_gets():
-    def printed(tier):
-        result = subprocess.run(
-            [sys.executable, str(POLICIES / "tier_config.py"), tier], capture_output=True, text=True, check=True
-        )
-        return json.loads(result.stdout)
-
-    prod = printed("prod")
+    prod = printed_pack_config("prod")
     assert set(prod) >= {"canary-weight-cap", "prod-min-replicas", "shadow-not-user-facing", "dr-target-achievable"}
-    assert set(prod.values()) == {"mandatory"}
-    assert printed("staging") == {"dr-target-achievable": "mandatory", "dr-warm-standby-not-zero": "mandatory"}
-    assert printed("dev") == {}
+    assert {entry["enforcementLevel"] for entry in prod.values()} == {"mandatory"}
+    assert set(printed_pack_config("staging")) == {"dr-target-achievable", "dr-warm-standby-not-zero"}
+    assert printed_pack_config("dev") == {}
+    # the offline evaluator reads the same config the same way
+    records = run_function(canary_vs(60)).records
+    (found,) = [v for v in evaluate(records, POLICIES, config=prod) if v.policy == "canary-weight-cap"]
+    assert found.level == "mandatory"
 
 
 def test_every_rule_has_passing_failing_and_missing_property_cases():
@@ -298,22 +308,57 @@ def test_pack_serves_its_rules_to_the_engine(analyzer):
     assert {p.name for p in info.policies} == {p.name for p in load_rules(POLICIES).POLICIES}
 
 
-RESOURCE_RULES = ("traffic-weights-sum-to-100", "image-pinned", "canary-weight-cap")
+def _struct(values: dict) -> struct_pb2.Struct:
+    properties = struct_pb2.Struct()
+    properties.update(values)
+    return properties
 
 
-@pytest.mark.parametrize("program", [case.program for rule in RESOURCE_RULES for case in CASES[rule]])
-def test_offline_verdicts_match_the_real_analyzer(analyzer, program):
-    run = run_function(program)
-    offline = [(v.policy, v.message) for v in evaluate(run.records, POLICIES) if v.policy in RESOURCE_RULES]
-    engine = []
-    for record in (r for r in run.records if r.custom):
-        properties = struct_pb2.Struct()
-        properties.update(record.raw_inputs)
+def engine_verdicts(analyzer, records) -> list[tuple[str, str]]:
+    """Every diagnostic the real analyzer gives: Analyze per resource, then AnalyzeStack, as the engine calls them."""
+    resources = [r for r in records if r.custom]
+    by_urn = {r.urn: r for r in resources}
+    found = []
+    for record in resources:
         response = analyzer.Analyze(
-            analyzer_pb2.AnalyzeRequest(type=record.type, properties=properties, urn=record.urn, name=record.name)
+            analyzer_pb2.AnalyzeRequest(
+                type=record.type, properties=_struct(record.raw_inputs), urn=record.urn, name=record.name
+            )
         )
-        engine += [(d.policyName, d.message) for d in response.diagnostics]
-    assert sorted(offline) == sorted(engine)
+        found += [(d.policyName, d.message) for d in response.diagnostics]
+    stack = []
+    for record in resources:
+        provider = by_urn.get(record.provider)
+        stack.append(
+            analyzer_pb2.AnalyzerResource(
+                type=record.type,
+                properties=_struct(record.raw_outputs),
+                urn=record.urn,
+                name=record.name,
+                provider=None
+                if provider is None
+                else analyzer_pb2.AnalyzerProviderResource(
+                    type=provider.type, properties=_struct(provider.raw_outputs), urn=provider.urn, name=provider.name
+                ),
+            )
+        )
+    response = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=stack))
+    return found + [(d.policyName, d.message) for d in response.diagnostics]
+
+
+@pytest.mark.parametrize(
+    ("rule", "case"),
+    [
+        pytest.param(rule, case, id=f"{rule}-{case.kind}-{i}")
+        for rule, cases in ALL_CASES.items()
+        for i, case in enumerate(cases)
+    ],
+)
+def test_offline_verdicts_match_the_real_analyzer(analyzer, rule, case):
+    """Every rule's every case: the pack as the Pulumi CLI serves it reports exactly what `turnout plan` does."""
+    run = run_function(case.program)
+    offline = [(v.policy, v.message) for v in evaluate(run.records, POLICIES)]
+    assert sorted(offline) == sorted(engine_verdicts(analyzer, run.records))
 
 
 def test_stack_outputs_of_a_program_do_not_confuse_resource_rules():

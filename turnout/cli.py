@@ -108,11 +108,13 @@ def _plan_one(project, stack: str, out_dir: Path, logger: logging.Logger, progre
         return EXIT_INTERNAL
     folder = write_plan(plan, out_dir)
     mandatory = plan.mandatory_violations
-    advisory = len(plan.violations) - len(mandatory)
+    advisory = len(plan.counted) - len(mandatory)
+    waived = f" ({len(plan.waived)} waived)" if plan.waived else ""
     elapsed = time.perf_counter() - started
     _say(
         f"{progress} {stack}: {len(plan.records)} resources, {len(plan.manifests)} Kubernetes objects, "
-        f"{len(mandatory)} mandatory / {advisory} advisory violations in {elapsed:.1f}s -> {os.path.relpath(folder)}"
+        f"{len(mandatory)} mandatory / {advisory} advisory violations{waived} in {elapsed:.1f}s "
+        f"-> {os.path.relpath(folder)}"
     )
     for violation in mandatory:
         _say(f"  MANDATORY {violation.policy}: {violation.message.splitlines()[-1]}")

@@ -8,6 +8,7 @@ every default resolved, or raises one `ConfigError` naming the key path.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import re
 from collections.abc import Mapping
@@ -265,6 +266,45 @@ class Endpoint:
     )
 
 
+def _date(value: object, path: str) -> str:
+    text = value.isoformat() if isinstance(value, datetime.date) else value
+    try:
+        if isinstance(text, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            datetime.date.fromisoformat(text)
+            return text
+    except ValueError:
+        pass
+    raise ConfigError(path, describe(value), "a date written YYYY-MM-DD, such as 2027-01-31")
+
+
+def _reason(value: object, path: str) -> str:
+    if not isinstance(value, str) or len(value.strip()) < 10:
+        raise ConfigError(path, describe(value), "a sentence of at least 10 characters saying why, and who accepted it")
+    return value.strip()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Waiver:
+    """Accept one policy finding on one resource, for a while; waived findings still show in summary.md."""
+
+    policy: str = setting(
+        "The policy to waive, e.g. image-pinned.",
+        parse=_matching(r"[a-z0-9]+(-[a-z0-9]+)*", "a kebab-case policy name such as image-pinned"),
+        allowed="a policy name",
+    )
+    resource: str = setting(
+        "The resource: its URN, or its name (the URN's last part, as policy.json and summary.md show it).",
+        parse=_matching(r"\S+", "a resource name or URN"),
+        allowed="a resource name or URN",
+    )
+    reason: str = setting("Why, and who accepted it.", parse=_reason, allowed="a sentence")
+    expires: str = setting(
+        "Last day the waiver applies (YYYY-MM-DD); after it the finding counts again.",
+        parse=_date,
+        allowed="a date YYYY-MM-DD",
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class StackConfig:
     tier: Tier = setting("prod makes rollout-safety rules mandatory.", "dev")
@@ -273,6 +313,9 @@ class StackConfig:
     cache: Cache | None = setting("Cache for model endpoints; absent means none.", None)
     endpoints: dict[str, Endpoint] = setting(
         "Model endpoints by name; each gets its own namespace.", keys=lambda k, p: _endpoint_name(k, p), min_items=1
+    )
+    waivers: tuple[Waiver, ...] = setting(
+        "Policy findings accepted for a while: `policy`, `resource`, `reason`, `expires`; see Policy pack.", ()
     )
 
 
@@ -483,3 +526,13 @@ def _strategy_names() -> list[str]:
     from turnout.strategies import STRATEGY_TYPES
 
     return list(STRATEGY_TYPES)
+
+
+def parse_waivers(raw: str | None) -> tuple[Waiver, ...]:
+    """Just the `turnout:waivers` key, as the CLI passes it (JSON text), for the planner."""
+    if not raw:
+        return ()
+    (field,) = [f for f in config_fields(StackConfig) if f.name == "waivers"]
+    return parse_value(
+        get_type_hints(StackConfig)["waivers"], _decode("waivers", raw), key_path("waivers"), field.metadata
+    )

@@ -6,10 +6,13 @@ The Pulumi CLI gets the same levels from `python policies/tier_config.py TIER`, 
 `--policy-pack-config`. Adding a rule is adding a module; nothing else needs editing.
 """
 
+import datetime
 import importlib
 import pkgutil
 
-from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
+from pulumi_policy import PolicyConfigSchema, ResourceValidationPolicy, StackValidationPolicy
+
+from ._waivers import WAIVERS_SCHEMA, find
 
 PACK_NAME = "turnout"
 
@@ -29,10 +32,36 @@ def _discover() -> tuple[list, dict[str, tuple[str, ...]]]:
             raise ImportError(
                 f"policies/rules/{module_info.name}.py must define exactly one policy, found {len(found)}"
             )
-        policies.append(found[0])
+        policies.append(_honouring_waivers(found[0]))
         if getattr(module, "MANDATORY_IN", ()):
             mandatory_in[found[0].name] = tuple(module.MANDATORY_IN)
     return policies, mandatory_in
+
+
+def _honouring_waivers(policy):
+    """Drop the findings a waiver in the policy's config (`waivers`, see _waivers.py) covers."""
+    validate = policy.validate
+
+    def validate_with_waivers(args, report_violation):
+        waivers = (args.get_config() or {}).get("waivers") or []
+        if not waivers:
+            return validate(args, report_violation)
+        today = datetime.date.today()
+        own_urn = getattr(args, "urn", "")  # resource rules; stack rules name the resource when reporting
+
+        def report(message, urn=None):
+            if find(waivers, urn or own_urn, today)[0] is None:
+                report_violation(message, urn)
+
+        return validate(args, report)
+
+    schema = policy.config_schema or PolicyConfigSchema(properties={})
+    policy.config_schema = PolicyConfigSchema(
+        properties={**schema.properties, "waivers": WAIVERS_SCHEMA}, required=schema.required
+    )
+    policy.validate = validate_with_waivers
+    policy.unwaived_validate = validate  # `turnout plan` applies waivers itself, to show what they cover
+    return policy
 
 
 POLICIES, TIER_MANDATORY = _discover()

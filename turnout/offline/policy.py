@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import datetime
+import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -26,6 +29,8 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.policy import _NotApplicableError  # raised by args.not_applicable()
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
+from turnout.config import Waiver, key_path
+from turnout.errors import ConfigError
 from turnout.offline.runtime import ResourceRecord
 
 _RULES_MODULE = "turnout_policy_pack_rules"
@@ -37,9 +42,63 @@ class Violation:
     level: str  # "mandatory" | "advisory"
     urn: str
     message: str
+    waiver: Waiver | None = None
+    """The waiver in force that accepts this finding: it does not count, and summary.md shows it."""
+    expired_waiver: Waiver | None = None
+    """A waiver that covered this finding until it expired."""
+
+    @property
+    def resource(self) -> str:
+        """The name a reader sees: the URN's last part, or "stack" for a stack rule's general finding."""
+        return self.urn.rsplit("::", 1)[-1] if self.urn else "stack"
 
     def to_json(self) -> dict[str, str]:
-        return {"policy": self.policy, "level": self.level, "urn": self.urn, "message": self.message}
+        document = {"policy": self.policy, "level": self.level, "urn": self.urn, "message": self.message}
+        if self.waiver is not None:
+            document |= {"reason": self.waiver.reason, "expires": self.waiver.expires}
+        return document
+
+
+def apply_waivers(
+    violations: list[Violation], waivers: tuple[Waiver, ...], today: datetime.date, policies_dir: Path
+) -> list[Violation]:
+    """Mark each finding a waiver in force covers (and each one only an expired waiver covered), with the
+    pack's own matching (policies/rules/_waivers.py), so `pulumi preview` waives exactly the same."""
+    find = importlib.import_module(f"{load_rules(policies_dir).__name__}._waivers").find
+    marked = []
+    for violation in violations:
+        mine = [w for w in waivers if w.policy == violation.policy]
+        in_force, expired = find([_as_mapping(w) for w in mine], violation.urn, today)
+        marked.append(
+            dataclasses.replace(
+                violation,
+                waiver=_from_mapping(mine, in_force),
+                expired_waiver=_from_mapping(mine, expired),
+            )
+        )
+    return marked
+
+
+def _as_mapping(waiver: Waiver) -> dict[str, str]:
+    return {"resource": waiver.resource, "reason": waiver.reason, "expires": waiver.expires}
+
+
+def _from_mapping(waivers: list[Waiver], mapping) -> Waiver | None:
+    return None if mapping is None else next(w for w in waivers if _as_mapping(w) == mapping)
+
+
+def unused_waivers(violations: list[Violation], waivers: tuple[Waiver, ...]) -> list[Waiver]:
+    used = {v.waiver for v in violations} | {v.expired_waiver for v in violations}
+    return [w for w in waivers if w not in used]
+
+
+def check_waivers(waivers: tuple[Waiver, ...], policy_names: list[str]) -> None:
+    """A waiver for a policy the pack does not have is a typo that would silently waive nothing."""
+    for index, waiver in enumerate(waivers):
+        if waiver.policy not in policy_names:
+            raise ConfigError(
+                key_path(f"waivers[{index}].policy"), repr(waiver.policy), "one of " + ", ".join(sorted(policy_names))
+            )
 
 
 def load_rules(policies_dir: Path) -> ModuleType:
@@ -115,7 +174,7 @@ def _check_resource(policy, level: EnforcementLevel, record: ResourceRecord, con
 
     props = unknown_checking_proxy(deserialize_properties(record.raw_inputs))
     args = ResourceValidationArgs(record.type, props, record.urn, record.name, _options(record), None, config)
-    _guarded(lambda: policy.validate(args, report))
+    _guarded(lambda: _unwaived(policy)(args, report))
     return found
 
 
@@ -144,8 +203,13 @@ def _check_stack(policy, level: EnforcementLevel, resources: list[ResourceRecord
         )
         for r in resources
     ]
-    _guarded(lambda: policy.validate(StackValidationArgs(stack, config), report))
+    _guarded(lambda: _unwaived(policy)(StackValidationArgs(stack, config), report))
     return found
+
+
+def _unwaived(policy):
+    """The rule itself, without the pack's waiver filter: `turnout plan` shows what waivers cover."""
+    return getattr(policy, "unwaived_validate", policy.validate)
 
 
 def policy_message(description: str, message: str) -> str:

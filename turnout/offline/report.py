@@ -12,8 +12,9 @@ from typing import Any
 
 import yaml
 
+from turnout.config import Waiver
 from turnout.offline.manifests import Manifest
-from turnout.offline.policy import Violation
+from turnout.offline.policy import Violation, unused_waivers
 from turnout.offline.runtime import ResourceRecord
 from turnout.units import format_duration
 
@@ -27,6 +28,8 @@ class StackPlan:
     outputs: dict[str, Any]
     manifests: list[Manifest]
     violations: list[Violation]
+    """Every finding, waived ones included (their `waiver` is set)."""
+    waivers: tuple[Waiver, ...] = ()
 
     @property
     def traffic(self) -> dict[str, Any]:
@@ -37,8 +40,17 @@ class StackPlan:
         return self.outputs.get("dr") or {}
 
     @property
+    def counted(self) -> list[Violation]:
+        """The findings no waiver in force covers."""
+        return [v for v in self.violations if v.waiver is None]
+
+    @property
+    def waived(self) -> list[Violation]:
+        return [v for v in self.violations if v.waiver is not None]
+
+    @property
     def mandatory_violations(self) -> list[Violation]:
-        return [v for v in self.violations if v.level == "mandatory"]
+        return [v for v in self.counted if v.level == "mandatory"]
 
 
 def inventory(plan: StackPlan) -> dict[str, Any]:
@@ -64,7 +76,10 @@ def write_plan(plan: StackPlan, out_dir: Path) -> Path:
     _write_json(target / "inventory.json", inventory(plan))
     _write_json(target / "traffic.json", plan.traffic)
     _write_json(target / "dr.json", plan.dr)
-    _write_json(target / "policy.json", {"violations": [v.to_json() for v in plan.violations]})
+    _write_json(
+        target / "policy.json",
+        {"violations": [v.to_json() for v in plan.counted], "waived": [v.to_json() for v in plan.waived]},
+    )
     for manifest in plan.manifests:
         folder = target / "manifests" / manifest.cluster
         folder.mkdir(parents=True, exist_ok=True)
@@ -86,14 +101,16 @@ def summary(plan: StackPlan) -> str:
         f"# turnout plan: `{plan.stack}` — {verdict}",
         "",
         f"{len(plan.records)} resources, {len(plan.manifests)} Kubernetes objects, "
-        f"{mandatory} mandatory and {len(plan.violations) - mandatory} advisory policy violations.",
+        f"{mandatory} mandatory and {len(plan.counted) - mandatory} advisory policy violations"
+        + (f", {len(plan.waived)} waived." if plan.waived else "."),
         "",
         *_diagram(plan),
         *_platform_table(plan),
         *_resources_table(plan),
         *_traffic_tables(plan),
         *_dr_section(plan.dr),
-        *_violations_section(plan.violations),
+        *_violations_section(plan.counted),
+        *_waivers_section(plan),
     ]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -178,6 +195,27 @@ def _violations_section(violations: list[Violation]) -> list[str]:
         resource = v.urn.rsplit("::", 1)[-1] if v.urn else "(stack)"
         finding = v.message.replace("\n", " — ").replace("|", "\\|")
         lines.append(f"| `{v.policy}` | {v.level} | `{resource}` | {finding} |")
+    return [*lines, ""]
+
+
+def _waivers_section(plan: StackPlan) -> list[str]:
+    """Waived findings stay visible: what is accepted, why, and until when."""
+    expired = [v for v in plan.counted if v.expired_waiver is not None]
+    unused = unused_waivers(plan.violations, plan.waivers)
+    if not (plan.waived or expired or unused):
+        return []
+    lines = ["## Waivers", ""]
+    if plan.waived:
+        lines += ["| policy | level | resource | finding | reason | expires |", "| --- | --- | --- | --- | --- | --- |"]
+        for v in plan.waived:
+            finding = v.message.splitlines()[-1].replace("|", "\\|")
+            reason = v.waiver.reason.replace("|", "\\|")
+            lines.append(f"| `{v.policy}` | {v.level} | `{v.resource}` | {finding} | {reason} | {v.waiver.expires} |")
+        lines.append("")
+    lines += [
+        f"- expired on {v.expired_waiver.expires}, counted again: `{v.policy}` on `{v.resource}`" for v in expired
+    ]
+    lines += [f"- covers no finding (remove it?): `{w.policy}` on `{w.resource}`" for w in unused]
     return [*lines, ""]
 
 
