@@ -21,7 +21,7 @@ CACHE_KEY = "cache"
 DEFAULT_BACKUP_INTERVAL_SECONDS = 86400
 DEFAULT_BACKUP_RETENTION_DAYS = 7
 
-# How often each cloud's managed cache can snapshot, in seconds; kind's Redis takes any interval from KIND_MIN.
+# How often each cloud's managed cache can snapshot, in seconds (kind's Redis: any interval from the minimum below).
 BACKUP_PERIODS: dict[str, tuple[int, ...]] = {
     "aws": (86400,),  # ElastiCache: one automatic snapshot a day, in the snapshot window
     "gcp": (3600, 21600, 43200, 86400),  # Memorystore RDB: ONE_HOUR, SIX_HOURS, TWELVE_HOURS, TWENTY_FOUR_HOURS
