@@ -294,7 +294,7 @@ def test_previews_run_only_with_credentials_and_never_for_forks():
     assert job["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
     preview = step(job, "pulumi preview --policy-pack policies")
     assert "--policy-pack policies --policy-pack-config" in preview["run"]
-    assert 'python policies/tier_config.py "$TIER"' in preview["run"]
+    assert 'python policies/tier_config.py "$TIER" "environments/Pulumi.$STACK.yaml"' in preview["run"]
     assert job["env"]["TIER"] == "${{ matrix.tier }}"
 
 
