@@ -17,6 +17,8 @@ from components.globaltraffic import (
     RegionalIngress,
     build_global_traffic,
     check_global_traffic,
+    exported,
+    regional_ingresses,
 )
 from components.globaltraffic.cloud_dns import source_regions
 from components.mesh.platform import ServingPlatform, ServingPlatformArgs
@@ -522,3 +524,16 @@ def test_route53_records_point_at_the_addresses_the_platforms_read():
         hostname = mocks_dns.nlb_hostname(cluster, region)
         assert records[(RECORD, f"models-{cluster}")].inputs["records"] == [hostname]
         assert records[(HEALTH_CHECK, f"models-{cluster}-health")].inputs["fqdn"] == hostname
+
+
+def test_fleet_order_gives_failover_roles_and_other_routings_active_regions():
+    clusters = [("prod-us-east-1", "us-east-1"), ("prod-us-west-2", "us-west-2")]
+    addresses = {"prod-us-east-1": "east.elb.example", "prod-us-west-2": "west.elb.example"}
+    failover = regional_ingresses(clusters, addresses, "failover")
+    assert [(i.cluster, i.region, i.address, i.role) for i in failover] == [
+        ("prod-us-east-1", "us-east-1", "east.elb.example", "primary"),
+        ("prod-us-west-2", "us-west-2", "west.elb.example", "secondary"),
+    ]
+    assert {i.role for i in regional_ingresses(clusters, addresses, "latency")} == {"active"}
+    assert check_global_traffic("aws", traffic(*failover)).detection_seconds == 90
+    assert exported(None) is None

@@ -314,3 +314,31 @@ def describe_records(
             pulumi.Output.from_input(ingress.address).apply(lambda address, row=row: {**row, "target": address})
         )
     return pulumi.Output.all(*rows).apply(list)
+
+
+def regional_ingresses(
+    clusters: list[tuple[str, str]], addresses: dict[str, pulumi.Input[str]], routing: Routing
+) -> tuple[RegionalIngress, ...]:
+    """One ingress per (cluster, region), in fleet order, with the roles `routing` needs: for failover the first
+    cluster is the primary and the others secondaries; otherwise every region is active (weight 1)."""
+    return tuple(
+        RegionalIngress(
+            cluster=cluster,
+            region=region,
+            address=addresses[cluster],
+            role=("primary" if index == 0 else "secondary") if routing == "failover" else "active",
+        )
+        for index, (cluster, region) in enumerate(clusters)
+    )
+
+
+def exported(component: pulumi.ComponentResource | None) -> dict | None:
+    """What a stack exports about its global routing (None without any, as on kind)."""
+    if component is None:
+        return None
+    return {
+        "hostname": component.hostname,
+        "records": component.records,
+        "detectionSeconds": component.detection_seconds,
+        "ttlSeconds": component.ttl_seconds,
+    }
