@@ -29,7 +29,7 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
         return  # not a model version's pods
     replicas = number(get_path(args.props, "spec", "replicas"))
     if replicas is not None and replicas <= 1:
-        return
+        return  # absent is checked: an HorizontalPodAutoscaler may own the count
     spread = [
         c
         for c in items(get_path(pod, "topologySpreadConstraints"))
