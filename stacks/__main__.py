@@ -3,9 +3,11 @@
 import pulumi
 
 from components.cluster.fleet import Fleet
+from components.dr.failover import failover_routing
 from components.dr.record import dr_records
 from components.dr.standby import endpoint_options
 from components.endpoint.model_endpoint import ModelEndpoint, ModelEndpointArgs
+from components.globaltraffic import exported
 from components.mesh.platform import ServingPlatform, ServingPlatformArgs
 from components.support import check_buildable
 from turnout import dr
@@ -14,7 +16,7 @@ from turnout.naming import child
 
 config = pulumi.Config(NAMESPACE)
 stack = load_stack_config({key: config.get(key) for key in TOP_LEVEL_KEYS})
-check_buildable(stack)  # refuse what this version cannot build before anything is created
+check_buildable(stack, pulumi.get_stack())  # refuse what this version cannot build before anything is created
 recovery = dr.assess(stack.dr, stack.platform, has_cache=stack.cache is not None)  # the DR tier and its settings
 
 fleet = Fleet("fleet", stack.platform, pulumi.get_stack(), regions=recovery.settings.cluster_regions)
@@ -45,6 +47,13 @@ endpoints = [
     for name, endpoint in dr.region_endpoints(stack.endpoints, recovery.settings, cluster.region).items()
 ]
 dr_records(recovery, fleet.clusters)
+routing = failover_routing(
+    recovery,
+    stack.platform,
+    pulumi.get_stack(),
+    fleet.clusters,
+    {name: platform.ingress_address for name, platform in platforms.items()},
+)
 
 pulumi.export("tier", stack.tier)
 pulumi.export("clusters", fleet.describe())
@@ -52,3 +61,4 @@ pulumi.export("platform", {name: platform.versions for name, platform in platfor
 pulumi.export("kubeconfigs", {cluster.name: cluster.kubeconfig for cluster in fleet.clusters})
 pulumi.export("traffic", {"endpoints": [endpoint.traffic for endpoint in endpoints]})
 pulumi.export("dr", recovery.to_json())
+pulumi.export("globalTraffic", exported(routing))

@@ -47,10 +47,6 @@ class CloudTimings:
     """Promoting the cross-region replica to a writable primary."""
     backup_interval: int
     """The most frequent automatic cache backup the cloud offers."""
-    fastest_detection: int
-    """The quickest the cloud's global health checks can declare a region down (interval × 1 failure)."""
-    health_intervals: tuple[int, ...]
-    """Health-check intervals the global routing service accepts."""
     sources: tuple[str, ...] = ()
 
 
@@ -62,8 +58,6 @@ CLOUD_TIMINGS: dict[str, CloudTimings] = {
         cache_replication_lag=1,  # Global Datastore: "typically under one second"
         cache_promotion=60,  # Global Datastore promotion "typically completes in less than a minute"
         backup_interval=86400,  # ElastiCache automatic backups: once a day
-        fastest_detection=10,  # Route 53: fast interval 10 s, failure threshold 1
-        health_intervals=(10, 30),
         sources=(
             "https://docs.aws.amazon.com/whitepapers/latest/disaster-recovery-workloads-on-aws/"
             "disaster-recovery-options-in-the-cloud.html",
@@ -78,8 +72,6 @@ CLOUD_TIMINGS: dict[str, CloudTimings] = {
         cache_replication_lag=5,  # asynchronous; no published bound, assumed
         cache_promotion=120,
         backup_interval=3600,  # Memorystore RDB snapshot period: 1 h at the most frequent
-        fastest_detection=10,
-        health_intervals=(10, 30),
         sources=(
             "https://cloud.google.com/architecture/dr-scenarios-planning-guide",
             "https://cloud.google.com/memorystore/docs/redis/about-rdb-snapshots",
@@ -92,8 +84,6 @@ CLOUD_TIMINGS: dict[str, CloudTimings] = {
         cache_replication_lag=5,  # passive geo-replication is asynchronous; no published bound, assumed
         cache_promotion=300,  # unlinking the geo-replica to make it writable
         backup_interval=900,  # Premium RDB backup: every 15 minutes at the most frequent
-        fastest_detection=10,  # Traffic Manager: 10 s probing interval, 0 tolerated failures
-        health_intervals=(10, 30),
         sources=(
             "https://learn.microsoft.com/azure/well-architected/reliability/disaster-recovery",
             "https://learn.microsoft.com/azure/azure-cache-for-redis/cache-how-to-geo-replication",
@@ -107,9 +97,18 @@ CLOUD_TIMINGS: dict[str, CloudTimings] = {
         cache_replication_lag=None,
         cache_promotion=0,
         backup_interval=0,  # the in-cluster cache has no backups (0 = none)
-        fastest_detection=0,
-        health_intervals=(),
     ),
+}
+
+# Health-check intervals each cloud's global routing accepts, by gateway exposure (components/globaltraffic).
+# Route 53 probes every 10 or 30 s, but cannot reach private load balancers: internal gateways are judged by
+# a CloudWatch alarm on the NLB's one-minute HealthyHostCount. Cloud DNS health checks of public IPs probe
+# every 30 s at the fastest; Cloud DNS and Traffic Manager offer nothing for internal gateways we can time.
+HEALTH_CHECK_INTERVALS: dict[tuple[str, str], tuple[int, ...]] = {
+    ("aws", "external"): (10, 30),
+    ("aws", "internal"): (60, 120, 180, 300),
+    ("gcp", "external"): (30, 60, 120, 300),
+    ("azure", "external"): (10, 30),
 }
 
 PLATFORM_INSTALL = 600
@@ -252,9 +251,21 @@ TIER_STANDBY: dict[str, Standby] = {
 BACKUP_RETENTION_DAYS = 7
 
 
+def routing_for(tier: Tier, cloud: str, exposure: str) -> Routing | None:
+    """The tier's routing with the nearest health-check interval the cloud accepts for this exposure;
+    None for a tier without routing, or where the cloud has no health-checked routing for it."""
+    nominal = TIER_ROUTING.get(tier)
+    intervals = HEALTH_CHECK_INTERVALS.get((cloud, exposure))
+    if nominal is None or not intervals:
+        return None
+    interval = min((i for i in intervals if i >= nominal.health_check_interval), default=intervals[-1])
+    return dataclasses.replace(nominal, health_check_interval=interval)
+
+
 def estimate(tier: Tier, platform: Platform, has_cache: bool) -> Estimate:
     """The settings `tier` creates for this platform, and its RPO and RTO, term by term."""
     timings = CLOUD_TIMINGS[platform.cloud]
+    exposure = platform.serving.gateway.exposure
     primary, standby_regions = platform.regions[0], tuple(platform.regions[1:])
     replication = has_cache and tier != "backup-restore" and timings.cache_replication_lag is not None
     backups = (timings.backup_interval or None) if has_cache else None
@@ -262,7 +273,7 @@ def estimate(tier: Tier, platform: Platform, has_cache: bool) -> Estimate:
         primary_region=primary,
         standby_regions=standby_regions,
         standby=TIER_STANDBY[tier],
-        routing=TIER_ROUTING.get(tier),
+        routing=routing_for(tier, platform.cloud, exposure),
         cache_replicas=standby_regions if replication else (),
         backup_interval=backups,
         backup_retention_days=BACKUP_RETENTION_DAYS if backups else 0,
@@ -270,8 +281,13 @@ def estimate(tier: Tier, platform: Platform, has_cache: bool) -> Estimate:
     unavailable = None
     if tier != "backup-restore" and not standby_regions:
         unavailable = f"{tier} needs a standby region: {key_path('platform.regions')} lists one"
-    elif tier != "backup-restore" and not timings.health_intervals:
-        unavailable = f"{tier} needs health-checked global routing, which {platform.cloud} does not have"
+    elif tier != "backup-restore" and settings.routing is None:
+        unavailable = (
+            f"{tier} needs health-checked global routing, which {platform.cloud} offers only for external gateways"
+            f" ({key_path('platform.serving.gateway.exposure')}: external)"
+            if platform.cloud in ("gcp", "azure")
+            else f"{tier} needs health-checked global routing, which {platform.cloud} does not have"
+        )
     return Estimate(
         tier, settings, _rpo_terms(settings, timings, has_cache), _rto_terms(settings, timings, has_cache), unavailable
     )
@@ -307,7 +323,8 @@ def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
             terms.append(Term("cache restore", timings.cache_restore, "a new cache seeded from the last backup"))
         terms.append(Term("dns", REBUILD_DNS_TTL, "clients keep the old address for the record's TTL"))
         return tuple(terms)
-    assert routing is not None
+    if routing is None:
+        return (Term("detection", None, "no health-checked global routing fails over to the standby"),)
     terms = [
         Term(
             "detection",
@@ -333,7 +350,7 @@ def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
 
 def check_achievable(target: DrTarget, platform: Platform, has_cache: bool) -> None:
     """Refuse targets no topology can meet, naming the term that fails (status 2)."""
-    timings = CLOUD_TIMINGS[platform.cloud]
+    intervals = HEALTH_CHECK_INTERVALS.get((platform.cloud, platform.serving.gateway.exposure))
     if target.rpo == 0 and has_cache:
         raise ConfigError(
             key_path("dr.rpo"),
@@ -341,12 +358,14 @@ def check_achievable(target: DrTarget, platform: Platform, has_cache: bool) -> N
             "at least 1s with a cache: every cross-region Redis replica the clouds offer is asynchronous, "
             "so some writes are always in flight (or remove turnout:cache)",
         )
-    if timings.fastest_detection and target.rto < timings.fastest_detection:
+    fastest = min(intervals) if intervals else None
+    if fastest and target.rto < fastest:
         raise ConfigError(
             key_path("dr.rto"),
             format_duration(target.rto),
-            f"at least {format_duration(timings.fastest_detection)} on {platform.cloud}: failover detection alone "
-            f"takes that long (the fastest health check, {timings.fastest_detection} s × 1 failure)",
+            f"at least {format_duration(fastest)} on {platform.cloud} with a "
+            f"{platform.serving.gateway.exposure} gateway: failover detection alone takes that long "
+            f"(the fastest health check, every {fastest} s, 1 failure)",
         )
 
 

@@ -15,11 +15,17 @@ from ._kubernetes import get_path, number
 
 MANDATORY_IN = ("staging", "prod")  # a declared target that cannot be met is a release blocker
 
-# Health checks by type: (interval, failure threshold) from their inputs.
+ROUTE53_HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+TRAFFIC_MANAGER = "azure-native:trafficmanager:Profile"
+
+# Health checks by type: (interval, failure threshold) from their properties. A Route 53 check of a
+# CloudWatch alarm (internal gateways) takes the alarm's timing: period × evaluation periods.
 HEALTH_CHECKS = {
-    "aws:route53/healthCheck:HealthCheck": lambda p: (p.get("requestInterval"), p.get("failureThreshold")),
+    ROUTE53_HEALTH_CHECK: lambda p: (p.get("requestInterval"), p.get("failureThreshold")),
+    METRIC_ALARM: lambda p: (p.get("period"), p.get("evaluationPeriods")),
     "gcp:compute/healthCheck:HealthCheck": lambda p: (p.get("checkIntervalSec"), p.get("unhealthyThreshold")),
-    "azure-native:network:Profile": lambda p: (
+    TRAFFIC_MANAGER: lambda p: (
         get_path(p, "monitorConfig", "intervalInSeconds"),
         (number(get_path(p, "monitorConfig", "toleratedNumberOfFailures")) or 0) + 1,
     ),
@@ -28,19 +34,29 @@ HEALTH_CHECKS = {
 DNS_RECORDS = {
     "aws:route53/record:Record": lambda p: p.get("ttl"),
     "gcp:dns/recordSet:RecordSet": lambda p: p.get("ttl"),
-    "azure-native:network:Profile": lambda p: get_path(p, "dnsConfig", "ttl"),
+    TRAFFIC_MANAGER: lambda p: get_path(p, "dnsConfig", "ttl"),
 }
-DEFAULT_HEALTH_CHECK = {  # what the clouds use when the input is left out
-    "aws:route53/healthCheck:HealthCheck": (30, 3),
+DEFAULT_HEALTH_CHECK = {  # what the clouds use when the property is left out
+    ROUTE53_HEALTH_CHECK: (30, 3),
+    METRIC_ALARM: (60, 1),
     "gcp:compute/healthCheck:HealthCheck": (5, 2),
-    "azure-native:network:Profile": (30, 4),
+    TRAFFIC_MANAGER: (30, 4),
 }
 
 
 def created_detection_and_ttl(resources) -> tuple[float | None, float | None]:
     """The slowest failover detection and the longest TTL among what the stack creates."""
     detections, ttls = [], []
+    alarms_checked = {
+        r.props.get("cloudwatchAlarmName")
+        for r in resources
+        if r.resource_type == ROUTE53_HEALTH_CHECK and r.props.get("type") == "CLOUDWATCH_METRIC"
+    }
     for r in resources:
+        if r.resource_type == METRIC_ALARM and r.props.get("name") not in alarms_checked:
+            continue  # an alarm no failover health check reads
+        if r.resource_type == ROUTE53_HEALTH_CHECK and r.props.get("type") == "CLOUDWATCH_METRIC":
+            continue  # timed by its alarm
         if r.resource_type in HEALTH_CHECKS:
             interval, threshold = HEALTH_CHECKS[r.resource_type](r.props)
             default_interval, default_threshold = DEFAULT_HEALTH_CHECK[r.resource_type]

@@ -138,6 +138,9 @@ def evaluate(
     default_level = getattr(rules, "DEFAULT_ENFORCEMENT", EnforcementLevel.ADVISORY)
     merged = {**(rules.tier_config(tier) if tier and hasattr(rules, "tier_config") else {}), **(config or {})}
     resources = [r for r in records if r.custom]
+    # Deserialized once for every rule (rules only read them): most of the pack's time otherwise.
+    inputs = {r.urn: deserialize_properties(r.raw_inputs) for r in resources}
+    stack = _stack_resources(resources)
     violations: list[Violation] = []
     for policy in rules.POLICIES:
         level, settings = _configured(policy, merged.get(policy.name), default_level)
@@ -145,9 +148,9 @@ def evaluate(
             continue
         if isinstance(policy, ResourceValidationPolicy):
             for record in resources:
-                violations += _check_resource(policy, level, record, settings)
+                violations += _check_resource(policy, level, record, inputs[record.urn], settings)
         elif isinstance(policy, StackValidationPolicy):
-            violations += _check_stack(policy, level, resources, settings)
+            violations += _check_stack(policy, level, stack, settings)
     return sorted(violations, key=lambda v: (v.level != "mandatory", v.policy, v.urn, v.message))
 
 
@@ -164,7 +167,9 @@ def _configured(policy, entry, default_level: EnforcementLevel) -> tuple[Enforce
     return (EnforcementLevel.MANDATORY if level == EnforcementLevel.REMEDIATE else level), settings
 
 
-def _check_resource(policy, level: EnforcementLevel, record: ResourceRecord, config: dict) -> list[Violation]:
+def _check_resource(
+    policy, level: EnforcementLevel, record: ResourceRecord, inputs: dict, config: dict
+) -> list[Violation]:
     found: list[Violation] = []
 
     def report(message: str, urn: str | None = None) -> None:
@@ -172,24 +177,20 @@ def _check_resource(policy, level: EnforcementLevel, record: ResourceRecord, con
             Violation(policy.name, level.value, urn or record.urn, policy_message(policy.description, message))
         )
 
-    props = unknown_checking_proxy(deserialize_properties(record.raw_inputs))
+    props = unknown_checking_proxy(inputs)
     args = ResourceValidationArgs(record.type, props, record.urn, record.name, _options(record), None, config)
     _guarded(lambda: _unwaived(policy)(args, report))
     return found
 
 
-def _check_stack(policy, level: EnforcementLevel, resources: list[ResourceRecord], config: dict) -> list[Violation]:
-    found: list[Violation] = []
-
-    def report(message: str, urn: str | None = None) -> None:
-        found.append(Violation(policy.name, level.value, urn or "", policy_message(policy.description, message)))
-
+def _stack_resources(resources: list[ResourceRecord]) -> list[PolicyResource]:
+    """The stack as AnalyzeStack hands it over: outputs, with each resource's provider."""
     providers = {
         r.urn: PolicyProviderResource(r.type, deserialize_properties(r.raw_outputs), r.urn, r.name)
         for r in resources
         if r.is_provider
     }
-    stack = [
+    return [
         PolicyResource(
             r.type,
             deserialize_properties(r.raw_outputs),
@@ -203,6 +204,14 @@ def _check_stack(policy, level: EnforcementLevel, resources: list[ResourceRecord
         )
         for r in resources
     ]
+
+
+def _check_stack(policy, level: EnforcementLevel, stack: list[PolicyResource], config: dict) -> list[Violation]:
+    found: list[Violation] = []
+
+    def report(message: str, urn: str | None = None) -> None:
+        found.append(Violation(policy.name, level.value, urn or "", policy_message(policy.description, message)))
+
     _guarded(lambda: _unwaived(policy)(StackValidationArgs(stack, config), report))
     return found
 
