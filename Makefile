@@ -39,6 +39,7 @@ format: $(INSTALLED)
 
 reference: $(INSTALLED)  ## regenerate the README's config reference from the typed config
 	$(BIN)/python -m turnout.reference README.md
+	$(BIN)/python -m turnout.offline.policy_table README.md
 
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/plan_speed.py

@@ -24,6 +24,16 @@ def test_readme_starts_with_the_plan_and_test_commands():
     assert "make test" in (REPO / ".ci" / "run").read_text()
 
 
+def test_policy_table_is_generated_from_the_pack():
+    from turnout.offline.policy_table import BEGIN as TABLE_BEGIN
+    from turnout.offline.policy_table import END as TABLE_END
+    from turnout.offline.policy_table import policy_table
+
+    text = README.read_text()
+    section = text[text.index(TABLE_BEGIN) : text.index(TABLE_END) + len(TABLE_END)]
+    assert section + "\n" == policy_table(REPO / "policies"), "README policy table is stale: run `make reference`"
+
+
 def test_config_reference_is_generated_not_hand_kept():
     section = README[README.index(BEGIN) : README.index(END) + len(END)]
     assert section + "\n" == config_reference(), "README reference is stale: run `make reference`"
