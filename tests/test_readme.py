@@ -29,8 +29,7 @@ def test_policy_table_is_generated_from_the_pack():
     from turnout.offline.policy_table import END as TABLE_END
     from turnout.offline.policy_table import policy_table
 
-    text = README.read_text()
-    section = text[text.index(TABLE_BEGIN) : text.index(TABLE_END) + len(TABLE_END)]
+    section = README[README.index(TABLE_BEGIN) : README.index(TABLE_END) + len(TABLE_END)]
     assert section + "\n" == policy_table(REPO / "policies"), "README policy table is stale: run `make reference`"
 
 
