@@ -35,23 +35,20 @@ from ._cloud import (
 
 
 def eks_problems(resources) -> list[tuple[str, str]]:
-    """(message, urn) for each subnet mapping public IPs that an EKS node group runs in or may run in."""
+    """(message, urn) for each subnet mapping public IPs that an EKS node group may run nodes in."""
     groups = [r for r in resources if r.resource_type == EKS_NODE_GROUP]
     found = []
     for subnet in resources:
         if subnet.resource_type != AWS_SUBNET or not is_true(read(subnet.props, "mapPublicIpOnLaunch")):
             continue
-        runs, may_run = [], []
-        for group in groups:
-            uses = refers_to(group, subnet, items(group.props, "subnetIds"))
-            if uses is not False:
-                (runs if uses else may_run).append(display_name(group.resource_type, group.props, group.name))
-        label = display_name(subnet.resource_type, subnet.props, subnet.name)
-        if runs:
-            verb = "runs" if len(runs) == 1 else "run"
-            found.append((f"{label} maps public IPs on launch, and {', '.join(runs)} {verb} in it.", subnet.urn))
-        if may_run:
-            found.append((f"{label} maps public IPs on launch, and {', '.join(may_run)} may run in it.", subnet.urn))
+        users = [
+            display_name(group.resource_type, group.props, group.name)
+            for group in groups
+            if refers_to(group, subnet, items(group.props, "subnetIds")) is not False
+        ]
+        if users:
+            label = display_name(subnet.resource_type, subnet.props, subnet.name)
+            found.append((f"{label} maps public IPs on launch, and {', '.join(users)} may run in it.", subnet.urn))
     return found
 
 
