@@ -286,7 +286,8 @@ def describe_records(
     args: GlobalTrafficArgs, plan: HealthCheckPlan, record_type: str, extra: dict[str, dict] | None = None
 ) -> pulumi.Output[list[dict]]:
     """What the plan shows per region: its record's routing, target, role or weight, TTL and health check;
-    `extra` adds cloud-specific fields by cluster."""
+    `extra` adds cloud-specific fields by cluster (values may be Outputs, such as a health check's id, which
+    `turnout failover` reads)."""
     health_check = {
         "mechanism": plan.mechanism,
         "protocol": plan.protocol,
@@ -308,10 +309,12 @@ def describe_records(
             "weight": ingress.weight if args.routing == "weighted" else None,
             "ttl": plan.ttl_seconds,
             "healthCheck": health_check,
-            **(extra or {}).get(ingress.cluster, {}),
         }
+        fields = pulumi.Output.from_input((extra or {}).get(ingress.cluster, {}))
         rows.append(
-            pulumi.Output.from_input(ingress.address).apply(lambda address, row=row: {**row, "target": address})
+            pulumi.Output.all(ingress.address, fields).apply(
+                lambda resolved, row=row: {**row, **resolved[1], "target": resolved[0]}
+            )
         )
     return pulumi.Output.all(*rows).apply(list)
 

@@ -13,6 +13,8 @@
   (the HTTPS target group, minimum < 1), period `interval` (one-minute metric: a multiple of 60 s),
   `failure_threshold` evaluation periods, missing data as breaching; the NLB and target group are found by
   the tags the AWS Load Balancer Controller puts on them.
+- Exported per record, for `turnout failover`: `healthCheckId`, and `healthCheckAlarm` ({name, region}; null for
+  endpoint checks), so the runbook reads each region's health without searching for it.
 """
 
 from __future__ import annotations
@@ -76,9 +78,12 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
         )
         self.zone_id = zone.zone_id
         on_dns = pulumi.ResourceOptions(parent=self, provider=dns)
+        # What `turnout failover` reads per region: the health check's id, and the alarm behind it if any.
+        failover: dict[str, dict] = {}
         for ingress in args.ingresses:
+            alarm = None
             if plan.mechanism == "cloudwatch-alarm":
-                health = self._alarm_health_check(ingress, plan.interval_seconds, plan.failure_threshold, on_dns)
+                health, alarm = self._alarm_health_check(ingress, plan.interval_seconds, plan.failure_threshold, on_dns)
             else:
                 health = aws.route53.HealthCheck(
                     child(name, ingress.cluster, "health"),
@@ -103,10 +108,12 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
                 **routing_policy(args.routing, ingress),
                 opts=on_dns,
             )
-        failover = {
-            ingress.cluster: {"setIdentifier": ingress.cluster, "failover": FAILOVER_TYPES.get(ingress.role)}
-            for ingress in args.ingresses
-        }
+            failover[ingress.cluster] = {
+                "setIdentifier": ingress.cluster,
+                "failover": FAILOVER_TYPES.get(ingress.role),
+                "healthCheckId": health.id,
+                "healthCheckAlarm": None if alarm is None else {"name": alarm.name, "region": ingress.region},
+            }
         self.records = describe_records(args, plan, "CNAME", failover)
         self.register_outputs(
             {
@@ -127,8 +134,8 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
 
     def _alarm_health_check(
         self, ingress: RegionalIngress, period: int, evaluation_periods: int, on_dns: pulumi.ResourceOptions
-    ) -> aws.route53.HealthCheck:
-        """A health check on an alarm that fires while the region's NLB has no healthy HTTPS target."""
+    ) -> tuple[aws.route53.HealthCheck, aws.cloudwatch.MetricAlarm]:
+        """A health check on an alarm that fires while the region's NLB has no healthy HTTPS target, and the alarm."""
         regional = self._region_provider(ingress.region)
         lookup = pulumi.InvokeOutputOptions(provider=regional, parent=self)
         # Looked up once the gateway has its address, i.e. once the controller has created the NLB.
@@ -160,7 +167,7 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
             treat_missing_data="breaching",  # no data points: the NLB or its targets are gone
             opts=pulumi.ResourceOptions(parent=self, provider=regional),
         )
-        return aws.route53.HealthCheck(
+        health = aws.route53.HealthCheck(
             child(self._prefix, ingress.cluster, "health"),
             type="CLOUDWATCH_METRIC",
             cloudwatch_alarm_name=alarm.name,
@@ -169,3 +176,4 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
             tags={"Name": child(self._prefix, ingress.cluster)},
             opts=on_dns,
         )
+        return health, alarm
