@@ -6,24 +6,34 @@ feature not built yet fails here, naming the key, instead of half-way through `p
 
 from __future__ import annotations
 
+from components.cache import DEFAULT_BACKUP_INTERVAL_SECONDS, check_cache_settings
 from components.cluster.fleet import check_cloud
 from components.dr.failover import check_failover
 from components.endpoint.model_endpoint import check_renderable
-from turnout.config import StackConfig, key_path
-from turnout.dr import assess, check_achievable
-from turnout.errors import NotSupportedError
+from turnout.config import StackConfig
+from turnout.dr import Settings, assess, check_achievable
+
+
+def cache_backup_interval(settings: Settings) -> int:
+    """The backup interval the cache is built with: the tier's, else the cache's default (none is kept
+    alongside Azure geo-replication, which the component handles)."""
+    return settings.backup_interval or DEFAULT_BACKUP_INTERVAL_SECONDS
 
 
 def check_buildable(config: StackConfig, stack: str) -> None:
     check_cloud(config.platform)
-    if config.cache is not None:
-        raise NotSupportedError(
-            key_path("cache"),
-            f"engine {config.cache.engine!r}",
-            "no turnout:cache key: caches are not built by this version",
-        )
+    has_cache = config.cache is not None
     if config.dr is not None:
-        check_achievable(config.dr, config.platform, has_cache=config.cache is not None)
-        check_failover(assess(config.dr, config.platform, config.cache is not None), config.platform, stack)
+        check_achievable(config.dr, config.platform, has_cache=has_cache)
+    plan = assess(config.dr, config.platform, has_cache)
+    check_failover(plan, config.platform, stack)
+    if config.cache is not None:
+        check_cache_settings(
+            cloud=config.platform.cloud,
+            engine=config.cache.engine,
+            backup_interval_seconds=cache_backup_interval(plan.settings),
+            backup_retention_days=plan.settings.backup_retention_days,
+            replica_regions=plan.settings.cache_replicas,
+        )
     for name, endpoint in config.endpoints.items():
         check_renderable(name, endpoint)

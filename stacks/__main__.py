@@ -2,6 +2,7 @@
 
 import pulumi
 
+from components.cache.build import build_cache, cache_connection, cache_replication
 from components.cluster.fleet import Fleet
 from components.dr.failover import failover_routing
 from components.dr.record import dr_records
@@ -9,7 +10,7 @@ from components.dr.standby import endpoint_options
 from components.endpoint.model_endpoint import ModelEndpoint, ModelEndpointArgs
 from components.globaltraffic import exported
 from components.mesh.platform import ServingPlatform, ServingPlatformArgs
-from components.support import check_buildable
+from components.support import cache_backup_interval, check_buildable
 from turnout import dr
 from turnout.config import NAMESPACE, TOP_LEVEL_KEYS, load_stack_config
 from turnout.naming import child
@@ -20,6 +21,16 @@ check_buildable(stack, pulumi.get_stack())  # refuse what this version cannot bu
 recovery = dr.assess(stack.dr, stack.platform, has_cache=stack.cache is not None)  # the DR tier and its settings
 
 fleet = Fleet("fleet", stack.platform, pulumi.get_stack(), regions=recovery.settings.cluster_regions)
+cache = build_cache(
+    child(pulumi.get_stack(), "cache"),
+    stack.cache,
+    cloud=stack.platform.cloud,
+    tier=stack.tier,
+    clusters=fleet.clusters,
+    replica_regions=recovery.settings.cache_replicas,
+    backup_interval_seconds=cache_backup_interval(recovery.settings),
+    backup_retention_days=recovery.settings.backup_retention_days,
+)
 platforms = {
     cluster.name: ServingPlatform(
         child(cluster.name, "serving"),
@@ -40,6 +51,7 @@ endpoints = [
             cluster=cluster.name,
             mesh=platforms[cluster.name].mesh,
             after=tuple(platforms[cluster.name].ready),
+            cache=cache_connection(cache, cluster.region),
         ),
         endpoint_options(recovery.settings, cluster.region, cluster.provider),
     )
@@ -62,3 +74,4 @@ pulumi.export("kubeconfigs", {cluster.name: cluster.kubeconfig for cluster in fl
 pulumi.export("traffic", {"endpoints": [endpoint.traffic for endpoint in endpoints]})
 pulumi.export("dr", recovery.to_json())
 pulumi.export("globalTraffic", exported(routing))
+pulumi.export("cache", cache_replication(cache))

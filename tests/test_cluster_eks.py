@@ -313,3 +313,10 @@ def test_aws_stack_plans_end_to_end(project, tmp_path, capsys):
     groups = [r for r in inventory["resources"] if r["type"] == NODE_GROUP]
     assert [g["inputs"]["instanceTypes"] for g in groups] == [["m6i.xlarge"]]
     assert inventory["outputs"]["kubeconfigs"] == {"cloud-us-east-1": "[secret]"}
+
+
+def test_the_vpc_cni_enforces_network_policies():
+    _, records = plan(eks_args())
+    (addon,) = of_type(records, "aws:eks/addon:Addon").values()
+    assert addon.inputs["addonName"] == "vpc-cni"
+    assert json.loads(addon.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}

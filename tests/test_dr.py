@@ -49,16 +49,17 @@ def test_each_tier_creates_its_settings_and_estimates_from_them():
     assert pilot.settings.cache_replicas == ("us-west-2",)
     assert terms(pilot) == (
         {"replication lag": 1},
-        {"detection": 90, "dns": 60, "cache promotion": 60, "runbook": 300, "nodes": 300, "endpoints": 120},
+        {"detection": 90, "dns": 60, "runbook": 300, "cache promotion": 60, "nodes": 300, "endpoints": 120},
     )
 
     assert warm.settings.standby == "reduced" and warm.settings.routing == dr.Routing("failover", 10, 3, 60)
-    assert terms(warm)[1] == {"detection": 30, "dns": 60, "cache promotion": 60, "scale-out": 90}
-    assert warm.rto == 240
+    # the Global Datastore's promotion is manual: someone runs `turnout failover`
+    assert terms(warm)[1] == {"detection": 30, "dns": 60, "runbook": 300, "cache promotion": 60, "scale-out": 90}
+    assert warm.rto == 540
 
     assert active.settings.standby == "full" and active.settings.routing == dr.Routing("latency", 10, 2, 30)
-    assert terms(active)[1] == {"detection": 20, "dns": 30, "cache promotion": 60}
-    assert active.rto == 110
+    assert terms(active)[1] == {"detection": 20, "dns": 30, "runbook": 300, "cache promotion": 60}
+    assert active.rto == 410
 
 
 def test_a_stateless_stack_loses_no_data_and_needs_no_cache_terms():
@@ -68,16 +69,21 @@ def test_a_stateless_stack_loses_no_data_and_needs_no_cache_terms():
 
 
 def test_the_cheapest_tier_that_meets_the_target_is_chosen_and_the_cheaper_ones_say_why_not():
-    plan = dr.assess(DrTarget(rpo=30, rto=300), TWO_AWS, has_cache=True)
+    plan = dr.assess(DrTarget(rpo=30, rto=600), TWO_AWS, has_cache=True)
     assert (plan.tier, plan.meets) == ("warm-standby", True)
     document = plan.to_json()
-    assert document["estimatedRpoSeconds"] == 1 and document["estimatedRtoSeconds"] == 240
-    assert "not backup-restore: rpo 1d > 30s; rto 72m > 5m (largest term: cache restore)" in document["reasons"]
-    assert "not pilot-light: rto 930s > 5m (largest term: runbook)" in document["reasons"]
+    assert document["estimatedRpoSeconds"] == 1 and document["estimatedRtoSeconds"] == 540
+    assert "not backup-restore: rpo 1d > 30s; rto 72m > 10m (largest term: cache restore)" in document["reasons"]
+    assert "not pilot-light: rto 930s > 10m (largest term: runbook)" in document["reasons"]
     assert "rto detection: 30s (health check every 10 s × 3 failures)" in document["reasons"]
+    stateless = dr.assess(DrTarget(rpo=30, rto=300), TWO_AWS, has_cache=False)
+    assert (stateless.tier, stateless.estimate.rto) == ("warm-standby", 180)  # no cache: nothing manual
     assert dr.assess(DrTarget(rpo=86400, rto=86400), TWO_AWS, has_cache=True).tier == "backup-restore"
     assert dr.assess(DrTarget(rpo=60, rto=900), TWO_AWS, has_cache=True).tier == "warm-standby"
     assert dr.assess(DrTarget(rpo=60, rto=1800), TWO_AWS, has_cache=True).tier == "pilot-light"
+    unmet = dr.assess(DrTarget(rpo=30, rto=300), TWO_AWS, has_cache=True)
+    assert (unmet.tier, unmet.meets) == ("active-active", False)
+    assert unmet.reasons[-1] == "the target is not met: rto 410s > 5m (largest term: runbook)"
 
 
 def test_clouds_differ_in_what_backups_recover():
@@ -121,6 +127,7 @@ def test_standby_regions_run_fewer_pods():
     )
     warm = dr.estimate("warm-standby", config.platform, False).settings
     pilot = dr.estimate("pilot-light", config.platform, False).settings
+
     def replicas(settings, region):
         return dr.region_endpoints(config.endpoints, settings, region)["m"].versions["v1"].replicas
 
@@ -215,3 +222,43 @@ def test_the_readme_cites_the_tier_sources():
     for cloud in ("aws", "gcp", "azure"):
         for source in dr.CLOUD_TIMINGS[cloud].sources[:1]:
             assert source in readme
+
+
+def test_failover_routing_needs_a_real_zone_named(capsys, project, tmp_path):
+    config = prod_aws(["us-east-1", "us-west-2"], {"rpo": "1m", "rto": "10m"})
+    status, err, _ = plan_stack(capsys, project, tmp_path, "nozone", config)
+    assert status == 2 and "turnout:platform.serving.gateway.domain" in err and "delegated" in err
+
+
+def test_warm_standby_plans_health_checked_failover_records(capsys, project, tmp_path):
+    config = prod_aws(["us-east-1", "us-west-2"], {"rpo": "1m", "rto": "5m"})
+    config["platform"]["serving"] = {"gateway": {"exposure": "external", "domain": "models.example.com"}}
+    status, err, folder = plan_stack(capsys, project, tmp_path, "warm", config)
+    assert "dr-target-achievable" not in err
+    document = json.loads((folder / "dr.json").read_text())
+    assert (document["tier"], document["meets"], document["estimatedRtoSeconds"]) == ("warm-standby", True, 180)
+    inventory = json.loads((folder / "inventory.json").read_text())
+    checks = [r["inputs"] for r in inventory["resources"] if r["type"] == "aws:route53/healthCheck:HealthCheck"]
+    assert [(c["requestInterval"], c["failureThreshold"], c["port"]) for c in checks] == [(10, 3, 15021)] * 2
+    records = [r["inputs"] for r in inventory["resources"] if r["type"] == "aws:route53/record:Record"]
+    assert sorted(r["failoverRoutingPolicies"][0]["type"] for r in records) == ["PRIMARY", "SECONDARY"]
+    assert {r["ttl"] for r in records} == {60}
+    standby = folder / "manifests" / "warm-us-west-2" / "04-deployment-m-m-v1.yaml"
+    assert "turnout.dev/dr-standby: reduced" in standby.read_text()
+
+
+def test_an_internal_aws_gateway_fails_over_on_cloudwatch_alarms_a_minute_apart():
+    platform = Platform(cloud="aws", regions=("us-east-1", "us-west-2"))
+    warm = dr.estimate("warm-standby", platform, has_cache=False)
+    assert warm.settings.routing == dr.Routing("failover", 60, 3, 60)
+    assert terms(warm)[1]["detection"] == 180
+
+
+def test_gcp_and_azure_need_external_gateways_for_failover_tiers():
+    for cloud, regions in (("gcp", ("europe-west1", "europe-west4")), ("azure", ("westeurope", "northeurope"))):
+        pilot = dr.estimate("pilot-light", Platform(cloud=cloud, regions=regions), has_cache=False)
+        assert "turnout:platform.serving.gateway.exposure: external" in pilot.unavailable
+    gcp = dr.estimate(
+        "warm-standby", Platform(cloud="gcp", regions=("europe-west1", "europe-west4"), serving=EXTERNAL), False
+    )
+    assert gcp.settings.routing.health_check_interval == 30  # Cloud DNS public-IP checks: 30 s at the fastest

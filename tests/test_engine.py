@@ -162,7 +162,6 @@ def test_unknown_option_is_status_2(capsys):
 @pytest.mark.parametrize(
     ("change", "key"),
     [
-        (lambda c: c.update(cache={"engine": "redis"}), "turnout:cache"),
         (
             lambda c: c["endpoints"]["echo"].update(
                 versions={"v1": {"image": "a:1"}, "v2": {"image": "a:2"}},

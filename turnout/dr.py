@@ -47,6 +47,10 @@ class CloudTimings:
     """Promoting the cross-region replica to a writable primary."""
     backup_interval: int
     """The most frequent automatic cache backup the cloud offers."""
+    backups_with_replication: bool = True
+    """Whether a geo-replicated cache keeps backups (Azure allows persistence or geo-replication, not both)."""
+    backups_leave_cluster: bool = True
+    """Whether backups survive losing the cluster (not the in-cluster cache's own volume)."""
     sources: tuple[str, ...] = ()
 
 
@@ -69,7 +73,7 @@ CLOUD_TIMINGS: dict[str, CloudTimings] = {
         cluster_create=600,
         node_provision=180,
         cache_restore=900,  # Memorystore RDB import
-        cache_replication_lag=5,  # asynchronous; no published bound, assumed
+        cache_replication_lag=None,  # Memorystore for Redis instances have no cross-region replica
         cache_promotion=120,
         backup_interval=3600,  # Memorystore RDB snapshot period: 1 h at the most frequent
         sources=(
@@ -84,6 +88,7 @@ CLOUD_TIMINGS: dict[str, CloudTimings] = {
         cache_replication_lag=5,  # passive geo-replication is asynchronous; no published bound, assumed
         cache_promotion=300,  # unlinking the geo-replica to make it writable
         backup_interval=900,  # Premium RDB backup: every 15 minutes at the most frequent
+        backups_with_replication=False,
         sources=(
             "https://learn.microsoft.com/azure/well-architected/reliability/disaster-recovery",
             "https://learn.microsoft.com/azure/azure-cache-for-redis/cache-how-to-geo-replication",
@@ -96,7 +101,8 @@ CLOUD_TIMINGS: dict[str, CloudTimings] = {
         cache_restore=0,
         cache_replication_lag=None,
         cache_promotion=0,
-        backup_interval=0,  # the in-cluster cache has no backups (0 = none)
+        backup_interval=3600,  # RDB snapshots to the StatefulSet's own volume
+        backups_leave_cluster=False,
     ),
 }
 
@@ -118,7 +124,8 @@ ENDPOINTS_READY = 120
 OPERATOR_DECISION = 900
 """Someone is paged, confirms a regional loss and starts the recovery: nothing automatic does it."""
 RUNBOOK_START = 300
-"""`turnout failover` started by the on-call engineer (pilot light scales up on a decision)."""
+"""`turnout failover` started by the on-call engineer: what DNS does not do (pilot-light scale-up, cache
+promotion or restore) waits for a decision."""
 HPA_SCALE_OUT = 90
 """The autoscaler taking a warm standby from its reduced replicas to full capacity."""
 REBUILD_DNS_TTL = 300
@@ -268,7 +275,7 @@ def estimate(tier: Tier, platform: Platform, has_cache: bool) -> Estimate:
     exposure = platform.serving.gateway.exposure
     primary, standby_regions = platform.regions[0], tuple(platform.regions[1:])
     replication = has_cache and tier != "backup-restore" and timings.cache_replication_lag is not None
-    backups = (timings.backup_interval or None) if has_cache else None
+    backups = timings.backup_interval if has_cache and (timings.backups_with_replication or not replication) else None
     settings = Settings(
         primary_region=primary,
         standby_regions=standby_regions,
@@ -304,8 +311,10 @@ def _rpo_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
                 f"asynchronous cross-region cache replica in {', '.join(settings.cache_replicas)}",
             ),
         )
-    if settings.backup_interval:
+    if settings.backup_interval and timings.backups_leave_cluster:
         return (Term("backup interval", settings.backup_interval, "writes since the last cache backup are lost"),)
+    if settings.backup_interval:
+        return (Term("cache data", None, "the cache's snapshots live on the cluster's own volume, lost with it"),)
     return (Term("cache data", None, "the cache has neither backups nor a cross-region replica"),)
 
 
@@ -333,13 +342,19 @@ def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
         ),
         Term("dns", routing.ttl, "clients keep the failed region's answer for the TTL"),
     ]
+    manual = (["scale the pilot light up"] if settings.standby == "zero" else []) + (
+        (["promote the cache replica"] if settings.cache_replicas else ["restore the cache from its last backup"])
+        if has_cache
+        else []
+    )
+    if manual:  # nothing starts these by itself: DNS fails over, the cache and the pods do not
+        terms.append(Term("runbook", RUNBOOK_START, "someone starts `turnout failover` to " + " and ".join(manual)))
     if has_cache and settings.cache_replicas:
         terms.append(Term("cache promotion", timings.cache_promotion, "the standby region's replica becomes writable"))
     elif has_cache:
         terms.append(Term("cache restore", timings.cache_restore, "no replica: a cache seeded from the last backup"))
     if settings.standby == "zero":
         terms += [
-            Term("runbook", RUNBOOK_START, "pilot light scales up on a decision: `turnout failover`"),
             Term("nodes", timings.node_provision, "node pools scale up for the model pods"),
             Term("endpoints", ENDPOINTS_READY, "model workloads ready"),
         ]

@@ -202,6 +202,17 @@ class EksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=cluster_grants),
         )
 
+        # The VPC CNI enforces NetworkPolicies only with its policy agent on (v1.14+, the default for our versions);
+        # turnout's model namespaces rely on them as defence in depth behind Istio's authorization.
+        aws.eks.Addon(
+            child(name, "vpc-cni"),
+            cluster_name=cluster.name,
+            addon_name="vpc-cni",
+            configuration_values=json.dumps({"enableNetworkPolicy": "true"}),
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            opts=mine,
+        )
         self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
         self.oidc_issuer = cluster.identities.apply(lambda identities: identities[0].oidcs[0].issuer)
         # No thumbprint: IAM validates EKS issuers against its own trusted CAs and ignores configured thumbprints.

@@ -13,7 +13,7 @@ from components.globaltraffic import (
     check_global_traffic,
     regional_ingresses,
 )
-from turnout.config import Platform
+from turnout.config import CLOUD_DOMAIN, Platform
 from turnout.dr import DrPlan
 from turnout.errors import ConfigError
 from turnout.naming import child
@@ -38,10 +38,10 @@ def check_failover(plan: DrPlan, platform: Platform, stack: str) -> None:
     """Before anything is created: the routing the tier needs is one the cloud accepts, in a zone named."""
     if plan.settings.routing is None:
         return
-    if platform.serving.gateway.domain is None:
+    if platform.serving.gateway.domain in (None, CLOUD_DOMAIN):
         raise ConfigError(
             DOMAIN_KEY,
-            "nothing",
+            f"nothing (the default {CLOUD_DOMAIN} is not a zone anyone can delegate)",
             f"the DNS zone your model hosts live in (e.g. models.example.com): the {plan.tier} tier routes "
             "*.<domain> between regions, in a zone you have delegated",
         )
