@@ -97,6 +97,34 @@ def two_clusters(standby_label="reduced"):
     return program
 
 
+def elasticache(global_datastore=False):
+    def program():
+        group = aws.elasticache.ReplicationGroup(
+            "cache", description="c", node_type="cache.r7g.large", engine="valkey", num_cache_clusters=2
+        )
+        if global_datastore:
+            aws.elasticache.GlobalReplicationGroup(
+                "global", global_replication_group_id_suffix="c", primary_replication_group_id=group.id
+            )
+
+    return program
+
+
+def in_cluster_redis():
+    k8s.apps.v1.StatefulSet(
+        "redis",
+        metadata={"name": "redis", "namespace": "turnout-cache"},
+        spec={
+            "serviceName": "redis",
+            "selector": {"matchLabels": {"app": "redis"}},
+            "template": {
+                "metadata": {"labels": {"app": "redis"}},
+                "spec": {"containers": [{"name": "redis", "image": "redis:7.4.5"}]},
+            },
+        },
+    )
+
+
 CASES = {
     "dr-target-achievable": [
         passes(warm_stack()),
@@ -117,6 +145,20 @@ CASES = {
             "warm-standby over us-east-1, us-west-2 loses up to 86400s of data; the target RPO is 30s.",
         ),
         missing(lambda: dr_record(data=False), "the DR record turnout-system/turnout-dr is unreadable."),
+    ],
+    "dr-cache-replication": [
+        passes(lambda: (dr_record(rpo=30), elasticache(global_datastore=True)())),
+        passes(lambda: (dr_record(rpo=3600), elasticache()())),  # backups are enough for an hour
+        passes(lambda: dr_record(rpo=30)),  # no cache: nothing to replicate
+        fails(
+            lambda: (dr_record(rpo=30), elasticache()()),
+            "the target RPO is 30s, but the cache (ElastiCache) has no cross-region replica.",
+        ),
+        fails(
+            lambda: (dr_record(rpo=30), in_cluster_redis()),
+            "the target RPO is 30s, but the cache (in-cluster Redis) has no cross-region replica.",
+        ),
+        missing(lambda: (dr_record(data=False), elasticache()())),  # unreadable: dr-target-achievable says so
     ],
     "dr-warm-standby-not-zero": [
         passes(lambda: deployment(replicas=1)),
