@@ -1,4 +1,5 @@
-"""`turnout plan`: plan stacks offline and say whether policy lets them through (CONTRACT §2)."""
+"""`turnout plan`: plan stacks offline and say whether policy lets them through (CONTRACT §2).
+`turnout failover`: the AWS runbook steps DNS cannot take (turnout/failover.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from turnout.errors import ConfigError
 
 EXIT_OK, EXIT_VIOLATION, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_STEP_FAILED = 1  # turnout failover: a step failed or timed out
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +38,43 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--out", type=Path, default=Path("build/plan"), help="output folder (default: build/plan)")
     plan.add_argument("--project", type=Path, default=None, help="project folder (default: the nearest Pulumi.yaml)")
     commands.add_parser("config-reference", help="print the stack configuration reference (Markdown)")
+    failover = commands.add_parser(
+        "failover",
+        help="AWS DR runbook: promote the cache's Global Datastore to REGION, scale up a pilot light",
+        description="Move a DR stack's primary to REGION: check the regions' Route 53 health checks, promote the "
+        "ElastiCache Global Datastore's member in REGION and wait for it, and print the kubectl commands that scale "
+        "up a pilot light's model workloads. DNS fails over by itself; these steps do not. Exit 0: done; "
+        "1: a step failed or timed out; 2: invalid usage or configuration (unknown region, missing outputs).",
+    )
+    failover.add_argument("stack", metavar="STACK", help="the deployed stack (as `pulumi stack` names it)")
+    failover.add_argument("--to", dest="region", required=True, metavar="REGION", help="the region to make primary")
+    failover.add_argument("--dry-run", action="store_true", help="make only read calls; print the others")
+    failover.add_argument(
+        "--outputs",
+        type=Path,
+        metavar="FILE",
+        help="the stack's outputs as JSON (or turnout plan's inventory.json) instead of `pulumi stack output`",
+    )
+    failover.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=600,
+        metavar="SECONDS",
+        help="how long to wait for the cache promotion: seconds or 90s, 5m, 1h (default: 600)",
+    )
+    failover.add_argument(
+        "--project", type=Path, default=None, help="project folder (default: the nearest Pulumi.yaml)"
+    )
     return parser
+
+
+def _seconds(value: str) -> int:
+    from turnout.units import parse_duration
+
+    try:
+        return parse_duration(int(value) if value.isdigit() else value, "--timeout")
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(f"{err.found}; allowed: {err.allowed}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(config_reference())
         return EXIT_OK
+    if args.command == "failover":
+        return failover_command(args)
     return plan_command(args)
 
 
@@ -81,12 +121,13 @@ def plan_command(args: argparse.Namespace) -> int:
         logger.setLevel(logging.WARNING)
         logger.propagate = False
     status = EXIT_OK
+    planned: dict = {}  # plans by stack: a global stack's cells are planned once, and reused when listed
     for index, stack in enumerate(stacks, start=1):
-        status = max(status, _plan_one(project, stack, out_dir, logger, f"[{index}/{len(stacks)}]"))
+        status = max(status, _plan_one(project, stack, out_dir, logger, f"[{index}/{len(stacks)}]", planned))
     return status
 
 
-def _plan_one(project, stack: str, out_dir: Path, logger: logging.Logger, progress: str) -> int:
+def _plan_one(project, stack: str, out_dir: Path, logger: logging.Logger, progress: str, planned: dict) -> int:
     from turnout.offline.planner import plan_stack
     from turnout.offline.report import write_plan
     from turnout.offline.sdk import SdkIncompatibleError
@@ -95,7 +136,7 @@ def _plan_one(project, stack: str, out_dir: Path, logger: logging.Logger, progre
     _say(f"{progress} planning {stack} ({stack_file}) ...")
     started = time.perf_counter()
     try:
-        plan = plan_stack(project, stack, logger)
+        plan = plan_stack(project, stack, logger, planned=planned)
     except ConfigError as err:
         _say(f"turnout: stack {stack!r} ({stack_file}): {err}")
         return EXIT_INVALID
@@ -119,6 +160,41 @@ def _plan_one(project, stack: str, out_dir: Path, logger: logging.Logger, progre
     for violation in mandatory:
         _say(f"  MANDATORY {violation.policy}: {violation.message.splitlines()[-1]}")
     return EXIT_VIOLATION if mandatory else EXIT_OK
+
+
+def failover_command(args: argparse.Namespace) -> int:
+    from turnout import failover as runbook
+    from turnout.offline.stackfile import UsageError, find_project
+
+    try:
+        project_dir = find_project((args.project or Path.cwd()).resolve()).root
+    except UsageError:
+        project_dir = args.project
+    try:
+        outputs = runbook.load_outputs(args.stack, args.outputs, project_dir)
+        facts = runbook.read_facts(args.stack, outputs)
+        endpoints, missing = runbook.configured_endpoints(project_dir, args.stack)
+        runbook.Failover(
+            facts,
+            args.region,
+            runbook.boto3_clients(),
+            dry_run=args.dry_run,
+            timeout=args.timeout,
+            emit=lambda line: print(line, flush=True),
+            endpoints=endpoints,
+            endpoints_missing=missing,
+        ).run()
+    except runbook.FailoverUsageError as err:
+        _say(f"turnout: {err}")
+        return EXIT_INVALID
+    except runbook.FailoverStepError as err:
+        _say(f"turnout: failover of {args.stack!r} to {args.region} stopped: {err}")
+        return EXIT_STEP_FAILED
+    except Exception:  # noqa: BLE001 — a bug in turnout, not bad input or a failed call: show everything
+        _say(f"turnout: internal error during failover of {args.stack!r}; please report it with this output:")
+        traceback.print_exc()
+        return EXIT_INTERNAL
+    return EXIT_OK
 
 
 if __name__ == "__main__":
