@@ -8,9 +8,32 @@ Choices the stack file does not expose:
   the node subnet, pod IPs from an overlay range that never touches the VNet.
 - Private API: AKS's Private Link private cluster (no API server subnet); `api_access_cidrs` switches
   to a public endpoint restricted to exactly those CIDRs.
-- Add-ons: no Defender (it needs a Log Analytics workspace and a paid plan) and no Azure Policy add-on
-  (turnout checks its policies at plan time with CrossGuard); both can be added to `addon_profiles`
-  and `security_profile` later without replacing the cluster.
+- Add-ons: no Defender (a paid plan) and no Azure Policy add-on (turnout checks its policies at plan time
+  with CrossGuard); both can be added to `addon_profiles` and `security_profile` later without replacing
+  the cluster.
+- Audit log: a diagnostic setting sends `kube-audit-admin` (every request except get and list: what
+  changed, by whom; reads of Secrets are not in it, `kube-audit` has them at many times the volume),
+  `guard` (Entra ID and Azure RBAC decisions), `kube-apiserver` and `kube-controller-manager` to the
+  cluster's own Log Analytics workspace, kept `AUDIT_LOG_RETENTION_DAYS`, in AKS's resource-specific
+  tables (AKSAuditAdmin, AKSControlPlane). AKS keeps no audit log without one.
+- Secrets: KMS etcd encryption with a key in the cluster's own Key Vault (Azure RBAC, soft delete and
+  purge protection: deleting the key or vault makes every Secret unrecoverable). The control-plane
+  identity holds "Key Vault Crypto User" on that key alone, granted before the cluster (KMS does not work
+  with a system-assigned identity for that reason). The key is an HSM-protected RSA key usable only to
+  encrypt and decrypt (all the KMS plugin does), never expiring (an expired key stops the API server);
+  Key Vault makes a new version every `KMS_KEY_ROTATION`, and AKS, which encrypts with the exact version
+  it was given, moves to it on the next `pulumi up --refresh`; then rewrite the Secrets
+  (`kubectl get secrets -A -o json | kubectl replace -f -`). The vault's own audit log (every use of the
+  key) goes to the same workspace.
+- Key Vault network access is `Public` (reachable over the internet, every call still needs an Entra ID
+  token with a role on the key): AKS supports a `Private` vault only with API Server VNet Integration,
+  which this private-link cluster does not use (converting is one-way and capacity-limited by region), and
+  a vault firewall (selected networks, or public access disabled) is unsupported in `Public` mode as it
+  blocks the KMS plugin. Moving to `Private` later means disabling KMS first (AKS cannot switch modes).
+- The Key Vault's name is global: a `pulumi destroy` keeps it soft-deleted (and, with purge protection,
+  unpurgeable) for `KEY_VAULT_RETENTION_DAYS`, so the same stack cannot be recreated in the same
+  subscription before then unless the vault is recovered first. The deployer creates the key through ARM
+  (`Microsoft.KeyVault/vaults/keys/write`, in Contributor) and needs no role on the vault's data plane.
 - With local accounts disabled, Azure RBAC is the only way in: whoever runs `pulumi up` needs
   "Azure Kubernetes Service RBAC Cluster Admin" (or narrower roles) on the cluster, e.g. granted once on
   the subscription. It is not granted here: a role assignment must name the principal's type (user or
@@ -29,7 +52,16 @@ import uuid
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_azure_native import authorization, containerservice, managedidentity, network, resources
+from pulumi_azure_native import (
+    authorization,
+    containerservice,
+    keyvault,
+    managedidentity,
+    monitor,
+    network,
+    operationalinsights,
+    resources,
+)
 
 from components.cluster import ClusterArgs
 from components.cluster.gpu import NvidiaDevicePlugin, has_gpu_pools
@@ -60,6 +92,21 @@ DNS_SERVICE_IP = "10.0.0.10"
 
 # Built-in Azure role definitions (the same GUID in every subscription).
 NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+KEY_VAULT_CRYPTO_USER_ROLE = "12338af0-0e69-4776-bea7-57ae8d297424"
+
+# The control plane's resource logs worth keeping (Azure Monitor's categories for managedClusters).
+AUDIT_LOG_CATEGORIES = ("kube-audit-admin", "guard", "kube-apiserver", "kube-controller-manager")
+AUDIT_LOG_RETENTION_DAYS = 90
+DIAGNOSTIC_SETTING_NAME = "turnout-audit"
+
+KEY_VAULT_NAME_MAX = 24  # 3-24 letters, digits and hyphens, starting with a letter; unique across Azure
+KEY_VAULT_RETENTION_DAYS = 90  # how long a deleted vault (and key) stays recoverable: the longest allowed
+KMS_KEY_NAME = "etcd-kms"
+KMS_KEY_TYPE = "RSA-HSM"
+KMS_KEY_SIZE = 3072
+KMS_KEY_ROTATION = "P1Y"
+KMS_KEY_OPERATIONS = ("encrypt", "decrypt")
+KMS_NETWORK_ACCESS = "Public"
 
 
 def agent_pool_name(pool_name: str) -> str:
@@ -127,6 +174,26 @@ def role_definition(subscription_id: pulumi.Input[str], role: str) -> pulumi.Out
     return pulumi.Output.concat(
         "/subscriptions/", subscription_id, "/providers/Microsoft.Authorization/roleDefinitions/", role
     )
+
+
+def key_vault_name(cluster_name: str, subscription_id: str) -> str:
+    """The cluster's Key Vault name: what Azure allows of the cluster name, cut to fit, and 6 hex digits of
+    the SHA-256 of subscription and cluster, so the same stack in two subscriptions (or organisations) does
+    not claim the same global name: `prod-azure-northeurope` -> `prod-azure-northe-<hex>`."""
+    stem = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "", cluster_name.lower())).strip("-")
+    if not stem[:1].isalpha():
+        stem = "kv" + stem
+    digest = hashlib.sha256(f"{subscription_id}/{cluster_name}".encode()).hexdigest()[:6]
+    return f"{stem[: KEY_VAULT_NAME_MAX - len(digest) - 1].rstrip('-')}-{digest}"
+
+
+def audit_logs(categories: tuple[str, ...] = AUDIT_LOG_CATEGORIES) -> list[dict]:
+    return [{"category": category, "enabled": True} for category in categories]
+
+
+def kms_profile(key_id: pulumi.Input[str]) -> dict:
+    """KMS etcd encryption with `key_id`, the key's versioned identifier (AKS encrypts with that version)."""
+    return {"enabled": True, "key_id": key_id, "key_vault_network_access": KMS_NETWORK_ACCESS}
 
 
 def decode_kubeconfig(value: str) -> str:
@@ -200,6 +267,73 @@ class AksCluster(pulumi.ComponentResource):
             opts=mine,
         )
 
+        logs = operationalinsights.Workspace(
+            child(name, "logs"),
+            workspace_name=child(args.cluster_name, "logs"),
+            resource_group_name=group.name,
+            location=args.region,
+            sku={"name": "PerGB2018"},
+            retention_in_days=AUDIT_LOG_RETENTION_DAYS,
+            # Diagnostic settings need no workspace key: none exists to leak.
+            features={"disable_local_auth": True},
+            tags=tags,
+            opts=mine,
+        )
+        vault = keyvault.Vault(
+            child(name, "kv"),
+            vault_name=client.subscription_id.apply(
+                lambda subscription: key_vault_name(args.cluster_name, subscription)
+            ),
+            resource_group_name=group.name,
+            location=args.region,
+            properties={
+                "tenant_id": client.tenant_id,
+                "sku": {"family": "A", "name": "premium"},  # premium: HSM-protected keys
+                "enable_rbac_authorization": True,
+                "enable_soft_delete": True,
+                "soft_delete_retention_in_days": KEY_VAULT_RETENTION_DAYS,
+                "enable_purge_protection": True,
+                # KMS in Public mode: AKS does not support a vault firewall (see the module docstring).
+                "public_network_access": "Enabled",
+                "network_acls": {"default_action": "Allow", "bypass": "None"},
+                "enabled_for_deployment": False,
+                "enabled_for_disk_encryption": False,
+                "enabled_for_template_deployment": False,
+            },
+            tags=tags,
+            opts=mine,
+        )
+        kms_key = keyvault.Key(
+            child(name, "kms-key"),
+            key_name=KMS_KEY_NAME,
+            vault_name=vault.name,
+            resource_group_name=group.name,
+            properties={
+                "kty": KMS_KEY_TYPE,
+                "key_size": KMS_KEY_SIZE,
+                "key_ops": list(KMS_KEY_OPERATIONS),
+                "attributes": {"enabled": True, "exportable": False},
+                # A new version yearly, none expiring: AKS keeps using the version it was given until told.
+                "rotation_policy": {
+                    "lifetime_actions": [
+                        {"action": {"type": "rotate"}, "trigger": {"time_after_create": KMS_KEY_ROTATION}}
+                    ]
+                },
+            },
+            tags=tags,
+            opts=mine,
+        )
+        # The KMS plugin encrypts and decrypts as the control-plane identity, from the cluster's first boot.
+        key_access = authorization.RoleAssignment(
+            child(name, "identity-kms"),
+            role_assignment_name=role_assignment_name(args.cluster_name, "identity-kms"),
+            scope=kms_key.id,
+            role_definition_id=role_definition(client.subscription_id, KEY_VAULT_CRYPTO_USER_ROLE),
+            principal_id=identity.principal_id,
+            principal_type="ServicePrincipal",
+            opts=mine,
+        )
+
         cluster = containerservice.ManagedCluster(
             child(name, "aks"),
             resource_name_=args.cluster_name,
@@ -215,7 +349,10 @@ class AksCluster(pulumi.ComponentResource):
             disable_local_accounts=True,
             api_server_access_profile=api_server_access(args.api_access_cidrs),
             oidc_issuer_profile={"enabled": True},
-            security_profile={"workload_identity": {"enabled": True}},
+            security_profile={
+                "workload_identity": {"enabled": True},
+                "azure_key_vault_kms": kms_profile(kms_key.key_uri_with_version),
+            },
             # patch: automatic upgrades within the configured minor version, so AKS never moves the cluster
             # past turnout:platform.kubernetesVersion (a later `pulumi up` would then try to downgrade it).
             auto_upgrade_profile={"upgrade_channel": "patch", "node_os_upgrade_channel": "NodeImage"},
@@ -248,7 +385,25 @@ class AksCluster(pulumi.ComponentResource):
                 }
             ],
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[subnet_access]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[subnet_access, key_access]),
+        )
+        # Resource-specific tables (AKSAuditAdmin, AKSControlPlane), which AKS's own queries read.
+        monitor.DiagnosticSetting(
+            child(name, "audit"),
+            name=DIAGNOSTIC_SETTING_NAME,
+            resource_uri=cluster.id,
+            workspace_id=logs.id,
+            log_analytics_destination_type="Dedicated",
+            logs=audit_logs(),
+            opts=mine,
+        )
+        monitor.DiagnosticSetting(
+            child(name, "kv-audit"),
+            name=DIAGNOSTIC_SETTING_NAME,
+            resource_uri=vault.id,
+            workspace_id=logs.id,
+            logs=[{"category_group": "audit", "enabled": True}],
+            opts=mine,
         )
 
         pools = []
