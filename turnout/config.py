@@ -24,7 +24,7 @@ from turnout.strategies import (
     parse_strategy,
     with_default_version,
 )
-from turnout.units import check_dns_label, parse_duration, parse_quantity
+from turnout.units import check_dns_label, parse_duration, parse_percent, parse_quantity
 
 NAMESPACE = "turnout"
 Cloud = Literal["kind", "aws", "gcp", "azure"]
@@ -305,6 +305,37 @@ class Waiver:
     )
 
 
+_stack_name = _matching(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a stack name such as prod-aws-blue")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlobalTraffic:
+    """A global stack: health-checked DNS over the gateways of colour cells (blue/green stacks), read
+    through StackReferences. Switching the live colour is changing `live`."""
+
+    cells: dict[str, str] = setting(
+        "Cell stacks by colour, e.g. {blue: prod-aws-blue, green: prod-aws-green}.",
+        keys=lambda k, p: check_dns_label(k, p, "colour"),
+        values=_stack_name,
+        min_items=2,
+        allowed="a mapping of colour to stack name (at least 2)",
+    )
+    live: str = setting("The colour that serves users; the others get no traffic.", allowed="a colour of cells")
+    weights: dict[str, int] = setting(
+        "Percent of users per colour during a gradual switch (sum 100); overrides live.",
+        {},
+        values=lambda v, p: parse_percent(v, p),
+        allowed="a mapping of colour to percent",
+    )
+    organization: str | None = setting(
+        "Pulumi organization of the cell stacks.", None, default_doc="this stack's organization"
+    )
+
+    def colour_weights(self) -> dict[str, int]:
+        """Each colour's share of users: the configured weights, or everything to `live`."""
+        return dict(self.weights) if self.weights else {c: 100 if c == self.live else 0 for c in self.cells}
+
+
 @dataclass(frozen=True, kw_only=True)
 class StackConfig:
     tier: Tier = setting("prod makes rollout-safety rules mandatory.", "dev")
@@ -312,8 +343,21 @@ class StackConfig:
     dr: DrTarget | None = setting("Disaster-recovery target; absent means none.", None)
     cache: Cache | None = setting("Cache for model endpoints; absent means none.", None)
     endpoints: dict[str, Endpoint] = setting(
-        "Model endpoints by name; each gets its own namespace.", keys=lambda k, p: _endpoint_name(k, p), min_items=1
+        "Model endpoints by name; each gets its own namespace. Required, except in a global stack.",
+        {},
+        keys=lambda k, p: _endpoint_name(k, p),
+        min_items=1,
+        default_doc="required (none in a global stack)",
     )
+    global_traffic: GlobalTraffic | None = setting(
+        "Makes this a global stack: DNS over colour cells' gateways (blue/green stacks); see Blue/green cells.", None
+    )
+
+    @property
+    def kind(self) -> str:
+        """`cell`: clusters and endpoints; `global`: only the DNS over cells."""
+        return "cell" if self.global_traffic is None else "global"
+
     waivers: tuple[Waiver, ...] = setting(
         "Policy findings accepted for a while: `policy`, `resource`, `reason`, `expires`; see Policy pack.", ()
     )
@@ -379,6 +423,7 @@ def _decode(key: str, value: str) -> object:
 
 def validate(config: StackConfig) -> StackConfig:
     """Cross-field checks, then defaults that depend on other keys, resolved."""
+    _validate_kind(config)
     platform = _validate_platform(config.platform)
     endpoints = {
         name: _validate_endpoint(endpoint, key_path(f"endpoints.{name}"), config.tier)
@@ -387,6 +432,39 @@ def validate(config: StackConfig) -> StackConfig:
     resolved = dataclasses.replace(config, platform=platform, endpoints=endpoints)
     _validate_serving(resolved)
     return resolved
+
+
+def _validate_kind(config: StackConfig) -> None:
+    routing = config.global_traffic
+    if routing is None:
+        if not config.endpoints:
+            raise ConfigError(key_path("endpoints"), "nothing", "a required value: model endpoints by name")
+        return
+    path = key_path("globalTraffic")
+    for key, present in (
+        ("endpoints", bool(config.endpoints)),
+        ("dr", config.dr is not None),
+        ("cache", config.cache is not None),
+    ):
+        if present:
+            raise ConfigError(
+                key_path(key),
+                "a value in a global stack",
+                f"no {key_path(key)}: a global stack only routes; its cells serve",
+            )
+    if config.platform.cloud == "kind":
+        raise ConfigError(key_path("platform.cloud"), "'kind' in a global stack", "aws, gcp or azure (a DNS service)")
+    if routing.live not in routing.cells:
+        raise ConfigError(
+            f"{path}.live", repr(routing.live), "one of the colours of cells: " + ", ".join(routing.cells)
+        )
+    unknown = sorted(set(routing.weights) - set(routing.cells))
+    if unknown:
+        raise ConfigError(f"{path}.weights.{unknown[0]}", "a colour with no cell", "one of " + ", ".join(routing.cells))
+    if routing.weights and sum(routing.weights.values()) != 100:
+        raise ConfigError(
+            f"{path}.weights", f"weights summing to {sum(routing.weights.values())}", "weights summing to 100"
+        )
 
 
 KIND_DOMAIN = "127.0.0.1.sslip.io"  # resolves to localhost, where kind publishes the gateway
@@ -526,13 +604,3 @@ def _strategy_names() -> list[str]:
     from turnout.strategies import STRATEGY_TYPES
 
     return list(STRATEGY_TYPES)
-
-
-def parse_waivers(raw: str | None) -> tuple[Waiver, ...]:
-    """Just the `turnout:waivers` key, as the CLI passes it (JSON text), for the planner."""
-    if not raw:
-        return ()
-    (field,) = [f for f in config_fields(StackConfig) if f.name == "waivers"]
-    return parse_value(
-        get_type_hints(StackConfig)["waivers"], _decode("waivers", raw), key_path("waivers"), field.metadata
-    )

@@ -114,10 +114,15 @@ def _cloud_mocks() -> list:
     return modules
 
 
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
 class OfflineMocks(pulumi.runtime.Mocks):
     """Provider answers for offline plans, per resource type; anything else echoes its inputs."""
 
-    def __init__(self) -> None:
+    def __init__(self, stack_outputs=None) -> None:
+        self._stack_outputs = stack_outputs
+        """Answers StackReferences: org/project/stack → that stack's (planned) outputs."""
         self._clouds = _cloud_mocks()
         self._provider_inputs: dict[str, dict] = {}
         """Explicit providers' inputs by id: a read's answer may depend on the cluster its provider targets."""
@@ -126,6 +131,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
         inputs = dict(args.inputs)
         type_ = args.typ
         resource_id = f"{args.name}-{stable_hash(type_, args.name)}"
+        if type_ == STACK_REFERENCE:
+            return self._stack_reference(inputs.get("name") or args.name)
         if args.resource_id:  # a read (`Resource.get`) of an existing object: modules with `read_outputs` answer
             provider_inputs = self._provider_inputs.get((args.provider or "").rsplit("::", 1)[-1], {})
             for cloud in self._clouds:
@@ -149,6 +156,11 @@ class OfflineMocks(pulumi.runtime.Mocks):
             namespace = metadata.get("namespace")
             return (f"{namespace}/{metadata['name']}" if namespace else metadata["name"]), state
         return resource_id, inputs
+
+    def _stack_reference(self, name: str) -> tuple[str, dict]:
+        if self._stack_outputs is None:
+            raise ValueError(f"StackReference {name!r}: no planned stacks to read outputs from")
+        return name, {"name": name, "outputs": self._stack_outputs(name), "secretOutputNames": []}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         # The mock monitor iterates the second element as check failures: an empty list, never None.

@@ -108,6 +108,7 @@ def summary(plan: StackPlan) -> str:
         *_platform_table(plan),
         *_resources_table(plan),
         *_traffic_tables(plan),
+        *_global_traffic_section(plan),
         *_dr_section(plan.dr),
         *_violations_section(plan.counted),
         *_waivers_section(plan),
@@ -186,6 +187,34 @@ def _dr_section(dr: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _global_traffic_section(plan: StackPlan) -> list[str]:
+    """Health-checked DNS across regions (a DR tier's failover) or colours (a global stack's cells)."""
+    routing = plan.outputs.get("globalTraffic")
+    if not routing:
+        return []
+    lines = [f"## Global traffic: `{routing.get('hostname')}`", ""]
+    if plan.outputs.get("liveColour"):
+        weights = ", ".join(f"{colour} {weight}%" for colour, weight in (plan.outputs.get("weights") or {}).items())
+        cells = ", ".join(f"{colour}: `{cell}`" for colour, cell in (plan.outputs.get("cells") or {}).items())
+        lines += [f"Live colour **{plan.outputs['liveColour']}** ({weights}); cells {cells}.", ""]
+    lines += [
+        "| cluster | region | routing | role / weight | target | health check | TTL |",
+        "| --- | --- | --- | --- | --- | --- | ---: |",
+    ]
+    for record in routing.get("records") or []:
+        check = record.get("healthCheck") or {}
+        share = record.get("weight") if record.get("routing") == "weighted" else record.get("role")
+        probe = (
+            f"{check.get('protocol', '?')} :{check.get('port', '?')}{check.get('path', '')} every "
+            f"{check.get('intervalSeconds', '?')} s × {check.get('failureThreshold', '?')}"
+        )
+        lines.append(
+            f"| `{record.get('cluster')}` | {record.get('region')} | {record.get('routing')} | {share} "
+            f"| `{record.get('target')}` | {probe} | {record.get('ttl')} s |"
+        )
+    return [*lines, ""]
+
+
 def _violations_section(violations: list[Violation]) -> list[str]:
     lines = ["## Policy", ""]
     if not violations:
@@ -247,4 +276,12 @@ def _diagram(plan: StackPlan) -> list[str]:
             for m in route.get("mirror") or []:
                 version = _node_id("version", endpoint["cluster"], endpoint["name"], m["version"])
                 lines.append(f'  {ep} -.->|"mirror {m["percent"]}%"| {version}["{m["version"]} (shadow)"]')
+    routing = plan.outputs.get("globalTraffic") or {}
+    if routing.get("records"):
+        dns = _node_id("dns", routing.get("hostname") or "dns")
+        lines.append(f'  {dns}{{{{"{routing.get("hostname")}"}}}}')
+        for record in routing["records"]:
+            share = f"weight {record.get('weight')}" if record.get("routing") == "weighted" else record.get("role")
+            cluster = record.get("cluster", "?")
+            lines.append(f'  {dns} -->|"{share}"| {_node_id("cluster", cluster)}["{cluster}"]')
     return [*lines, "```", ""]

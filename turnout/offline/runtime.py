@@ -149,22 +149,31 @@ def run_program(
     secret_keys: list[str],
     main: str = "stacks",
     logger: logging.Logger | None = None,
+    stack_outputs: Callable[[str], dict[str, Any]] | None = None,
 ) -> ProgramRun:
     """Run `<project_dir>/<main>/__main__.py` as stack `stack` with `config`; return what it registered.
 
     Exceptions raised by the program (a ConfigError, say) propagate unchanged.
     """
-    program = project_dir / main / "__main__.py"
+    program_dir = project_dir / main
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
+    # The program's folder first on the path, as the Pulumi CLI runs it (its modules import side by side),
+    # and none of a previous run's modules: another project's program may have modules of the same names.
+    for module in program_dir.glob("*.py"):
+        sys.modules.pop(module.stem, None)
+    if str(program_dir) in sys.path:
+        sys.path.remove(str(program_dir))
+    sys.path.insert(0, str(program_dir))
     return run_function(
-        lambda: runpy.run_path(str(program), run_name="__main__"),
+        lambda: runpy.run_path(str(program_dir / "__main__.py"), run_name="__main__"),
         project=project,
         stack=stack,
         config=config,
         secret_keys=secret_keys,
         root=project_dir,
         logger=logger,
+        stack_outputs=stack_outputs,
     )
 
 
@@ -177,10 +186,13 @@ def run_function(
     secret_keys: list[str] | None = None,
     root: Path | None = None,
     logger: logging.Logger | None = None,
+    stack_outputs: Callable[[str], dict[str, Any]] | None = None,
 ) -> ProgramRun:
-    """Run `program` (any code that creates resources) as a Pulumi program on a fresh mock runtime."""
+    """Run `program` (any code that creates resources) as a Pulumi program on a fresh mock runtime.
+
+    `stack_outputs` answers StackReferences: a stack's name (org/project/stack) → its outputs."""
     sdk.check_sdk()
-    monitor = RecordingMonitor(OfflineMocks())
+    monitor = RecordingMonitor(OfflineMocks(stack_outputs))
     _fresh_runtime(monitor, project, stack, root or Path.cwd(), logger or logging.getLogger("turnout.plan"))
     runtime_config.set_all_config(dict(config or {}), list(secret_keys or []))
     _sync_await(run_in_stack(program))
