@@ -35,6 +35,8 @@ NAMESPACES = {
     "managedidentity": "Microsoft.ManagedIdentity",
     "authorization": "Microsoft.Authorization",
     "keyvault": "Microsoft.KeyVault",
+    "monitor": "Microsoft.Insights",
+    "operationalinsights": "Microsoft.OperationalInsights",
 }
 NAME_INPUTS = {
     "azure-native:resources:ResourceGroup": "resourceGroupName",
@@ -45,11 +47,17 @@ NAME_INPUTS = {
     "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
     "azure-native:authorization:RoleAssignment": "roleAssignmentName",
     "azure-native:keyvault:Vault": "vaultName",
+    "azure-native:keyvault:Key": "keyName",
+    "azure-native:operationalinsights:Workspace": "workspaceName",
+    "azure-native:monitor:DiagnosticSetting": "name",
 }
+KEY_VAULT_DNS_SUFFIX = "vault.azure.net"
 
 # Clusters registered so far, by (resource group, name): the credentials invoke names only those two,
 # and a kubeconfig's server carries the cluster's region.
 _clusters: dict[tuple[str, str], str] = {}
+# The ARM id each offline Pulumi id stands for: a diagnostic setting's state names its resource by ARM id.
+_arm_ids: dict[str, str] = {}
 
 
 def guid(*parts: str) -> str:
@@ -72,6 +80,31 @@ def _generic_id(type_: str, name: str, inputs: dict) -> str:
     singular = resource[:1].lower() + resource[1:]
     plural = singular[:-1] + "ies" if singular.endswith("y") else singular + "s"
     return f"{group_id(inputs.get('resourceGroupName', ''))}/providers/{namespace}/{plural}/{name}"
+
+
+def offline_id(type_: str, name: str) -> str:
+    """The Pulumi id OfflineMocks gives a resource (mocks.py): what `resource.id` resolves to offline."""
+    return f"{name}-{stable_hash(type_, name)}"
+
+
+def vault_uri(vault: str) -> str:
+    return f"https://{vault}.{KEY_VAULT_DNS_SUFFIX}/"
+
+
+def key_version(group: str, vault: str, key: str) -> str:
+    """A key version's identifier: 32 hex digits, as Key Vault makes them."""
+    return stable_hash("key-version", group, vault, key, length=32)
+
+
+def _key_outputs(state: dict, name: str, inputs: dict) -> dict:
+    group, vault = inputs.get("resourceGroupName", ""), inputs["vaultName"]
+    vault_id = _generic_id("azure-native:keyvault:Vault", vault, inputs)
+    state["id"] = f"{vault_id}/keys/{name}"
+    # Azure answers the key's properties flattened, with its URI with and without the current version.
+    state.update(state.pop("properties", None) or {})
+    state["keyUri"] = f"{vault_uri(vault)}keys/{name}"
+    state["keyUriWithVersion"] = f"{state['keyUri']}/{key_version(group, vault, name)}"
+    return state
 
 
 def _cluster_outputs(state: dict, name: str, inputs: dict) -> dict:
@@ -131,8 +164,22 @@ def resource_outputs(type_: str, name: str, inputs: dict) -> dict | None:
         state["id"] = f"{cluster_id}/agentPools/{azure_name}"
     elif type_ == "azure-native:authorization:RoleAssignment":
         state["id"] = f"{inputs['scope']}/providers/Microsoft.Authorization/roleAssignments/{azure_name}"
+    elif type_ == "azure-native:keyvault:Key":
+        _key_outputs(state, azure_name, inputs)
+    elif type_ == "azure-native:monitor:DiagnosticSetting":
+        # Azure reports the resource and workspace by ARM id: the ids the program passed, once real.
+        for field in ("resourceUri", "workspaceId"):
+            if field in inputs:
+                state[field] = _arm_ids.get(inputs[field], inputs[field])
+        state["id"] = f"{state.get('resourceUri', '')}/providers/Microsoft.Insights/diagnosticSettings/{azure_name}"
     else:
         state["id"] = _generic_id(type_, azure_name, inputs)
+    _arm_ids[offline_id(type_, name)] = state["id"]
+    if type_ == "azure-native:keyvault:Vault":
+        state["properties"] = {**(state.get("properties") or {}), "vaultUri": vault_uri(azure_name)}
+    if type_ == "azure-native:operationalinsights:Workspace":
+        state["customerId"] = guid("workspace", state["id"])
+        state.setdefault("retentionInDays", 30)
     if type_ == "azure-native:managedidentity:UserAssignedIdentity":
         state["principalId"] = guid("principal", state["id"])
         state["clientId"] = guid("client", state["id"])
