@@ -543,10 +543,8 @@ class Failover:
         lines = [f"aws eks update-kubeconfig --name {cluster} --region {self.region} --alias {cluster}"]
         notes = []
         if self.endpoints is None:
-            notes.append(
-                f"replica counts unknown ({self.endpoints_missing}): replace REPLICAS with each version's "
-                "replicas.min from the stack file"
-            )
+            why = self.endpoints_missing or "the stack file was not read"
+            notes.append(f"replica counts unknown ({why}): replace REPLICAS with each version's replicas.min")
         for endpoint in self.facts.traffic:
             if endpoint.get("cluster") != cluster:
                 continue
@@ -592,8 +590,8 @@ class Failover:
             rto = f"the stack's estimated RTO is {_span(self.facts.estimated_rto)}{target}"
         promotion = ""
         if self.promotion_seconds is not None:
-            estimate = CLOUD_TIMINGS["aws"].cache_promotion
-            promotion = f"; cache promotion measured {self.promotion_seconds:.1f}s against its {estimate}s term"
+            estimate = _span(CLOUD_TIMINGS["aws"].cache_promotion)
+            promotion = f"; cache promotion measured {self.promotion_seconds:.1f}s against dr.json's {estimate} term"
         done = "dry run, nothing changed" if self.dry_run else "done"
         self.emit(f"    total {total:.1f}s ({done}); {rto}{promotion}")
 
