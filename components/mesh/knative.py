@@ -1,4 +1,7 @@
-"""Knative Serving with net-istio from the release manifests, configured for the tier."""
+"""Knative Serving with net-istio from the release manifests, configured for the tier.
+
+Knative's public routes are served through turnout's HTTPS Gateway (`istio-system/turnout-gateway`),
+not through the plain-HTTP `knative-serving/knative-ingress-gateway` that net-istio ships."""
 
 from __future__ import annotations
 
@@ -7,11 +10,21 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.mesh.istio import GATEWAY_NAME, GATEWAY_NAMESPACE, GATEWAY_RELEASE, GATEWAY_SELECTOR
 from turnout.config import OptionalChart
 from turnout.naming import child
 
 KNATIVE_NAMESPACE = "knative-serving"
 ISTIO_INGRESS_CLASS = "istio.ingress.networking.knative.dev"
+# A route's public host is `<route>.<domain>`: turnout names each Route after its endpoint, in the
+# endpoint's own namespace, so the namespace adds nothing but a second label that the Gateway's
+# `*.<domain>` certificate would not cover.
+DOMAIN_TEMPLATE = "{{.Name}}.{{.Domain}}"
+# net-istio's own Gateways and the Service in front of its cluster-local one, as net-istio.yaml ships them.
+SHIPPED_INGRESS_GATEWAY = "knative-ingress-gateway"
+SHIPPED_LOCAL_GATEWAY = "knative-local-gateway"
+SHIPPED_LOCAL_GATEWAY_SERVICE = "knative-local-gateway.istio-system.svc.cluster.local"
+RELEASE_ANNOTATION = "turnout.dev/knative-release"
 
 
 def release_manifests(version: str, downloads: str) -> dict[str, str]:
@@ -25,14 +38,53 @@ def release_manifests(version: str, downloads: str) -> dict[str, str]:
 
 
 def serving_config(tier: str, domain: str) -> dict[str, dict[str, str]]:
-    """The Knative ConfigMaps turnout owns (key → data), by the tier."""
+    """The serving-core ConfigMaps turnout owns (key → data), by the tier."""
     return {
         # prod never scales a serving revision to zero: the first request would wait for a cold start.
         "config-autoscaler": {"enable-scale-to-zero": "false" if tier == "prod" else "true"},
         # Tagged revisions (previews, dark launches) are reachable with the Knative-Serving-Tag header.
         "config-features": {"tag-header-based-routing": "Enabled"},
         "config-domain": {domain: ""},
-        "config-network": {"ingress-class": ISTIO_INGRESS_CLASS, "domain-template": "{{.Name}}.{{.Domain}}"},
+        "config-network": {
+            "ingress-class": ISTIO_INGRESS_CLASS,
+            "domain-template": DOMAIN_TEMPLATE,
+            # Redirected would make net-istio bind routes to per-route HTTP Gateways instead of turnout's;
+            # turnout's Gateway already redirects port 80 to HTTPS.
+            "http-protocol": "Enabled",
+        },
+    }
+
+
+def _gateway_list(namespace: str, name: str, service: str) -> str:
+    return f"- name: {name}\n  namespace: {namespace}\n  service: {service}\n"
+
+
+def istio_config() -> dict[str, str]:
+    """net-istio's `config-istio` data: public routes bind to turnout's Gateway, served by the
+    `istio-ingressgateway` Service; cluster-local routes keep net-istio's local gateway as shipped.
+
+    The YAML-list keys (net-istio ≥ 1.14); net-istio refuses a ConfigMap that also sets the older
+    `gateway.<ns>.<name>` / `local-gateway.<ns>.<name>` keys, which its release only shows in `_example`.
+    """
+    ingress_service = f"{GATEWAY_RELEASE}.{GATEWAY_NAMESPACE}.svc.cluster.local"
+    return {
+        "external-gateways": _gateway_list(GATEWAY_NAMESPACE, GATEWAY_NAME, ingress_service),
+        "local-gateways": _gateway_list(KNATIVE_NAMESPACE, SHIPPED_LOCAL_GATEWAY, SHIPPED_LOCAL_GATEWAY_SERVICE),
+    }
+
+
+def shipped_gateway_spec() -> dict:
+    """net-istio's `knative-ingress-gateway` (port 80, plain HTTP, every host, on turnout's gateway pods)
+    reduced to a redirect: no route binds to it any more, and nothing may answer in cleartext."""
+    return {
+        "selector": dict(GATEWAY_SELECTOR),
+        "servers": [
+            {
+                "port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                "hosts": ["*"],
+                "tls": {"httpsRedirect": True},
+            }
+        ],
     }
 
 
@@ -61,6 +113,9 @@ class KnativeServing(pulumi.ComponentResource):
             file=urls["net-istio"],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[core, *args.after]),
         )
+        # ConfigMap → (data, the release manifest that ships it).
+        settings = {config_map: (data, core) for config_map, data in serving_config(args.tier, args.domain).items()}
+        settings["config-istio"] = (istio_config(), networking)
         patches = [
             k8s.core.v1.ConfigMapPatch(
                 child(name, config_map),
@@ -71,9 +126,25 @@ class KnativeServing(pulumi.ComponentResource):
                     "annotations": {"pulumi.com/patchForce": "true"},
                 },
                 data=data,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[core]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[shipped_in]),
             )
-            for config_map, data in serving_config(args.tier, args.domain).items()
+            for config_map, (data, shipped_in) in settings.items()
         ]
-        self.ready = [core, networking, *patches]
+        redirect = k8s.apiextensions.CustomResourcePatch(
+            child(name, "ingress-gateway-redirect"),
+            api_version="networking.istio.io/v1",
+            kind="Gateway",
+            metadata={
+                "name": SHIPPED_INGRESS_GATEWAY,
+                "namespace": KNATIVE_NAMESPACE,
+                "annotations": {
+                    "pulumi.com/patchForce": "true",
+                    # A new release re-applies the shipped servers; the changed patch then re-applies the redirect.
+                    RELEASE_ANNOTATION: args.release.version,
+                },
+            },
+            spec=shipped_gateway_spec(),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[networking]),
+        )
+        self.ready = [core, networking, *patches, redirect]
         self.register_outputs({"version": args.release.version})
