@@ -1,10 +1,12 @@
 """The AKS cluster under mocks: Entra ID only, private by default, workload identity, pools that
-autoscale without public IPs, GPU pools tainted and labelled, and a kubeconfig from the cluster's credentials."""
+autoscale without public IPs, GPU pools tainted and labelled, a kubeconfig from the cluster's credentials,
+a kube-audit-admin audit log in the cluster's workspace and Secrets encrypted with a Key Vault key."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pulumi
 import pytest
@@ -12,12 +14,15 @@ import yaml
 
 from components.cluster import ClusterArgs
 from components.cluster.aks import (
+    AUDIT_LOG_CATEGORIES,
     CRITICAL_ADDONS_TAINT,
     GPU_TAINT,
+    KEY_VAULT_CRYPTO_USER_ROLE,
     NETWORK_CONTRIBUTOR_ROLE,
     AksCluster,
     agent_pool_name,
     agent_pool_names,
+    key_vault_name,
     vm_size,
 )
 from tests.conftest import write_stack
@@ -100,7 +105,7 @@ def test_allowlist_opens_a_public_api_to_exactly_those_cidrs():
 def test_workload_identity_and_oidc_issuer_are_enabled_and_the_issuer_is_an_output():
     records, outputs = aks_run()
     cluster = records["lab-westeurope-aks"].inputs
-    assert cluster["securityProfile"] == {"workloadIdentity": {"enabled": True}}
+    assert cluster["securityProfile"]["workloadIdentity"] == {"enabled": True}
     assert cluster["oidcIssuerProfile"] == {"enabled": True}
     issuer = outputs["oidc_issuer"]
     assert issuer.startswith(f"https://westeurope.oic.prod-aks.azure.com/{mocks_azure.TENANT_ID}/")
@@ -274,6 +279,163 @@ def test_kubeconfig_is_a_secret_from_the_clusters_user_credentials():
     }
 
 
+def pulumi_id(record) -> str:
+    """What `resource.id` resolves to offline (the mocks' id, not the ARM id in `raw_outputs`)."""
+    return mocks_azure.offline_id(record.type, record.name)
+
+
+def test_audit_log_collects_kube_audit_admin_and_the_control_plane_in_the_clusters_workspace():
+    records, _ = aks_run()
+    cluster, workspace = records["lab-westeurope-aks"], records["lab-westeurope-logs"]
+    setting = records["lab-westeurope-audit"]
+    assert setting.type == "azure-native:monitor:DiagnosticSetting"
+    assert setting.inputs["logs"] == [
+        {"category": "kube-audit-admin", "enabled": True},
+        {"category": "guard", "enabled": True},
+        {"category": "kube-apiserver", "enabled": True},
+        {"category": "kube-controller-manager", "enabled": True},
+    ]
+    assert [log["category"] for log in setting.inputs["logs"]] == list(AUDIT_LOG_CATEGORIES)
+    assert "kube-audit" not in AUDIT_LOG_CATEGORIES, "kube-audit-admin already holds every write; no duplicate"
+    assert setting.inputs["logAnalyticsDestinationType"] == "Dedicated"  # AKSAuditAdmin, AKSControlPlane
+    assert "metrics" not in setting.inputs
+    # The cluster's and the workspace's ids, so the setting waits for both; Azure reports ARM ids.
+    assert setting.inputs["resourceUri"] == pulumi_id(cluster)
+    assert setting.inputs["workspaceId"] == pulumi_id(workspace)
+    assert set(setting.dependencies) == {cluster.urn, workspace.urn}
+    assert setting.raw_outputs["resourceUri"] == cluster.raw_outputs["id"]
+    assert setting.raw_outputs["resourceUri"].endswith(
+        "/resourceGroups/lab-westeurope-rg/providers/Microsoft.ContainerService/managedClusters/lab-westeurope"
+    )
+    assert setting.raw_outputs["workspaceId"].endswith(
+        "/providers/Microsoft.OperationalInsights/workspaces/lab-westeurope-logs"
+    )
+
+
+def test_workspace_keeps_logs_90_days_beside_the_cluster_without_shared_keys():
+    records, _ = aks_run()
+    workspace = records["lab-westeurope-logs"]
+    assert workspace.type == "azure-native:operationalinsights:Workspace"
+    assert workspace.inputs["retentionInDays"] == 90 >= 30
+    assert workspace.inputs["sku"] == {"name": "PerGB2018"}
+    assert workspace.inputs["features"] == {"disableLocalAuth": True}
+    assert (workspace.inputs["location"], workspace.inputs["resourceGroupName"]) == ("westeurope", "lab-westeurope-rg")
+
+
+def test_key_vaults_own_audit_log_goes_to_the_same_workspace():
+    records, _ = aks_run()
+    setting = records["lab-westeurope-kv-audit"]
+    assert setting.inputs["resourceUri"] == pulumi_id(records["lab-westeurope-kv"])
+    assert setting.inputs["workspaceId"] == pulumi_id(records["lab-westeurope-logs"])
+    assert setting.inputs["logs"] == [{"categoryGroup": "audit", "enabled": True}]
+
+
+def test_key_vault_uses_azure_rbac_soft_delete_and_purge_protection_and_is_public_as_kms_requires():
+    records, _ = aks_run()
+    vault = records["lab-westeurope-kv"]
+    assert vault.type == "azure-native:keyvault:Vault"
+    assert vault.inputs["properties"] == {
+        "tenantId": mocks_azure.TENANT_ID,
+        "sku": {"family": "A", "name": "premium"},
+        "enableRbacAuthorization": True,
+        "enableSoftDelete": True,
+        "softDeleteRetentionInDays": 90,
+        "enablePurgeProtection": True,
+        "publicNetworkAccess": "Enabled",
+        "networkAcls": {"defaultAction": "Allow", "bypass": "None"},
+        "enabledForDeployment": False,
+        "enabledForDiskEncryption": False,
+        "enabledForTemplateDeployment": False,
+    }
+    assert "accessPolicies" not in vault.inputs["properties"], "Azure RBAC only"
+    assert vault.raw_outputs["properties"]["vaultUri"] == f"https://{vault.inputs['vaultName']}.vault.azure.net/"
+
+
+def test_kms_key_is_an_hsm_rsa_key_for_encrypt_and_decrypt_rotated_yearly_and_never_expiring():
+    records, _ = aks_run()
+    key = records["lab-westeurope-kms-key"]
+    assert key.type == "azure-native:keyvault:Key"
+    assert key.inputs["vaultName"] == records["lab-westeurope-kv"].inputs["vaultName"]
+    assert key.inputs["keyName"] == "etcd-kms"
+    properties = key.inputs["properties"]
+    assert (properties["kty"], properties["keySize"]) == ("RSA-HSM", 3072)
+    assert properties["keySize"] >= 2048
+    assert properties["keyOps"] == ["encrypt", "decrypt"]
+    assert properties["attributes"] == {"enabled": True, "exportable": False}
+    assert properties["rotationPolicy"] == {
+        "lifetimeActions": [{"action": {"type": "rotate"}, "trigger": {"timeAfterCreate": "P1Y"}}]
+    }
+    # An expired key stops the API server: neither the key nor its future versions expire.
+    assert "expires" not in properties["attributes"] and "attributes" not in properties["rotationPolicy"]
+
+
+def test_secrets_are_encrypted_with_the_versioned_key_over_public_key_vault_access():
+    records, _ = aks_run()
+    key = records["lab-westeurope-kms-key"]
+    kms = records["lab-westeurope-aks"].inputs["securityProfile"]["azureKeyVaultKms"]
+    vault = records["lab-westeurope-kv"].inputs["vaultName"]
+    assert kms == {"enabled": True, "keyId": key.raw_outputs["keyUriWithVersion"], "keyVaultNetworkAccess": "Public"}
+    assert re.fullmatch(rf"https://{vault}\.vault\.azure\.net/keys/etcd-kms/[0-9a-f]{{32}}", kms["keyId"])
+    assert "keyVaultResourceId" not in kms, "only a Private key vault names its resource id"
+
+
+def test_control_plane_identity_holds_crypto_user_on_the_key_before_the_cluster_exists():
+    records, _ = aks_run()
+    identity, key = records["lab-westeurope-identity"], records["lab-westeurope-kms-key"]
+    grant = records["lab-westeurope-identity-kms"]
+    assert grant.inputs["scope"] == pulumi_id(key), "the key alone, not the vault"
+    assert grant.inputs["roleDefinitionId"] == (
+        f"/subscriptions/{mocks_azure.SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/"
+        f"{KEY_VAULT_CRYPTO_USER_ROLE}"
+    )
+    assert KEY_VAULT_CRYPTO_USER_ROLE == "12338af0-0e69-4776-bea7-57ae8d297424"
+    assert grant.inputs["principalId"] == identity.raw_outputs["principalId"]
+    assert grant.inputs["principalType"] == "ServicePrincipal"
+    assert set(grant.dependencies) == {key.urn, identity.urn}
+    assert key.raw_outputs["id"].endswith(
+        f"/providers/Microsoft.KeyVault/vaults/{records['lab-westeurope-kv'].inputs['vaultName']}/keys/etcd-kms"
+    )
+    cluster = records["lab-westeurope-aks"]
+    assert cluster.inputs["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [pulumi_id(identity)]}
+    assert {grant.urn, records["lab-westeurope-identity-network"].urn} <= set(cluster.dependencies)
+    assert key.urn in cluster.dependencies, "the cluster reads the key's versioned id"
+
+
+SECRET_MATERIAL = re.compile(r"sharedkey|password|privatekey|BEGIN [A-Z ]*PRIVATE KEY", re.I)
+
+
+def test_secrets_stay_out_of_plain_inputs():
+    records, _ = aks_run()
+    for name in ("logs", "kv", "kms-key", "identity-kms", "audit", "kv-audit", "aks"):
+        record = records[f"lab-westeurope-{name}"]
+        text = json.dumps(record.raw_inputs)
+        assert not SECRET_MATERIAL.search(text), name
+        assert "[secret]" not in json.dumps(record.inputs), f"{name} needs no secret input"
+    key = records["lab-westeurope-kms-key"].inputs["properties"]
+    # Key Vault makes the key inside its HSM: no key material goes in, none can come out.
+    assert set(key) == {"kty", "keySize", "keyOps", "attributes", "rotationPolicy"}
+    assert key["attributes"]["exportable"] is False and "releasePolicy" not in key
+    assert records["lab-westeurope-logs"].inputs["features"]["disableLocalAuth"] is True
+    assert records["lab-westeurope-k8s"].inputs["kubeconfig"] == "[secret]"
+
+
+@pytest.mark.parametrize(
+    ("cluster", "stem"),
+    [
+        ("lab-westeurope", "lab-westeurope"),
+        ("prod-azure-northeurope", "prod-azure-northe"),  # cut to fit 24 with the digest
+        ("Prod_Azure--x", "prodazure-x"),  # what Azure allows, no doubled hyphens
+        ("9lives-eastus", "kv9lives-eastus"),  # must start with a letter
+    ],
+)
+def test_key_vault_names_fit_azures_rules_and_differ_per_subscription(cluster, stem):
+    name = key_vault_name(cluster, mocks_azure.SUBSCRIPTION_ID)
+    assert re.fullmatch(rf"{stem}-[0-9a-f]{{6}}", name)
+    assert 3 <= len(name) <= 24 and re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", name) and "--" not in name
+    assert name == key_vault_name(cluster, mocks_azure.SUBSCRIPTION_ID), "deterministic"
+    assert name != key_vault_name(cluster, "44444444-4444-4444-4444-444444444444"), "globally unique names"
+
+
 def azure_names(records: dict) -> dict:
     """Each Azure resource's Pulumi name and the name it gets in Azure."""
     return {name: r.raw_outputs["name"] for name, r in records.items() if r.type.startswith("azure-native:")}
@@ -289,13 +451,19 @@ def test_two_regions_get_distinct_names_and_each_plans_identically_twice():
         "lab-westeurope-nodes": "nodes",
         "lab-westeurope-identity": "lab-westeurope-identity",
         "lab-westeurope-identity-network": west["lab-westeurope-identity-network"],
+        "lab-westeurope-logs": "lab-westeurope-logs",
+        "lab-westeurope-kv": key_vault_name("lab-westeurope", mocks_azure.SUBSCRIPTION_ID),
+        "lab-westeurope-kms-key": "etcd-kms",
+        "lab-westeurope-identity-kms": west["lab-westeurope-identity-kms"],
         "lab-westeurope-aks": "lab-westeurope",
+        "lab-westeurope-audit": "turnout-audit",
+        "lab-westeurope-kv-audit": "turnout-audit",
         "lab-westeurope-pool-general": "general",
         "lab-westeurope-pool-gpu-t4": "gput48d94",
     }
     assert set(west).isdisjoint(north)
     # Names that must be unique across the subscription differ; those scoped by their parent repeat.
-    for kind in ("rg", "vnet", "identity", "identity-network", "aks"):
+    for kind in ("rg", "vnet", "identity", "identity-network", "kv", "identity-kms", "aks"):
         assert west[f"lab-westeurope-{kind}"] != north[f"lab-northeurope-{kind}"]
     assert north["lab-northeurope-aks"] == "lab-northeurope"
 
@@ -333,3 +501,20 @@ def test_plan_of_an_azure_stack_builds_an_aks_cluster(project, tmp_path):
     pools = [r for r in inventory["resources"] if r["type"] == "azure-native:containerservice:AgentPool"]
     assert [(p["inputs"]["agentPoolName"], p["inputs"]["vmSize"]) for p in pools] == [("general", "Standard_D4s_v5")]
     assert inventory["outputs"]["kubeconfigs"] == {"azlab-westeurope": "[secret]"}
+
+
+def test_a_prod_azure_stack_meets_the_audit_log_and_secrets_encryption_rules(project, tmp_path):
+    """Both rules are mandatory in prod: the plan fails if the cluster loses its audit log or KMS key."""
+    write_stack(
+        project,
+        STACK,
+        {
+            "tier": "prod",
+            "platform": {"cloud": "azure", "regions": ["westeurope"]},
+            "endpoints": {"scores": {"versions": {"v1": {"image": "ghcr.io/acme/scores:1.0.0"}}}},
+        },
+    )
+    main(["plan", STACK, "--project", str(project), "--out", str(tmp_path)])
+    policy = json.loads((tmp_path / STACK / "policy.json").read_text())
+    found = [v for v in policy["violations"] if v["policy"] in ("cluster-audit-logs", "cluster-secrets-encryption")]
+    assert found == []
