@@ -353,7 +353,7 @@ def endpoint_run(backend: str = "istio", *, external: bool, ip: bool = False, en
     return run_function(program)
 
 
-def test_endpoint_workloads_get_the_cache_address_and_the_password_by_secret_reference():
+def test_endpoint_workloads_get_the_cache_address_and_the_password_as_a_mounted_secret_file():
     run = endpoint_run(external=True, env={"REDIS_ADDR": "overridden", "MODEL_URI": "s3://m/1"})
     records = by_name(run)
     deployment = records["lab-scores-v1-deployment"]
@@ -363,13 +363,25 @@ def test_endpoint_workloads_get_the_cache_address_and_the_password_by_secret_ref
     assert env["REDIS_PORT"] == {"name": "REDIS_PORT", "value": "6379"}
     assert env["REDIS_TLS"] == {"name": "REDIS_TLS", "value": "true"}
     assert env["REDIS_ROLE"] == {"name": "REDIS_ROLE", "value": "primary"}
-    assert env["REDIS_PASSWORD"] == {
-        "name": "REDIS_PASSWORD",
-        "valueFrom": {"secretKeyRef": {"name": "turnout-cache", "key": "password"}},
+    # a file, not an env var: env leaks through crash dumps, /proc and child processes (checkov CKV_K8S_35)
+    assert env["REDIS_PASSWORD_FILE"] == {
+        "name": "REDIS_PASSWORD_FILE",
+        "value": "/var/run/secrets/turnout/cache/password",
+    }
+    assert "REDIS_PASSWORD" not in env
+    assert container["volumeMounts"][-1] == {
+        "name": "turnout-cache",
+        "mountPath": "/var/run/secrets/turnout/cache",
+        "readOnly": True,
+    }
+    pod = deployment.inputs["spec"]["template"]["spec"]
+    assert pod["volumes"][-1] == {
+        "name": "turnout-cache",
+        "secret": {"secretName": "turnout-cache", "defaultMode": 0o440},
     }
     assert [e["name"] for e in container["env"]].count("REDIS_ADDR") == 1, "the cache's address wins"
     assert env["MODEL_URI"]["value"] == "s3://m/1"
-    assert "REDIS_CA_CERT" not in env
+    assert "REDIS_CA_CERT_FILE" not in env
 
     secret = records["lab-scores-cache-secret"]
     assert secret.inputs["metadata"]["name"] == "turnout-cache"
@@ -404,21 +416,27 @@ def test_a_cache_with_a_private_ca_hands_it_to_workloads_and_is_matched_by_ip():
     records = by_name(run)
     (container,) = records["lab-scores-v1-deployment"].inputs["spec"]["template"]["spec"]["containers"]
     env = env_by_name(container)
-    assert env["REDIS_CA_CERT"]["valueFrom"] == {"secretKeyRef": {"name": "turnout-cache", "key": "ca.crt"}}
+    assert env["REDIS_CA_CERT_FILE"]["value"] == "/var/run/secrets/turnout/cache/ca.crt"
     assert env["REDIS_PORT"]["value"] == "6378"
     (entry,) = [r for r in run.records if r.type == SERVICE_ENTRY]
     assert entry.inputs["spec"]["addresses"] == ["10.40.3.7/32"]
     assert entry.inputs["spec"]["resolution"] == "STATIC"
 
 
-def test_knative_revisions_take_the_same_cache_env():
+def test_knative_revisions_take_the_same_cache_env_and_secret_file():
     run = endpoint_run("knative", external=True)
     (configuration,) = [r for r in run.records if r.type == CONFIGURATION]
     (container,) = configuration.inputs["spec"]["template"]["spec"]["containers"]
     env = env_by_name(container)
     assert env["TARGET"]["value"] == "v1"
     assert env["REDIS_ADDR"]["value"] == "master.c.use1.cache.amazonaws.com"
-    assert env["REDIS_PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": "turnout-cache", "key": "password"}}
+    assert env["REDIS_PASSWORD_FILE"]["value"] == "/var/run/secrets/turnout/cache/password"
+    assert container["volumeMounts"][-1] == {
+        "name": "turnout-cache",
+        "mountPath": "/var/run/secrets/turnout/cache",
+        "readOnly": True,
+    }
+    assert configuration.inputs["spec"]["template"]["spec"]["volumes"][-1]["secret"]["secretName"] == "turnout-cache"
     secret = by_name(run)["lab-scores-cache-secret"]
     assert secret.urn in dependency_closure({r.urn: r for r in run.records}, configuration.urn)
     assert_never_in_the_clear(run, PASSWORD)

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cache import CacheConnection
+from components.endpoint.workload import PodAdditions
 from turnout.naming import child, labels
 
 SECRET_NAME = "turnout-cache"
@@ -19,18 +20,32 @@ CA_KEY = "ca.crt"
 SERVICE_ENTRY_NAME = "turnout-cache"
 
 
+SECRET_DIR = "/var/run/secrets/turnout/cache"
+"""Where the model container finds the cache's password (and CA) as files: not in its environment, which
+crash dumps, `/proc` and child processes would show."""
+
+
 def cache_env(connection: CacheConnection) -> tuple[dict, ...]:
-    """The model container's cache environment: where it is, how to speak to it, and the password by reference."""
+    """The model container's cache environment: where it is, how to speak to it, and where the password is."""
     env: list[dict] = [
         {"name": "REDIS_ADDR", "value": connection.address},
         {"name": "REDIS_PORT", "value": str(connection.port)},
         {"name": "REDIS_TLS", "value": "true" if connection.tls else "false"},
         {"name": "REDIS_ROLE", "value": connection.role},
-        {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": PASSWORD_KEY}}},
+        {"name": "REDIS_PASSWORD_FILE", "value": f"{SECRET_DIR}/{PASSWORD_KEY}"},
     ]
     if connection.ca_certificate is not None:
-        env.append({"name": "REDIS_CA_CERT", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": CA_KEY}}})
+        env.append({"name": "REDIS_CA_CERT_FILE", "value": f"{SECRET_DIR}/{CA_KEY}"})
     return tuple(env)
+
+
+def cache_additions(connection: CacheConnection) -> PodAdditions:
+    """The env, and the Secret mounted read-only at SECRET_DIR (readable by the pod's group only)."""
+    return PodAdditions(
+        env=cache_env(connection),
+        volumes=({"name": "turnout-cache", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o440}},),
+        mounts=({"name": "turnout-cache", "mountPath": SECRET_DIR, "readOnly": True},),
+    )
 
 
 def service_entry_spec(connection: CacheConnection, address: str) -> dict:
@@ -66,8 +81,8 @@ class CacheAccessArgs:
 
 
 class CacheAccess(pulumi.ComponentResource):
-    env: tuple[dict, ...]
-    """Environment entries for the model containers."""
+    additions: PodAdditions
+    """Environment, the Secret volume and its mount for the model containers."""
     ready: list[pulumi.Resource]
     """What the workloads wait for: the Secret (and the ServiceEntry)."""
 
@@ -86,7 +101,7 @@ class CacheAccess(pulumi.ComponentResource):
             string_data=data,
             opts=after,
         )
-        self.env = cache_env(connection)
+        self.additions = cache_additions(connection)
         self.ready = [secret]
         if not connection.in_cluster:
             self.ready.append(

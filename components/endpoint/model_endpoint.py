@@ -17,7 +17,7 @@ from components.endpoint.flagger_canary import FlaggerCanary, FlaggerCanaryArgs
 from components.endpoint.istio_routes import IstioRoutes, IstioRoutesArgs
 from components.endpoint.knative_revisions import KnativeRevisions, KnativeRevisionsArgs
 from components.endpoint.namespace import ModelNamespace, ModelNamespaceArgs
-from components.endpoint.workload import ROLE_LABEL, ModelWorkload, ModelWorkloadArgs, is_autoscaled
+from components.endpoint.workload import ROLE_LABEL, ModelWorkload, ModelWorkloadArgs, PodAdditions, is_autoscaled
 from components.mesh.platform import MeshInfo
 from turnout.config import Endpoint, key_path
 from turnout.errors import NotSupportedError
@@ -41,20 +41,23 @@ def update_strategy(strategy: Strategy) -> dict:
     return DEFAULT_UPDATE
 
 
-def with_knative_env(extra_env: tuple[dict, ...]) -> pulumi.ResourceTransformation:
-    """Adds `extra_env` to the model container of the Knative Configurations created beneath (their revision
+def with_pod_additions(additions: PodAdditions) -> pulumi.ResourceTransformation:
+    """Adds `additions` to the model container of the Knative Configurations created beneath (their revision
     templates are built in knative_revisions.py)."""
 
-    def add_env(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+    def add(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
         if args.type_ != KNATIVE_CONFIGURATION:
             return None
         spec = copy.deepcopy(args.props["spec"])
-        container = spec["template"]["spec"]["containers"][0]
-        names = {entry["name"] for entry in extra_env}
-        container["env"] = [e for e in container.get("env", []) if e["name"] not in names] + list(extra_env)
+        pod = spec["template"]["spec"]
+        container = pod["containers"][0]
+        names = {entry["name"] for entry in additions.env}
+        container["env"] = [e for e in container.get("env", []) if e["name"] not in names] + list(additions.env)
+        container["volumeMounts"] = [*container.get("volumeMounts", []), *additions.mounts]
+        pod["volumes"] = [*pod.get("volumes", []), *additions.volumes]
         return pulumi.ResourceTransformationResult({**args.props, "spec": spec}, args.opts)
 
-    return add_env
+    return add
 
 
 def check_renderable(name: str, endpoint: Endpoint) -> None:
@@ -103,7 +106,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         ).namespace
         in_namespace = (namespace,)
-        self._cache_env: tuple[dict, ...] = ()
+        self._cache = PodAdditions()
         if args.cache is not None:
             access = CacheAccess(
                 child(name, "cache"),
@@ -116,7 +119,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
-            in_namespace, self._cache_env = (namespace, *access.ready), access.env
+            in_namespace, self._cache = (namespace, *access.ready), access.additions
         public_host = f"{args.endpoint_name}.{args.mesh.domain}"
         if endpoint.backend == "knative":
             KnativeRevisions(
@@ -133,7 +136,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                     after=in_namespace,
                 ),
                 pulumi.ResourceOptions(
-                    parent=self, transformations=[with_knative_env(self._cache_env)] if self._cache_env else None
+                    parent=self, transformations=[with_pod_additions(self._cache)] if self._cache else None
                 ),
             )
         elif isinstance(endpoint.strategy, Canary) and endpoint.strategy.progressive is not None:
@@ -182,7 +185,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                     tier=args.tier,
                     update_strategy=update_strategy(endpoint.strategy),
                     pull_policy=args.mesh.image_pull_policy,
-                    extra_env=self._cache_env,
+                    additions=self._cache,
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
@@ -241,7 +244,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 update_strategy=update_strategy(strategy),
                 pull_policy=args.mesh.image_pull_policy,
                 unversioned=True,
-                extra_env=self._cache_env,
+                additions=self._cache,
             ),
             pulumi.ResourceOptions(parent=self),
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -13,6 +13,18 @@ from turnout.naming import child, k8s_name, labels
 ROLE_LABEL = "turnout.dev/role"  # serving | shadow: which Service selects the pods
 RUN_AS = 65532  # the conventional "nonroot" uid/gid of distroless images
 GPU_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class PodAdditions:
+    """Environment, volumes and mounts added to a model container (and its pod) by what it uses."""
+
+    env: tuple[dict, ...] = ()
+    volumes: tuple[dict, ...] = ()
+    mounts: tuple[dict, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.env or self.volumes or self.mounts)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,9 +47,9 @@ class ModelWorkloadArgs:
     """IfNotPresent only where images are loaded into the nodes (kind)."""
     unversioned: bool = False
     """Flagger's target: named after the endpoint with a selector that stays the same across versions."""
-    extra_env: tuple[dict, ...] = ()
-    """Environment entries added to the model container, winning over the version's (the cache's address and its
-    password by Secret reference)."""
+    additions: PodAdditions = field(default_factory=lambda: PodAdditions())
+    """What the model container gets beyond its version's config (the cache's address, and its password as a
+    file from a Secret); its env wins over the version's."""
 
 
 def container_security() -> dict:
@@ -77,7 +89,7 @@ def container_spec(args: ModelWorkloadArgs) -> dict:
     if resources.gpu:
         limits[GPU_RESOURCE] = str(resources.gpu)
     env = {"TARGET": args.version_name, **args.version.env}
-    reserved = {"PORT", *(entry["name"] for entry in args.extra_env)}
+    reserved = {"PORT", *(entry["name"] for entry in args.additions.env)}
     probe = {"httpGet": {"path": args.health_path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2}
     return {
         "name": "model",
@@ -86,12 +98,12 @@ def container_spec(args: ModelWorkloadArgs) -> dict:
         "ports": [{"name": "http", "containerPort": args.port, "protocol": "TCP"}],
         "env": [{"name": "PORT", "value": str(args.port)}]
         + [{"name": name, "value": value} for name, value in sorted(env.items()) if name not in reserved]
-        + list(args.extra_env),
+        + list(args.additions.env),
         "resources": {"requests": {"cpu": resources.cpu, "memory": resources.memory}, "limits": limits},
         "readinessProbe": {**probe, "failureThreshold": 3},
         "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 6},
         "securityContext": container_security(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *args.additions.mounts],
     }
 
 
@@ -101,7 +113,7 @@ def pod_spec(args: ModelWorkloadArgs, service_account: str) -> dict:
         "automountServiceAccountToken": False,
         "securityContext": pod_security(),
         "containers": [container_spec(args)],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, *args.additions.volumes],
         "topologySpreadConstraints": [
             {
                 "maxSkew": 1,
