@@ -248,6 +248,16 @@ INVALID = [
         f"turnout:{STRATEGY}.weight",
         "first step: at most maxWeight",
     ),
+    (
+        _strategy({"type": "shadow", "primary": "v1", "shadows": {"v2": 10, "v1": 5}, "progressive": {}}),
+        f"turnout:{STRATEGY}.shadows",
+        "exactly one shadow",
+    ),
+    (
+        _strategy({"type": "blue-green", "active": "v1", "preview": "v2", "progressive": {"iterations": 0}}),
+        f"turnout:{STRATEGY}.progressive.iterations",
+        "1 to 100",
+    ),
 ]
 
 KNATIVE_FORBIDDEN = [

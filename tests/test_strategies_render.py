@@ -53,6 +53,19 @@ PROGRESSIVE = {
         "weight": 5,
         "progressive": {"interval": "90s", "stepWeight": 10, "maxWeight": 40, "successRate": 98, "maxLatencyMs": 300},
     },
+    "progressive-blue-green": {
+        "type": "blue-green",
+        "active": "v1",
+        "preview": "v2",
+        "previewHeader": "x-try-v2",
+        "progressive": {"interval": "2m", "iterations": 6, "successRate": 97},
+    },
+    "progressive-shadow": {
+        "type": "shadow",
+        "primary": "v1",
+        "shadows": {"v3": 40},
+        "progressive": {"iterations": 4, "maxLatencyMs": 250},
+    },
 }
 
 
@@ -201,21 +214,56 @@ def test_knative_namespaces_admit_the_activator(plans):
 
 
 def routes_from_flagger(objects: list[dict]) -> list[dict]:
-    """The first analysis step of a Flagger Canary: its target's version at the first step weight."""
+    """What users get during a Flagger Canary's first analysis step, read from the Canary and its target:
+    a weight (canary release), a header match (A/B testing) or a mirror (blue/green mirroring)."""
     (canary,) = [o for o in objects if o["kind"] == "Canary"]
     (target,) = [
         o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == canary["spec"]["targetRef"]["name"]
     ]
-    first = canary["spec"]["analysis"]["stepWeights"][0]
-    stable = canary["metadata"]["annotations"]["turnout.dev/stable-version"]
-    canary_version = target["spec"]["template"]["metadata"]["labels"]["turnout.dev/version"]
+    analysis = canary["spec"]["analysis"]
+    current = canary["metadata"]["annotations"]["turnout.dev/stable-version"]
+    new = target["spec"]["template"]["metadata"]["labels"]["turnout.dev/version"]
+    if "stepWeights" in analysis:
+        first = analysis["stepWeights"][0]
+        return [
+            {
+                "match": None,
+                "to": [{"version": current, "weight": 100 - first}, {"version": new, "weight": first}],
+                "mirror": [],
+            }
+        ]
+    everyone = {"match": None, "to": [{"version": current, "weight": 100}], "mirror": []}
+    if analysis.get("mirror"):
+        return [{**everyone, "mirror": [{"version": new, "percent": analysis.get("mirrorWeight", 100)}]}]
+    ((header, condition),) = analysis["match"][0]["headers"].items()
     return [
         {
-            "match": None,
-            "to": [{"version": stable, "weight": 100 - first}, {"version": canary_version, "weight": first}],
+            "match": {"header": header, "value": condition["exact"]},
+            "to": [{"version": new, "weight": 100}],
             "mirror": [],
-        }
+        },
+        everyone,
     ]
+
+
+@pytest.mark.parametrize("name", ["progressive-blue-green", "progressive-shadow"])
+def test_progressive_blue_green_and_shadow_hand_the_switch_to_flagger(plans, name):
+    objects = documents(plans / name)
+    (endpoint,) = json.loads((plans / name / "traffic.json").read_text())["endpoints"]
+    assert routes_from_flagger(objects) == endpoint["routes"]
+    (canary,) = [o for o in objects if o["kind"] == "Canary"]
+    assert validate_custom_resource(canary, load_crds(CRDS)) == []
+    analysis = canary["spec"]["analysis"]
+    assert "stepWeights" not in analysis, "switched after the analysis, not stepped"
+    if name == "progressive-blue-green":
+        assert (analysis["iterations"], analysis["interval"]) == (6, "2m")
+        assert analysis["match"] == [{"headers": {"x-try-v2": {"exact": "true"}}}]
+        assert analysis["metrics"][0]["thresholdRange"] == {"min": 97}
+    else:
+        assert (analysis["iterations"], analysis["mirror"], analysis["mirrorWeight"]) == (4, True, 40)
+        assert analysis["metrics"][1]["thresholdRange"] == {"max": 250}
+    kinds = {o["kind"] for o in objects if o["metadata"].get("namespace") == "scores"}
+    assert not kinds & {"Service", "DestinationRule", "VirtualService"}, "Flagger owns the routing"
 
 
 def test_progressive_canary_hands_routing_to_flagger(plans):

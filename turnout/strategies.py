@@ -85,6 +85,9 @@ class BlueGreen:
     preview_header: str = setting(
         "Requests with this header set to `true` reach `preview`.", "x-turnout-preview", parse=check_header_name
     )
+    progressive: Promotion | None = setting(
+        "Let Flagger analyse `preview` on the header's requests and switch everyone to it when healthy.", None
+    )
 
     def versions_named(self) -> dict[str, str]:
         return {"active": self.active, "preview": self.preview}
@@ -112,6 +115,25 @@ class Progressive:
     max_weight: int = setting(
         "Highest canary weight before promotion.", 50, parse=_percent(1, 100), allowed="an integer from 1 to 100"
     )
+    success_rate: int = setting(
+        "Lowest request success rate (%) counted as healthy.",
+        99,
+        parse=_percent(1, 100),
+        allowed="an integer from 1 to 100",
+    )
+    max_latency_ms: int = setting("Highest p99 latency in milliseconds counted as healthy.", 500, bounds=(1, 600000))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Promotion:
+    """Flagger's analysis for a version that is switched to, not stepped: blue-green (the preview header
+    is Flagger's A/B match) and shadow (Flagger's blue/green mirroring)."""
+
+    interval: int = setting(
+        "Time between analysis checks.", 60, parse=parse_duration, default_doc='"1m"', allowed="a duration"
+    )
+    iterations: int = setting("Healthy checks before Flagger switches users to the new version.", 10, bounds=(1, 100))
+    threshold: int = setting("Failed checks before Flagger rolls back.", 5, bounds=(1, 50))
     success_rate: int = setting(
         "Lowest request success rate (%) counted as healthy.",
         99,
@@ -210,10 +232,20 @@ class Shadow:
         allowed="a mapping of version to percent 1–100 (at least 1)",
     )
 
+    progressive: Promotion | None = setting(
+        "Let Flagger analyse the shadow on its mirrored requests and switch everyone to it when healthy.", None
+    )
+
     def versions_named(self) -> dict[str, str]:
         return {"primary": self.primary, **{f"shadows.{version}": version for version in self.shadows}}
 
     def validate(self, path: str) -> None:
+        if self.progressive is not None and len(self.shadows) != 1:
+            raise ConfigError(
+                f"{path}.shadows",
+                f"{len(self.shadows)} shadows with progressive",
+                "exactly one shadow: Flagger analyses and promotes one version",
+            )
         if self.primary in self.shadows:
             raise ConfigError(
                 f"{path}.shadows.{self.primary}",

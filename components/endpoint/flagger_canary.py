@@ -1,5 +1,12 @@
-"""A progressive canary: Flagger's `Canary`, which steps the canary's weight up while its metrics stay
-healthy, promotes it at the end, and rolls back when they do not.
+"""Progressive delivery with Flagger's `Canary`: it analyses the new version on live requests, promotes
+it when its metrics stay healthy, and rolls back when they do not. Three of turnout's strategies map
+onto Flagger's:
+
+- canary + progressive: Flagger's canary release, stepping the weight from `weight` to `maxWeight`;
+- blue-green + progressive: Flagger's A/B testing, with the preview header as its match: requests
+  with the header reach the preview during `iterations` checks, then everyone is switched to it;
+- shadow + progressive: Flagger's blue/green mirroring: the shadow gets a copy of the requests (its
+  answers discarded) during `iterations` checks, then everyone is switched to it.
 
 What Flagger then owns: the `<endpoint>-primary` Deployment (a copy of the last promoted version),
 the `<endpoint>`, `<endpoint>-primary` and `<endpoint>-canary` Services and DestinationRules, and the
@@ -16,7 +23,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from turnout.naming import labels
-from turnout.strategies import Canary
+from turnout.strategies import BlueGreen, Canary, Shadow
 from turnout.units import format_duration
 
 SERVICE_PORT = 80
@@ -29,9 +36,50 @@ def _flagger_duration(seconds: int) -> str:
     return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
 
 
-def canary_spec(endpoint: str, strategy: Canary, port: int, public_host: str, gateway: str, autoscaled: bool) -> dict:
+ProgressiveStrategy = Canary | BlueGreen | Shadow
+
+
+def analysed_versions(strategy: ProgressiveStrategy) -> tuple[str, str]:
+    """(the version serving now, the version under analysis)."""
+    if isinstance(strategy, Canary):
+        return strategy.stable, strategy.canary
+    if isinstance(strategy, BlueGreen):
+        return strategy.active, strategy.preview
+    (shadow,) = strategy.shadows
+    return strategy.primary, shadow
+
+
+def analysis(strategy: ProgressiveStrategy) -> dict:
+    """Flagger's `analysis`: the strategy's way of exposing the new version, and the health checks."""
     progressive = strategy.progressive
     interval = _flagger_duration(progressive.interval)
+    if isinstance(strategy, Canary):
+        exposure: dict = {"stepWeights": strategy.step_weights()}
+    elif isinstance(strategy, BlueGreen):
+        exposure = {
+            "iterations": progressive.iterations,
+            "match": [{"headers": {strategy.preview_header: {"exact": "true"}}}],
+        }
+    else:
+        exposure = {
+            "iterations": progressive.iterations,
+            "mirror": True,
+            "mirrorWeight": strategy.shadows[analysed_versions(strategy)[1]],
+        }
+    return {
+        "interval": interval,
+        "threshold": progressive.threshold,
+        **exposure,
+        "metrics": [
+            {"name": "request-success-rate", "thresholdRange": {"min": progressive.success_rate}, "interval": interval},
+            {"name": "request-duration", "thresholdRange": {"max": progressive.max_latency_ms}, "interval": interval},
+        ],
+    }
+
+
+def canary_spec(
+    endpoint: str, strategy: ProgressiveStrategy, port: int, public_host: str, gateway: str, autoscaled: bool
+) -> dict:
     spec: dict = {
         "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": endpoint},
         "progressDeadlineSeconds": 600,
@@ -43,23 +91,7 @@ def canary_spec(endpoint: str, strategy: Canary, port: int, public_host: str, ga
             "hosts": [public_host],
             "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
         },
-        "analysis": {
-            "interval": interval,
-            "threshold": progressive.threshold,
-            "stepWeights": strategy.step_weights(),
-            "metrics": [
-                {
-                    "name": "request-success-rate",
-                    "thresholdRange": {"min": progressive.success_rate},
-                    "interval": interval,
-                },
-                {
-                    "name": "request-duration",
-                    "thresholdRange": {"max": progressive.max_latency_ms},
-                    "interval": interval,
-                },
-            ],
-        },
+        "analysis": analysis(strategy),
     }
     if autoscaled:
         spec["autoscalerRef"] = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": endpoint}
@@ -71,7 +103,7 @@ class FlaggerCanaryArgs:
     endpoint: str
     namespace: str
     tier: str
-    strategy: Canary
+    strategy: ProgressiveStrategy
     port: int
     public_host: str
     gateway: str
@@ -91,7 +123,9 @@ class FlaggerCanary(pulumi.ComponentResource):
                 "namespace": args.namespace,
                 "labels": labels(args.endpoint, None, args.tier),
                 # Which versions the analysis compares, for readers of the plan (Flagger ignores them).
-                "annotations": {STABLE_ANNOTATION: args.strategy.stable, CANARY_ANNOTATION: args.strategy.canary},
+                "annotations": dict(
+                    zip((STABLE_ANNOTATION, CANARY_ANNOTATION), analysed_versions(args.strategy), strict=True)
+                ),
             },
             spec=canary_spec(args.endpoint, args.strategy, args.port, args.public_host, args.gateway, args.autoscaled),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),

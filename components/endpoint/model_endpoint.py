@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 from components.cache import CacheConnection
 from components.cache.access import CacheAccess, CacheAccessArgs
 from components.endpoint.feature_flags import FlagDaemon, FlagDaemonArgs
-from components.endpoint.flagger_canary import FlaggerCanary, FlaggerCanaryArgs
+from components.endpoint.flagger_canary import FlaggerCanary, FlaggerCanaryArgs, analysed_versions
 from components.endpoint.istio_routes import IstioRoutes, IstioRoutesArgs
 from components.endpoint.knative_revisions import KnativeRevisions, KnativeRevisionsArgs
 from components.endpoint.namespace import ModelNamespace, ModelNamespaceArgs
@@ -139,7 +139,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                     parent=self, transformations=[with_pod_additions(self._cache)] if self._cache else None
                 ),
             )
-        elif isinstance(endpoint.strategy, Canary) and endpoint.strategy.progressive is not None:
+        elif getattr(endpoint.strategy, "progressive", None) is not None:
             self._flagger(name, args, public_host, in_namespace)
         else:
             self._istio(name, args, public_host, in_namespace)
@@ -226,16 +226,17 @@ class ModelEndpoint(pulumi.ComponentResource):
         )
 
     def _flagger(self, name: str, args: ModelEndpointArgs, public_host: str, in_namespace: tuple) -> None:
-        """The version under analysis as Flagger's target, and the Canary that steps its weight up."""
+        """The version under analysis as Flagger's target, and the Canary that analyses and promotes it."""
         endpoint, strategy = args.endpoint, args.endpoint.strategy
-        version = endpoint.versions[strategy.canary]
+        analysed = analysed_versions(strategy)[1]
+        version = endpoint.versions[analysed]
         ModelWorkload(
-            child(name, strategy.canary),
+            child(name, analysed),
             ModelWorkloadArgs(
                 namespace=args.endpoint_name,
                 after=in_namespace,
                 endpoint=args.endpoint_name,
-                version_name=strategy.canary,
+                version_name=analysed,
                 version=version,
                 role="serving",
                 port=endpoint.port,
