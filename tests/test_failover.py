@@ -190,7 +190,8 @@ def alarm_checks(states: dict[str, str]) -> dict[str, str]:
 
 
 def cache_output(*, with_ids: bool = True) -> dict:
-    """The `cache` output: components/cache's replication document, with the Global Datastore ids it must add."""
+    """The `cache` output (`cache_replication`): components/cache's replication document, with the Global Datastore
+    ids the runbook asks it to add."""
     document = replication_document(
         cloud="aws",
         engine="redis",
@@ -205,7 +206,7 @@ def cache_output(*, with_ids: bool = True) -> dict:
         document["crossRegion"]["globalReplicationGroupId"] = DATASTORE
         for region, copy in document["regions"].items():
             copy["replicationGroupId"] = GROUPS[region]
-    return {"replication": document}
+    return document
 
 
 def stack_outputs(checks: dict[str, str], *, alarms: bool = False, cache: bool = True, tier="pilot-light") -> dict:
@@ -515,8 +516,20 @@ def test_a_cache_without_its_global_datastore_ids_is_refused_naming_the_outputs(
     outputs["cache"] = cache_output(with_ids=False)  # what components/cache exports today
     status, _, err = cli(capsys, tmp_path, outputs, "--to", WEST)
     assert status == 2
-    assert "cache.replication.crossRegion.globalReplicationGroupId" in err
-    assert f"cache.replication.regions.{WEST}.replicationGroupId" in err
+    assert "cache.crossRegion.globalReplicationGroupId" in err
+    assert f"cache.regions.{WEST}.replicationGroupId" in err
+
+
+def test_the_replication_document_may_also_come_wrapped(aws):
+    outputs = stack_outputs(http_checks())
+    outputs["cache"] = {"replication": outputs["cache"]}
+    facts = failover.read_facts(STACK, outputs)
+    assert facts.datastore == failover.GlobalDatastore(DATASTORE, GROUPS)
+    del outputs["cache"]["replication"]["crossRegion"]["globalReplicationGroupId"]
+    with pytest.raises(
+        failover.FailoverUsageError, match=r"\(cache.replication.crossRegion.globalReplicationGroupId\)"
+    ):
+        failover.read_facts(STACK, outputs)
 
 
 def test_a_cache_replica_without_a_cache_output_is_refused(capsys, tmp_path):

@@ -224,29 +224,31 @@ def read_facts(stack: str, outputs: dict[str, Any]) -> StackFacts:
 def _datastore(
     stack: str, outputs: dict[str, Any], settings: dict[str, Any]
 ) -> tuple[GlobalDatastore | None, tuple[str, ...] | None]:
-    """The Global Datastore from the `cache` output (`{replication: {...}}` or the replication document itself)."""
+    """The Global Datastore from the `cache` output: the cache's replication document (`cache_replication`), or
+    `{replication: ...}` around it."""
     cache = outputs.get("cache")
     replicas = settings.get("cacheReplicas") or []
     if cache is None:
         if replicas:
             raise FailoverUsageError(
                 f"stack {stack!r} keeps a cache replica in {', '.join(replicas)} (dr.settings.cacheReplicas) but "
-                "exports no `cache` output: the runbook needs cache.replication.crossRegion.globalReplicationGroupId "
-                "and cache.replication.regions.REGION.replicationGroupId"
+                "exports no `cache` output: the runbook needs cache.crossRegion.globalReplicationGroupId and "
+                "cache.regions.REGION.replicationGroupId"
             )
         return None, None
-    replication = cache.get("replication", cache) if isinstance(cache, dict) else None
+    wrapped = isinstance(cache, dict) and isinstance(cache.get("replication"), dict)
+    replication, where = (cache["replication"], "cache.replication") if wrapped else (cache, "cache")
     regions = replication.get("regions") if isinstance(replication, dict) else None
     if not isinstance(regions, dict):
-        raise FailoverUsageError(f"stack {stack!r}: output cache.replication.regions is missing")
+        raise FailoverUsageError(f"stack {stack!r}: output {where}.regions is missing")
     cross_region = replication.get("crossRegion")
     if not cross_region:
         return None, tuple(regions)
     global_id = cross_region.get("globalReplicationGroupId") if isinstance(cross_region, dict) else None
     members = {region: (copy or {}).get("replicationGroupId") for region, copy in regions.items()}
-    missing = [f"cache.replication.regions.{region}.replicationGroupId" for region, id_ in members.items() if not id_]
+    missing = [f"{where}.regions.{region}.replicationGroupId" for region, id_ in members.items() if not id_]
     if not global_id:
-        missing.insert(0, "cache.replication.crossRegion.globalReplicationGroupId")
+        missing.insert(0, f"{where}.crossRegion.globalReplicationGroupId")
     if missing:
         raise FailoverUsageError(
             f"stack {stack!r}: the cache's Global Datastore ids are not in its outputs ({', '.join(missing)}); "
