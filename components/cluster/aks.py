@@ -21,15 +21,17 @@ Choices the stack file does not expose:
   identity holds "Key Vault Crypto User" on that key alone, granted before the cluster (KMS does not work
   with a system-assigned identity for that reason). The key is an HSM-protected RSA key usable only to
   encrypt and decrypt (all the KMS plugin does), never expiring (an expired key stops the API server);
-  Key Vault makes a new version every `KMS_KEY_ROTATION`, and AKS, which encrypts with the exact version
-  it was given, moves to it on the next `pulumi up --refresh`; then rewrite the Secrets
-  (`kubectl get secrets -A -o json | kubectl replace -f -`). The vault's own audit log (every use of the
-  key) goes to the same workspace.
+  Key Vault makes a new version every `KMS_KEY_ROTATION`; AKS encrypts with the exact version it was
+  given, so a `pulumi refresh` reads the new one and the next `pulumi up` hands it to AKS; then rewrite
+  the Secrets (`kubectl get secrets -A -o json | kubectl replace -f -`). Older versions stay enabled.
+  The vault's own audit log (every use of the key) goes to the same workspace.
 - Key Vault network access is `Public` (reachable over the internet, every call still needs an Entra ID
   token with a role on the key): AKS supports a `Private` vault only with API Server VNet Integration,
   which this private-link cluster does not use (converting is one-way and capacity-limited by region), and
   a vault firewall (selected networks, or public access disabled) is unsupported in `Public` mode as it
-  blocks the KMS plugin. Moving to `Private` later means disabling KMS first (AKS cannot switch modes).
+  blocks the KMS plugin. `Private` would also take "Key Vault Contributor" for the identity (AKS makes
+  its own private endpoint) and a private endpoint for whoever creates the key; moving to it later means
+  disabling KMS first (AKS cannot switch an enabled vault's mode).
 - The Key Vault's name is global: a `pulumi destroy` keeps it soft-deleted (and, with purge protection,
   unpurgeable) for `KEY_VAULT_RETENTION_DAYS`, so the same stack cannot be recreated in the same
   subscription before then unless the vault is recovered first. The deployer creates the key through ARM
