@@ -406,6 +406,7 @@ def test_a_failed_aws_call_exits_1_with_its_error_code(aws, capsys, tmp_path, mo
     status, out, err = cli(capsys, tmp_path, stack_outputs(http_checks()), "--to", WEST)
     assert status == 1
     assert "InvalidGlobalReplicationGroupState: The Global datastore is not available" in err
+    assert f"disassociate-global-replication-group --global-replication-group-id {DATASTORE}" in err
     assert "Traceback" not in err + out
 
 

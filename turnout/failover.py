@@ -492,7 +492,17 @@ class Failover:
             self.clients("elasticache", self.region).failover_global_replication_group(
                 GlobalReplicationGroupId=datastore.id, PrimaryRegion=self.region, PrimaryReplicationGroupId=member
             )
-        except (BotoCoreError, ClientError) as err:
+        except ClientError as err:
+            # Failover needs the old primary's region to take part; without it, AWS's way out is to detach the member.
+            raise FailoverStepError(
+                f"{aws_error(err, 'elasticache.failover_global_replication_group')}; if {self._current_primary} "
+                "cannot take part, detaching the member makes it a standalone primary (it stops replicating, and "
+                "the Global Datastore must be rebuilt afterwards): "
+                "aws elasticache disassociate-global-replication-group "
+                f"--global-replication-group-id {datastore.id} --replication-group-id {member} "
+                f"--replication-group-region {self.region} --region {self.region}"
+            ) from None
+        except BotoCoreError as err:
             raise FailoverStepError(aws_error(err, "elasticache.failover_global_replication_group")) from None
         self.emit(f"    waiting until {goal} (timeout {self.timeout:g}s)")
         deadline, seen = began + self.timeout, ""
