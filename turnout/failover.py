@@ -323,11 +323,12 @@ class Failover:
     endpoints: dict[str, Endpoint] | None = None
     """The stack file's endpoints: the replicas a pilot light's standby scales up to."""
     endpoints_missing: str | None = None
-    results: list[StepResult] = field(default_factory=list)
-    promotion_seconds: float | None = None
-    _started: float = 0.0
-    _current_primary: str = ""
-    _health: dict[str, str] = field(default_factory=dict)
+    results: list[StepResult] = field(default_factory=list, init=False)
+    promotion_seconds: float | None = field(default=None, init=False)
+    """How long the Global Datastore took to promote, from the failover call to available."""
+    _started: float = field(default=0.0, init=False)
+    _current_primary: str = field(default="", init=False)
+    _health: dict[str, str] = field(default_factory=dict, init=False)
 
     def run(self) -> list[StepResult]:
         """Every step in order; raises FailoverUsageError (2) or FailoverStepError (1) where one stops."""
