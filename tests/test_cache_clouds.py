@@ -164,8 +164,15 @@ def test_a_single_region_elasticache_has_no_global_datastore(aws_single):
     assert not of_type(records, GLOBAL_DATASTORE)
     replication = run.stack_outputs["replication"]
     assert replication["crossRegion"] is None
-    assert replication["regions"] == {"us-east-1": {"role": "primary", "nodes": 3, "zoneRedundant": True}}
     (group,) = of_type(records, REPLICATION_GROUP).values()
+    assert replication["regions"] == {
+        "us-east-1": {
+            "role": "primary",
+            "nodes": 3,
+            "zoneRedundant": True,
+            "replicationGroupId": group.raw_outputs["replicationGroupId"],
+        }
+    }
     assert run.stack_outputs["address"] == {"us-east-1": group.raw_outputs["primaryEndpointAddress"]}
     assert run.stack_outputs["connections"]["us-east-1"]["tls"] is True
 
@@ -198,7 +205,11 @@ def test_a_replica_region_joins_a_global_datastore_with_its_own_key_and_provider
         "mode": "asynchronous",
         "promotion": "manual",
         "replicas": ["us-west-2"],
+        # what `turnout failover` promotes with
+        "globalReplicationGroupId": datastore.raw_outputs["globalReplicationGroupId"],
     }
+    regions = run.stack_outputs["replication"]["regions"]
+    assert regions["us-west-2"]["replicationGroupId"] == secondary.raw_outputs["replicationGroupId"]
     connections = run.stack_outputs["connections"]
     assert connections["us-east-1"]["role"] == "primary" and connections["us-west-2"]["role"] == "replica"
     assert connections["us-west-2"]["address"] == secondary.raw_outputs["primaryEndpointAddress"]

@@ -582,3 +582,18 @@ def test_a_bad_timeout_is_a_usage_error(capsys, value):
         main(["failover", STACK, "--to", WEST, "--timeout", value])
     assert exited.value.code == 2
     assert "--timeout" in capsys.readouterr().err
+
+
+def test_the_bundled_prod_aws_plan_gives_the_runbook_every_id_it_needs(tmp_path):
+    """prod-aws is a warm standby with a Global Datastore: its planned outputs name the datastore and each
+    region's replication group, and each region's health check."""
+    from turnout.cli import main as cli
+    from turnout.failover import load_outputs, read_facts
+
+    assert cli(["plan", "prod-aws", "--out", str(tmp_path)]) == 0
+    facts = read_facts("prod-aws", load_outputs("prod-aws", tmp_path / "prod-aws" / "inventory.json"))
+    assert facts.tier == "warm-standby"
+    assert facts.datastore is not None and facts.datastore.id.endswith("-prod-aws-cache")
+    assert facts.datastore.members == {"us-east-1": "prod-aws-cache-us-east-1", "us-west-2": "prod-aws-cache-us-west-2"}
+    assert {check.region for check in facts.checks} == {"us-east-1", "us-west-2"}
+    assert all(check.health_check_id for check in facts.checks)

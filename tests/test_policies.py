@@ -257,7 +257,11 @@ def test_tier_config_is_what_the_cli_gets():
     prod = printed_pack_config("prod")
     assert set(prod) >= {"canary-weight-cap", "prod-min-replicas", "shadow-not-user-facing", "dr-target-achievable"}
     assert {entry["enforcementLevel"] for entry in prod.values()} == {"mandatory"}
-    assert set(printed_pack_config("staging")) == {"dr-target-achievable", "dr-warm-standby-not-zero"}
+    assert set(printed_pack_config("staging")) == {
+        "dr-target-achievable",
+        "dr-warm-standby-not-zero",
+        "dr-cache-replication",
+    }
     assert printed_pack_config("dev") == {}
     # the offline evaluator reads the same config the same way
     records = run_function(canary_vs(60)).records
@@ -340,6 +344,7 @@ def engine_verdicts(analyzer, records) -> list[tuple[str, str]]:
                 else analyzer_pb2.AnalyzerProviderResource(
                     type=provider.type, properties=_struct(provider.raw_outputs), urn=provider.urn, name=provider.name
                 ),
+                dependencies=[urn for urn in record.dependencies if urn in by_urn],
             )
         )
     response = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=stack))

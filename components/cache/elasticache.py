@@ -56,6 +56,8 @@ class ElastiCache(CacheComponent):
         period = backup_period("aws", args.backup_interval_seconds)
 
         primary, primary_provider = self._region(name, args, args.primary, nodes, global_id=None)
+        group_ids = {args.primary.region: primary.replication_group_id}
+        global_id: pulumi.Output[str] | None = None
         if args.replicas:
             # Global Datastore: the primary group replicates asynchronously to a read-only group per replica region.
             global_datastore = aws.elasticache.GlobalReplicationGroup(
@@ -66,8 +68,11 @@ class ElastiCache(CacheComponent):
                 region=args.primary.region,
                 opts=pulumi.ResourceOptions(parent=self, provider=primary_provider),
             )
+            global_id = global_datastore.global_replication_group_id
             for site in args.replicas:
-                self._region(name, args, site, nodes, global_id=global_datastore.global_replication_group_id)
+                group_ids[site.region] = self._region(name, args, site, nodes, global_id=global_id)[
+                    0
+                ].replication_group_id
 
         self.replication = replication_document(
             cloud="aws",
@@ -84,6 +89,11 @@ class ElastiCache(CacheComponent):
                 "to": "elasticache-automatic-snapshots",
             },
         )
+        # The ids `turnout failover` needs to promote a region's copy (known once deployed).
+        for region, group_id in group_ids.items():
+            self.replication["regions"][region]["replicationGroupId"] = group_id
+        if global_id is not None:
+            self.replication["crossRegion"]["globalReplicationGroupId"] = global_id
         self._register()
 
     def _region(

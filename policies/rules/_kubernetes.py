@@ -18,7 +18,8 @@ def get_path(props: Mapping[str, Any], *keys: str | int) -> Any:
     value: Any = props
     for key in keys:
         if isinstance(key, int):
-            if not isinstance(value, list) or key >= len(value):
+            # the engine hands lists over as sequence proxies, not lists
+            if not isinstance(value, Sequence) or isinstance(value, (str, bytes)) or key >= len(value):
                 return None
         elif not isinstance(value, Mapping) or key not in value:
             return None

@@ -190,7 +190,7 @@ def _stack_resources(resources: list[ResourceRecord]) -> list[PolicyResource]:
         for r in resources
         if r.is_provider
     }
-    return [
+    stack = [
         PolicyResource(
             r.type,
             deserialize_properties(r.raw_outputs),
@@ -204,6 +204,11 @@ def _stack_resources(resources: list[ResourceRecord]) -> list[PolicyResource]:
         )
         for r in resources
     ]
+    # The engine hands stack rules each resource's dependencies as resources of the stack; so do we.
+    by_urn = {resource.urn: resource for resource in stack}
+    for record, resource in zip(resources, stack, strict=True):
+        resource.dependencies = [by_urn[urn] for urn in record.dependencies if urn in by_urn]
+    return stack
 
 
 def _check_stack(policy, level: EnforcementLevel, stack: list[PolicyResource], config: dict) -> list[Violation]:
