@@ -8,14 +8,9 @@ strategy family), and the offline verdicts match those of the pack served to the
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-import grpc
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from components.endpoint.model_endpoint import ModelEndpoint, ModelEndpointArgs
 from components.mesh.platform import ServingPlatform, ServingPlatformArgs
@@ -517,79 +512,3 @@ def test_turnout_output_is_judged_not_skipped():
                     c.pop(key, None)
     judged = {v.policy for v in evaluate(records, POLICIES, tier="prod") if v.policy in RESOURCE_RULES}
     assert judged == set(RESOURCE_RULES) - {"no-host-namespaces"}
-
-
-# --- the same verdicts from the pack the Pulumi engine runs --------------------------------------
-
-
-@pytest.fixture(scope="module")
-def analyzer():
-    """The pack served exactly as the Pulumi CLI runs it: `python policies/__main__.py` prints its port."""
-    process = subprocess.Popen(
-        [sys.executable, str(POLICIES / "__main__.py")],
-        cwd=POLICIES,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        port = int(process.stdout.readline().strip())
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        grpc.channel_ready_future(channel).result(timeout=20)
-        yield analyzer_pb2_grpc.AnalyzerStub(channel)
-        channel.close()
-    finally:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def _struct(values: dict):
-    from google.protobuf import struct_pb2
-
-    properties = struct_pb2.Struct()
-    properties.update(values)
-    return properties
-
-
-def engine_verdicts(analyzer, program, rules: tuple[str, ...]) -> list[tuple[str, str]]:
-    """What the served pack reports for `program`: Analyze per resource, then AnalyzeStack."""
-    records = [r for r in run_function(program).records if r.custom]
-    found = []
-    for record in records:
-        response = analyzer.Analyze(
-            analyzer_pb2.AnalyzeRequest(
-                type=record.type, properties=_struct(record.raw_inputs), urn=record.urn, name=record.name
-            )
-        )
-        found += [(d.policyName, d.message) for d in response.diagnostics]
-    stack = analyzer.AnalyzeStack(
-        analyzer_pb2.AnalyzeStackRequest(
-            resources=[
-                analyzer_pb2.AnalyzerResource(
-                    type=r.type, properties=_struct(r.raw_outputs), urn=r.urn, name=r.name, parent=r.parent or ""
-                )
-                for r in records
-            ]
-        )
-    )
-    found += [(d.policyName, d.message) for d in stack.diagnostics]
-    return sorted(v for v in found if v[0] in rules)
-
-
-def offline_verdicts(program, rules: tuple[str, ...]) -> list[tuple[str, str]]:
-    return sorted((v.policy, v.message) for v in evaluate(run_function(program).records, POLICIES) if v.policy in rules)
-
-
-def hand_written_programs(cases: dict) -> list:
-    """Every case program but turnout's whole clusters (those are checked offline only, for speed)."""
-    return [
-        case.program
-        for rule_cases in cases.values()
-        for case in rule_cases
-        if not case.program.__qualname__.startswith("turnout_cluster")
-    ]
-
-
-@pytest.mark.parametrize("program", hand_written_programs(CASES))
-def test_offline_verdicts_match_the_real_analyzer(analyzer, program):
-    assert offline_verdicts(program, WORKLOAD_RULES) == engine_verdicts(analyzer, program, WORKLOAD_RULES)

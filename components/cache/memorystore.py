@@ -20,6 +20,7 @@ from components.cache import (
     check_cache_args,
     replication_document,
 )
+from components.cluster.gke import service_agent_key
 from turnout.naming import child
 
 PORT = 6378  # Memorystore serves TLS on 6378 (6379 is its plain-text port, unused here)
@@ -27,8 +28,6 @@ REDIS_VERSION = "REDIS_7_2"
 MEMORY_GB = {"prod": 5}
 DEFAULT_MEMORY_GB = 1
 SNAPSHOT_PERIODS = {3600: "ONE_HOUR", 21600: "SIX_HOURS", 43200: "TWELVE_HOURS", 86400: "TWENTY_FOUR_HOURS"}
-KEY_ROTATION = "7776000s"  # 90 days
-KMS_ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 # Private services access: a range of the VPC peered to Google's services network, clear of GKE's node, pod
 # (10.16.0.0/14) and service ranges.
 PSA_RANGE = ("10.40.0.0", 20)
@@ -76,23 +75,15 @@ class MemorystoreCache(CacheComponent):
             opts=on_gcp(),
         )
 
-        key_ring = gcp.kms.KeyRing(child(name, "keyring"), name=args.cache_name, location=site.region, opts=on_gcp())
-        key = gcp.kms.CryptoKey(
-            child(name, "key"),
-            name="memorystore",
-            key_ring=key_ring.id,
-            purpose="ENCRYPT_DECRYPT",
-            rotation_period=KEY_ROTATION,
-            opts=on_gcp(),
-        )
         # Memorystore encrypts as its service agent, which must hold the key before the instance exists.
-        agent_on_key = gcp.kms.CryptoKeyIAMMember(
-            child(name, "key-redis-agent"),
-            crypto_key_id=key.id,
-            role=KMS_ENCRYPTER_DECRYPTER,
-            member=project.number.apply(
-                lambda number: f"serviceAccount:service-{number}@cloud-redis.iam.gserviceaccount.com"
-            ),
+        key, agent_on_key = service_agent_key(
+            name,
+            key_ring_name=args.cache_name,
+            key_name="memorystore",
+            resources=("key", "key-redis-agent"),
+            region=site.region,
+            project_number=project.number,
+            agent="cloud-redis",
             opts=on_gcp(),
         )
 

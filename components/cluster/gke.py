@@ -148,6 +148,41 @@ def node_config(pool: NodePool, index: int, service_account: pulumi.Input[str]) 
     return config
 
 
+def service_agent_key(
+    name: str,
+    *,
+    key_ring_name: str,
+    key_name: str,
+    resources: tuple[str, str],
+    region: str,
+    project_number: pulumi.Input[str],
+    agent: str,
+    opts: pulumi.ResourceOptions,
+) -> tuple[gcp.kms.CryptoKey, gcp.kms.CryptoKeyIAMMember]:
+    """A customer-managed key (rotated every 90 days) in a key ring of its own, and the grant that lets a Google
+    service agent (`service-<number>@<agent>.iam.gserviceaccount.com`) encrypt with it. Whatever the agent
+    encrypts must wait for the grant. `resources` names the key and the grant under `name`."""
+    key_ring = gcp.kms.KeyRing(child(name, "keyring"), name=key_ring_name, location=region, opts=opts)
+    key = gcp.kms.CryptoKey(
+        child(name, resources[0]),
+        name=key_name,
+        key_ring=key_ring.id,
+        purpose="ENCRYPT_DECRYPT",
+        rotation_period=SECRETS_KEY_ROTATION,
+        opts=opts,
+    )
+    grant = gcp.kms.CryptoKeyIAMMember(
+        child(name, resources[1]),
+        crypto_key_id=key.id,
+        role=KMS_ENCRYPTER_DECRYPTER,
+        member=pulumi.Output.from_input(project_number).apply(
+            lambda number: f"serviceAccount:service-{number}@{agent}.iam.gserviceaccount.com"
+        ),
+        opts=opts,
+    )
+    return key, grant
+
+
 class GkeCluster(pulumi.ComponentResource):
     name: str
     region: str
@@ -221,23 +256,15 @@ class GkeCluster(pulumi.ComponentResource):
             opts=on_gcp(),
         )
 
-        key_ring = gcp.kms.KeyRing(child(name, "keyring"), name=cluster_name, location=args.region, opts=on_gcp())
-        secrets_key = gcp.kms.CryptoKey(
-            child(name, "secrets-key"),
-            name="gke-secrets",
-            key_ring=key_ring.id,
-            purpose="ENCRYPT_DECRYPT",
-            rotation_period=SECRETS_KEY_ROTATION,
-            opts=on_gcp(),
-        )
         # GKE encrypts secrets as its service agent, which must hold the key before the cluster is created.
-        gke_agent_on_key = gcp.kms.CryptoKeyIAMMember(
-            child(name, "secrets-key-gke-agent"),
-            crypto_key_id=secrets_key.id,
-            role=KMS_ENCRYPTER_DECRYPTER,
-            member=project.number.apply(
-                lambda number: f"serviceAccount:service-{number}@container-engine-robot.iam.gserviceaccount.com"
-            ),
+        secrets_key, gke_agent_on_key = service_agent_key(
+            name,
+            key_ring_name=cluster_name,
+            key_name="gke-secrets",
+            resources=("secrets-key", "secrets-key-gke-agent"),
+            region=args.region,
+            project_number=project.number,
+            agent="container-engine-robot",
             opts=on_gcp(),
         )
 
