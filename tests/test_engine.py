@@ -448,3 +448,13 @@ def test_the_same_canary_in_dev_is_only_advised(project, tmp_path, capsys):
     assert status == 0
     violations = json.loads((tmp_path / "trial" / "policy.json").read_text())["violations"]
     assert [(v["policy"], v["level"]) for v in violations] == [("canary-weight-cap", "advisory")]
+
+
+def test_planning_leaves_the_running_process_own_main_module_alone(capsys, tmp_path):
+    """The program's folder is imported side by side; the process's `__main__` must survive it (a plan
+    followed by anything that imports `__main__`, such as cProfile, would otherwise run the program again)."""
+    import sys
+
+    before = sys.modules["__main__"]
+    assert plan(capsys, "local", "--project", str(REPO), "--out", str(tmp_path))[0] == 0
+    assert sys.modules["__main__"] is before

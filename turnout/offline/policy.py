@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from inspect import isawaitable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -138,8 +139,8 @@ def evaluate(
     default_level = getattr(rules, "DEFAULT_ENFORCEMENT", EnforcementLevel.ADVISORY)
     merged = {**(rules.tier_config(tier) if tier and hasattr(rules, "tier_config") else {}), **(config or {})}
     resources = [r for r in records if r.custom]
-    # Deserialized once for every rule (rules only read them): most of the pack's time otherwise.
-    inputs = {r.urn: deserialize_properties(r.raw_inputs) for r in resources}
+    # Deserialized and proxied once for every rule (the proxies are read-only): most of the pack's time otherwise.
+    inputs = {r.urn: unknown_checking_proxy(deserialize_properties(r.raw_inputs)) for r in resources}
     stack = _stack_resources(resources)
     violations: list[Violation] = []
     for policy in rules.POLICIES:
@@ -168,8 +169,9 @@ def _configured(policy, entry, default_level: EnforcementLevel) -> tuple[Enforce
 
 
 def _check_resource(
-    policy, level: EnforcementLevel, record: ResourceRecord, inputs: dict, config: dict
+    policy, level: EnforcementLevel, record: ResourceRecord, props: Any, config: dict
 ) -> list[Violation]:
+    """One rule on one resource; `props` is the resource's read-only proxy, shared by every rule."""
     found: list[Violation] = []
 
     def report(message: str, urn: str | None = None) -> None:
@@ -177,7 +179,6 @@ def _check_resource(
             Violation(policy.name, level.value, urn or record.urn, policy_message(policy.description, message))
         )
 
-    props = unknown_checking_proxy(inputs)
     args = ResourceValidationArgs(record.type, props, record.urn, record.name, _options(record), None, config)
     _guarded(lambda: _unwaived(policy)(args, report))
     return found

@@ -161,7 +161,8 @@ def run_program(
     # The program's folder first on the path, as the Pulumi CLI runs it (its modules import side by side),
     # and none of a previous run's modules: another project's program may have modules of the same names.
     for module in program_dir.glob("*.py"):
-        sys.modules.pop(module.stem, None)
+        if module.stem != "__main__":  # that one is the running process's own
+            sys.modules.pop(module.stem, None)
     if str(program_dir) in sys.path:
         sys.path.remove(str(program_dir))
     sys.path.insert(0, str(program_dir))
