@@ -262,3 +262,29 @@ def test_gcp_and_azure_need_external_gateways_for_failover_tiers():
         "warm-standby", Platform(cloud="gcp", regions=("europe-west1", "europe-west4"), serving=EXTERNAL), False
     )
     assert gcp.settings.routing.health_check_interval == 30  # Cloud DNS public-IP checks: 30 s at the fastest
+
+
+def test_without_a_cross_region_cache_replica_only_pilot_light_can_stand_by(capsys, project, tmp_path):
+    """Memorystore has no cross-region replica: a warm standby would have no cache to serve with."""
+    gcp = Platform(cloud="gcp", regions=("europe-west4", "europe-west1"), serving=EXTERNAL)
+    warm = dr.estimate("warm-standby", gcp, has_cache=True)
+    assert "gcp's cache has no cross-region replica" in warm.unavailable
+    pilot = dr.estimate("pilot-light", gcp, has_cache=True)
+    assert pilot.unavailable is None and pilot.settings.cache_replicas == ()
+    assert terms(pilot)[1]["cache restore"] == 900  # the runbook seeds a cache there from the last backup
+    config = {
+        "tier": "prod",
+        "platform": {
+            "cloud": "gcp",
+            "regions": ["europe-west4", "europe-west1"],
+            "serving": {"gateway": {"exposure": "external", "domain": "models.example.com"}},
+        },
+        "cache": {"engine": "redis"},
+        "dr": {"rpo": "2h", "rto": "30m"},
+        "endpoints": {"m": {"versions": {"v1": {"image": "ghcr.io/acme/m:1.0.0"}}}},
+    }
+    status, err, folder = plan_stack(capsys, project, tmp_path, "gcp-pilot", config)
+    assert status == 0, err
+    assert json.loads((folder / "dr.json").read_text())["tier"] == "pilot-light"
+    standby = (folder / "manifests" / "gcp-pilot-europe-west1" / "04-deployment-m-m-v1.yaml").read_text()
+    assert "REDIS_ADDR" not in standby and "replicas: 0" in standby  # no cache copy there until restored

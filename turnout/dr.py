@@ -288,6 +288,11 @@ def estimate(tier: Tier, platform: Platform, has_cache: bool) -> Estimate:
     unavailable = None
     if tier != "backup-restore" and not standby_regions:
         unavailable = f"{tier} needs a standby region: {key_path('platform.regions')} lists one"
+    elif has_cache and tier in ("warm-standby", "active-active") and timings.cache_replication_lag is None:
+        unavailable = (
+            f"{tier} serves from the standby region at once, but {platform.cloud}'s cache has no cross-region "
+            "replica there to serve with"
+        )
     elif tier != "backup-restore" and settings.routing is None:
         unavailable = (
             f"{tier} needs health-checked global routing, which {platform.cloud} offers only for external gateways"

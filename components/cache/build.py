@@ -104,8 +104,11 @@ def build_cache(
 
 
 def cache_connection(cache: CacheComponent | None, region: str) -> CacheConnection | None:
-    """How endpoints in `region` reach the cache, or None without one."""
-    return None if cache is None else cache.connection_for(region)
+    """How endpoints in `region` reach the cache; None without a cache, or without a copy in `region` (a
+    pilot light's region on a cloud with no cross-region replica: the runbook restores one there)."""
+    if cache is None or region not in cache.address:
+        return None
+    return cache.connection_for(region)
 
 
 def cache_replication(cache: CacheComponent | None) -> dict[str, Any] | None:
