@@ -458,3 +458,65 @@ def test_planning_leaves_the_running_process_own_main_module_alone(capsys, tmp_p
     before = sys.modules["__main__"]
     assert plan(capsys, "local", "--project", str(REPO), "--out", str(tmp_path))[0] == 0
     assert sys.modules["__main__"] is before
+
+
+_durations = st.one_of(st.integers(-5, 200000), st.sampled_from(["0s", "30s", "5m", "1h", "2d", "soon", ""]), st.none())
+_dr_cache_global = st.fixed_dictionaries(
+    {},
+    optional={
+        "dr": st.one_of(st.fixed_dictionaries({}, optional={"rpo": _durations, "rto": _durations}), _values),
+        "cache": st.one_of(
+            st.fixed_dictionaries({"engine": st.sampled_from(["redis", "valkey", "memcached", 3])}), _values
+        ),
+        "globalTraffic": st.one_of(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "cells": st.dictionaries(
+                        st.sampled_from(["blue", "green", "Red"]), st.sampled_from(["local", "fuzz", "nope"])
+                    ),
+                    "live": st.sampled_from(["blue", "green", "red", 1]),
+                    "weights": st.dictionaries(st.sampled_from(["blue", "green"]), st.integers(-10, 120)),
+                },
+            ),
+            _values,
+        ),
+        "waivers": st.one_of(
+            st.lists(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "policy": st.sampled_from(["image-pinned", "no-such-rule", ""]),
+                        "resource": st.sampled_from(["x", "", "fuzz-local-echo-v1-deployment"]),
+                        "reason": st.sampled_from(["because", "accepted by the platform team until the fix"]),
+                        "expires": st.sampled_from(["2099-01-01", "2020-02-30", "tomorrow", 20990101]),
+                    },
+                ),
+                max_size=2,
+            ),
+            _values,
+        ),
+    },
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(extra=_dr_cache_global, cloud=st.sampled_from(["kind", "kind", "aws"]))
+def test_random_dr_cache_global_and_waiver_settings_never_end_in_a_traceback(project, tmp_path, capsys, extra, cloud):
+    config = {
+        "tier": "prod",
+        "platform": {"cloud": "kind", "regions": ["local"]}
+        if cloud == "kind"
+        else {
+            "cloud": "aws",
+            "regions": ["us-east-1", "us-west-2"],
+            "serving": {"gateway": {"exposure": "external", "domain": "models.example.com"}},
+        },
+        "endpoints": {"echo": {"versions": {"v1": {"image": "ghcr.io/acme/echo:1.0.0"}}}},
+        **extra,
+    }
+    write_stack(project, "fuzz", config)
+    status = main(["plan", "fuzz", "--project", str(project), "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert status in (0, 1, 2), err
+    assert "Traceback" not in err
