@@ -11,18 +11,27 @@ import pytest
 import yaml
 
 from components.cluster import ClusterArgs
+from components.cluster.aws_lb_controller import IAM_POLICY_FILE, controller_iam_policy, irsa_trust_policy
 from components.cluster.eks import CONTROL_PLANE_LOGS, EksCluster, node_group_settings
-from tests.conftest import write_stack
+from tests.conftest import REPO, write_stack
 from turnout.cli import main
 from turnout.config import NodePool
 from turnout.errors import ConfigError
 from turnout.offline import mocks_aws
 from turnout.offline.mocks import OFFLINE_CA_PEM
+from turnout.offline.planner import plan_stack
+from turnout.offline.report import write_plan
 from turnout.offline.runtime import run_function
+from turnout.offline.stackfile import find_project
 
 CLUSTER = "aws:eks/cluster:Cluster"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 SUBNET = "aws:ec2/subnet:Subnet"
+ROLE = "aws:iam/role:Role"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+OIDC_PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
+LBC_SUBJECT = "system:serviceaccount:kube-system:aws-load-balancer-controller"
 GENERAL = NodePool(name="general", machine_type="m6i.xlarge", min=2, max=6)
 GPU = NodePool(name="gpu", machine_type="m6i.xlarge", min=0, max=2, gpu=1)
 
@@ -46,6 +55,7 @@ def plan(*clusters: ClusterArgs):
             pulumi.export(f"{args.cluster_name}-oidc-issuer", cluster.oidc_issuer)
             pulumi.export(f"{args.cluster_name}-oidc-provider-arn", cluster.oidc_provider_arn)
             pulumi.export(f"{args.cluster_name}-name", cluster.name)
+            pulumi.export(f"{args.cluster_name}-vpc-id", cluster.vpc_id)
 
     run = run_function(program)
     return run, {(r.type, r.name): r for r in run.records}
@@ -53,6 +63,15 @@ def plan(*clusters: ClusterArgs):
 
 def of_type(records: dict, type_: str) -> dict:
     return {name: record for (kind, name), record in records.items() if kind == type_}
+
+
+def ancestors(by_urn: dict, record) -> list[str]:
+    """The URNs of a record's parent, its parent's parent, and so on."""
+    chain = []
+    while record.parent in by_urn:
+        chain.append(record.parent)
+        record = by_urn[record.parent]
+    return chain
 
 
 def subnets(records: dict, role: str) -> dict:
@@ -149,6 +168,7 @@ def test_roles_trust_their_service_and_carry_the_eks_managed_policies():
     attached = {
         (record.inputs["role"], record.inputs["policyArn"].rsplit("/", 1)[1])
         for record in of_type(records, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").values()
+        if record.inputs["policyArn"].startswith("arn:aws:iam::aws:policy/")
     }
     assert attached == {
         ("prod-us-east-1-cluster", "AmazonEKSClusterPolicy"),
@@ -259,11 +279,12 @@ def test_every_aws_child_uses_the_cluster_region_provider():
     aws_provider = records[("pulumi:providers:aws", "prod-eu-west-1-aws")]
     assert aws_provider.inputs["region"] == "eu-west-1"
     component = records[("turnout:cluster:EksCluster", "prod-eu-west-1")]
+    by_urn = {r.urn: r for r in records.values()}
     children = [r for (kind, _), r in records.items() if kind.startswith("aws:")]
     assert len(children) > 30
     for child in children:
         assert child.provider == aws_provider.urn, child.name
-        assert child.parent == component.urn, child.name
+        assert component.urn in ancestors(by_urn, child), child.name
     zones = sorted(s.inputs["availabilityZone"] for s in subnets(records, "internal-elb").values())
     assert zones == ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
 
@@ -279,7 +300,11 @@ def test_two_regions_get_distinct_names_derived_from_their_cluster_names():
         assert len(mine) == len(names) // 2
     assert {r.inputs["name"] for r in of_type(records, CLUSTER).values()} == {"prod-us-east-1", "prod-eu-west-1"}
     roles = {r.inputs["name"] for r in of_type(records, "aws:iam/role:Role").values()}
-    assert roles == {"prod-us-east-1-cluster", "prod-us-east-1-node", "prod-eu-west-1-cluster", "prod-eu-west-1-node"}
+    assert roles == {
+        f"{cluster}-{role}"
+        for cluster in ("prod-us-east-1", "prod-eu-west-1")
+        for role in ("cluster", "node", "lb-controller")
+    }
     _, again = plan(east, west)
     assert {k: r.inputs for k, r in again.items()} == {k: r.inputs for k, r in records.items()}, "plans are stable"
 
@@ -297,6 +322,9 @@ def test_aws_mocks_answer_only_for_aws():
     assert cluster["arn"] == "arn:aws:eks:ap-south-1:123456789012:cluster/lab"
     assert cluster["endpoint"].endswith(".gr7.ap-south-1.eks.amazonaws.com")
     assert cluster == mocks_aws.resource_outputs(CLUSTER, "lab-eks", {"name": "lab", "region": "ap-south-1"})
+    policy = mocks_aws.resource_outputs("aws:iam/policy:Policy", "lab-policy", {"name": "lab-lb-controller"})
+    assert policy["arn"] == "arn:aws:iam::123456789012:policy/lab-lb-controller" and "region" not in policy
+    assert policy == mocks_aws.resource_outputs("aws:iam/policy:Policy", "lab-policy", {"name": "lab-lb-controller"})
 
 
 def test_aws_stack_plans_end_to_end(project, tmp_path, capsys):
@@ -320,3 +348,117 @@ def test_the_vpc_cni_enforces_network_policies():
     (addon,) = of_type(records, "aws:eks/addon:Addon").values()
     assert addon.inputs["addonName"] == "vpc-cni"
     assert json.loads(addon.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
+
+
+# The AWS Load Balancer Controller: what gives the Istio gateway's Service its NLB.
+
+
+def test_the_lb_controller_role_trusts_only_its_service_account_through_the_cluster_oidc_provider():
+    _, records = plan(eks_args())
+    oidc = records[(OIDC_PROVIDER, "prod-us-east-1-oidc")]
+    host = oidc.inputs["url"].removeprefix("https://")
+    role = records[(ROLE, "prod-us-east-1-lb-controller-role")]
+    assert role.inputs["name"] == "prod-us-east-1-lb-controller"
+    (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"] == {"Federated": oidc.raw_outputs["arn"]}
+    assert statement["Condition"] == {
+        "StringEquals": {f"{host}:sub": LBC_SUBJECT, f"{host}:aud": "sts.amazonaws.com"}
+    }, "only this ServiceAccount, and only with a token minted for STS"
+    assert oidc.urn in role.dependencies
+
+
+def test_irsa_trust_policy_scopes_the_issuer_host_not_its_url():
+    trust = json.loads(irsa_trust_policy("arn:p", "https://oidc.example/id/AB", "ns", "sa"))
+    assert trust["Statement"][0]["Condition"]["StringEquals"] == {
+        "oidc.example/id/AB:sub": "system:serviceaccount:ns:sa",
+        "oidc.example/id/AB:aud": "sts.amazonaws.com",
+    }
+
+
+def test_the_lb_controller_role_carries_exactly_the_vendored_upstream_policy():
+    _, records = plan(eks_args())
+    vendored = json.loads(IAM_POLICY_FILE.read_text())
+    assert vendored == controller_iam_policy()
+    policy = records[("aws:iam/policy:Policy", "prod-us-east-1-lb-controller-policy")]
+    assert json.loads(policy.inputs["policy"]) == vendored
+    grants = [
+        r
+        for r in of_type(records, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").values()
+        if r.inputs["role"] == "prod-us-east-1-lb-controller"
+    ]
+    assert [g.inputs["policyArn"] for g in grants] == [policy.raw_outputs["arn"]], "nothing but that policy"
+    assert not [r for r in of_type(records, "aws:iam/rolePolicy:RolePolicy").values() if "lb-controller" in r.name]
+    # IAM rejects a managed policy over 6,144 characters, whitespace excluded.
+    assert len(json.dumps(vendored, separators=(",", ":"))) <= 6144
+
+
+def test_the_lb_controller_chart_is_pinned_and_configured_for_its_cluster():
+    run, records = plan(eks_args())
+    release = records[(RELEASE, "prod-us-east-1-lb-controller-chart")]
+    inputs = release.inputs
+    assert inputs["chart"] == "aws-load-balancer-controller" and inputs["name"] == "aws-load-balancer-controller"
+    assert inputs["version"] == "1.13.4", "chart 1.13.4 ships controller v2.13.4, the policy's version"
+    assert inputs["repositoryOpts"] == {"repo": "https://aws.github.io/eks-charts"}
+    assert inputs["namespace"] == "kube-system"
+    values = inputs["values"]
+    assert values["clusterName"] == "prod-us-east-1"
+    assert values["region"] == "us-east-1"
+    assert values["vpcId"] == run.stack_outputs["prod-us-east-1-vpc-id"]
+    role_arn = records[(ROLE, "prod-us-east-1-lb-controller-role")].raw_outputs["arn"]
+    assert values["serviceAccount"] == {
+        "create": True,
+        "name": "aws-load-balancer-controller",
+        "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+    }
+    assert values["replicaCount"] == 2 and values["podDisruptionBudget"] == {"maxUnavailable": 1}
+    assert values["resources"]["requests"] == {"cpu": "100m", "memory": "128Mi"}
+    assert values["enableServiceMutatorWebhook"] is True
+    assert values["createIngressClassResource"] is False
+    grant = records[
+        ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "prod-us-east-1-lb-controller-policy-attachment")
+    ]
+    assert grant.urn in release.dependencies, "the pods start with their permissions attached"
+
+
+def test_the_lb_controller_installs_after_the_nodes_and_the_cluster_provider_waits_for_it():
+    _, records = plan(eks_args())
+    release = records[(RELEASE, "prod-us-east-1-lb-controller-chart")]
+    addons = records[(K8S_PROVIDER, "prod-us-east-1-k8s-addons")]
+    provider = records[(K8S_PROVIDER, "prod-us-east-1-k8s")]
+    groups = {g.urn for g in of_type(records, NODE_GROUP).values()}
+    assert release.provider == addons.urn
+    assert groups <= set(addons.dependencies)
+    assert release.urn in provider.dependencies, "what deploys through the cluster waits for the controller"
+    assert provider.inputs["kubeconfig"] == addons.inputs["kubeconfig"] == "[secret]"
+
+
+def waits_for(by_urn: dict, urn: str) -> set[str]:
+    """Every URN `urn` waits for before it is created: its dependencies and its provider, transitively."""
+    seen, todo = set(), [urn]
+    while todo:
+        record = by_urn[todo.pop()]
+        for before in [*record.dependencies, *([record.provider] if record.provider else [])]:
+            if before not in seen:
+                seen.add(before)
+                todo.append(before)
+    return seen
+
+
+def test_in_the_planned_prod_aws_stack_the_istio_gateway_waits_for_the_lb_controller(tmp_path):
+    plan_ = plan_stack(find_project(REPO), "prod-aws")
+    inventory = json.loads((write_plan(plan_, tmp_path) / "inventory.json").read_text())
+    controllers = {r["name"]: r["inputs"] for r in inventory["resources"] if r["name"].endswith("-lb-controller-chart")}
+    clusters = ["prod-aws-us-east-1", "prod-aws-us-west-2"]
+    assert sorted(controllers) == [f"{cluster}-lb-controller-chart" for cluster in clusters]
+    for cluster in clusters:
+        values = controllers[f"{cluster}-lb-controller-chart"]["values"]
+        assert values["clusterName"] == cluster and values["region"] == cluster.removeprefix("prod-aws-")
+    by_urn = {r.urn: r for r in plan_.records}
+    urn = {r.name: r.urn for r in plan_.records}
+    for cluster in clusters:
+        gateway = urn[f"{cluster}-serving-istio-gateway"]
+        assert urn[f"{cluster}-lb-controller-chart"] in waits_for(by_urn, gateway), cluster
+        other = next(c for c in clusters if c != cluster)
+        assert urn[f"{other}-lb-controller-chart"] not in waits_for(by_urn, gateway), "each waits for its own"

@@ -1,4 +1,5 @@
-"""An EKS cluster in one region: its own VPC, KMS-encrypted secrets, IRSA and a managed node group per pool."""
+"""An EKS cluster in one region: its own VPC, KMS-encrypted secrets, IRSA, a managed node group per pool and
+the AWS Load Balancer Controller."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.cluster import ClusterArgs
+from components.cluster.aws_lb_controller import AwsLoadBalancerController, AwsLoadBalancerControllerArgs
 from components.cluster.gpu import NvidiaDevicePlugin, has_gpu_pools
 from turnout.config import DEFAULT_MACHINE_TYPES, NodePool, key_path
 from turnout.errors import ConfigError
@@ -123,6 +125,8 @@ class EksCluster(pulumi.ComponentResource):
     """The private subnets (one per AZ) the nodes run in."""
     cluster_security_group_id: pulumi.Output[str]
     """The security group EKS attaches to the control plane and managed nodes (and so to pods)."""
+    load_balancer_controller: AwsLoadBalancerController
+    """The AWS Load Balancer Controller, which gives LoadBalancer Services (the Istio gateway's) their NLB."""
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:cluster:EksCluster", name, None, opts)
@@ -257,11 +261,30 @@ class EksCluster(pulumi.ComponentResource):
             lambda values: eks_kubeconfig(args.cluster_name, args.region, values[0], values[1])
         )
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
-        # Usable only once nodes exist: everything deployed through this provider waits for the node groups.
+        # The load balancer controller installs through a provider of its own, usable once nodes exist.
+        addons_provider = k8s.Provider(
+            child(name, "k8s-addons"),
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=node_groups),
+        )
+        self.load_balancer_controller = AwsLoadBalancerController(
+            child(name, "lb-controller"),
+            AwsLoadBalancerControllerArgs(
+                cluster_name=args.cluster_name,
+                region=args.region,
+                vpc_id=self.vpc_id,
+                oidc_provider_arn=self.oidc_provider_arn,
+                oidc_issuer=self.oidc_issuer,
+            ),
+            pulumi.ResourceOptions(parent=self, providers=[aws_provider, addons_provider]),
+        )
+        # Usable only once nodes and the load balancer controller exist: everything deployed through this
+        # provider waits for them, so the gateway's Service is created after the controller's webhook, which
+        # sets its (immutable) load balancer class, and on destroy the controller is deleted after that Service.
         self.provider = k8s.Provider(
             child(name, "k8s"),
             kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=node_groups),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*node_groups, *self.load_balancer_controller.ready]),
         )
         if has_gpu_pools(args.node_pools):
             NvidiaDevicePlugin(child(name, "gpu"), pulumi.ResourceOptions(parent=self, provider=self.provider))

@@ -60,6 +60,15 @@ def _computed(type_: str, name: str, inputs: dict, region: str) -> dict:
     if type_ == "aws:iam/role:Role":
         role = inputs.get("name") or f"{name}-{_hex(type_, name, 7)}"
         return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role}", "name": role, "uniqueId": f"AROA{_hex(type_, name)}"}
+    if type_ == "aws:iam/policy:Policy":
+        policy = inputs.get("name") or f"{name}-{_hex(type_, name, 7)}"
+        path = inputs.get("path") or "/"
+        return {
+            "arn": f"arn:aws:iam::{ACCOUNT_ID}:policy{path}{policy}",
+            "name": policy,
+            "path": path,
+            "policyId": f"ANPA{_hex(type_, name)}",
+        }
     if type_ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         url = str(inputs.get("url") or "").removeprefix("https://")
         return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"}
