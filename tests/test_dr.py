@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -288,3 +289,17 @@ def test_without_a_cross_region_cache_replica_only_pilot_light_can_stand_by(caps
     assert json.loads((folder / "dr.json").read_text())["tier"] == "pilot-light"
     standby = (folder / "manifests" / "gcp-pilot-europe-west1" / "04-deployment-m-m-v1.yaml").read_text()
     assert "REDIS_ADDR" not in standby and "replicas: 0" in standby  # no cache copy there until restored
+
+
+def test_a_knative_endpoint_in_a_warm_standby_keeps_one_pod_and_is_marked(capsys, project, tmp_path):
+    config = prod_aws(["us-east-1", "us-west-2"], {"rpo": "1m", "rto": "5m"})
+    config["platform"]["serving"] = {"gateway": {"exposure": "external", "domain": "models.example.com"}}
+    config["endpoints"] = {"kn": {"backend": "knative", "versions": {"v1": {"image": "ghcr.io/acme/kn:1.0.0"}}}}
+    status, err, folder = plan_stack(capsys, project, tmp_path, "knwarm", config)
+    assert status == 0, err
+    (standby,) = (folder / "manifests" / "knwarm-us-west-2").glob("*-configuration-kn-kn.yaml")
+    configuration = yaml.safe_load(standby.read_text())
+    assert configuration["metadata"]["labels"]["turnout.dev/dr-standby"] == "reduced"
+    assert configuration["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"] == "1"
+    (primary,) = (folder / "manifests" / "knwarm-us-east-1").glob("*-configuration-kn-kn.yaml")
+    assert "turnout.dev/dr-standby" not in primary.read_text()

@@ -25,10 +25,7 @@ def mark_standby(standby: Standby) -> pulumi.ResourceTransformation:
     """A transformation for a standby region's ModelEndpoint: label its workloads `zero` or `reduced`."""
 
     def transform(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
-        resource_type = args.type_
-        if resource_type == "kubernetes:apiextensions.k8s.io:CustomResource":  # its real type is in its inputs
-            resource_type = f"kubernetes:{args.props.get('api_version')}:{args.props.get('kind')}"
-        if resource_type not in _MARKED_TYPES:
+        if args.type_ not in _MARKED_TYPES:
             return None
         props = dict(args.props)
         props["metadata"] = _with_label(props.get("metadata"), standby)
