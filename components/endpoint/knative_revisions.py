@@ -16,7 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.endpoint.istio_routes import CANARY_ANNOTATION
-from components.endpoint.workload import GPU_RESOURCE, RUN_AS, container_security
+from components.endpoint.workload import GPU_RESOURCE, NO_ADDITIONS, RUN_AS, PodAdditions, container_security
 from turnout.config import ModelVersion
 from turnout.naming import child, k8s_name, labels
 from turnout.strategies import Canary, Recreate, Rolling, Strategy
@@ -31,9 +31,16 @@ def single_configuration(strategy: Strategy) -> bool:
 
 
 def revision_template(
-    endpoint: str, version_name: str, version: ModelVersion, port: int, health_path: str, tier: str
+    endpoint: str,
+    version_name: str,
+    version: ModelVersion,
+    port: int,
+    health_path: str,
+    tier: str,
+    additions: PodAdditions = NO_ADDITIONS,
 ) -> dict:
-    """A revision of one version: Knative's container subset, hardened like the Istio workloads."""
+    """A revision of one version: Knative's container subset, hardened like the Istio workloads, plus what
+    the endpoint uses (`additions`: the cache's env and its Secret file), whose env wins over the version's."""
     replicas = version.replicas
     # prod never scales a serving version to zero, whatever the cluster-wide default.
     min_scale = max(replicas.min, 1) if tier == "prod" else replicas.min
@@ -41,6 +48,7 @@ def revision_template(
     if version.resources.gpu:
         limits[GPU_RESOURCE] = str(version.resources.gpu)
     env = {"TARGET": version_name, **version.env}
+    reserved = {"PORT", *(entry["name"] for entry in additions.env)}
     probe = {"httpGet": {"path": health_path}, "periodSeconds": 10}
     spec: dict = {
         "serviceAccountName": k8s_name(endpoint, version_name),
@@ -50,7 +58,8 @@ def revision_template(
                 "name": "model",
                 "image": version.image,
                 "ports": [{"name": "http1", "containerPort": port}],
-                "env": [{"name": name, "value": value} for name, value in sorted(env.items()) if name != "PORT"],
+                "env": [{"name": name, "value": value} for name, value in sorted(env.items()) if name not in reserved]
+                + list(additions.env),
                 "resources": {
                     "requests": {"cpu": version.resources.cpu, "memory": version.resources.memory},
                     "limits": limits,
@@ -63,8 +72,10 @@ def revision_template(
                     "runAsUser": RUN_AS,
                     "seccompProfile": {"type": "RuntimeDefault"},
                 },
+                **({"volumeMounts": list(additions.mounts)} if additions.mounts else {}),
             }
         ],
+        **({"volumes": list(additions.volumes)} if additions.volumes else {}),
     }
     if version.resources.gpu:
         spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
@@ -108,6 +119,8 @@ class KnativeRevisionsArgs:
     port: int
     health_path: str
     after: tuple[pulumi.Resource, ...]
+    additions: PodAdditions = NO_ADDITIONS
+    """What every revision's model container gets beyond its version's config (the cache's env and Secret)."""
 
 
 class KnativeRevisions(pulumi.ComponentResource):
@@ -126,7 +139,13 @@ class KnativeRevisions(pulumi.ComponentResource):
                 opts=after,
             )
             template = revision_template(
-                args.endpoint, version_name, args.versions[version_name], args.port, args.health_path, args.tier
+                args.endpoint,
+                version_name,
+                args.versions[version_name],
+                args.port,
+                args.health_path,
+                args.tier,
+                args.additions,
             )
             configurations.append(
                 k8s.apiextensions.CustomResource(

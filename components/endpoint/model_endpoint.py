@@ -3,7 +3,6 @@ front of them, and the routing objects that realise its strategy."""
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,7 @@ from components.endpoint.flagger_canary import FlaggerCanary, FlaggerCanaryArgs,
 from components.endpoint.istio_routes import IstioRoutes, IstioRoutesArgs
 from components.endpoint.knative_revisions import KnativeRevisions, KnativeRevisionsArgs
 from components.endpoint.namespace import ModelNamespace, ModelNamespaceArgs
-from components.endpoint.workload import ROLE_LABEL, ModelWorkload, ModelWorkloadArgs, PodAdditions, is_autoscaled
+from components.endpoint.workload import NO_ADDITIONS, ROLE_LABEL, ModelWorkload, ModelWorkloadArgs, is_autoscaled
 from components.mesh.platform import MeshInfo
 from turnout.config import Endpoint, key_path
 from turnout.errors import NotSupportedError
@@ -26,7 +25,6 @@ from turnout.strategies import Canary, FeatureFlag, Recreate, Rolling, Strategy
 from turnout.traffic import TrafficPlan, traffic_plan
 
 DEFAULT_UPDATE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
-KNATIVE_CONFIGURATION = "kubernetes:serving.knative.dev/v1:Configuration"
 
 
 def update_strategy(strategy: Strategy) -> dict:
@@ -39,25 +37,6 @@ def update_strategy(strategy: Strategy) -> dict:
             "rollingUpdate": {"maxSurge": strategy.max_surge, "maxUnavailable": strategy.max_unavailable},
         }
     return DEFAULT_UPDATE
-
-
-def with_pod_additions(additions: PodAdditions) -> pulumi.ResourceTransformation:
-    """Adds `additions` to the model container of the Knative Configurations created beneath (their revision
-    templates are built in knative_revisions.py)."""
-
-    def add(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
-        if args.type_ != KNATIVE_CONFIGURATION:
-            return None
-        spec = copy.deepcopy(args.props["spec"])
-        pod = spec["template"]["spec"]
-        container = pod["containers"][0]
-        names = {entry["name"] for entry in additions.env}
-        container["env"] = [e for e in container.get("env", []) if e["name"] not in names] + list(additions.env)
-        container["volumeMounts"] = [*container.get("volumeMounts", []), *additions.mounts]
-        pod["volumes"] = [*pod.get("volumes", []), *additions.volumes]
-        return pulumi.ResourceTransformationResult({**args.props, "spec": spec}, args.opts)
-
-    return add
 
 
 def check_renderable(name: str, endpoint: Endpoint) -> None:
@@ -106,7 +85,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         ).namespace
         in_namespace = (namespace,)
-        self._cache = PodAdditions()
+        self._cache = NO_ADDITIONS
         if args.cache is not None:
             access = CacheAccess(
                 child(name, "cache"),
@@ -134,10 +113,9 @@ class ModelEndpoint(pulumi.ComponentResource):
                     port=endpoint.port,
                     health_path=endpoint.health_path,
                     after=in_namespace,
+                    additions=self._cache,
                 ),
-                pulumi.ResourceOptions(
-                    parent=self, transformations=[with_pod_additions(self._cache)] if self._cache else None
-                ),
+                pulumi.ResourceOptions(parent=self),
             )
         elif getattr(endpoint.strategy, "progressive", None) is not None:
             self._flagger(name, args, public_host, in_namespace)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -27,6 +27,9 @@ class PodAdditions:
         return bool(self.env or self.volumes or self.mounts)
 
 
+NO_ADDITIONS = PodAdditions()
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelWorkloadArgs:
     namespace: str
@@ -47,7 +50,7 @@ class ModelWorkloadArgs:
     """IfNotPresent only where images are loaded into the nodes (kind)."""
     unversioned: bool = False
     """Flagger's target: named after the endpoint with a selector that stays the same across versions."""
-    additions: PodAdditions = field(default_factory=lambda: PodAdditions())
+    additions: PodAdditions = NO_ADDITIONS
     """What the model container gets beyond its version's config (the cache's address, and its password as a
     file from a Secret); its env wins over the version's."""
 
