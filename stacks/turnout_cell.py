@@ -79,5 +79,13 @@ def compose_cell(stack: StackConfig) -> None:
     # What a global stack reads (StackReference) to route users to this cell's gateways.
     pulumi.export(
         "ingresses",
-        [{"cluster": c.name, "region": c.region, "address": platforms[c.name].ingress_address} for c in fleet.clusters],
+        [
+            {
+                "cluster": c.name,
+                "region": c.region,
+                "address": platforms[c.name].ingress_address,
+                **({"network": stack.platform.networks[c.region]} if c.region in stack.platform.networks else {}),
+            }
+            for c in fleet.clusters
+        ],
     )

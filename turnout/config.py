@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal, get_type_hints
 
 from turnout.errors import ConfigError, describe
+from turnout.network import DEFAULT_ADDRESS_SPACE, address_space, region_cidrs, region_network
 from turnout.regions import EXAMPLES, KNOWN_REGIONS
 from turnout.schema import config_fields, parse_value, setting, yaml_key
 from turnout.strategies import (
@@ -107,6 +108,7 @@ def _url(value: object, path: str) -> str:
 
 
 Install = Literal["auto", "always", "never"]
+ApiAccess = Literal["dns", "allowlist", "in-network"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,11 +190,41 @@ class Platform:
         values=_region,
         allowed="a list of region names",
     )
+    api_access: ApiAccess | None = setting(
+        "How `pulumi up` reaches each cluster's Kubernetes API: dns (GKE only: the IAM-guarded DNS endpoint, "
+        "reachable from anywhere with Google credentials), allowlist (a public endpoint open only to "
+        "apiAccessCidrs), or in-network (a private endpoint: deploy from inside the cluster's network, e.g. a "
+        "self-hosted runner or a VPN). See Before a real pulumi up.",
+        None,
+        default_doc="dns on gcp; allowlist when apiAccessCidrs is set; otherwise in-network",
+    )
     api_access_cidrs: tuple[str, ...] = setting(
-        "CIDRs allowed to reach the Kubernetes API over the internet; empty keeps the API endpoint private.",
+        "With apiAccess allowlist: the CIDRs (the deployer's and CI runners' egress) allowed to reach the API.",
         (),
         values=_matching(r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}", "an IPv4 CIDR such as 203.0.113.0/24"),
         allowed="a list of IPv4 CIDRs",
+    )
+    admins: tuple[str, ...] = setting(
+        "Principals given cluster admin besides the deployer: IAM role or user ARNs on aws; IAM members "
+        "(user:, group:, serviceAccount:) on gcp; user:, group: or servicePrincipal: with an Entra object id on "
+        "azure.",
+        (),
+        values=_matching(r"\S+", "a principal"),
+        allowed="a list of principals",
+    )
+    address_space: str | None = setting(
+        "Private range each region's /16 network is allocated from, in region order; give each blue/green cell "
+        "its own so they can be peered.",
+        None,
+        parse=address_space,
+        allowed="a private IPv4 CIDR of /16 or larger",
+        default_doc=f"{DEFAULT_ADDRESS_SPACE} (clouds only)",
+    )
+    networks: dict[str, str] = setting(
+        "A region's network (/16), overriding the allocation from addressSpace (take it from your IPAM).",
+        {},
+        values=region_network,
+        allowed="a mapping of region to a private /16",
     )
     load_images: tuple[str, ...] = setting(
         "kind only: local images loaded into the cluster (`kind load`).", (), values=_image
@@ -559,7 +591,80 @@ def _validate_platform(platform: Platform) -> Platform:
         domain = KIND_DOMAIN if platform.cloud == "kind" else CLOUD_DOMAIN
         gateway = dataclasses.replace(gateway, domain=domain)
     serving = dataclasses.replace(platform.serving, gateway=gateway)
-    return dataclasses.replace(platform, node_pools=tuple(resolved), serving=serving)
+    return dataclasses.replace(platform, node_pools=tuple(resolved), serving=serving, **_cluster_access(platform))
+
+
+# Who may be a cluster admin, as each cloud names principals.
+ADMIN_PATTERNS: dict[str, tuple[str, str]] = {
+    "aws": (
+        r"arn:aws(-cn|-us-gov)?:iam::\d{12}:(role|user)/[\w+=,.@/-]+",
+        "an IAM role or user ARN such as arn:aws:iam::123456789012:role/platform-admins",
+    ),
+    "gcp": (
+        r"(user|group|serviceAccount):[^\s@]+@[^\s@]+\.[a-z]{2,}",
+        "an IAM member such as group:platform-admins@example.com",
+    ),
+    "azure": (
+        r"(user|group|servicePrincipal):[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}",
+        "a principal type and Entra object id such as group:00000000-0000-0000-0000-000000000000",
+    ),
+}
+
+
+def _cluster_access(platform: Platform) -> dict:
+    """API access, admins and address space, checked for the cloud and resolved: how the deployer and the
+    admins reach each cluster, and each region's network."""
+    path = key_path("platform")
+    cloud = platform.cloud
+    if cloud == "kind":
+        for key, value in (
+            ("apiAccess", platform.api_access),
+            ("apiAccessCidrs", platform.api_access_cidrs),
+            ("admins", platform.admins),
+            ("addressSpace", platform.address_space),
+            ("networks", platform.networks),
+        ):
+            if value:
+                raise ConfigError(
+                    f"{path}.{key}", f"{describe(value)} with cloud kind", f"no {key} on kind: its API is on localhost"
+                )
+        return {}
+    access = platform.api_access or (
+        "allowlist" if platform.api_access_cidrs else ("dns" if cloud == "gcp" else "in-network")
+    )
+    if access == "dns" and cloud != "gcp":
+        raise ConfigError(
+            f"{path}.apiAccess",
+            f'"dns" with cloud {cloud}',
+            "allowlist (a public endpoint open only to apiAccessCidrs) or in-network; dns is GKE's DNS endpoint",
+        )
+    if access == "allowlist" and not platform.api_access_cidrs:
+        raise ConfigError(
+            f"{path}.apiAccessCidrs",
+            "nothing, with apiAccess allowlist",
+            "the CIDRs `pulumi up` runs from (your network's and your CI runners' egress addresses)",
+        )
+    if access != "allowlist" and platform.api_access_cidrs:
+        raise ConfigError(
+            f"{path}.apiAccessCidrs",
+            f"{len(platform.api_access_cidrs)} CIDR(s) with apiAccess {access}",
+            "apiAccessCidrs only with apiAccess allowlist (the public endpoint's allowlist)",
+        )
+    pattern, example = ADMIN_PATTERNS[cloud]
+    for index, principal in enumerate(platform.admins):
+        if not re.fullmatch(pattern, principal):
+            raise ConfigError(f"{path}.admins[{index}]", describe(principal), f"on {cloud}, {example}")
+    if len(set(platform.admins)) != len(platform.admins):
+        raise ConfigError(f"{path}.admins", "a principal listed twice", "distinct principals")
+    space = platform.address_space or DEFAULT_ADDRESS_SPACE
+    networks = region_cidrs(
+        platform.regions,
+        space,
+        platform.networks,
+        space_path=f"{path}.addressSpace",
+        networks_path=f"{path}.networks",
+    )
+    return {"api_access": access, "address_space": space, "networks": networks}
 
 
 def _validate_endpoint(endpoint: Endpoint, path: str, tier: str) -> Endpoint:

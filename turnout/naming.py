@@ -18,13 +18,18 @@ def child(parent: str, *parts: str) -> str:
     return "-".join((parent, *parts))
 
 
-def k8s_name(*parts: str) -> str:
-    """A DNS-1123 object name; over-long names keep a stable hash suffix instead of being cut blindly."""
-    name = "-".join(parts)
-    if len(name) <= K8S_NAME_MAX:
+def fit(name: str, limit: int, *, separator: str = "-") -> str:
+    """`name` if it fits `limit` characters, else its head and a stable 8-character hash of the whole name, so
+    distinct long names stay distinct and the same name always gives the same result (cloud name limits)."""
+    if len(name) <= limit:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: K8S_NAME_MAX - 9].rstrip('-')}-{digest}"
+    return f"{name[: limit - len(digest) - len(separator)].rstrip(separator + '.')}{separator}{digest}"
+
+
+def k8s_name(*parts: str) -> str:
+    """A DNS-1123 object name; over-long names keep a stable hash suffix instead of being cut blindly."""
+    return fit("-".join(parts), K8S_NAME_MAX)
 
 
 def labels(endpoint: str, version: str | None, tier: str) -> dict[str, str]:

@@ -60,7 +60,10 @@ class Fleet(pulumi.ComponentResource):
                 region=region,
                 kubernetes_version=platform.kubernetes_version,
                 node_pools=platform.node_pools,
+                api_access=platform.api_access or "in-network",
                 api_access_cidrs=platform.api_access_cidrs,
+                admins=platform.admins,
+                network_cidr=platform.networks.get(region, "10.0.0.0/16"),
                 load_images=platform.load_images,
             )
             self.clusters.append(component(cluster, args, pulumi.ResourceOptions(parent=self)))
@@ -74,6 +77,8 @@ class Fleet(pulumi.ComponentResource):
                 "cloud": self.platform.cloud,
                 "region": c.region,
                 "kubernetesVersion": self.platform.kubernetes_version,
+                **({"network": self.platform.networks[c.region]} if c.region in self.platform.networks else {}),
+                **({"apiAccess": c.access.to_json()} if getattr(c, "access", None) is not None else {}),
             }
             for c in self.clusters
         ]

@@ -86,6 +86,6 @@ cluster_private_endpoint = ResourceValidationPolicy(
     description="A cluster's Kubernetes API is private, or public only to a CIDR allowlist without 0.0.0.0/0.",
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=validate,
-    remediation_steps="Leave turnout:platform.apiAccessCidrs empty for a private endpoint (reach it over a VPN or "
-    "from inside the network), or list only the networks that must reach the API.",
+    remediation_steps="Set turnout:platform.apiAccess to in-network for a private endpoint (deploy from inside the "
+    "network), dns on GKE, or allowlist with apiAccessCidrs listing only the networks that must reach the API.",
 )

@@ -11,6 +11,7 @@ import logging
 
 from turnout.config import NAMESPACE, StackConfig, key_path, load_stack_config
 from turnout.errors import ConfigError
+from turnout.network import overlapping
 from turnout.offline.manifests import manifests
 from turnout.offline.policy import apply_waivers, check_waivers, evaluate, pack_policy_names
 from turnout.offline.report import StackPlan
@@ -63,9 +64,11 @@ def plan_stack(
 
 
 def _plan_cells(project, stack, config: StackConfig, logger, today, planned, referenced_by) -> None:
-    """Plan the cells a global stack reads, and check they serve every region it routes."""
+    """Plan the cells a global stack reads, and check they serve every region it routes from networks
+    that do not overlap (so that cells can be peered)."""
     if config.global_traffic is None:
         return
+    networks: dict[str, str] = {}
     for colour, cell in config.global_traffic.cells.items():
         path = key_path(f"globalTraffic.cells.{colour}")
         if cell == stack or cell in referenced_by:
@@ -76,6 +79,16 @@ def _plan_cells(project, stack, config: StackConfig, logger, today, planned, ref
         if cell_plan.outputs.get("kind") == "global":
             raise ConfigError(path, f"{cell!r}, a global stack", "a cell stack (one with clusters and endpoints)")
         served = {ingress["region"] for ingress in cell_plan.outputs.get("ingresses") or []}
+        for ingress in cell_plan.outputs.get("ingresses") or []:
+            if ingress.get("network"):
+                networks[f"cell {cell!r} in {ingress['region']}"] = ingress["network"]
+        for first, second in overlapping(networks):
+            raise ConfigError(
+                key_path("platform.addressSpace"),
+                f"{first} and {second} on overlapping networks ({networks[first]}, {networks[second]}), "
+                f"in the cells' stack files",
+                "a distinct turnout:platform.addressSpace in each cell's stack file, so cells can be peered",
+            )
         missing = [region for region in config.platform.regions if region not in served]
         if missing:
             raise ConfigError(
