@@ -4,14 +4,23 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 STACK ?= local
+E2E_STACK ?= e2e
+# The sample model server, as `make up` builds it and `kind load`s it: under kind.local/, a registry
+# Knative never looks tags up in (stacks name it in turnout:platform.loadImages).
+MODEL_ECHO_IMAGE := kind.local/turnout-model-echo:0.1.0
+# Extra flags for pulumi up/destroy: CI passes --yes --non-interactive.
+PULUMI_FLAGS ?=
 
-.PHONY: plan plan-all test lint format reference up down check-tools bench bench-policy checkov clean
+.PHONY: plan plan-all test lint format reference up down e2e check-tools bench bench-policy checkov clean
 
+# pip's own progress (no --quiet): the first run downloads the Pulumi provider SDKs, for minutes.
 $(INSTALLED): pyproject.toml
+	@printf '\n==> %s\n' "creating $(VENV) and installing turnout with its dev tools (first run only, about 2 minutes)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install -e ".[dev]"
 	touch $(INSTALLED)
+	@printf '\n==> %s\n' "$(VENV) is ready"
 
 plan: $(INSTALLED)  ## plan the local stack offline into build/plan/local
 	$(BIN)/turnout plan $(STACK)
@@ -22,9 +31,10 @@ plan-all: $(INSTALLED)
 CHECKOV := .venv-checkov/bin/checkov
 
 $(CHECKOV):  ## checkov gets its own virtualenv: its pins conflict with the project's
+	@printf '\n==> %s\n' "creating .venv-checkov and installing checkov (first run only, about a minute)..."
 	$(PYTHON) -m venv .venv-checkov
 	.venv-checkov/bin/python -m pip install --quiet --upgrade pip
-	.venv-checkov/bin/python -m pip install --quiet "checkov==3.3.30"
+	.venv-checkov/bin/python -m pip install "checkov==3.3.30"
 
 checkov: $(CHECKOV)
 
@@ -50,15 +60,31 @@ bench-policy: $(INSTALLED)  ## the whole policy pack on the largest bundled stac
 check-tools:
 	@scripts/check-tools
 
-up: $(INSTALLED) check-tools  ## create the local environment for real: kind cluster + sample endpoint
-	docker build -t turnout-model-echo:0.1.0 apps/model-echo
+up: $(INSTALLED) check-tools  ## create a kind stack for real (default: local): cluster, platform, sample endpoints
+	@printf '\n==> %s\n' "[1/5] docker build: the sample model server as $(MODEL_ECHO_IMAGE)"
+	docker build -t $(MODEL_ECHO_IMAGE) apps/model-echo
+	@printf '\n==> %s\n' "[2/5] turnout plan $(STACK): the offline plan and the policy gate (a mandatory violation stops here)"
 	$(BIN)/turnout plan $(STACK)
+	@printf '\n==> %s\n' "[3/5] pulumi stack $(STACK) and the policy pack's levels for its tier"
 	pulumi stack select --create $(STACK)
 	$(BIN)/python policies/tier_config.py $$($(BIN)/python -c "import json;print(json.load(open('build/plan/$(STACK)/inventory.json'))['outputs']['tier'])") environments/Pulumi.$(STACK).yaml > build/plan/$(STACK)/policy-config.json
-	pulumi up --stack $(STACK) --policy-pack policies --policy-pack-config build/plan/$(STACK)/policy-config.json
+	@printf '\n==> %s\n' "[4/5] pulumi up $(STACK): kind cluster, image load, Istio, Knative, endpoints (about 10 minutes the first time)"
+	pulumi up --stack $(STACK) --policy-pack policies --policy-pack-config build/plan/$(STACK)/policy-config.json $(PULUMI_FLAGS)
+	@printf '\n==> %s\n' "[5/5] $(STACK) is up: its endpoints, through the gateway"
+	@$(PYTHON) scripts/e2e endpoints $(STACK)
 
-down: check-tools
-	pulumi destroy --stack $(STACK)
+down: check-tools  ## delete a stack made by make up (default: local), its kind cluster included
+	@printf '\n==> %s\n' "pulumi destroy $(STACK): endpoints, platform, then the kind cluster"
+	pulumi destroy --stack $(STACK) $(PULUMI_FLAGS)
+
+# make up, the checks through the gateway, make down (always); without the tools it skips, saying why
+e2e:  ## the end-to-end checks on kind (scripts/e2e); exit 0 with the reason when Docker, kind, kubectl or Pulumi is missing
+	@if ! scripts/check-tools e2e; then echo "make e2e: skipped (exit 0): install the missing tools above to run it"; exit 0; fi; \
+	status=0; \
+	$(MAKE) --no-print-directory up STACK=$(E2E_STACK) PULUMI_FLAGS="--yes $(PULUMI_FLAGS)" \
+	  && $(PYTHON) scripts/e2e check $(E2E_STACK) || status=$$?; \
+	$(MAKE) --no-print-directory down STACK=$(E2E_STACK) PULUMI_FLAGS="--yes $(PULUMI_FLAGS)" || [ $$status -ne 0 ] || status=1; \
+	exit $$status
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache .hypothesis

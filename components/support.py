@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from components.cache import DEFAULT_BACKUP_INTERVAL_SECONDS, check_cache_settings
 from components.cluster.fleet import check_cloud
+from components.cluster.kind import check_loaded_images
 from components.dr.failover import check_failover
 from components.endpoint.model_endpoint import check_renderable
 from components.globaltraffic.colours import check_colour_routing
@@ -23,6 +24,7 @@ def cache_backup_interval(settings: Settings) -> int:
 
 def check_buildable(config: StackConfig, stack: str) -> None:
     check_cloud(config.platform)
+    check_loaded_images(config)
     check_colour_routing(config)
     has_cache = config.cache is not None
     if config.dr is not None:

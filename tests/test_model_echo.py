@@ -10,13 +10,19 @@ import urllib.request
 import pytest
 
 from tests.conftest import REPO
+from tests.test_e2e import load_e2e
 
 
 @pytest.fixture
-def server(monkeypatch):
+def module():
     spec = importlib.util.spec_from_file_location("model_echo", REPO / "apps" / "model-echo" / "server.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+@pytest.fixture
+def server(monkeypatch, module):
     monkeypatch.setenv("TARGET", "v2")
     httpd = module.ThreadingHTTPServer(("127.0.0.1", 0), module.ModelHandler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -45,3 +51,26 @@ def test_rejects_non_json(server):
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)
     assert caught.value.code == 400
+
+
+def test_query_strings_do_not_change_the_answer(server):
+    """The end-to-end checks tag their requests with `?e2e=RUN`: they must reach the same handler."""
+    with urllib.request.urlopen(server + "/?e2e=run-1", timeout=5) as response:
+        assert response.read() == b"Hello v2!\n"
+    with urllib.request.urlopen(server + "/healthz?probe=1", timeout=5) as response:
+        assert response.read() == b"ok\n"
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(server + "/nothing?e2e=run-1", timeout=5)
+    assert caught.value.code == 404
+
+
+def test_each_request_is_logged_with_the_version_and_the_tagged_path(server, capfd):
+    """scripts/e2e counts a shadow's mirrored requests from these lines (`kubectl logs`)."""
+    e2e = load_e2e()
+    for _ in range(3):
+        urllib.request.urlopen(server + "/?e2e=run-7-echo-0", timeout=5).close()
+    urllib.request.urlopen(server + "/?e2e=run-7-echo-1", timeout=5).close()
+    logged = capfd.readouterr().err
+    assert 'model-echo v2: "GET /?e2e=run-7-echo-0 HTTP/1.1" 200' in logged
+    assert e2e.count_tagged(logged, "run-7-echo-0") == 3
+    assert e2e.count_tagged(logged, "run-7-echo-1") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -56,8 +57,10 @@ def test_pulumi_preview_with_the_policy_pack(tmp_path):
     reason="needs the kind CLI and a running Docker engine (neither is available here)",
 )
 def test_model_echo_image_builds():
+    """Under the name `make up` gives it and the kind stacks load (kind.local/: Knative never resolves it)."""
+    image = re.search(r"^MODEL_ECHO_IMAGE := (.+)$", (REPO / "Makefile").read_text(), re.M).group(1)
     result = subprocess.run(
-        ["docker", "build", "-t", "turnout-model-echo:0.1.0", "apps/model-echo"],
+        ["docker", "build", "-t", image, "apps/model-echo"],
         cwd=REPO,
         capture_output=True,
         text=True,

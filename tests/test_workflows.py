@@ -4,6 +4,7 @@ over every stack in environments/, the preview matrix, and the comment updated i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -431,3 +432,115 @@ def test_fork_pull_requests_skip_the_comment_with_a_notice():
     assert notice["if"] == fork and "::notice" in notice["run"]
     assert all(s["if"] == same for s in job["steps"] if s is not notice)
     assert "github.event_name == 'pull_request'" in job["if"] and "!cancelled()" in job["if"]
+
+
+# the e2e workflow (kind) ------------------------------------------------------------------------------
+
+E2E_KIND = REPO / ".github" / "workflows" / "e2e-kind.yml"
+
+
+def e2e_job() -> dict:
+    return load(E2E_KIND)["jobs"]["e2e"]
+
+
+def test_the_e2e_workflow_is_read_only_bounded_and_cancels_superseded_runs():
+    workflow = load(E2E_KIND)
+    on = triggers(workflow)
+    assert on["pull_request"]["branches"] == ["main"] and on["push"]["branches"] == ["main"]
+    assert "workflow_dispatch" in on and "pull_request_target" not in on
+    assert workflow["permissions"] == {"contents": "read"}
+    assert workflow["concurrency"]["cancel-in-progress"] is True
+    job = e2e_job()
+    assert "permissions" not in job and 0 < job["timeout-minutes"] <= 60
+    assert job["runs-on"].startswith("ubuntu-")
+    for checkout in uses(job, "actions/checkout"):
+        assert checkout["with"]["persist-credentials"] is False
+
+
+def test_the_e2e_workflow_deploys_the_e2e_stack_with_the_pinned_tools():
+    from components.cluster.kind import KIND_VERSION
+    from turnout.naming import cluster_name
+
+    job = e2e_job()
+    stack = job["env"]["STACK"]
+    regions = yaml.safe_load((REPO / "environments" / f"Pulumi.{stack}.yaml").read_text())["config"][
+        "turnout:platform"
+    ]["regions"]
+    # The workflow names the kind cluster (and its kubectl context) after the stack.
+    assert [cluster_name(stack, region) for region in regions] == [stack]
+    assert job["env"]["KIND_VERSION"] == KIND_VERSION, "the node images are built for that kind"
+    (pulumi,) = uses(job, "pulumi/actions")
+    assert pulumi["with"]["pulumi-version"] == "${{ steps.install.outputs.pulumi }}"
+    assert 'version("pulumi")' in step(job, "install")["run"]
+    assert "--yes" in job["env"]["PULUMI_FLAGS"] and "--non-interactive" in job["env"]["PULUMI_FLAGS"]
+
+
+def test_the_e2e_workflow_runs_up_the_checks_then_down_always_and_keeps_logs_of_failures():
+    job = e2e_job()
+    names = [s.get("name") or s.get("uses") for s in job["steps"]]
+    up, check = step(job, "make up"), step(job, "scripts/e2e check")
+    assert up["run"].strip() == 'make up STACK="$STACK" PULUMI_FLAGS="$PULUMI_FLAGS"'
+    assert check["run"].startswith('python3 scripts/e2e check "$STACK"')
+    collect = step(job, "Collect the plan, the cluster's objects, events and logs")
+    (upload,) = uses(job, "actions/upload-artifact")
+    down = step(job, "make down (always)")
+    assert collect["if"] == "failure()" and upload["if"] == "failure()"
+    assert upload["with"]["path"] == "${{ runner.temp }}/e2e-logs" and '"$RUNNER_TEMP/e2e-logs"' in collect["run"]
+    assert down["if"] == "always()" and names[-1] == down["name"], "down runs last, whatever failed"
+    order = [names.index(n) for n in ("make up", "scripts/e2e check", collect["name"], "Upload the logs", down["name"])]
+    assert order == sorted(order), "the cluster is still there while its logs are collected"
+    assert names.index("The tools make e2e needs") < names.index("make up")
+    assert step(job, "The tools make e2e needs")["run"].strip() == "scripts/check-tools e2e"
+
+
+def _stand_ins(tmp_path: Path, scripts: dict[str, str]) -> dict[str, str]:
+    """Executables that record their calls in tmp_path/calls, first on PATH."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for name, body in scripts.items():
+        path = folder / name
+        path.write_text(f'#!/bin/sh\necho "{name} $*" >> "{tmp_path}/calls"\n{body}\n')
+        path.chmod(0o755)
+    return {"PATH": f"{folder}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize(("make_status", "status"), [(0, 0), (2, 2)])
+def test_make_down_fails_the_step_when_it_fails_and_kind_deletes_the_cluster_anyway(tmp_path, make_status, status):
+    env = _stand_ins(tmp_path, {"make": f"exit {make_status}", "kind": "exit 0"})
+    result = run_step(
+        step(e2e_job(), "make down (always)")["run"], tmp_path, {**env, "STACK": "e2e", "PULUMI_FLAGS": "--yes"}
+    )
+    assert result.returncode == status, result.stderr
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        "make down STACK=e2e PULUMI_FLAGS=--yes",
+        "kind delete cluster --name e2e",
+    ]
+
+
+@pytest.mark.parametrize("tampered", [False, True])
+def test_kind_is_installed_only_when_its_checksum_matches(tmp_path, tampered):
+    binary = b"kind binary\n"
+    digest = hashlib.sha256(b"something else" if tampered else binary).hexdigest()
+    curl = (
+        'case "$3" in\n'
+        f'  */kind-linux-amd64) printf "kind binary\\n" > "$2" ;;\n'
+        f'  */kind-linux-amd64.sha256sum) echo "{digest}  kind-linux-amd64" > "$2" ;;\n'
+        "  *) exit 22 ;;\n"
+        "esac"
+    )
+    env = _stand_ins(tmp_path, {"curl": curl, "sudo": "exit 0", "kind": "exit 0"})
+    temp = tmp_path / "runner-temp"
+    temp.mkdir()
+    result = run_step(
+        step(e2e_job(), "Install kind")["run"], tmp_path, {**env, "RUNNER_TEMP": str(temp), "KIND_VERSION": "v0.33.0"}
+    )
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert (
+        calls[0]
+        == f"curl -fsSLo {temp}/kind https://github.com/kubernetes-sigs/kind/releases/download/v0.33.0/kind-linux-amd64"
+    )
+    if tampered:
+        assert result.returncode != 0 and not any(c.startswith("sudo") for c in calls)
+    else:
+        assert result.returncode == 0, result.stderr
+        assert f"sudo install -m 0755 {temp}/kind /usr/local/bin/kind" in calls

@@ -6,6 +6,10 @@ TARGET environment variable, so routing between versions is visible with curl:
     GET  /          -> "Hello v1!"
     POST /predict   -> {"version": "v1", "input": <the JSON body>}
     GET  /healthz   -> "ok" (readiness and liveness probes)
+
+Query strings are ignored for routing (`GET /?e2e=RUN` answers like `GET /`), and every request is
+logged to standard error as `model-echo VERSION: "GET /?e2e=RUN HTTP/1.1" 200 -`: the end-to-end
+checks (scripts/e2e) count the requests a shadow version received from these lines.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import os
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 MAX_BODY = 1 << 20
 
@@ -33,16 +38,20 @@ class ModelHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    @property
+    def route(self) -> str:
+        return urlsplit(self.path).path
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if self.path == "/healthz":
+        if self.route == "/healthz":
             self._send(200, b"ok\n", "text/plain")
-        elif self.path == "/":
+        elif self.route == "/":
             self._send(200, f"Hello {self.target}!\n".encode(), "text/plain")
         else:
             self._send(404, b"not found\n", "text/plain")
 
     def do_POST(self) -> None:  # noqa: N802
-        if self.path != "/predict":
+        if self.route != "/predict":
             self._send(404, b"not found\n", "text/plain")
             return
         length = int(self.headers.get("Content-Length") or 0)

@@ -8,8 +8,8 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.cluster import ClusterArgs
-from turnout.config import key_path
-from turnout.errors import ConfigError
+from turnout.config import StackConfig, key_path
+from turnout.errors import ConfigError, describe
 from turnout.naming import child
 
 KIND_VERSION = "v0.33.0"
@@ -24,6 +24,47 @@ POOL_LABEL = "turnout.dev/pool"
 # The ingress gateway's NodePorts, published on the host as 8080 (HTTP) and 8443 (HTTPS).
 KIND_INGRESS_NODE_PORTS = {80: 30080, 443: 30443}
 KIND_HOST_PORTS = {80: 8080, 443: 8443}
+# Knative resolves a revision's image tag to a digest in its registry, except in these registries
+# (its config-deployment `registries-skipping-tag-resolving` default). A `kind load`ed image is in no
+# registry: named anywhere else, its revision never becomes ready.
+KNATIVE_UNRESOLVED_REGISTRIES = ("kind.local", "ko.local", "dev.local")
+
+
+def image_registry(image: str) -> str:
+    """The registry an image reference names, read as Knative's resolver (go-containerregistry) reads it:
+    the first path part when it looks like a host (a dot, a port or localhost), else Docker Hub."""
+    first, slash, _ = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "index.docker.io"
+
+
+def check_loaded_images(config: StackConfig) -> None:
+    """On kind, an image in `platform.loadImages` that a Knative endpoint runs must be named under a
+    registry Knative does not resolve tags in (or by digest, which it never resolves)."""
+    if config.platform.cloud != "kind":
+        return
+    for index, image in enumerate(config.platform.load_images):
+        registry = image_registry(image)
+        if "@" in image or registry in KNATIVE_UNRESOLVED_REGISTRIES:
+            continue
+        users = [
+            f"endpoints.{name}.versions.{version}.image"
+            for name, endpoint in config.endpoints.items()
+            if endpoint.backend == "knative"
+            for version, spec in endpoint.versions.items()
+            if spec.image == image
+        ]
+        if users:
+            raise ConfigError(
+                key_path(f"platform.loadImages[{index}]"),
+                f"{describe(image)}, run by Knative ({key_path(users[0])}): Knative would look its tag up in "
+                f"{registry}, where a kind-loaded image is not",
+                "for images Knative runs, a name under "
+                + ", ".join(f"{r}/" for r in KNATIVE_UNRESOLVED_REGISTRIES)
+                + f" (e.g. kind.local/{image.rsplit('/', 1)[-1]}), the registries Knative never resolves; "
+                "rename it in loadImages and in the versions that use it",
+            )
 
 
 def kind_cluster_config(args: ClusterArgs) -> dict:
@@ -56,7 +97,6 @@ class KindCluster(pulumi.ComponentResource):
         self.name = args.cluster_name
         self.region = args.region
         kind_config = yaml.safe_dump(kind_cluster_config(args), sort_keys=False)
-        mine = pulumi.ResourceOptions(parent=self)
 
         created = command.local.Command(
             child(name, "create"),
@@ -64,7 +104,9 @@ class KindCluster(pulumi.ComponentResource):
             delete=f"kind delete cluster --name {args.cluster_name}",
             stdin=kind_config,
             triggers=[kind_config],
-            opts=mine,
+            # A changed config replaces the cluster under the same name: the old one must go first
+            # (kind refuses to create "node(s) already exist for a cluster with the name").
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         kubeconfig = command.local.Command(
             child(name, "kubeconfig"),
