@@ -11,7 +11,7 @@ MODEL_ECHO_IMAGE := kind.local/turnout-model-echo:0.1.0
 # Extra flags for pulumi up/destroy: CI passes --yes --non-interactive.
 PULUMI_FLAGS ?=
 
-.PHONY: plan plan-all test lint format reference up down e2e check-tools bench bench-policy checkov clean
+.PHONY: plan plan-all test lint format reference up down e2e check-tools bench bench-policy bench-bandit checkov clean
 
 # pip's own progress (no --quiet): the first run downloads the Pulumi provider SDKs, for minutes.
 $(INSTALLED): pyproject.toml
@@ -56,6 +56,9 @@ bench: $(INSTALLED)
 
 bench-policy: $(INSTALLED)  ## the whole policy pack on the largest bundled stack (target: under 1 s)
 	$(BIN)/python benchmarks/policy_speed.py
+
+bench-bandit: $(INSTALLED)  ## regret of turnout's bandit against Seldon v1's epsilon-greedy (a few minutes)
+	$(BIN)/python benchmarks/bandit_regret.py
 
 check-tools:
 	@scripts/check-tools
