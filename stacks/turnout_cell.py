@@ -84,7 +84,7 @@ def compose_cell(stack: StackConfig) -> None:
                 "cluster": c.name,
                 "region": c.region,
                 "address": platforms[c.name].ingress_address,
-                **({"network": stack.platform.networks[c.region]} if c.region in stack.platform.networks else {}),
+                "network": stack.platform.networks.get(c.region),  # none on kind
             }
             for c in fleet.clusters
         ],
