@@ -4,6 +4,7 @@ AUTH, no public access, backups, replication per configuration, network scope, a
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import pulumi
@@ -13,7 +14,9 @@ from components.cache.build import build_cache
 from components.cluster import ClusterArgs
 from components.cluster.aks import AksCluster
 from components.cluster.eks import EksCluster
+from components.cluster.gcp_apis import MEMORYSTORE_APIS
 from components.cluster.gke import GkeCluster
+from tests.conftest import dependency_closure
 from turnout.config import Cache, NodePool
 from turnout.errors import NotSupportedError
 from turnout.offline import sdk
@@ -263,7 +266,10 @@ def test_memorystore_is_reachable_only_through_private_services_access_on_the_gk
     assert network.urn in records[("gcp:redis/instance:Instance", "prod-cache-instance")].dependencies
     psa_range = records[("gcp:compute/globalAddress:GlobalAddress", "prod-cache-psa-range")].inputs
     assert (psa_range["purpose"], psa_range["addressType"]) == ("VPC_PEERING", "INTERNAL")
-    assert (psa_range["address"], psa_range["prefixLength"]) == ("10.40.0.0", 20)
+    # The network layout's private services /20 of the region's /16 (10.0.0.0/16 by default).
+    assert (psa_range["address"], psa_range["prefixLength"]) == ("10.0.160.0", 20)
+    host = records[("gcp:redis/instance:Instance", "prod-cache-instance")].raw_outputs["host"]
+    assert ipaddress.ip_address(host) in ipaddress.ip_network("10.0.160.0/20"), "an address of the reserved range"
     peering = records[("gcp:servicenetworking/connection:Connection", "prod-cache-psa")].inputs
     assert peering["service"] == "servicenetworking.googleapis.com"
     assert peering["reservedPeeringRanges"] == ["prod-cache-psa"] == [instance["reservedIpRange"]]
@@ -278,6 +284,26 @@ def test_memorystore_snapshots_at_the_period_nearest_the_interval(gcp_single):
     assert replication["backup"]["intervalSeconds"] == 21600
     assert replication["backup"]["requestedIntervalSeconds"] == 14400
     assert replication["crossRegion"] is None
+
+
+def test_memorystore_enables_its_apis_first_and_its_key_ring_survives_recreation(gcp_single):
+    _, records = gcp_single
+    services = of_type(records, "gcp:projects/service:Service")
+    mine = {r.inputs["service"] for name, r in services.items() if name.startswith("prod-cache-api-")}
+    assert mine == set(MEMORYSTORE_APIS) >= {"redis.googleapis.com", "servicenetworking.googleapis.com"}
+    assert all(r.inputs["disableOnDestroy"] is False for r in services.values())
+    by_urn = {r.urn: r for r in records.values()}
+    apis = {r.urn for name, r in services.items() if name.startswith("prod-cache-api-")}
+    for kind in (
+        "gcp:redis/instance:Instance",
+        "gcp:servicenetworking/connection:Connection",
+        "gcp:kms/keyRing:KeyRing",
+    ):
+        for record in of_type(records, kind).values():
+            if record.name.startswith("prod-cache"):
+                assert apis <= dependency_closure(by_urn, record.urn), f"{record.name} waits for the APIs"
+    suffix = records[("random:index/randomId:RandomId", "prod-cache-keyring-suffix")].raw_outputs["hex"]
+    assert records[("gcp:kms/keyRing:KeyRing", "prod-cache-keyring")].inputs["name"] == f"prod-cache-{suffix}"
 
 
 def test_memorystore_replicas_are_refused_before_anything_is_created():

@@ -389,6 +389,25 @@ def test_cloud_dns_weighted_round_robin_keeps_each_weight():
     ]
 
 
+def test_cloud_dns_enables_its_apis_before_the_health_check_and_the_record():
+    records, _ = plan("gcp", traffic(*gcp_ingresses("primary", "secondary")))
+    services = of_type(records, "gcp:projects/service:Service")
+    assert {r.inputs["service"] for r in services.values()} == {"dns.googleapis.com", "compute.googleapis.com"}
+    assert all(r.inputs["disableOnDestroy"] is False for r in services.values())
+    apis = {r.urn for r in services.values()}
+    for kind in (GCP_HEALTH_CHECK, RECORD_SET):
+        (record,) = of_type(records, kind).values()
+        assert apis <= set(record.dependencies), f"{kind} waits for the APIs"
+
+
+def test_cloud_dns_refuses_a_domain_whose_zone_name_cloud_dns_cannot_hold():
+    long_domain = "models." + "a" * 52 + ".example.com"  # 71 characters: a zone name of 71
+    with pytest.raises(ConfigError) as caught:
+        plan("gcp", dataclasses.replace(traffic(*gcp_ingresses("primary", "secondary")), domain=long_domain))
+    assert caught.value.path == "turnout:platform.serving.gateway.domain"
+    assert "Cloud DNS managed zone name" in caught.value.allowed
+
+
 # Traffic Manager under mocks.
 
 

@@ -4,6 +4,12 @@ customer-managed encryption at rest, and RDB snapshots at the supported period n
 
 Memorystore for Redis instances have no cross-region replication (Memorystore for Valkey and for Redis Cluster
 do, as other products): `check_cache_settings` refuses replicas on gcp before anything is created.
+
+The private services access range is the `private_services` /20 of the cluster's network layout
+(components/cluster/gcp_network.py), inside the region's /16; the APIs it calls are enabled first; its names
+fit GCP's limits (components/cluster/gcp_limits.py); its key ring carries a random suffix, since Cloud KMS
+never deletes one (components/cluster/gcp_kms.py). Clients reach the instance by IP, so no private DNS zone
+is involved.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from components.cache import (
     CacheComponent,
     CacheConnection,
     backup_period,
-    bounded_name,
     check_cache_args,
     replication_document,
 )
-from components.cluster.gke import service_agent_key
+from components.cluster.gcp_apis import MEMORYSTORE_APIS, enable_apis
+from components.cluster.gcp_kms import service_agent_key
+from components.cluster.gcp_limits import gcp_name
 from turnout.naming import child
 
 PORT = 6378  # Memorystore serves TLS on 6378 (6379 is its plain-text port, unused here)
@@ -28,11 +35,7 @@ REDIS_VERSION = "REDIS_7_2"
 MEMORY_GB = {"prod": 5}
 DEFAULT_MEMORY_GB = 1
 SNAPSHOT_PERIODS = {3600: "ONE_HOUR", 21600: "SIX_HOURS", 43200: "TWELVE_HOURS", 86400: "TWENTY_FOUR_HOURS"}
-# Private services access: a range of the VPC peered to Google's services network, clear of GKE's node, pod
-# (10.16.0.0/14) and service ranges.
-PSA_RANGE = ("10.40.0.0", 20)
 SERVICE_NETWORKING = "servicenetworking.googleapis.com"
-INSTANCE_NAME_MAX = 40
 
 
 class MemorystoreCache(CacheComponent):
@@ -50,20 +53,24 @@ class MemorystoreCache(CacheComponent):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+        apis = enable_apis(name, MEMORYSTORE_APIS, pulumi.ResourceOptions(parent=self, provider=gcp_provider))
+
         def on_gcp(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, provider=gcp_provider, depends_on=list(depends_on))
+            return pulumi.ResourceOptions(parent=self, provider=gcp_provider, depends_on=[*apis, *depends_on])
 
         project = gcp.organizations.get_project_output(
-            opts=pulumi.InvokeOutputOptions(parent=self, provider=gcp_provider)
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=gcp_provider, depends_on=apis)
         )
 
+        # Private services access: a range of the cluster's VPC peered to Google's services network.
+        psa_address, psa_prefix = cluster.network_layout.private_services.split("/")
         psa_range = gcp.compute.GlobalAddress(
             child(name, "psa-range"),
-            name=child(args.cache_name, "psa"),
+            name=gcp_name("global_address", child(args.cache_name, "psa")),
             purpose="VPC_PEERING",
             address_type="INTERNAL",
-            address=PSA_RANGE[0],
-            prefix_length=PSA_RANGE[1],
+            address=psa_address,
+            prefix_length=int(psa_prefix),
             network=cluster.network_id,
             opts=on_gcp(),
         )
@@ -89,7 +96,7 @@ class MemorystoreCache(CacheComponent):
 
         instance = gcp.redis.Instance(
             child(name, "instance"),
-            name=bounded_name(args.cache_name, INSTANCE_NAME_MAX),
+            name=gcp_name("redis_instance", args.cache_name),
             display_name=f"turnout cache {args.cache_name}",
             region=site.region,
             tier="STANDARD_HA",

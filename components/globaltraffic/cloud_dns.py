@@ -11,6 +11,8 @@
 - Health: Cloud DNS health-checks public IPs ("external endpoints", GA since February 2025) with one global
   compute health check carrying exactly three source regions, which restricts it to HTTP/HTTPS/TCP and an
   interval of 30 s or more. It probes the gateway's status port (15021, `/healthz/ready`) over HTTP.
+- APIs: Cloud DNS and Compute Engine (the health check) are enabled first (components/cluster/gcp_apis.py);
+  the health check's name fits GCP's limits (components/cluster/gcp_limits.py).
 - Internal gateways are refused by `check_global_traffic`: Cloud DNS judges an internal passthrough load
   balancer only by that load balancer's own backend health check, which GKE creates and manages, so the
   stack could neither set nor report the detection time the DR estimate depends on.
@@ -23,7 +25,10 @@ from collections import defaultdict
 import pulumi
 import pulumi_gcp as gcp
 
+from components.cluster.gcp_apis import CLOUD_DNS_APIS, enable_apis
+from components.cluster.gcp_limits import GCP_NAMES, gcp_name
 from components.globaltraffic import (
+    DOMAIN_KEY,
     GlobalTrafficArgs,
     HealthCheckPlan,
     RegionalIngress,
@@ -31,6 +36,7 @@ from components.globaltraffic import (
     describe_records,
     hostname_of,
 )
+from turnout.errors import ConfigError
 from turnout.naming import child
 
 SOURCE_REGION_COUNT = 3  # what a health check with source regions must list
@@ -39,8 +45,18 @@ FALLBACK_SOURCE_REGIONS = ("us-central1", "europe-west1", "asia-east1")
 
 
 def managed_zone_name(domain: str) -> str:
-    """The managed zone a domain's records go into: `models-example-com` for models.example.com."""
-    return domain.replace(".", "-")
+    """The managed zone a domain's records go into: `models-example-com` for models.example.com. Looked up, not
+    made, so it cannot be shortened: a domain whose zone name Cloud DNS could not hold is refused."""
+    zone = domain.replace(".", "-")
+    rule = GCP_NAMES["dns_managed_zone"]
+    if not rule.accepts(zone):
+        raise ConfigError(
+            DOMAIN_KEY,
+            f"{domain!r}, whose managed zone would be named {zone!r}",
+            f"on gcp, a domain whose zone name (dots as dashes) is a {rule.what}: at most {rule.max_length} "
+            "characters, starting with a letter",
+        )
+    return zone
 
 
 def source_regions(ingresses: tuple[RegionalIngress, ...]) -> list[str]:
@@ -91,7 +107,7 @@ def routing_policy(args: GlobalTrafficArgs, health_check: pulumi.Input[str]) -> 
 def health_check_args(name: str, plan: HealthCheckPlan, regions: list[str]) -> dict:
     """The global compute health check Cloud DNS probes the regions' IPs with."""
     return {
-        "name": name,
+        "name": gcp_name("health_check", name),
         "description": "Istio ingress gateway readiness, for Cloud DNS routing",
         "check_interval_sec": plan.interval_seconds,
         "timeout_sec": plan.timeout_seconds,
@@ -120,9 +136,11 @@ class CloudDnsGlobalTraffic(pulumi.ComponentResource):
         gcp_provider = gcp.Provider(
             child(name, "gcp"), project=pulumi.Config("gcp").get("project"), opts=pulumi.ResourceOptions(parent=self)
         )
-        on_gcp = pulumi.ResourceOptions(parent=self, provider=gcp_provider)
+        apis = enable_apis(name, CLOUD_DNS_APIS, pulumi.ResourceOptions(parent=self, provider=gcp_provider))
+        on_gcp = pulumi.ResourceOptions(parent=self, provider=gcp_provider, depends_on=apis)
         zone = gcp.dns.get_managed_zone_output(
-            name=managed_zone_name(args.domain), opts=pulumi.InvokeOutputOptions(provider=gcp_provider, parent=self)
+            name=managed_zone_name(args.domain),
+            opts=pulumi.InvokeOutputOptions(provider=gcp_provider, parent=self, depends_on=apis),
         )
         regions = source_regions(args.ingresses)
         health = gcp.compute.HealthCheck(

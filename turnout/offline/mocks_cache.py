@@ -88,6 +88,11 @@ def _host_in(cidr: str, *parts: str) -> str:
     return str(network.network_address + offset)
 
 
+# Private services access ranges by (project, name) as declared, so an instance's address falls in the range
+# it reserves (`reservedIpRange` names it); the same name always maps to the same range.
+_PSA_RANGES: dict[tuple[str, str], str] = {}
+
+
 def _gcp(type_: str, name: str, inputs: dict) -> dict | None:
     outputs = mocks_gcp.resource_outputs(type_, name, inputs)
     project = inputs.get("project") or mocks_gcp.OFFLINE_PROJECT
@@ -96,9 +101,10 @@ def _gcp(type_: str, name: str, inputs: dict) -> dict | None:
         region = inputs.get("region") or mocks_gcp.OFFLINE_REGION
         tls = inputs.get("transitEncryptionMode") == "SERVER_AUTHENTICATION"
         path = f"projects/{project}/locations/{region}/instances/{physical}"
+        reserved = _PSA_RANGES.get((project, inputs.get("reservedIpRange", "")), "10.40.0.0/20")
         outputs.update(
             id=path,
-            host=_host_in("10.40.0.0/20", path),
+            host=_host_in(reserved, path),
             port=MEMORYSTORE_TLS_PORT if tls else 6379,
             currentLocationId=f"{region}-a",
             serverCaCerts=[{"cert": OFFLINE_CA_PEM, "serialNumber": "1", "sha1Fingerprint": stable_hash(path)}]
@@ -109,6 +115,8 @@ def _gcp(type_: str, name: str, inputs: dict) -> dict | None:
             outputs["authString"] = placeholder_secret("memorystore-auth", path, length=36)
         return outputs
     if type_ == GLOBAL_ADDRESS:
+        if inputs.get("address") and inputs.get("prefixLength"):
+            _PSA_RANGES[(project, physical)] = f"{inputs['address']}/{int(inputs['prefixLength'])}"
         path = f"projects/{project}/global/addresses/{physical}"
         return {**outputs, "id": path, "selfLink": f"{mocks_gcp.COMPUTE}/{path}"}
     if type_ == SERVICE_NETWORKING:

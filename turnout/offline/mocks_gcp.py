@@ -1,10 +1,13 @@
 """Google Cloud's answers for offline plans: the inputs back, plus the outputs GCP computes, in the
-provider's camelCase wire names, derived from the resource's type and name (never random)."""
+provider's camelCase wire names, derived from the resource's type and name (never random); and
+pulumi-random's RandomId, which GCP names carry as a suffix, derived from its name likewise."""
 
 from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import ipaddress
 
 from turnout.offline.mocks import OFFLINE_CA_PEM, stable_hash
 
@@ -13,6 +16,8 @@ OFFLINE_PROJECT_NUMBER = "123456789012"
 OFFLINE_REGION = "us-central1"
 COMPUTE = "https://www.googleapis.com/compute/v1"
 CONTAINER = "https://container.googleapis.com/v1"
+# pulumi-random's ids suffix GCP names that must change when a stack is recreated (Cloud KMS key rings).
+RANDOM_ID = "random:index/randomId:RandomId"
 
 
 def _octets(*parts: str) -> tuple[int, int, int]:
@@ -23,28 +28,50 @@ def _octets(*parts: str) -> tuple[int, int, int]:
 def _cluster(name: str, physical: str, state: dict, project: str) -> dict:
     location = state.get("location") or OFFLINE_REGION
     a, b, c = _octets("gcp:container/cluster", name)
-    private = f"10.{a}.{b}.2"
-    private_endpoint = (state.get("privateClusterConfig") or {}).get("enablePrivateEndpoint", False)
-    public = f"34.{a}.{b}.{c}"
     config = state.setdefault("privateClusterConfig", {})
-    config.update(privateEndpoint=private, publicEndpoint="" if private_endpoint else public)
+    control_plane = config.get("masterIpv4CidrBlock")
+    private = str(ipaddress.ip_network(control_plane).network_address + 2) if control_plane else f"10.{a}.{b}.2"
+    endpoints = state.setdefault("controlPlaneEndpointsConfig", {})
+    ip_enabled = (endpoints.get("ipEndpointsConfig") or {}).get("enabled", True)
+    private_endpoint = config.get("enablePrivateEndpoint", False)
+    public = "" if private_endpoint or not ip_enabled else f"34.{a}.{b}.{c}"
+    dns_endpoint = f"gke-{stable_hash('dns-endpoint', name, length=32)}-{OFFLINE_PROJECT_NUMBER}.{location}.gke.goog"
+    endpoints["dnsEndpointConfig"] = {**(endpoints.get("dnsEndpointConfig") or {}), "endpoint": dns_endpoint}
+    config.update(privateEndpoint=private, publicEndpoint=public)
     path = f"projects/{project}/locations/{location}/clusters/{physical}"
     return {
         **state,
         "id": path,
         "selfLink": f"{CONTAINER}/{path}",
-        "endpoint": private if private_endpoint else public,
+        # With no IP endpoint, GKE reports the DNS endpoint here.
+        "endpoint": (public or private) if ip_enabled else dns_endpoint,
         "masterAuth": {
             "clusterCaCertificate": base64.b64encode(OFFLINE_CA_PEM.encode()).decode(),
             "clientCertificateConfig": {"issueClientCertificate": False},
         },
         "masterVersion": f"{state.get('minMasterVersion', '1.34')}.1-gke.100",
-        "servicesIpv4Cidr": "10.20.0.0/20",
         "labelFingerprint": stable_hash("labels", name),
     }
 
 
+def _random_id(name: str, inputs: dict) -> dict:
+    """pulumi-random's RandomId: bytes derived from the resource's name, in each of its encodings."""
+    raw = hashlib.sha256(f"random-id/{name}".encode()).digest()[: int(inputs.get("byteLength") or 8)]
+    prefix = inputs.get("prefix") or ""
+    b64_url = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return {
+        **inputs,
+        "hex": prefix + raw.hex(),
+        "b64Url": prefix + b64_url,
+        "b64Std": prefix + base64.b64encode(raw).decode(),
+        "dec": prefix + str(int.from_bytes(raw, "big")),
+        "id": b64_url,
+    }
+
+
 def resource_outputs(type_: str, name: str, inputs: dict) -> dict | None:
+    if type_ == RANDOM_ID:
+        return _random_id(name, inputs)
     if not type_.startswith("gcp:"):
         return None
     state = copy.deepcopy(inputs)
@@ -65,6 +92,11 @@ def resource_outputs(type_: str, name: str, inputs: dict) -> dict | None:
         network_address = state.get("ipCidrRange", "10.0.0.0/20").split("/")[0]
         gateway = network_address.rsplit(".", 1)[0] + ".1"
         return {**state, "id": path, "selfLink": f"{COMPUTE}/{path}", "gatewayAddress": gateway}
+    if type_ == "gcp:compute/firewall:Firewall":
+        path = f"projects/{project}/global/firewalls/{physical}"
+        return {**state, "id": path, "selfLink": f"{COMPUTE}/{path}", "creationTimestamp": "2026-01-01T00:00:00Z"}
+    if type_ == "gcp:projects/service:Service":
+        return {**state, "id": f"{project}/{state.get('service')}", "project": project}
     if type_ == "gcp:compute/router:Router":
         path = f"projects/{project}/regions/{region}/routers/{physical}"
         return {**state, "id": path, "selfLink": f"{COMPUTE}/{path}"}
