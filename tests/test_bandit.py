@@ -138,3 +138,9 @@ def test_bad_arguments_say_what_is_allowed(args, fragment):
 
 def test_one_arm_takes_everything():
     assert bandit.allocate("thompson", {"only": (10, 3)}, min_weight=5, rng=random.Random(0)) == {"only": 100}
+
+
+def test_ucb1_with_less_than_one_request_in_all():
+    """Request counts read from Prometheus' increase() are fractional; a tiny total must not break the bound."""
+    weights = bandit.allocate("ucb1", {"a": (0.5, 0.0), "b": (0.25, 0.0)}, min_weight=0, rng=random.Random(0))
+    assert weights == {"a": 50, "b": 50}

@@ -100,7 +100,8 @@ def _ucb1(stats: Stats) -> dict[str, float]:
     untried = [arm for arm, (requests, _) in stats.items() if requests == 0]
     if untried:
         return {arm: (1.0 / len(untried) if arm in untried else 0.0) for arm in stats}
-    total = sum(requests for requests, _ in stats.values())
+    # Fractional counts (rates from Prometheus' increase()) can total below one request: no bonus then.
+    total = max(sum(requests for requests, _ in stats.values()), 1.0)
     bounds = {
         arm: _mean(requests, rewards) + math.sqrt(2.0 * math.log(total) / requests)
         for arm, (requests, rewards) in stats.items()
