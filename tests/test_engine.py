@@ -77,7 +77,7 @@ def test_local_plan_writes_all_six_outputs(tmp_path, capsys):
     summary = (folder / "summary.md").read_text()
     for needle in ("```mermaid", "## Resources by type", "## Traffic", "## Disaster recovery", "## Policy"):
         assert needle in summary
-    assert "[1/1] local: 61 resources, 35 Kubernetes objects" in err
+    assert "[1/1] local: 64 resources, 35 Kubernetes objects" in err
 
 
 def test_manifests_are_kubectl_ready_documents(tmp_path, capsys):

@@ -204,11 +204,7 @@ CASES = {
             )
         ),
         passes(lambda: virtual_service([])),  # Istio is not installed by this stack: its mesh-wide policy is not ours
-        passes(
-            upstream(
-                lambda opts: peer_authentication({"mtls": {"mode": "PERMISSIVE"}}, "webhook", "knative-serving", opts)
-            )
-        ),
+        # Knative's webhooks: tests/test_policies_mesh_knative.py
         fails(
             istiod,
             NOT_STRICT,

@@ -52,7 +52,9 @@ class Flagger(pulumi.ComponentResource):
             version=args.flagger.version,
             repository_opts={"repo": args.flagger.repository},
             namespace=ISTIO_NAMESPACE,
-            values={"meshProvider": "istio", "metricsServer": PROMETHEUS_URL, "crd": {"create": True}},
+            # The chart's crds/ installs Flagger's CRDs; its `crd.create` (for Helm v2 only) would render them a
+            # second time as templates, and Helm 3 refuses objects it already created.
+            values={"meshProvider": "istio", "metricsServer": PROMETHEUS_URL},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, prometheus]),
         )
         self.ready = [flagger]

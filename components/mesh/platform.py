@@ -17,6 +17,7 @@ from components.mesh.istio import (
     IstioMeshArgs,
 )
 from components.mesh.knative import KNATIVE_NAMESPACE, KnativeServing, KnativeServingArgs
+from components.mesh.metrics_server import MetricsServer, MetricsServerArgs, needs_metrics_server
 from turnout.config import Endpoint, Serving, platform_features
 from turnout.naming import child
 
@@ -68,6 +69,12 @@ class ServingPlatform(pulumi.ComponentResource):
         )
         self.ready = list(istio.ready)
         self.ingress_address = istio.ingress_address
+        if needs_metrics_server(args.cloud):  # GKE and AKS run their own
+            MetricsServer(
+                child(name, "metrics-server"),
+                MetricsServerArgs(cloud=args.cloud, tier=args.tier),
+                pulumi.ResourceOptions(parent=self),
+            )
         if args.cloud == "kind":  # clouds reference a certificate managed outside the stack
             SelfSignedCertificate(
                 child(name, "tls"),
