@@ -391,7 +391,7 @@ def inject(pod: dict, settings: MeshSettings, *, native: bool) -> dict:
         init.append(proxy)
     else:
         spec["containers"] = [*(c for c in spec.get("containers") or () if c["name"] != "istio-proxy"), proxy]
-    # The template's containers come first: strategic merge keeps the pod's own after them.
+    # Where the injected containers sit among the pod's own does not change a Pod Security verdict.
     spec["initContainers"] = [
         *init,
         *(c for c in spec.get("initContainers") or () if c["name"] not in {i["name"] for i in init}),
