@@ -122,6 +122,9 @@ def istiod_values(tier: str) -> dict:
     return {
         # Injected pods get istio-validation instead of istio-init: the CNI agent redirects their traffic.
         "pilot": {"autoscaleMin": replicas, "replicaCount": replicas, "cni": {"enabled": True}},
+        # The injected containers get the RuntimeDefault profile themselves: `restricted` requires one, and a
+        # Knative revision's pod cannot carry a pod-level one (Knative's PodSpec field mask refuses it).
+        "global": {"proxy": {"seccompProfile": {"type": "RuntimeDefault"}}},
         "meshConfig": {"accessLogFile": "/dev/stdout", "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}},
     }
 
