@@ -5,6 +5,7 @@ a kube-audit-admin audit log in the cluster's workspace and Secrets encrypted wi
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 
@@ -16,17 +17,23 @@ from components.cluster import ClusterArgs
 from components.cluster.aks import (
     AUDIT_LOG_CATEGORIES,
     CRITICAL_ADDONS_TAINT,
+    DNS_SERVICE_IP,
     GPU_TAINT,
     KEY_VAULT_CRYPTO_USER_ROLE,
     NETWORK_CONTRIBUTOR_ROLE,
+    POD_CIDR,
+    PRIVATE_DNS_ZONE_CONTRIBUTOR_ROLE,
+    SERVICE_CIDR,
     AksCluster,
     agent_pool_name,
     agent_pool_names,
     key_vault_name,
+    private_dns_zone_name,
     vm_size,
 )
 from tests.conftest import write_stack
 from turnout.cli import main
+from turnout import network
 from turnout.config import NodePool
 from turnout.errors import ConfigError
 from turnout.offline import mocks_azure
@@ -80,26 +87,44 @@ def test_cluster_signs_in_with_entra_id_and_azure_rbac_only():
     assert cluster["enableRBAC"] is True
 
 
-def test_api_server_is_private_by_default():
+def test_api_server_is_private_by_default_in_turnouts_own_private_dns_zone():
     records, _ = aks_run()
     cluster = records["lab-westeurope-aks"]
+    zone = records["lab-westeurope-api-dns"]
+    assert zone.inputs["privateZoneName"] == "privatelink.westeurope.azmk8s.io" == private_dns_zone_name("westeurope")
     assert cluster.inputs["apiServerAccessProfile"] == {
         "enablePrivateCluster": True,
         "enablePrivateClusterPublicFQDN": False,
+        "privateDNSZone": pulumi_id(zone),
     }
     assert cluster.raw_outputs["privateFQDN"] == mocks_azure.api_server_host(
         "lab-westeurope-rg", "lab-westeurope", "westeurope"
     )
     assert "fqdn" not in cluster.raw_outputs
+    # The zone resolves from the cluster's VNet, and AKS may write its record and link it (aks-baseline's grants).
+    link = records["lab-westeurope-api-dns-lab-westeurope"]
+    assert link.inputs["virtualNetwork"] == {"id": pulumi_id(records["lab-westeurope-vnet"])}
+    assert link.inputs["registrationEnabled"] is False
+    identity = records["lab-westeurope-identity"].raw_outputs["principalId"]
+    for grant, scope in (("identity-api-dns", "lab-westeurope-api-dns"), ("identity-vnet-dns", "lab-westeurope-vnet")):
+        record = records[f"lab-westeurope-{grant}"]
+        assert record.inputs["scope"] == pulumi_id(records[scope])
+        assert record.inputs["roleDefinitionId"].endswith(f"/{PRIVATE_DNS_ZONE_CONTRIBUTOR_ROLE}")
+        assert record.inputs["principalId"] == identity and record.inputs["principalType"] == "ServicePrincipal"
+        assert record.urn in cluster.dependencies
+    assert PRIVATE_DNS_ZONE_CONTRIBUTOR_ROLE == "b12aa53e-6015-4669-85d0-8515ebb3ae7f"
 
 
 def test_allowlist_opens_a_public_api_to_exactly_those_cidrs():
     cidrs = ("203.0.113.0/24", "198.51.100.7/32")
-    records, _ = aks_run(aks_args(api_access_cidrs=cidrs))
+    records, _ = aks_run(aks_args(api_access="allowlist", api_access_cidrs=cidrs))
     assert records["lab-westeurope-aks"].inputs["apiServerAccessProfile"] == {
         "enablePrivateCluster": False,
         "authorizedIPRanges": ["203.0.113.0/24", "198.51.100.7/32"],
     }
+    assert not [r for r in records.values() if r.type.startswith("azure-native:privatedns:")], "no private zone"
+    kubeconfig = yaml.safe_load(records["lab-westeurope-k8s"].raw_inputs["kubeconfig"]["value"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"].endswith(".hcp.westeurope.azmk8s.io:443"), "public name"
 
 
 def test_workload_identity_and_oidc_issuer_are_enabled_and_the_issuer_is_an_output():
@@ -123,13 +148,13 @@ def test_version_and_upgrade_channels():
     }
 
 
-def test_network_is_one_vnet_per_region_with_cni_overlay_and_cilium_policy():
-    records, _ = aks_run()
+def test_network_is_the_regions_16_with_cni_overlay_pod_and_service_ranges_outside_any_region():
+    records, _ = aks_run(aks_args(network_cidr="10.7.0.0/16"))
     assert records["lab-westeurope-rg"].inputs["location"] == "westeurope"
     assert records["lab-westeurope-vnet"].inputs["location"] == "westeurope"
-    assert records["lab-westeurope-vnet"].inputs["addressSpace"] == {"addressPrefixes": ["10.224.0.0/12"]}
+    assert records["lab-westeurope-vnet"].inputs["addressSpace"] == {"addressPrefixes": ["10.7.0.0/16"]}
     subnet = records["lab-westeurope-nodes"]
-    assert subnet.inputs["addressPrefix"] == "10.224.0.0/16"
+    assert subnet.inputs["addressPrefix"] == "10.7.0.0/18"
     assert subnet.inputs["virtualNetworkName"] == "lab-westeurope-vnet"
     assert subnet.raw_outputs["id"].endswith("/virtualNetworks/lab-westeurope-vnet/subnets/nodes")
     cluster = records["lab-westeurope-aks"].inputs
@@ -139,12 +164,19 @@ def test_network_is_one_vnet_per_region_with_cni_overlay_and_cilium_policy():
         "networkPluginMode": "overlay",
         "networkDataplane": "cilium",
         "networkPolicy": "cilium",
-        "podCidr": "10.244.0.0/16",
-        "serviceCidr": "10.0.0.0/16",
-        "dnsServiceIP": "10.0.0.10",
+        "podCidr": "100.64.0.0/14",
+        "serviceCidr": "10.255.0.0/16",
+        "dnsServiceIP": "10.255.0.10",
         "loadBalancerSku": "standard",
         "outboundType": "loadBalancer",
     }
+    pods, services = ipaddress.ip_network(POD_CIDR), ipaddress.ip_network(SERVICE_CIDR)
+    assert ipaddress.ip_address(DNS_SERVICE_IP) in services and DNS_SERVICE_IP != str(services[0])
+    assert services.prefixlen > 12, "AKS: the Service range must be smaller than /12"
+    # turnout gives regions RFC 1918 /16s from 10.0.0.0/12 by default: none of them reaches either range.
+    for region in ipaddress.ip_network("10.0.0.0/12").subnets(new_prefix=16):
+        assert not region.overlaps(pods) and not region.overlaps(services)
+    assert not any(pods.overlaps(private) for private in network.PRIVATE_RANGES), "pods in RFC 6598 space"
 
 
 def test_cluster_identity_may_join_the_node_subnet_before_the_cluster_exists():
@@ -446,6 +478,11 @@ def test_two_regions_get_distinct_names_and_each_plans_identically_twice():
     north = azure_names(aks_run(aks_args(cluster_name="lab-northeurope", region="northeurope"))[0])
     assert west == azure_names(aks_run()[0]), "same stack, same names"
     assert west == {
+        "lab-westeurope-api-dns": "privatelink.westeurope.azmk8s.io",
+        "lab-westeurope-api-dns-lab-westeurope": "lab-westeurope",
+        "lab-westeurope-identity-api-dns": west["lab-westeurope-identity-api-dns"],
+        "lab-westeurope-identity-vnet-dns": west["lab-westeurope-identity-vnet-dns"],
+        "lab-westeurope-deployer-admin": west["lab-westeurope-deployer-admin"],
         "lab-westeurope-rg": "lab-westeurope-rg",
         "lab-westeurope-vnet": "lab-westeurope-vnet",
         "lab-westeurope-nodes": "nodes",
@@ -463,7 +500,7 @@ def test_two_regions_get_distinct_names_and_each_plans_identically_twice():
     }
     assert set(west).isdisjoint(north)
     # Names that must be unique across the subscription differ; those scoped by their parent repeat.
-    for kind in ("rg", "vnet", "identity", "identity-network", "kv", "identity-kms", "aks"):
+    for kind in ("rg", "vnet", "identity", "identity-network", "kv", "identity-kms", "aks", "deployer-admin"):
         assert west[f"lab-westeurope-{kind}"] != north[f"lab-northeurope-{kind}"]
     assert north["lab-northeurope-aks"] == "lab-northeurope"
 
