@@ -6,6 +6,7 @@ registry guard."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from components.cluster.aks import (
 )
 from components.cluster.azure_limits import NAME_INPUTS, name_violations
 from components.cluster.azure_registries import check_registries
+from components.dr.failover import routing_name
+from components.globaltraffic import NAME_PATTERN
 from tests.conftest import REPO, load, write_stack
 from turnout.cli import main
 from turnout.errors import ConfigError
@@ -211,3 +214,13 @@ def test_registries_are_login_servers_with_their_own_resource_ids_on_azure_only(
     with pytest.raises(ConfigError) as caught:
         check_registries(config.platform, config.endpoints)
     assert caught.value.path == path and found in caught.value.found
+
+
+@pytest.mark.parametrize("stack", [LONG_STACK, "Prod_Azure.v2", "9lives", "prod-azure"])
+def test_the_failover_routing_name_is_a_valid_name_whatever_the_stack_name(stack):
+    """The stack name is no key of the stack file: a long or odd one must never be refused as
+    `turnout:globalTraffic.name` (what a 42-character stack name with DR used to get)."""
+    name = routing_name(stack)
+    assert re.fullmatch(NAME_PATTERN, name) and len(name) <= 40
+    assert name == routing_name(stack) and name != routing_name(stack + "x")
+    assert routing_name("prod-azure") == "prod-azure-models", "a name that fits stays readable"
