@@ -616,7 +616,10 @@ ADMIN_SP = "servicePrincipal:0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
 
 def test_deployer_and_admins_get_rbac_cluster_admin_naming_their_principal_types():
     records, _ = aks_run(aks_args(admins=(ADMIN_GROUP, ADMIN_SP)))
-    role = f"/subscriptions/{mocks_azure.SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/{AKS_RBAC_CLUSTER_ADMIN_ROLE}"
+    role = (
+        f"/subscriptions/{mocks_azure.SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/"
+        f"{AKS_RBAC_CLUSTER_ADMIN_ROLE}"
+    )
     deployer = records["lab-westeurope-deployer-admin"].inputs
     # The deployer on the resource group, admins on the cluster: a listed deployer never collides with itself.
     assert deployer["scope"] == pulumi_id(records["lab-westeurope-rg"])
