@@ -7,6 +7,7 @@ feature not built yet fails here, naming the key, instead of half-way through `p
 from __future__ import annotations
 
 from components.cache import DEFAULT_BACKUP_INTERVAL_SECONDS, check_cache_settings
+from components.cluster.azure_registries import check_registries
 from components.cluster.fleet import check_cloud
 from components.cluster.kind import check_loaded_images
 from components.dr.failover import check_failover
@@ -25,6 +26,7 @@ def cache_backup_interval(settings: Settings) -> int:
 def check_buildable(config: StackConfig, stack: str) -> None:
     check_cloud(config.platform)
     check_loaded_images(config)
+    check_registries(config.platform, config.endpoints)
     check_colour_routing(config)
     has_cache = config.cache is not None
     if config.dr is not None:

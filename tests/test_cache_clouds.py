@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 
 import pulumi
 import pytest
 
+from components.cache.azure_redis import cache_name, storage_account_name
 from components.cache.build import build_cache
 from components.cluster import ClusterArgs
 from components.cluster.aks import AksCluster
@@ -19,7 +21,7 @@ from components.cluster.gke import GkeCluster
 from tests.conftest import dependency_closure
 from turnout.config import Cache, NodePool
 from turnout.errors import NotSupportedError
-from turnout.offline import sdk
+from turnout.offline import mocks_azure, sdk
 from turnout.offline.runtime import REDACTED, run_function
 
 CLUSTERS = {"aws": EksCluster, "gcp": GkeCluster, "azure": AksCluster}
@@ -337,7 +339,24 @@ def test_azure_cache_is_premium_zonal_tls_only_and_private(azure_single):
     assert cache["disableAccessKeyAuthentication"] is False, "AUTH with the access key"
     assert run.stack_outputs["port"] == 6380
     assert run.stack_outputs["connections"]["eastus"]["password"] == REDACTED
-    assert run.stack_outputs["address"] == {"eastus": "prod-cache-eastus.redis.cache.windows.net"}
+    name = cache_name("prod-cache-eastus", mocks_azure.SUBSCRIPTION_ID)
+    assert run.stack_outputs["address"] == {"eastus": f"{name}.redis.cache.windows.net"}
+    assert run.stack_outputs["replication"]["regions"]["eastus"]["zoneRedundant"] is True
+
+
+def test_azure_cache_and_storage_names_are_unique_per_subscription(azure_single):
+    _, records = azure_single
+    cache = records[(AZURE_REDIS, "prod-cache-eastus-cache")].inputs["name"]
+    account = records[("azure-native:storage:StorageAccount", "prod-cache-eastus-backups")].inputs["accountName"]
+    other = "44444444-4444-4444-4444-444444444444"
+    assert re.fullmatch(r"prod-cache-eastus-[0-9a-f]{6}", cache)
+    assert (
+        cache == cache_name("prod-cache-eastus", mocks_azure.SUBSCRIPTION_ID) != cache_name("prod-cache-eastus", other)
+    )
+    assert re.fullmatch(r"prodcacheeastus[0-9a-f]{6}", account) and len(account) <= 24
+    assert account != storage_account_name("prod-cache-eastus", other)
+    long_site = "a-stack-name-of-fifty-characters-for-the-limit-xyz-cache-westeurope"
+    assert len(cache_name(long_site, other)) <= 63 and len(storage_account_name(long_site, other)) <= 24
 
 
 def test_azure_cache_has_a_private_endpoint_in_the_aks_vnet_with_its_dns(azure_single):
@@ -349,7 +368,7 @@ def test_azure_cache_has_a_private_endpoint_in_the_aks_vnet_with_its_dns(azure_s
     assert nodes.urn in endpoint.dependencies
     (connection,) = endpoint.inputs["privateLinkServiceConnections"]
     assert connection["groupIds"] == ["redisCache"] and cache.urn in endpoint.dependencies
-    zone = records[("azure-native:privatedns:PrivateZone", "prod-cache-eastus-dns")]
+    zone = records[("azure-native:privatedns:PrivateZone", "prod-cache-dns")]
     assert zone.inputs["privateZoneName"] == "privatelink.redis.cache.windows.net"
     link = records[("azure-native:privatedns:VirtualNetworkLink", "prod-cache-eastus-dns-link")]
     assert vnet.urn in link.dependencies and link.inputs["registrationEnabled"] is False
@@ -391,9 +410,10 @@ def test_azure_geo_replication_links_a_read_only_secondary_without_persistence(a
     caches = of_type(records, AZURE_REDIS)
     primary, secondary = caches["prod-cache-eastus-cache"], caches["prod-cache-westus2-cache"]
     (link,) = of_type(records, "azure-native:redis:LinkedServer").values()
-    assert link.inputs["name"] == "prod-cache-eastus" and link.inputs["resourceGroupName"] == "prod-cache-eastus-rg"
+    assert link.inputs["name"] == primary.inputs["name"]
+    assert link.inputs["resourceGroupName"] == "prod-cache-eastus-rg"
     assert link.inputs["serverRole"] == "Secondary"
-    assert link.inputs["linkedServerName"] == "prod-cache-westus2"
+    assert link.inputs["linkedServerName"] == secondary.inputs["name"]
     assert link.inputs["linkedRedisCacheLocation"] == "westus2"
     assert {primary.urn, secondary.urn} <= set(link.dependencies)
     for cache in (primary, secondary):
@@ -407,6 +427,43 @@ def test_azure_geo_replication_links_a_read_only_secondary_without_persistence(a
     assert replication["crossRegion"]["mechanism"] == "azure-passive-geo-replication"
     assert replication["regions"]["westus2"]["role"] == "replica"
     connections = run.stack_outputs["connections"]
-    assert connections["westus2"]["address"] == "prod-cache-westus2.redis.cache.windows.net"
+    assert connections["westus2"]["address"] == f"{secondary.inputs['name']}.redis.cache.windows.net"
     assert connections["westus2"]["role"] == "replica"
     assert connections["westus2"]["password"] == REDACTED == connections["eastus"]["password"]
+
+
+def test_azure_geo_replicated_caches_are_not_zonal_and_link_after_their_private_endpoints(azure_geo):
+    """Passive geo-replication: "Zone Redundancy isn't supported", and "Private links can't be added to caches that
+    are already geo-replicated"."""
+    run, records = azure_geo
+    for cache in of_type(records, AZURE_REDIS).values():
+        assert "zones" not in cache.inputs
+    assert {r["zoneRedundant"] for r in run.stack_outputs["replication"]["regions"].values()} == {False}
+    (link,) = of_type(records, "azure-native:redis:LinkedServer").values()
+    for region in ("eastus", "westus2"):
+        for kind, name in (
+            ("azure-native:network:PrivateEndpoint", "endpoint"),
+            ("azure-native:network:PrivateDnsZoneGroup", "endpoint-dns"),
+            ("azure-native:privatedns:VirtualNetworkLink", "dns-link"),
+        ):
+            assert records[(kind, f"prod-cache-{region}-{name}")].urn in link.dependencies, (region, name)
+
+
+def test_azure_one_privatelink_zone_serves_every_region_linked_to_every_vnet(azure_geo):
+    _, records = azure_geo
+    zones = of_type(records, "azure-native:privatedns:PrivateZone")
+    redis_zones = [z for z in zones.values() if z.inputs["privateZoneName"] == "privatelink.redis.cache.windows.net"]
+    assert [z.name for z in redis_zones] == ["prod-cache-dns"]
+    zone = redis_zones[0]
+    assert zone.inputs["resourceGroupName"] == "prod-cache-eastus-rg"
+    links = of_type(records, "azure-native:privatedns:VirtualNetworkLink")
+    vnets = {
+        region: records[("azure-native:network:VirtualNetwork", f"prod-{region}-vnet")]
+        for region in ("eastus", "westus2")
+    }
+    for region, vnet in vnets.items():
+        link = links[f"prod-cache-{region}-dns-link"]
+        assert link.inputs["privateZoneName"] == "privatelink.redis.cache.windows.net"
+        assert vnet.urn in link.dependencies and zone.urn in link.dependencies
+    groups = of_type(records, "azure-native:network:PrivateDnsZoneGroup")
+    assert all(zone.urn in group.dependencies for group in groups.values()) and len(groups) == 2

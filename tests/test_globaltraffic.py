@@ -5,6 +5,7 @@ addresses, which the serving platform reads from the gateway Service."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -21,6 +22,7 @@ from components.globaltraffic import (
     regional_ingresses,
 )
 from components.globaltraffic.cloud_dns import source_regions
+from components.globaltraffic.traffic_manager import profile_name
 from components.mesh.platform import ServingPlatform, ServingPlatformArgs
 from turnout.config import Gateway, Serving
 from turnout.errors import ConfigError
@@ -415,9 +417,10 @@ def test_traffic_manager_priority_profile_monitors_the_status_port():
     args = traffic(*azure_ingresses("primary", "secondary"), health_check_interval_seconds=10, failure_threshold=2)
     records, outputs = plan("azure", dataclasses.replace(args, ttl_seconds=20))
     (profile,) = of_type(records, PROFILE).values()
-    assert profile.inputs["profileName"] == "models" and profile.inputs["location"] == "global"
+    name = profile_name("models", mocks_azure.SUBSCRIPTION_ID)
+    assert profile.inputs["profileName"] == name and profile.inputs["location"] == "global"
     assert profile.inputs["trafficRoutingMethod"] == "Priority"
-    assert profile.inputs["dnsConfig"] == {"relativeName": "models", "ttl": 20}
+    assert profile.inputs["dnsConfig"] == {"relativeName": name, "ttl": 20}
     assert profile.inputs["monitorConfig"] == {
         "protocol": "HTTP",
         "port": 15021,
@@ -436,10 +439,19 @@ def test_traffic_manager_priority_profile_monitors_the_status_port():
             priority,
             "Enabled",
         )
-        assert endpoint["profileName"] == "models"
+        assert endpoint["profileName"] == name
     # Degraded on the failure after the tolerated one: 10 s x (1 + 1).
     assert (outputs["detection_seconds"], outputs["ttl_seconds"]) == (20, 20)
-    assert {r["cname"] for r in outputs["records"]} == {"models.trafficmanager.net"}
+    assert {r["cname"] for r in outputs["records"]} == {f"{name}.trafficmanager.net"}
+
+
+def test_traffic_manager_dns_names_are_unique_per_subscription_and_fit_a_dns_label():
+    """`<name>.trafficmanager.net` is global: the same stack in another organisation must not claim it."""
+    ours = profile_name("models", mocks_azure.SUBSCRIPTION_ID)
+    theirs = profile_name("models", "44444444-4444-4444-4444-444444444444")
+    assert re.fullmatch(r"models-[0-9a-f]{6}", ours) and ours != theirs
+    long = profile_name("A_Stack.Name-of-fifty-characters-for-the-limit-xyz-models", theirs)
+    assert len(long) <= 63 and re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", long)
 
 
 def test_traffic_manager_performance_and_weighted_methods():

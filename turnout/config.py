@@ -212,6 +212,14 @@ class Platform:
         values=_matching(r"\S+", "a principal"),
         allowed="a list of principals",
     )
+    registries: dict[str, str] = setting(
+        "azure only: each Azure Container Registry the endpoints' images come from, by login server, with its "
+        "resource id (it may be in another resource group or subscription); the clusters' kubelet identity gets "
+        "AcrPull on each.",
+        {},
+        values=_matching(r"\S+", "a registry resource id"),
+        allowed="a mapping of login server (acmemodels.azurecr.io) to resource id",
+    )
     address_space: str | None = setting(
         "Private range each region's /16 network is allocated from, in region order; give each blue/green cell "
         "its own so they can be peered.",

@@ -35,6 +35,10 @@ SERVICES = {"kind": "in-cluster", "aws": "elasticache", "gcp": "memorystore", "a
 ENGINES = {"kind": ("redis", "valkey"), "aws": ("redis", "valkey"), "gcp": ("redis",), "azure": ("redis",)}
 # Clouds whose cache product replicates across regions (ElastiCache Global Datastore, Azure geo-replication).
 CROSS_REGION = ("aws", "azure")
+# Clouds whose cross-region replication excludes snapshots: Azure Cache for Redis refuses persistence on
+# geo-replicated caches ("Persistence isn't supported with geo-replication"); the geo-secondary is the copy, and a
+# point-in-time copy is an Export, which either linked cache allows, taken outside the stack.
+NO_SNAPSHOTS_WITH_REPLICAS = ("azure",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +104,12 @@ def backup_period(cloud: str, interval_seconds: int) -> int:
     return min(periods, key=lambda period: (abs(period - interval_seconds), period))
 
 
+def keeps_snapshots(cloud: str, replica_regions: tuple[str, ...]) -> bool:
+    """Whether the cache takes snapshots: always, except where its cross-region replicas exclude them (then the
+    backup interval and retention mean nothing, and are not checked)."""
+    return not (replica_regions and cloud in NO_SNAPSHOTS_WITH_REPLICAS)
+
+
 def check_cache_settings(
     *,
     cloud: str,
@@ -117,7 +127,8 @@ def check_cache_settings(
         )
     periods = BACKUP_PERIODS.get(cloud)
     shortest = periods[0] if periods else KIND_MIN_BACKUP_SECONDS
-    if backup_interval_seconds < shortest:
+    snapshots = keeps_snapshots(cloud, replica_regions)
+    if snapshots and backup_interval_seconds < shortest:
         supported = ", ".join(f"{period}s" for period in periods) if periods else f"any interval from {shortest}s"
         raise ConfigError(
             key_path(f"{CACHE_KEY}.backupInterval"),
@@ -125,7 +136,7 @@ def check_cache_settings(
             f"at least {shortest}s: {SERVICES[cloud]} snapshots every {supported}",
         )
     low, high = AWS_RETENTION_DAYS if cloud == "aws" else (1, 3650)
-    if not low <= backup_retention_days <= high:
+    if snapshots and not low <= backup_retention_days <= high:
         raise ConfigError(
             key_path(f"{CACHE_KEY}.backupRetention"),
             f"{backup_retention_days} days on {cloud}",

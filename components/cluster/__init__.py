@@ -26,6 +26,8 @@ class ClusterArgs:
     """Principals given cluster admin besides the deployer, as the cloud names them (turnout.config.ADMIN_PATTERNS)."""
     network_cidr: str = "10.0.0.0/16"
     """The region's /16 (turnout.network): the cluster's network and subnets are carved from it."""
+    registries: tuple[str, ...] = ()
+    """azure only: resource ids of the container registries the nodes pull from (AcrPull for the kubelet)."""
     load_images: tuple[str, ...] = ()
     """kind only: local images to load into the nodes."""
 

@@ -64,9 +64,13 @@ class Fleet(pulumi.ComponentResource):
                 api_access_cidrs=platform.api_access_cidrs,
                 admins=platform.admins,
                 network_cidr=platform.networks.get(region, "10.0.0.0/16"),
+                registries=tuple(platform.registries.values()),
                 load_images=platform.load_images,
             )
             self.clusters.append(component(cluster, args, pulumi.ResourceOptions(parent=self)))
+        # Resources that need every region's cluster (AKS: private DNS zones linked to every region's VNet).
+        if hasattr(component, "join_regions"):
+            component.join_regions(self.clusters)
         self.register_outputs({"clusters": [c.name for c in self.clusters]})
 
     def describe(self) -> list[dict]:

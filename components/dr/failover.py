@@ -3,6 +3,9 @@ health-check interval, failure threshold and TTL the tier's estimate was compute
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 import pulumi
 
 from components.globaltraffic import (
@@ -16,7 +19,23 @@ from components.globaltraffic import (
 from turnout.config import CLOUD_DOMAIN, Platform
 from turnout.dr import DrPlan
 from turnout.errors import ConfigError
-from turnout.naming import child
+from turnout.naming import child, fit
+
+NAME_MAX = 40  # check_global_traffic's name rule: a DNS label of at most 40 characters
+
+
+def routing_name(stack: str) -> str:
+    """The failover routing's name, derived from the stack name (which is no key of the stack file, so it must never
+    be refused): `<stack>-models` as a lowercase DNS label of at most NAME_MAX characters, with a hash of the stack
+    name when that changed it, so distinct stacks keep distinct names (Traffic Manager's DNS name derives from it)."""
+    name = child(stack, "models")
+    label = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", name.lower())).strip("-")
+    if not label[:1].isalpha():
+        label = "s" + label
+    if label != name:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        return f"{label[: NAME_MAX - len(digest) - 1].rstrip('-')}-{digest}"
+    return fit(label, NAME_MAX)
 
 
 def _args(plan: DrPlan, platform: Platform, name: str, ingresses: tuple[RegionalIngress, ...]) -> GlobalTrafficArgs:
@@ -50,7 +69,7 @@ def check_failover(plan: DrPlan, platform: Platform, stack: str) -> None:
         RegionalIngress(cluster=child(stack, region), region=region, address="placeholder", role=role)
         for region, role in zip(regions, _roles(plan, len(regions)), strict=True)
     )
-    check_global_traffic(platform.cloud, _args(plan, platform, child(stack, "models"), placeholders))
+    check_global_traffic(platform.cloud, _args(plan, platform, routing_name(stack), placeholders))
 
 
 def _roles(plan: DrPlan, count: int) -> list[str]:
@@ -66,4 +85,4 @@ def failover_routing(
     if plan.settings.routing is None:
         return None
     ingresses = regional_ingresses([(c.name, c.region) for c in clusters], addresses, plan.settings.routing.policy)
-    return build_global_traffic(platform.cloud, _args(plan, platform, child(stack, "models"), ingresses))
+    return build_global_traffic(platform.cloud, _args(plan, platform, routing_name(stack), ingresses))
