@@ -214,6 +214,8 @@ class AksCluster(pulumi.ComponentResource):
     """The cluster's VNet, for private endpoints and DNS links of services beside it (caches)."""
     node_subnet_id: pulumi.Output[str]
     """The subnet the nodes (and so the pods' egress) live in."""
+    resource_group_name: pulumi.Output[str]
+    """The cluster's resource group, for the Azure identities of workloads inside it (cert-manager's)."""
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:cluster:AksCluster", name, None, opts)
@@ -250,6 +252,7 @@ class AksCluster(pulumi.ComponentResource):
             opts=mine,
         )
         self.vnet_id, self.node_subnet_id = vnet.id, nodes_subnet.id
+        self.resource_group_name = group.name
         identity = managedidentity.UserAssignedIdentity(
             child(name, "identity"),
             resource_name_=child(args.cluster_name, "identity"),
