@@ -430,3 +430,14 @@ def test_chart_values_name_the_identity_the_cloud_trusts():
         "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"},
     }
     assert yaml.safe_load(yaml.safe_dump(values)) == values  # plain data, as Helm receives it
+
+
+def test_kind_can_run_the_clouds_private_ca_without_any_cloud_identity():
+    records, run = planned("kind", tls={"issuer": "private-ca"})
+    assert {i["metadata"]["name"] for i in custom_resources(records, "ClusterIssuer")} == {
+        "turnout-self-signed",
+        "turnout-private-ca",
+    }
+    assert not [r for r in records.values() if r.type.startswith(("aws:", "gcp:", "azure-native:"))]
+    assert cert_manager_values(records)["serviceAccount"]["annotations"] == {}
+    assert [v for v in evaluate(run.records, POLICIES) if v.level == "mandatory"] == []
