@@ -35,7 +35,11 @@ def compose_cell(stack: StackConfig) -> None:
         cluster.name: ServingPlatform(
             child(cluster.name, "serving"),
             ServingPlatformArgs(
-                serving=stack.platform.serving, cloud=stack.platform.cloud, tier=stack.tier, endpoints=stack.endpoints
+                serving=stack.platform.serving,
+                cloud=stack.platform.cloud,
+                tier=stack.tier,
+                endpoints=stack.endpoints,
+                cluster=cluster,
             ),
             pulumi.ResourceOptions(provider=cluster.provider),
         )

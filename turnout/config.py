@@ -18,7 +18,7 @@ from typing import Literal, get_type_hints
 from turnout.errors import ConfigError, describe
 from turnout.network import DEFAULT_ADDRESS_SPACE, address_space, region_cidrs, region_network
 from turnout.regions import EXAMPLES, KNOWN_REGIONS
-from turnout.schema import config_fields, parse_value, setting, yaml_key
+from turnout.schema import config_fields, parse_object, parse_value, setting, yaml_key
 from turnout.strategies import (
     Strategy,
     check_backend,
@@ -124,6 +124,45 @@ class OptionalChart(Chart):
     install: Install = setting("auto: only on clusters whose endpoints need it.", "auto")
 
 
+TlsIssuer = Literal["acme", "private-ca", "secret", "self-signed"]
+DEFAULT_CERTIFICATE = "turnout-gateway-tls"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayTls:
+    """Where the gateway's certificate comes from; see TLS for the gateway."""
+
+    issuer: TlsIssuer | None = setting(
+        "acme: Let's Encrypt through cert-manager, proving the domain with DNS-01 records in dnsZone written with "
+        "the cluster's workload identity; private-ca: cert-manager's own CA (clients must trust its root); secret: "
+        "you create the `certificate` Secret yourself; self-signed (kind only): openssl on `pulumi up`.",
+        None,
+        default_doc="secret when certificate names your own Secret; otherwise self-signed on kind, private-ca "
+        "elsewhere",
+    )
+    server: Literal["letsencrypt", "letsencrypt-staging"] | None = setting(
+        "With acme, required: Let's Encrypt production (trusted by browsers, strict rate limits) or staging "
+        "(untrusted certificates, generous limits: prove the DNS-01 setup first).",
+        None,
+        default_doc="required with acme",
+    )
+    email: str | None = setting(
+        "With acme: the ACME account's contact address.",
+        None,
+        parse=_matching(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an email address such as platform@example.com"),
+        allowed="an email address",
+    )
+    dns_zone: str | None = setting(
+        "With acme, required: the zone cert-manager writes `_acme-challenge` TXT records in, and nothing else: a "
+        "Route 53 hosted zone id (aws), a Cloud DNS managed zone name or projects/PROJECT/managedZones/ZONE (gcp), "
+        "an Azure DNS zone resource id (azure).",
+        None,
+        parse=_matching(r"\S+", "a DNS zone id"),
+        allowed="a DNS zone id",
+        default_doc="required with acme",
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Gateway:
     exposure: Literal["internal", "external"] = setting(
@@ -138,11 +177,12 @@ class Gateway:
         default_doc="127.0.0.1.sslip.io on kind, models.internal elsewhere",
     )
     certificate: str = setting(
-        "TLS secret (in istio-system, beside the gateway) the Gateway serves; kind generates a self-signed one.",
-        "turnout-gateway-tls",
+        "TLS Secret (in istio-system, beside the gateway) the Gateway serves: the one tls.issuer writes, or yours.",
+        DEFAULT_CERTIFICATE,
         parse=_matching(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", "a Kubernetes secret name"),
         allowed="a Kubernetes secret name",
     )
+    tls: GatewayTls = setting("Where the certificate comes from.", GatewayTls())
 
 
 ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts"
@@ -286,6 +326,81 @@ def _strategy(value: object, path: str) -> Strategy:
     return parse_strategy(value, path)
 
 
+_EGRESS_HOST = re.compile(r"(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?(:\d{1,5})?")
+EGRESS_ALLOWED = (
+    "a hostname with at least two labels (a wildcard only as the whole first label, `*.`), and an optional :port "
+    "from 1 to 65535, such as s3.us-east-1.amazonaws.com or *.blob.core.windows.net:443"
+)
+
+
+def _egress(value: object, path: str) -> tuple[str, ...]:
+    """Hosts as `host:port` (port 443 unless given), each once; Istio's rules for ServiceEntry hosts."""
+    if not isinstance(value, list):
+        raise ConfigError(path, describe(value), "a list of hosts: " + EGRESS_ALLOWED)
+    hosts: list[str] = []
+    for index, item in enumerate(value):
+        text = item.lower() if isinstance(item, str) else item
+        if not isinstance(text, str) or not _EGRESS_HOST.fullmatch(text) or len(text.split(":")[0]) > 253:
+            raise ConfigError(f"{path}[{index}]", describe(item), EGRESS_ALLOWED)
+        host, _, port = text.partition(":")
+        if port and not 1 <= int(port) <= 65535:
+            raise ConfigError(f"{path}[{index}]", describe(item), EGRESS_ALLOWED)
+        entry = f"{host}:{int(port) if port else 443}"
+        if entry in hosts:
+            raise ConfigError(f"{path}[{index}]", f"{describe(item)}, listed twice", "each host and port once")
+        hosts.append(entry)
+    return tuple(hosts)
+
+
+_SECRET_NAME = _matching(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", "a Kubernetes secret name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PullSecret:
+    """An image pull Secret in the endpoint's namespace: yours (only `name`), or made by turnout."""
+
+    name: str = setting("The Secret's name.", parse=_SECRET_NAME, allowed="a Kubernetes secret name")
+    registry: str | None = setting(
+        "With username and passwordConfig, turnout creates the Secret (kubernetes.io/dockerconfigjson) for this "
+        "registry host.",
+        None,
+        parse=_matching(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?", "a registry host such as ghcr.io"),
+        allowed="a registry host",
+    )
+    username: str | None = setting("The registry user.", None, parse=_matching(r"\S+", "a user name"), allowed="a name")
+    password_config: str | None = setting(
+        "The Pulumi config key (NAMESPACE:KEY, not turnout:) holding the password or token, set with "
+        "`pulumi config set --secret`: it never appears in the stack file or the plan in clear.",
+        None,
+        parse=_matching(
+            r"(?!turnout:)[A-Za-z0-9_.-]+:[A-Za-z0-9_./-]+", "a Pulumi config key NAMESPACE:KEY outside turnout:"
+        ),
+        allowed="a config key NAMESPACE:KEY",
+    )
+
+
+def _pull_secrets(value: object, path: str) -> tuple[PullSecret, ...]:
+    """Each Secret named once; one turnout makes has all three of registry, username and passwordConfig."""
+    if not isinstance(value, list):
+        allowed = "a list of mappings with keys [name, registry, username, passwordConfig]"
+        raise ConfigError(path, describe(value), allowed)
+    secrets: list[PullSecret] = []
+    for index, item in enumerate(value):
+        secret = parse_object(PullSecret, item, f"{path}[{index}]")
+        given = {"registry": secret.registry, "username": secret.username, "passwordConfig": secret.password_config}
+        missing = [key for key, found in given.items() if found is None]
+        if missing and len(missing) < len(given):
+            raise ConfigError(
+                f"{path}[{index}].{missing[0]}",
+                "nothing",
+                "all of registry, username and passwordConfig (turnout makes the Secret), or none (it is yours)",
+            )
+        if any(other.name == secret.name for other in secrets):
+            raise ConfigError(f"{path}[{index}].name", f"{describe(secret.name)}, listed twice", "each Secret once")
+        secrets.append(secret)
+    return tuple(secrets)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Endpoint:
     backend: Literal["istio", "knative"] = setting("How versions are served and routed.", "istio")
@@ -303,6 +418,19 @@ class Endpoint:
         parse=_strategy,
         allowed="a strategy mapping",
         default_doc="rolling of the only version",
+    )
+    egress: tuple[str, ...] = setting(
+        "Hosts outside the mesh the endpoint's pods may call over TLS (the mesh lets pods reach registered hosts "
+        "only): a hostname or `*.` and a domain, with an optional :port (443 by default); see Egress.",
+        (),
+        parse=_egress,
+        allowed="a list of hostnames with an optional :port",
+    )
+    pull_secrets: tuple[PullSecret, ...] = setting(
+        "Image pull Secrets for every version's pods; see Private registries.",
+        (),
+        parse=_pull_secrets,
+        allowed="a list of mappings",
     )
 
 
@@ -594,12 +722,92 @@ def _validate_platform(platform: Platform) -> Platform:
         resolved.append(
             dataclasses.replace(pool, machine_type=pool.machine_type or DEFAULT_MACHINE_TYPES[platform.cloud])
         )
-    gateway = platform.serving.gateway
+    gateway = _validate_gateway_tls(platform.serving.gateway, platform.cloud)
     if gateway.domain is None:
         domain = KIND_DOMAIN if platform.cloud == "kind" else CLOUD_DOMAIN
         gateway = dataclasses.replace(gateway, domain=domain)
     serving = dataclasses.replace(platform.serving, gateway=gateway)
     return dataclasses.replace(platform, node_pools=tuple(resolved), serving=serving, **_cluster_access(platform))
+
+
+# Domains no public ACME CA can validate: special-use and private-use names (RFC 6761, RFC 8375, ICANN's
+# .internal) and the shared wildcard-DNS services, whose zones no stack can write a TXT record in.
+NON_PUBLIC_SUFFIXES = ("internal", "local", "localhost", "test", "example", "invalid", "alt", "home.arpa", "lan")
+SHARED_DNS_SUFFIXES = ("sslip.io", "nip.io")
+# The zone cert-manager solves DNS-01 in, as each cloud names it.
+DNS_ZONE_PATTERNS: dict[str, tuple[str, str]] = {
+    "aws": (r"Z[A-Z0-9]{1,31}", "a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ"),
+    "gcp": (
+        r"(projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/managedZones/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?",
+        "a Cloud DNS managed zone name such as models-zone, or projects/PROJECT/managedZones/ZONE",
+    ),
+    "azure": (
+        r"/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w.()]{1,90}/providers/Microsoft\.Network/dnszones/"
+        r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?",
+        "an Azure DNS zone resource id such as /subscriptions/SUBSCRIPTION/resourceGroups/dns/providers/"
+        "Microsoft.Network/dnszones/example.com",
+    ),
+}
+
+
+def _validate_gateway_tls(gateway: Gateway, cloud: str) -> Gateway:
+    """The gateway's certificate source, checked against the cloud and domain, with its default resolved: never
+    an issuer that cannot issue for the domain, never a quiet fallback to another one."""
+    path = key_path("platform.serving.gateway.tls")
+    tls = gateway.tls
+    domain = gateway.domain or (KIND_DOMAIN if cloud == "kind" else CLOUD_DOMAIN)
+    issuer = tls.issuer or (
+        "secret" if gateway.certificate != DEFAULT_CERTIFICATE else ("self-signed" if cloud == "kind" else "private-ca")
+    )
+    if issuer != "acme":
+        for key, value in (("server", tls.server), ("email", tls.email), ("dnsZone", tls.dns_zone)):
+            if value is not None:
+                raise ConfigError(f"{path}.{key}", f"{describe(value)} with issuer {issuer}", f"no {key}: it is acme's")
+    if issuer == "self-signed" and cloud != "kind":
+        raise ConfigError(
+            f"{path}.issuer",
+            f'"self-signed" with cloud {cloud}',
+            "acme, private-ca (cert-manager's CA, renewed in the cluster) or secret; self-signed is kind's",
+        )
+    if issuer == "acme":
+        if cloud == "kind":
+            raise ConfigError(
+                f"{path}.issuer",
+                '"acme" with cloud kind',
+                "self-signed, private-ca or secret: kind has no workload identity to write DNS-01 records with",
+            )
+        labels = domain.lower().split(".")
+        private = len(labels) < 2 or any(
+            domain.lower() == suffix or domain.lower().endswith("." + suffix)
+            for suffix in (*NON_PUBLIC_SUFFIXES, *SHARED_DNS_SUFFIXES)
+        )
+        if private:
+            written = f"domain {domain}" if gateway.domain else f"the default domain {domain}"
+            raise ConfigError(
+                f"{path}.issuer",
+                f'"acme" with {written}, which no public ACME CA can validate',
+                "private-ca (or secret) for it, or acme with platform.serving.gateway.domain set to a public "
+                "domain whose DNS zone you control",
+            )
+        if tls.server is None:
+            raise ConfigError(
+                f"{path}.server",
+                "nothing, with issuer acme",
+                "letsencrypt (production) or letsencrypt-staging: say which, there is no default",
+            )
+        pattern, example = DNS_ZONE_PATTERNS[cloud]
+        if tls.dns_zone is None:
+            raise ConfigError(f"{path}.dnsZone", "nothing, with issuer acme", f"on {cloud}, {example}")
+        if not re.fullmatch(pattern, tls.dns_zone):
+            raise ConfigError(f"{path}.dnsZone", describe(tls.dns_zone), f"on {cloud}, {example}")
+        zone_name = tls.dns_zone.rsplit("/", 1)[-1].lower() if cloud == "azure" else None
+        if zone_name and not (domain.lower() == zone_name or domain.lower().endswith("." + zone_name)):
+            raise ConfigError(
+                f"{path}.dnsZone",
+                f"zone {zone_name}, which does not hold domain {domain}",
+                f"the Azure DNS zone of {domain} or of a parent domain",
+            )
+    return dataclasses.replace(gateway, tls=dataclasses.replace(tls, issuer=issuer))
 
 
 # Who may be a cluster admin, as each cloud names principals.

@@ -387,6 +387,8 @@ class AksCluster(pulumi.ComponentResource):
     network_cidr: str
     private_dns_zone: privatedns.PrivateZone | None
     """A private cluster's API zone (None with allowlist access)."""
+    resource_group_name: pulumi.Output[str]
+    """The cluster's resource group, for the Azure identities of workloads inside it (cert-manager's)."""
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:cluster:AksCluster", name, None, opts)
@@ -429,6 +431,7 @@ class AksCluster(pulumi.ComponentResource):
             opts=mine,
         )
         self.vnet_id, self.node_subnet_id = vnet.id, nodes_subnet.id
+        self.resource_group_name = group.name
         identity = managedidentity.UserAssignedIdentity(
             child(name, "identity"),
             resource_name_=azure_name("managed_identity", child(args.cluster_name, "identity")),

@@ -132,6 +132,7 @@ def revision_template(
             }
         ],
         **({"volumes": list(additions.volumes)} if additions.volumes else {}),
+        **({"imagePullSecrets": [{"name": name} for name in additions.pull_secrets]} if additions.pull_secrets else {}),
     }
     if version.resources.gpu:
         spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]

@@ -29,6 +29,7 @@ GATEWAY_RELEASE = "istio-ingressgateway"
 GATEWAY_SELECTOR = {"istio": "ingressgateway"}
 GATEWAY_NAME = "turnout-gateway"
 GATEWAY_PRINCIPAL = f"cluster.local/ns/{GATEWAY_NAMESPACE}/sa/{GATEWAY_RELEASE}"
+TLS_ISSUER_ANNOTATION = "turnout.dev/tls-issuer"
 # kind publishes the gateway's NodePorts on the host's loopback (components.cluster.kind).
 KIND_INGRESS_ADDRESS = "127.0.0.1"
 
@@ -242,7 +243,12 @@ class IstioMesh(pulumi.ComponentResource):
             child(name, "gateway-cr"),
             api_version="networking.istio.io/v1",
             kind="Gateway",
-            metadata={"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
+            # Says where its certificate comes from (tls-on-public-gateways accepts a Secret the stack brings).
+            metadata={
+                "name": GATEWAY_NAME,
+                "namespace": GATEWAY_NAMESPACE,
+                **({"annotations": {TLS_ISSUER_ANNOTATION: issuer}} if (issuer := args.gateway.tls.issuer) else {}),
+            },
             spec=gateway_spec(args.domain, args.gateway.certificate),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway_release]),
         )

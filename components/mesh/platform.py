@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.mesh.certificate import SelfSignedCertificate, SelfSignedCertificateArgs
+from components.mesh.certificate import GatewayTlsArgs, gateway_tls
 from components.mesh.flagger import Flagger, FlaggerArgs
 from components.mesh.istio import (
     GATEWAY_NAME,
@@ -45,6 +45,8 @@ class ServingPlatformArgs:
     cloud: str
     tier: str
     endpoints: dict[str, Endpoint]
+    cluster: pulumi.ComponentResource | None = None
+    """The cluster the platform runs on (its workload identity, for cert-manager's DNS-01 records)."""
 
 
 class ServingPlatform(pulumi.ComponentResource):
@@ -75,17 +77,18 @@ class ServingPlatform(pulumi.ComponentResource):
                 MetricsServerArgs(cloud=args.cloud, tier=args.tier),
                 pulumi.ResourceOptions(parent=self),
             )
-        if args.cloud == "kind":  # clouds reference a certificate managed outside the stack
-            SelfSignedCertificate(
-                child(name, "tls"),
-                SelfSignedCertificateArgs(
-                    domain=domain,
-                    secret_name=serving.gateway.certificate,
-                    namespace=GATEWAY_NAMESPACE,
-                    after=(istio.system_namespace,),
-                ),
-                pulumi.ResourceOptions(parent=self),
-            )
+        tls = gateway_tls(
+            child(name, "tls"),
+            GatewayTlsArgs(
+                gateway=serving.gateway,
+                cloud=args.cloud,
+                tier=args.tier,
+                namespace=GATEWAY_NAMESPACE,
+                cluster=args.cluster,
+                after=(istio.system_namespace,),
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
         if features.knative:
             knative = KnativeServing(
                 child(name, "knative"),
@@ -113,5 +116,7 @@ class ServingPlatform(pulumi.ComponentResource):
             "knative": serving.knative.version if features.knative else None,
             "flagger": serving.flagger.version if features.flagger else None,
             "prometheus": serving.prometheus.version if features.flagger else None,
+            "cert-manager": tls.cert_manager,
+            "tls": tls.summary,
         }
         self.register_outputs({"versions": self.versions})

@@ -120,7 +120,7 @@ def _platform_table(plan: StackPlan) -> list[str]:
     platform = plan.outputs.get("platform") or {}
     if not platform:
         return []
-    parts = ["istio", "knative", "flagger", "prometheus"]
+    parts = ["istio", "knative", "flagger", "prometheus", "cert-manager", "tls"]
     lines = ["## Serving platform", "", "| cluster | " + " | ".join(parts) + " |", "| --- |" + " --- |" * len(parts)]
     for cluster, versions in sorted(platform.items()):
         lines.append(f"| `{cluster}` | " + " | ".join(versions.get(p) or "—" for p in parts) + " |")
