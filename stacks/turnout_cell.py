@@ -20,7 +20,9 @@ from turnout.naming import child
 def compose_cell(stack: StackConfig) -> None:
     recovery = dr.assess(stack.dr, stack.platform, has_cache=stack.cache is not None)
 
-    fleet = Fleet("fleet", stack.platform, pulumi.get_stack(), regions=recovery.settings.cluster_regions)
+    fleet = Fleet(
+        "fleet", stack.platform, pulumi.get_stack(), regions=recovery.settings.cluster_regions, tier=stack.tier
+    )
     cache = build_cache(
         child(pulumi.get_stack(), "cache"),
         stack.cache,

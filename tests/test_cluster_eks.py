@@ -30,6 +30,8 @@ SUBNET = "aws:ec2/subnet:Subnet"
 ROLE = "aws:iam/role:Role"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 OIDC_PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
 LBC_SUBJECT = "system:serviceaccount:kube-system:aws-load-balancer-controller"
 GENERAL = NodePool(name="general", machine_type="m6i.xlarge", min=2, max=6)
@@ -126,7 +128,7 @@ def test_api_endpoint_is_private_by_default():
 
 
 def test_api_endpoint_is_public_only_to_the_allowlist():
-    _, records = plan(eks_args(api_access_cidrs=("203.0.113.0/24", "198.51.100.7/32")))
+    _, records = plan(eks_args(api_access="allowlist", api_access_cidrs=("203.0.113.0/24", "198.51.100.7/32")))
     vpc_config = records[(CLUSTER, "prod-us-east-1-eks")].inputs["vpcConfig"]
     assert vpc_config["endpointPrivateAccess"] is True
     assert vpc_config["endpointPublicAccess"] is True
@@ -168,7 +170,7 @@ def test_roles_trust_their_service_and_carry_the_eks_managed_policies():
     attached = {
         (record.inputs["role"], record.inputs["policyArn"].rsplit("/", 1)[1])
         for record in of_type(records, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").values()
-        if record.inputs["policyArn"].startswith("arn:aws:iam::aws:policy/")
+        if record.inputs["policyArn"].startswith("arn:aws:iam::aws:policy/") and "karpenter" not in record.name
     }
     assert attached == {
         ("prod-us-east-1-cluster", "AmazonEKSClusterPolicy"),
@@ -228,7 +230,7 @@ def test_control_plane_and_nodes_use_private_subnets_only():
     private = {s.urn for s in subnets(records, "internal-elb").values()}
     cluster = records[(CLUSTER, "prod-us-east-1-eks")]
     groups = of_type(records, NODE_GROUP)
-    assert sorted(groups) == ["prod-us-east-1-pool-general", "prod-us-east-1-pool-gpu"]
+    assert sorted(groups) == ["prod-us-east-1-pool-general"], "a pool with min 0 has no managed nodes"
     for resource in [cluster, *groups.values()]:
         assert private <= set(resource.dependencies)
         assert not public & set(resource.dependencies), f"{resource.name} must not use a public subnet"
@@ -239,20 +241,29 @@ def test_control_plane_and_nodes_use_private_subnets_only():
 
 
 def test_gpu_pool_is_tainted_nvidia_and_cpu_pool_is_not():
-    _, records = plan(eks_args())
+    always_on = NodePool(name="gpu", machine_type="m6i.xlarge", min=1, max=2, gpu=1)
+    _, records = plan(eks_args(node_pools=(GENERAL, always_on)))
     general = records[(NODE_GROUP, "prod-us-east-1-pool-general")].inputs
     gpu = records[(NODE_GROUP, "prod-us-east-1-pool-gpu")].inputs
     assert gpu["amiType"] == "AL2023_x86_64_NVIDIA"
     assert gpu["instanceTypes"] == ["g5.xlarge"]
     assert gpu["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
     assert gpu["labels"] == {"turnout.dev/pool": "gpu", "nvidia.com/gpu.present": "true"}
-    assert gpu["scalingConfig"] == {"minSize": 0, "maxSize": 2, "desiredSize": 0}
     assert general["amiType"] == "AL2023_x86_64_STANDARD"
     assert general["instanceTypes"] == ["m6i.xlarge"]
     assert "taints" not in general
     assert general["labels"] == {"turnout.dev/pool": "general"}
-    assert general["scalingConfig"] == {"minSize": 2, "maxSize": 6, "desiredSize": 2}
     assert general["clusterName"] == "prod-us-east-1" and general["nodeGroupName"] == "general"
+
+
+def test_managed_node_groups_are_the_fixed_baseline_and_karpenter_the_rest():
+    _, records = plan(eks_args())
+    general = records[(NODE_GROUP, "prod-us-east-1-pool-general")].inputs
+    assert general["scalingConfig"] == {"minSize": 2, "maxSize": 2, "desiredSize": 2}, "min nodes, never scaled"
+    pools = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in of_type(records, NODE_POOL).values()}
+    assert sorted(pools) == ["general", "gpu"]
+    assert pools["general"]["limits"] == {"nodes": "4"}, "max 6 - the 2 managed"
+    assert pools["gpu"]["limits"] == {"nodes": "2", "nvidia.com/gpu": "2"}, "min 0: every GPU node is Karpenter's"
 
 
 def test_kubeconfig_is_secret_uses_the_cluster_endpoint_and_aws_tokens_and_waits_for_nodes():
@@ -303,7 +314,7 @@ def test_two_regions_get_distinct_names_derived_from_their_cluster_names():
     assert roles == {
         f"{cluster}-{role}"
         for cluster in ("prod-us-east-1", "prod-eu-west-1")
-        for role in ("cluster", "node", "lb-controller")
+        for role in ("cluster", "node", "lb-controller", "karpenter", "karpenter-node")
     }
     _, again = plan(east, west)
     assert {k: r.inputs for k, r in again.items()} == {k: r.inputs for k, r in records.items()}, "plans are stable"
@@ -313,6 +324,9 @@ def test_aws_mocks_answer_only_for_aws():
     assert mocks_aws.resource_outputs("kubernetes:core/v1:Namespace", "ns", {}) is None
     assert mocks_aws.invoke("gcp:compute/getZones:getZones", {}) is None
     zones = mocks_aws.invoke(mocks_aws.AVAILABILITY_ZONES, {"state": "available"})
+    assert zones["names"] == ["us-east-1-bos-1a", "us-east-1a", "us-east-1b", "us-east-1c"], "a Local Zone first"
+    only_azs = {"state": "available", "filters": [{"name": "opt-in-status", "values": ["opt-in-not-required"]}]}
+    zones = mocks_aws.invoke(mocks_aws.AVAILABILITY_ZONES, only_azs)
     assert zones["names"] == ["us-east-1a", "us-east-1b", "us-east-1c"]
     assert zones["zoneIds"] == ["use1-az1", "use1-az2", "use1-az3"]
     vpc = mocks_aws.resource_outputs("aws:ec2/vpc:Vpc", "lab-vpc", {"cidrBlock": "10.0.0.0/16"})
