@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
+import pulumi_aws as aws
 
 from turnout.errors import ConfigError, describe
 
@@ -58,10 +59,7 @@ class DeployerIdentity:
         if self.profile:
             args["profile"] = self.profile
         if self.role_arn:
-            role = {"role_arn": self.role_arn}
-            if self.session_name:
-                role["session_name"] = self.session_name
-            args["assume_roles"] = [role]
+            args["assume_roles"] = [aws.ProviderAssumeRoleArgs(role_arn=self.role_arn, session_name=self.session_name)]
         if self.files.get("sharedConfigFiles"):
             args["shared_config_files"] = list(self.files["sharedConfigFiles"])
         if self.files.get("sharedCredentialsFiles"):
