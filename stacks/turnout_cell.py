@@ -87,8 +87,8 @@ def compose_cell(stack: StackConfig) -> None:
                 "region": c.region,
                 "address": platforms[c.name].ingress_address,
                 **({"network": stack.platform.networks[c.region]} if c.region in stack.platform.networks else {}),
-                # The cluster's network id (an EKS VPC), for a global stack's private zone to be associated with.
-                **({"networkId": c.vpc_id} if getattr(c, "vpc_id", None) is not None else {}),
+                # The cluster's VPC (EKS; none elsewhere), which a global stack associates its private zone with.
+                "networkId": getattr(c, "vpc_id", None),
             }
             for c in fleet.clusters
         ],
