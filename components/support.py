@@ -40,6 +40,8 @@ def check_buildable(config: StackConfig, stack: str) -> None:
             backup_interval_seconds=cache_backup_interval(plan.settings),
             backup_retention_days=plan.settings.backup_retention_days,
             replica_regions=plan.settings.cache_replicas,
+            primary_region=config.cache.primary_region,
+            cache_regions=(plan.settings.primary_region, *plan.settings.cache_replicas),
         )
     for name, endpoint in config.endpoints.items():
         check_renderable(name, endpoint)

@@ -13,6 +13,7 @@ import pytest
 
 from components.cache.azure_redis import cache_name, storage_account_name
 from components.cache.build import build_cache
+from components.cache.elasticache import SECONDARY_CONFLICTS
 from components.cluster import ClusterArgs
 from components.cluster.aks import AksCluster
 from components.cluster.eks import EksCluster
@@ -48,7 +49,7 @@ def cache_run(cloud: str, regions: tuple[str, ...], *, replicas: tuple[str, ...]
         ]
         cache = build_cache(
             "prod-cache",
-            Cache(engine=settings.pop("engine", "redis")),
+            Cache(engine=settings.pop("engine", "redis"), primary_region=settings.pop("primary_region", None)),
             cloud=cloud,
             tier=settings.pop("tier", "prod"),
             clusters=clusters,
@@ -81,6 +82,11 @@ def assert_never_in_the_clear(run, secret: str) -> None:
     for record in run.records:
         assert secret not in json.dumps(record.inputs), f"{record.type} {record.name} shows the secret"
     assert secret not in json.dumps(run.stack_outputs)
+
+
+def to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def is_secret(raw_value) -> bool:
@@ -134,7 +140,8 @@ def test_elasticache_keeps_daily_snapshots_for_the_retention(aws_single):
     (group,) = of_type(records, REPLICATION_GROUP).values()
     assert group.inputs["snapshotRetentionLimit"] == 7
     assert group.inputs["snapshotWindow"] == "03:00-05:00"
-    assert group.inputs["finalSnapshotIdentifier"] == "prod-cache-us-east-1-final"
+    suffix = records[("random:index/randomId:RandomId", "prod-cache-us-east-1-final-snapshot")]
+    assert group.inputs["finalSnapshotIdentifier"] == f"prod-cache-us-east-1-final-{suffix.raw_outputs['hex']}"
     assert run.stack_outputs["replication"]["backup"] == {
         "intervalSeconds": 86400,
         "requestedIntervalSeconds": 86400,
@@ -191,15 +198,16 @@ def test_a_replica_region_joins_a_global_datastore_with_its_own_key_and_provider
     assert primary.urn in datastore.dependencies
     assert datastore.provider == records[("pulumi:providers:aws", "prod-cache-us-east-1-aws")].urn
     assert secondary.inputs["globalReplicationGroupId"] == datastore.raw_outputs["globalReplicationGroupId"]
-    assert "engine" not in secondary.inputs and "nodeType" not in secondary.inputs, "taken from the datastore"
+    for conflicting in SECONDARY_CONFLICTS:  # the provider's ConflictsWith global_replication_group_id
+        assert to_camel(conflicting) not in secondary.inputs, conflicting
     west = records[("pulumi:providers:aws", "prod-cache-us-west-2-aws")]
     assert west.inputs["region"] == "us-west-2" and secondary.provider == west.urn
     west_key = records[("aws:kms/key:Key", "prod-cache-us-west-2-key")]
     assert secondary.inputs["kmsKeyId"] == west_key.raw_outputs["arn"]
     assert west_key.raw_outputs["arn"].startswith("arn:aws:kms:us-west-2:")
+    assert primary.inputs["atRestEncryptionEnabled"] is True and primary.inputs["transitEncryptionEnabled"] is True
+    assert primary.inputs["nodeType"] == "cache.m7g.large", "dev's t4g.medium cannot join a Global Datastore"
     for group in (primary, secondary):
-        assert group.inputs["atRestEncryptionEnabled"] is True
-        assert group.inputs["transitEncryptionEnabled"] is True
         assert group.inputs["authToken"] == REDACTED
         assert group.inputs["numCacheClusters"] == 2 and group.inputs["multiAzEnabled"] is True
     west_rule = records[(INGRESS_RULE, "prod-cache-us-west-2-sg-from-cluster")]

@@ -14,12 +14,14 @@ import pytest
 from components.cluster.eks import eks_kubeconfig
 from components.cluster.gke import gke_kubeconfig
 from components.globaltraffic import (
+    NAME_PATTERN,
     GlobalTrafficArgs,
     RegionalIngress,
     build_global_traffic,
     check_global_traffic,
     exported,
     regional_ingresses,
+    routing_name,
 )
 from components.globaltraffic.cloud_dns import source_regions
 from components.globaltraffic.traffic_manager import profile_name
@@ -202,8 +204,6 @@ def test_weights_are_0_to_255_and_not_all_zero():
 @pytest.mark.parametrize(
     ("overrides", "path"),
     [
-        ({"name": "Models"}, "turnout:globalTraffic.name"),
-        ({"name": "m" * 41}, "turnout:globalTraffic.name"),
         ({"domain": "localhost"}, "turnout:platform.serving.gateway.domain"),
         ({"health_check_path": "healthz"}, "turnout:globalTraffic.healthCheck.path"),
         ({"routing": "geo"}, "turnout:globalTraffic.routing"),
@@ -215,6 +215,29 @@ def test_weights_are_0_to_255_and_not_all_zero():
 def test_malformed_args_name_their_key(overrides, path):
     args = dataclasses.replace(traffic(EAST, WEST), **overrides)
     assert expect_error("aws", args).path == path
+
+
+@pytest.mark.parametrize("name", ["Models", "m" * 41])
+def test_a_malformed_name_is_a_bug_not_a_key_the_user_wrote(name):
+    """The name derives from the stack name (`routing_name`): no `turnout:globalTraffic.name` key exists to blame."""
+    with pytest.raises(ValueError, match="routing_name"):
+        check_global_traffic("aws", dataclasses.replace(traffic(EAST, WEST), name=name))
+
+
+@pytest.mark.parametrize(
+    "stack",
+    ["prod", "prod-aws-blue", "a" * 42, "x" * 100, "Prod.AWS_eu", "7-seas", "a.b", "---"],
+)
+def test_any_stack_name_gives_a_valid_stable_routing_name(stack):
+    name = routing_name(stack)
+    assert re.fullmatch(NAME_PATTERN, name) and len(name) <= 40, name
+    assert routing_name(stack) == name
+    check_global_traffic("aws", dataclasses.replace(traffic(EAST, WEST), name=name))
+
+
+def test_short_stack_names_keep_their_routing_name_unchanged():
+    assert routing_name("prod-aws") == "prod-aws-models", "existing stacks' resources keep their names"
+    assert routing_name("a" * 42) != routing_name("a" * 43), "long names stay distinct"
 
 
 def test_kind_gets_no_global_routing_and_unknown_clouds_are_refused():
@@ -327,6 +350,24 @@ def test_route53_internal_checks_an_alarm_on_each_nlb_healthy_hosts_in_a_private
         assert record["zoneId"] == private_zone["zoneId"]
     assert outputs["detection_seconds"] == 120
     assert {r["healthCheck"]["mechanism"] for r in outputs["records"]} == {"cloudwatch-alarm"}
+
+
+ZONE_ASSOCIATION = "aws:route53/zoneAssociation:ZoneAssociation"
+
+
+def test_a_private_zone_is_associated_with_every_regions_network():
+    """Clients of an internal gateway resolve the records only inside networks the private zone is associated with;
+    the clusters' VPCs are the stack's own, so nobody could have associated them beforehand."""
+    east, west = (dataclasses.replace(i, network_id=f"vpc-{i.region}") for i in (EAST, WEST))
+    records, _ = plan("aws", traffic(east, west, exposure="internal"))
+    private_zone = mocks_dns.invoke(mocks_dns.GET_ZONE, {"name": DOMAIN, "privateZone": True})
+    associations = {r.inputs["vpcId"]: r.inputs for r in of_type(records, ZONE_ASSOCIATION).values()}
+    assert associations == {
+        f"vpc-{i.region}": {"zoneId": private_zone["zoneId"], "vpcId": f"vpc-{i.region}", "vpcRegion": i.region}
+        for i in (EAST, WEST)
+    }
+    external, _ = plan("aws", traffic(east, west))
+    assert not of_type(external, ZONE_ASSOCIATION), "a public zone answers everyone"
 
 
 # Cloud DNS under mocks.

@@ -291,6 +291,14 @@ class DrTarget:
 @dataclass(frozen=True, kw_only=True)
 class Cache:
     engine: Literal["redis", "valkey"] = setting("Cache engine.", "redis")
+    primary_region: str | None = setting(
+        "aws: the region whose copy takes writes. Change it only to the region `turnout failover` promoted (its "
+        "runbook says so), so the stack agrees with the Global Datastore.",
+        None,
+        parse=_region,
+        allowed="a region of the stack that holds a copy of the cache",
+        default_doc="the stack's first region",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -68,6 +68,9 @@ class CacheArgs:
     """How often a snapshot is taken; the cloud's nearest supported period is used (`backup_period`)."""
     backup_retention_days: int = DEFAULT_BACKUP_RETENTION_DAYS
     """How long snapshots are kept where the cloud lets it be set (ElastiCache); others keep the latest."""
+    primary_region: str | None = None
+    """The copy that takes writes now (`turnout:cache.primaryRegion`, ElastiCache only, after a failover); None:
+    `primary`'s. `primary` stays the copy the cache was founded on, whatever takes writes later."""
 
     @property
     def sites(self) -> tuple[CacheSite, ...]:
@@ -117,8 +120,11 @@ def check_cache_settings(
     backup_interval_seconds: int,
     backup_retention_days: int,
     replica_regions: tuple[str, ...] = (),
+    primary_region: str | None = None,
+    cache_regions: tuple[str, ...] = (),
 ) -> None:
-    """Refuse, naming the `turnout:cache` key, what the cloud's cache cannot do, before anything is created."""
+    """Refuse, naming the `turnout:cache` key, what the cloud's cache cannot do, before anything is created.
+    `cache_regions`: the regions that hold a copy (the founding one first), for `primary_region`."""
     if engine not in ENGINES[cloud]:
         raise NotSupportedError(
             key_path(f"{CACHE_KEY}.engine"),
@@ -153,6 +159,28 @@ def check_cache_settings(
             f"cross-region replicas in {', '.join(replica_regions)} on {cloud} ({reason})",
             "a single-region cache on kind and gcp; cross-region replicas on " + " and ".join(CROSS_REGION),
         )
+    if primary_region is not None:
+        check_primary_region(cloud, primary_region, cache_regions)
+
+
+PRIMARY_REGION_CLOUDS = ("aws",)
+
+
+def check_primary_region(cloud: str, primary_region: str, cache_regions: tuple[str, ...]) -> None:
+    """`turnout:cache.primaryRegion` names a region holding a copy, on a cloud whose failover turnout runs."""
+    path = key_path(f"{CACHE_KEY}.primaryRegion")
+    if cloud not in PRIMARY_REGION_CLOUDS:
+        raise NotSupportedError(
+            path,
+            f"{primary_region!r} on {cloud}",
+            "primaryRegion on " + ", ".join(PRIMARY_REGION_CLOUDS) + " (after `turnout failover`)",
+        )
+    if cache_regions and primary_region not in cache_regions:
+        raise ConfigError(
+            path,
+            f"{primary_region!r}, which holds no copy of the cache",
+            "a region with a copy: " + ", ".join(cache_regions),
+        )
 
 
 def check_cache_args(cloud: str, args: CacheArgs) -> None:
@@ -163,6 +191,8 @@ def check_cache_args(cloud: str, args: CacheArgs) -> None:
         backup_interval_seconds=args.backup_interval_seconds,
         backup_retention_days=args.backup_retention_days,
         replica_regions=tuple(site.region for site in args.replicas),
+        primary_region=args.primary_region,
+        cache_regions=tuple(site.region for site in args.sites),
     )
 
 

@@ -17,6 +17,8 @@ class ClusterArgs:
     kubernetes_version: str
     """Minor version such as "1.34"."""
     node_pools: tuple[NodePool, ...]
+    tier: str = "dev"
+    """dev, staging or prod (`turnout:tier`): what the cluster may trade for cost (EKS: spot nodes outside prod)."""
     api_access: str = "in-network"
     """How the deployer reaches the API (turnout.config.ApiAccess): dns (GKE's DNS endpoint), allowlist (a
     public endpoint open only to `api_access_cidrs`) or in-network (a private endpoint only)."""

@@ -3,9 +3,6 @@ health-check interval, failure threshold and TTL the tier's estimate was compute
 
 from __future__ import annotations
 
-import hashlib
-import re
-
 import pulumi
 
 from components.globaltraffic import (
@@ -15,27 +12,12 @@ from components.globaltraffic import (
     build_global_traffic,
     check_global_traffic,
     regional_ingresses,
+    routing_name,
 )
 from turnout.config import CLOUD_DOMAIN, Platform
 from turnout.dr import DrPlan
 from turnout.errors import ConfigError
-from turnout.naming import child, fit
-
-NAME_MAX = 40  # check_global_traffic's name rule: a DNS label of at most 40 characters
-
-
-def routing_name(stack: str) -> str:
-    """The failover routing's name, derived from the stack name (which is no key of the stack file, so it must never
-    be refused): `<stack>-models` as a lowercase DNS label of at most NAME_MAX characters, with a hash of the stack
-    name when that changed it, so distinct stacks keep distinct names (Traffic Manager's DNS name derives from it)."""
-    name = child(stack, "models")
-    label = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", name.lower())).strip("-")
-    if not label[:1].isalpha():
-        label = "s" + label
-    if label != name:
-        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-        return f"{label[: NAME_MAX - len(digest) - 1].rstrip('-')}-{digest}"
-    return fit(label, NAME_MAX)
+from turnout.naming import child
 
 
 def _args(plan: DrPlan, platform: Platform, name: str, ingresses: tuple[RegionalIngress, ...]) -> GlobalTrafficArgs:
@@ -84,5 +66,9 @@ def failover_routing(
     """The tier's global routing over the clusters' gateways; None for tiers (and clouds) without one."""
     if plan.settings.routing is None:
         return None
-    ingresses = regional_ingresses([(c.name, c.region) for c in clusters], addresses, plan.settings.routing.policy)
+    # The clusters' networks (EKS VPCs), which an internal gateway's private zone must be associated with.
+    networks = {c.name: c.vpc_id for c in clusters if getattr(c, "vpc_id", None) is not None}
+    ingresses = regional_ingresses(
+        [(c.name, c.region) for c in clusters], addresses, plan.settings.routing.policy, networks
+    )
     return build_global_traffic(platform.cloud, _args(plan, platform, routing_name(stack), ingresses))
