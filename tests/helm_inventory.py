@@ -89,8 +89,18 @@ class ReleaseInputs:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property
+    def chart_name(self) -> str:
+        """The chart's own name: `chart`, or the last part of an OCI reference (oci://host/path/karpenter)."""
+        return self.chart.rsplit("/", 1)[-1] if self.chart.startswith("oci://") else self.chart
+
+    @property
+    def source_repository(self) -> str:
+        """Where the chart is published: the repository, or an OCI reference's registry path."""
+        return self.chart.rsplit("/", 1)[0] if self.chart.startswith("oci://") else self.repository
+
+    @property
     def inventory(self) -> Path:
-        return CHARTS / f"{self.chart}-{self.version}-{self.values_hash}.json"
+        return CHARTS / f"{self.chart_name}-{self.version}-{self.values_hash}.json"
 
     def describe(self) -> str:
         return f"{self.chart} {self.version} (release {self.namespace}/{self.name}, values {self.values_hash})"

@@ -21,8 +21,7 @@ from components.cluster.aks import (
 )
 from components.cluster.azure_limits import NAME_INPUTS, name_violations
 from components.cluster.azure_registries import check_registries
-from components.globaltraffic import routing_name
-from components.globaltraffic import NAME_PATTERN
+from components.globaltraffic import NAME_PATTERN, routing_name
 from tests.conftest import REPO, load, write_stack
 from turnout.cli import main
 from turnout.errors import ConfigError
