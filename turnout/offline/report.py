@@ -67,11 +67,45 @@ def _write_json(path: Path, document: Any) -> None:
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
+class PlanFolderError(Exception):
+    """DIR/STACK holds something turnout did not write: replacing it could destroy someone's work."""
+
+
+SUMMARY_TITLE = "# turnout plan: `{stack}`"
+
+
+def written_by_turnout(target: Path, stack: str) -> bool:
+    """A plan folder carries its own marker: summary.md's title and inventory.json's stack name."""
+    try:
+        with (target / "summary.md").open(encoding="utf-8") as summary_file:
+            title = summary_file.readline()
+        inventory_stack = json.loads((target / "inventory.json").read_text(encoding="utf-8")).get("stack")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return title.startswith(SUMMARY_TITLE.format(stack=stack)) and inventory_stack == stack
+
+
+def check_replaceable(target: Path, stack: str) -> None:
+    """Raise PlanFolderError unless `target` is absent, an empty folder or an earlier plan of `stack`."""
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise PlanFolderError(f"{target} exists and is not a plan folder; move it away or choose another --out")
+    if target.is_dir() and any(target.iterdir()) and not written_by_turnout(target, stack):
+        raise PlanFolderError(
+            f"{target} holds files that an earlier `turnout plan {stack}` did not write (no summary.md and "
+            "inventory.json of that stack), and planning replaces the folder; remove it yourself or choose "
+            "another --out"
+        )
+
+
 def write_plan(plan: StackPlan, out_dir: Path) -> Path:
-    """Write DIR/STACK/{inventory,traffic,dr,policy}.json, manifests/ and summary.md; return the folder."""
+    """Write DIR/STACK/{inventory,traffic,dr,policy}.json, manifests/ and summary.md; return the folder.
+
+    An earlier plan of the stack is replaced (a stale manifest must not survive); anything else there
+    is left alone and refused (PlanFolderError)."""
     target = out_dir / plan.stack
+    check_replaceable(target, plan.stack)
     if target.exists():
-        shutil.rmtree(target)  # a stale manifest from an earlier plan must not survive
+        shutil.rmtree(target)
     (target / "manifests").mkdir(parents=True)
     _write_json(target / "inventory.json", inventory(plan))
     _write_json(target / "traffic.json", plan.traffic)
@@ -84,7 +118,7 @@ def write_plan(plan: StackPlan, out_dir: Path) -> Path:
         folder = target / "manifests" / manifest.cluster
         folder.mkdir(parents=True, exist_ok=True)
         (folder / manifest.filename).write_text(
-            yaml.dump(manifest.body, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+            manifest.preamble + yaml.dump(manifest.body, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
         )
     (target / "summary.md").write_text(summary(plan))
     return target
@@ -98,7 +132,7 @@ def summary(plan: StackPlan) -> str:
     mandatory = len(plan.mandatory_violations)
     verdict = "❌ blocked" if mandatory else "✅ passes policy"
     lines = [
-        f"# turnout plan: `{plan.stack}` — {verdict}",
+        f"{SUMMARY_TITLE.format(stack=plan.stack)} — {verdict}",
         "",
         f"{len(plan.records)} resources, {len(plan.manifests)} Kubernetes objects, "
         f"{mandatory} mandatory and {len(plan.counted) - mandatory} advisory policy violations"
