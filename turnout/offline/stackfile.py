@@ -39,7 +39,7 @@ _CANONICAL = {  # the forms YAML 1.1 and YAML 1.2 (go-yaml v3, the Pulumi CLI) r
         r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
     ),
 }
-_READ_AS = {f"{_TAG}bool": "the boolean", f"{_TAG}null": "null (nothing)", f"{_TAG}int": "the number"}
+_READ_AS = {f"{_TAG}null": "null (nothing)"}
 
 
 class UsageError(Exception):
@@ -194,13 +194,14 @@ class _StackLoader(yaml.SafeLoader):
 
 
 def _compose(text: str, filename: str) -> Node | None:
-    loader = _StackLoader(text)
     try:
-        return loader.get_single_node()
+        loader = _StackLoader(text)  # the reader refuses control characters right away
+        try:
+            return loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as err:
-        raise _yaml_error(err, filename) from None
-    finally:
-        loader.dispose()
+        raise _yaml_error(err, filename, text) from None
 
 
 def _construct(node: Node, filename: str) -> Any:
@@ -208,17 +209,18 @@ def _construct(node: Node, filename: str) -> Any:
     try:
         return loader.construct_document(node)
     except yaml.YAMLError as err:
-        raise _yaml_error(err, filename) from None
+        raise _yaml_error(err, filename, "") from None
     finally:
         loader.dispose()
 
 
-def _yaml_error(err: yaml.YAMLError, filename: str) -> ConfigError:
+def _yaml_error(err: yaml.YAMLError, filename: str, text: str) -> ConfigError:
     allowed = "a YAML document with a `config:` mapping"
     if isinstance(err, yaml.reader.ReaderError):
+        line = text[: err.position].count("\n") + 1
         return ConfigError(
-            f"{filename} at character {err.position + 1}",
-            f"the control character {err.character!r}, which YAML does not allow",
+            f"{filename} at line {line}",
+            f"the control character U+{err.character:04X}, which YAML does not allow",
             "printable text: remove the character",
         )
     mark = getattr(err, "problem_mark", None)
@@ -226,6 +228,8 @@ def _yaml_error(err: yaml.YAMLError, filename: str) -> ConfigError:
     problem = getattr(err, "problem", None) or "text that is not valid YAML"
     if "'\\t'" in problem:
         return ConfigError(where, "a tab character", "spaces for indentation: YAML does not allow tabs there")
+    if "levels deep" in problem:
+        return ConfigError(where, problem, f"at most {MAX_DEPTH} levels of nesting")
     return ConfigError(where, f"text that is not valid YAML ({problem})", allowed)
 
 
@@ -309,7 +313,11 @@ class _Checker:
             if not isinstance(key_node, ScalarNode):
                 raise ConfigError(path_of("?"), f"a list or mapping used as a key ({self.at(key_node)})", "a name")
             if key_node.tag != f"{_TAG}str":
-                reading = _READ_AS.get(key_node.tag, "a " + key_node.tag.removeprefix(_TAG))
+                reading = (
+                    _reading(key_node)
+                    if key_node.tag in _CANONICAL
+                    else _READ_AS.get(key_node.tag, "a " + key_node.tag.removeprefix(_TAG))
+                )
                 shown = key_node.value or "(empty)"
                 raise ConfigError(
                     path_of(shown),
