@@ -472,3 +472,45 @@ def test_a_redacted_secret_is_refused_by_the_api_server_schema():
     assert "base64 encoded" in schema["properties"]["data"]["description"]
     with pytest.raises(binascii.Error):
         base64.b64decode("[secret]", validate=True)
+
+
+# --- what the stack file writes reaches summary.md escaped --------------------------------------------
+
+
+def _cells(row: str) -> list[str]:
+    """A GFM table row's cells: split on pipes that are not escaped."""
+    return re.split(r"(?<!\\)\|", row.strip())[1:-1]
+
+
+def test_user_strings_cannot_break_the_summary(project, tmp_path, capsys):
+    text = (
+        KIND + "  turnout:waivers:\n    - policy: image-pinned\n      resource: bad-local-m-v1-deployment\n"
+        "      reason: 'accepted | by *ops* <team> until `v2` ships'\n      expires: '2999-01-01'\n"
+        "  turnout:endpoints:\n    m:\n      versions: {v1: {image: 'a:latest'}, v2: {image: 'a:2'}}\n"
+        "      strategy:\n        type: ab-test\n        variants: {v1: 50, v2: 50}\n"
+        "        segment: {header: 'x-a|b`c', value: 'be\"ta|`x` #1;'}\n        default: v1\n"
+    )
+    status, err = plan_text(project, tmp_path, capsys, text)
+    assert status == 0, err
+    summary = (tmp_path / "out" / "bad" / "summary.md").read_text()
+    mermaid = summary[summary.index("```mermaid") : summary.index("```", summary.index("```mermaid") + 3)]
+    for line in mermaid.splitlines()[2:]:
+        # every label is one quoted string holding no quote: entity codes (#34;) stand for them
+        assert line.count('"') % 2 == 0, line
+        assert all("`" not in label and "|" not in label for label in re.findall(r'"([^"]*)"', line)), line
+    assert "be#34;ta#124;#96;x#96; #35;1#59;" in mermaid
+    tables = {}
+    header = None
+    for row in summary.splitlines():
+        if not row.startswith("|"):
+            header = None
+            continue
+        if header is None:
+            header = len(_cells(row))
+            tables[row] = header
+        assert len(_cells(row)) == header, row
+    assert "| # | requests | served by | mirrored to |" in tables
+    route = next(r for r in summary.splitlines() if r.startswith("| 1 |"))
+    assert '``x-a\\|b`c: be"ta\\|`x` #1;``' in route  # a code span of two backticks, pipes escaped
+    waiver = next(r for r in summary.splitlines() if "accepted" in r)
+    assert "accepted \\| by \\*ops\\* \\<team\\> until \\`v2\\` ships" in waiver
