@@ -514,3 +514,12 @@ def test_user_strings_cannot_break_the_summary(project, tmp_path, capsys):
     assert '``x-a\\|b`c: be"ta\\|`x` #1;``' in route  # a code span of two backticks, pipes escaped
     waiver = next(r for r in summary.splitlines() if "accepted" in r)
     assert "accepted \\| by \\*ops\\* \\<team\\> until \\`v2\\` ships" in waiver
+
+
+def test_diagram_node_ids_stay_distinct_for_names_that_read_alike():
+    from turnout.offline.report import _NodeIds
+
+    node_id = _NodeIds()
+    first, second = node_id("version", "lab", "a-b", "c"), node_id("version", "lab", "a", "b-c")
+    assert first != second and node_id("version", "lab", "a-b", "c") == first
+    assert node_id("cluster", "prod-us-east-1") == "cluster_prod_us_east_1"

@@ -173,9 +173,22 @@ def _label(value: object) -> str:
     return re.sub(r"[^A-Za-z0-9 .,:%/=+_@()-]", lambda m: f"#{ord(m.group())};", str(value))
 
 
-def _node_id(*parts: str) -> str:
-    """A Mermaid node id, distinct for distinct parts (`a-b`,`c` and `a`,`b-c` stay apart)."""
-    return "__".join(re.sub(r"[^A-Za-z0-9]", lambda m: f"_{ord(m.group()):02x}", str(p)) for p in parts)
+class _NodeIds:
+    """Readable Mermaid node ids (`cluster_prod_us_east_1`), kept distinct for distinct names: names
+    that read the same once punctuation becomes `_` (`a-b`/`c` and `a`/`b-c`) get a numbered suffix."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, ...], str] = {}
+
+    def __call__(self, *parts: str) -> str:
+        if parts not in self.ids:
+            base = re.sub(r"[^A-Za-z0-9_]", "_", "_".join(map(str, parts)))
+            taken = set(self.ids.values())
+            candidate, number = base, 2
+            while candidate in taken:
+                candidate, number = f"{base}_{number}", number + 1
+            self.ids[parts] = candidate
+        return self.ids[parts]
 
 
 def _platform_table(plan: StackPlan) -> list[str]:
@@ -325,6 +338,7 @@ def _waivers_section(plan: StackPlan) -> list[str]:
 def _diagram(plan: StackPlan) -> list[str]:
     """Regions contain clusters; endpoints hang off their cluster; edges to versions carry the routes."""
     clusters = plan.outputs.get("clusters") or []
+    _node_id = _NodeIds()
     lines = ["```mermaid", "flowchart LR"]
     for region in sorted({c["region"] for c in clusters}):
         lines.append(f'  subgraph {_node_id("region", region)}["region {_label(region)}"]')
