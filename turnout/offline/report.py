@@ -170,7 +170,7 @@ def _text(value: object) -> str:
 
 def _label(value: object) -> str:
     """Text inside a quoted Mermaid label: anything but plain characters as an entity code (#34;)."""
-    return re.sub(r"[^A-Za-z0-9 .,:%/=+_@()-]", lambda m: f"#{ord(m.group())};", str(value))
+    return re.sub(r"[^A-Za-z0-9 .,:%/=+_@()*-]", lambda m: f"#{ord(m.group())};", str(value))
 
 
 class _NodeIds:
@@ -264,7 +264,8 @@ def _dr_section(dr: dict[str, Any]) -> list[str]:
         f"- estimated RPO {estimate('estimatedRpoSeconds')}, RTO {estimate('estimatedRtoSeconds')}",
         f"- meets target: {'yes' if dr.get('meets') else '**no**'}",
     ]
-    lines += [f"  - {_text(reason)}" for reason in dr.get("reasons", [])]
+    # turnout's own sentences (with code spans meant as such); only kept on one line each
+    lines += [f"  - {' '.join(str(reason).split())}" for reason in dr.get("reasons", [])]
     return [*lines, ""]
 
 
