@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal, get_type_hints
 
 from turnout.errors import ConfigError, describe
+from turnout.naming import child
 from turnout.network import DEFAULT_ADDRESS_SPACE, address_space, region_cidrs, region_network
 from turnout.regions import EXAMPLES, KNOWN_REGIONS
 from turnout.schema import config_fields, parse_object, parse_value, setting, yaml_key
@@ -31,10 +32,24 @@ NAMESPACE = "turnout"
 Cloud = Literal["kind", "aws", "gcp", "azure"]
 Tier = Literal["dev", "staging", "prod"]
 
-# Names an endpoint cannot take: each endpoint gets a namespace named after it.
+# Names an endpoint cannot take: each endpoint gets a namespace named after it. These are the
+# namespaces of Kubernetes, of kind, and of the platform turnout installs (Istio, Knative, Flagger,
+# and turnout-system, where a DR stack keeps its record); tests/test_bad_input.py checks that every
+# namespace a plan creates, other than an endpoint's, is listed here.
 RESERVED_ENDPOINT_NAMES = frozenset(
-    {"default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "knative-serving", "flagger-system"}
+    {
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "local-path-storage",
+        "istio-system",
+        "knative-serving",
+        "flagger-system",
+        "turnout-system",
+    }
 )
+RESERVED_ENDPOINT_PREFIX = "kube-"  # reserved by Kubernetes for its own namespaces
 
 # The CPU pool a cloud gets when `nodePools` is absent (machine types per cloud, see DEFAULT_MACHINE_TYPES).
 DEFAULT_MACHINE_TYPES: dict[str, str] = {
@@ -61,6 +76,22 @@ def _matching(pattern: str, allowed: str):
 
     def parse(value: object, path: str) -> str:
         if not isinstance(value, str) or not compiled.fullmatch(value):
+            raise ConfigError(path, describe(value), allowed)
+        return value
+
+    return parse
+
+
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+DOMAIN_MAX = 200  # `ENDPOINT.DOMAIN` (an endpoint name is at most 40) must stay within DNS's 253
+
+
+def _dns_name(longest: int, allowed: str):
+    """Dot-separated DNS labels (RFC 1123 subdomain): no empty label, so no `..` and no edge dots."""
+    compiled = re.compile(rf"{DNS_LABEL}(\.{DNS_LABEL})*")
+
+    def parse(value: object, path: str) -> str:
+        if not isinstance(value, str) or len(value) > longest or not compiled.fullmatch(value):
             raise ConfigError(path, describe(value), allowed)
         return value
 
@@ -172,14 +203,18 @@ class Gateway:
     domain: str | None = setting(
         "Hostname suffix of model endpoints (Knative domain, Gateway hosts).",
         None,
-        parse=_matching(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", "a DNS domain such as models.example.com"),
+        parse=_dns_name(
+            DOMAIN_MAX,
+            "a DNS domain such as models.example.com: labels of lowercase letters, digits and "
+            f"'-' separated by single dots, at most {DOMAIN_MAX} characters",
+        ),
         allowed="a DNS domain",
         default_doc="127.0.0.1.sslip.io on kind, models.internal elsewhere",
     )
     certificate: str = setting(
         "TLS Secret (in istio-system, beside the gateway) the Gateway serves: the one tls.issuer writes, or yours.",
         DEFAULT_CERTIFICATE,
-        parse=_matching(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", "a Kubernetes secret name"),
+        parse=_dns_name(253, "a Kubernetes secret name: lowercase letters, digits, '-' and single dots"),
         allowed="a Kubernetes secret name",
     )
     tls: GatewayTls = setting("Where the certificate comes from.", GatewayTls())
@@ -541,11 +576,11 @@ class StackConfig:
 
 def _endpoint_name(key: str, path: str) -> str:
     check_dns_label(key, path, "endpoint name")
-    if key in RESERVED_ENDPOINT_NAMES:
+    if key in RESERVED_ENDPOINT_NAMES or key.startswith(RESERVED_ENDPOINT_PREFIX):
         raise ConfigError(
             path,
             describe(key),
-            "a name that is not a system namespace (" + ", ".join(sorted(RESERVED_ENDPOINT_NAMES)) + ")",
+            "a name that is not a system namespace (" + ", ".join(sorted(RESERVED_ENDPOINT_NAMES)) + ", kube-*)",
         )
     return key
 
@@ -607,6 +642,8 @@ def validate(config: StackConfig) -> StackConfig:
     }
     resolved = dataclasses.replace(config, platform=platform, endpoints=endpoints)
     _validate_serving(resolved)
+    check_derived_names(resolved.platform.regions, resolved.endpoints)
+    check_schedulable(resolved)
     return resolved
 
 
@@ -918,6 +955,7 @@ def _validate_endpoint(endpoint: Endpoint, path: str, tier: str) -> Endpoint:
     versions = {
         name: _resolve_replicas(version, f"{path}.versions.{name}", tier) for name, version in endpoint.versions.items()
     }
+    _check_serving_replicas(endpoint.backend, strategy, endpoint.versions, path, tier)
     return dataclasses.replace(endpoint, strategy=strategy, versions=versions)
 
 
@@ -933,3 +971,84 @@ def _strategy_names() -> list[str]:
     from turnout.strategies import STRATEGY_TYPES
 
     return list(STRATEGY_TYPES)
+
+
+def _check_serving_replicas(
+    backend: str, strategy: Strategy, versions: Mapping[str, ModelVersion], path: str, tier: str
+):
+    """`replicas.min: 0` only where something brings pods back: Knative's activator, outside prod."""
+    from turnout.traffic import traffic_plan
+
+    plan = traffic_plan(strategy)
+    for name in plan.running_versions if backend == "knative" else plan.routed_versions:
+        if versions[name].replicas.min != 0:
+            continue
+        if backend == "istio":
+            raise ConfigError(
+                f"{path}.versions.{name}.replicas.min",
+                "0 for a version that serves traffic on the istio backend (it would get no pods and no autoscaler)",
+                "at least 1; scaling to zero needs backend: knative",
+            )
+        if tier == "prod":
+            raise ConfigError(
+                f"{path}.versions.{name}.replicas.min",
+                "0 in a prod stack (Knative would scale the version to zero between requests)",
+                "at least 1 in prod (the prod-min-replicas policy asks for 2)",
+            )
+
+
+def check_schedulable(config: StackConfig) -> None:
+    """GPU requests need a node that has them: kind has none; a cloud needs a GPU node pool."""
+    platform = config.platform
+    most = max((pool.gpu for pool in platform.node_pools), default=0)
+    for endpoint_name, endpoint in config.endpoints.items():
+        for version_name, version in endpoint.versions.items():
+            wanted = version.resources.gpu
+            if not wanted or wanted <= most:
+                continue
+            path = key_path(f"endpoints.{endpoint_name}.versions.{version_name}.resources.gpu")
+            if platform.cloud == "kind":
+                raise ConfigError(
+                    path, f"{wanted} GPU(s) with cloud kind", "0 on kind (kind nodes are containers without GPUs)"
+                )
+            pools = ", ".join(f"{p.name} ({p.gpu})" for p in platform.node_pools)
+            raise ConfigError(
+                path,
+                f"{wanted} GPU(s), but no node pool has that many GPUs per node (pools: {pools})",
+                f"at most {most}, or a pool in {key_path('platform.nodePools')} with gpu: {wanted} or more, "
+                f"e.g. {{name: gpu, machineType: ..., min: 0, max: 2, gpu: {wanted}}}",
+            )
+
+
+# Resource names turnout derives from keys, as `turnout.naming.child` joins them with '-' (see
+# stacks/turnout_cell.py and components/endpoint/): each template is one resource type, and two
+# resources of one type with one name are the same URN. The cluster is `<stack>-<region>` on every
+# cluster of the stack, so the region stands for it.
+_DERIVED_NAME_TEMPLATES = (
+    ("endpoint", lambda endpoint, version: (), "all"),  # ModelEndpoint `<cluster>-<endpoint>`
+    ("workload", lambda endpoint, version: (version,), "all"),  # ModelWorkload and its Deployment, HPA, PDB
+    ("Knative revision", lambda endpoint, version: ("knative", version), "knative"),  # its ServiceAccount, Config
+)
+
+
+def check_derived_names(regions: tuple[str, ...], endpoints: Mapping[str, Endpoint]) -> None:
+    """Different keys must not derive one resource name (`fraud` + version `score-v1` and `fraud-score`
+    + version `v1` both give `<cluster>-fraud-score-v1`): the engine refuses duplicate URNs."""
+    for what, suffix, backends in _DERIVED_NAME_TEMPLATES:
+        owners: dict[str, str] = {}
+        for region in regions:
+            for endpoint_name, endpoint in endpoints.items():
+                if backends != "all" and endpoint.backend != backends:
+                    continue
+                for version_name in endpoint.versions if suffix("e", "v") else [None]:
+                    name = child(region, endpoint_name, *suffix(endpoint_name, version_name))
+                    key = f"endpoints.{endpoint_name}" + (f".versions.{version_name}" if version_name else "")
+                    where = f"{key_path(key)}" + (f" in region {region}" if len(regions) > 1 else "")
+                    first = owners.setdefault(name, where)
+                    if first != where:
+                        raise ConfigError(
+                            key_path(key),
+                            f"a name that gives the {what} resource name {name.removeprefix(region + '-')!r} "
+                            f"(names are joined with '-'), which {first} gives too",
+                            "endpoint and version names that stay distinct when joined with '-': rename one of them",
+                        )
