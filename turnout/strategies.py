@@ -440,6 +440,11 @@ BACKEND_STRATEGIES: dict[str, frozenset[str]] = {
 }
 
 
+def learns_from_traffic(strategy: Strategy | None) -> bool:
+    """Whether the endpoint runs an experiment agent (and its cluster the Prometheus the agent reads)."""
+    return isinstance(strategy, Bandit)
+
+
 def parse_strategy(value: Any, path: str) -> Strategy:
     known = ", ".join(STRATEGY_TYPES)
     if not isinstance(value, dict):
