@@ -4,6 +4,7 @@ here), its Lease between two replicas, and its durable ledger across a SIGKILL."
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -189,3 +190,37 @@ def test_the_ledger_commits_before_answering(tmp_path):
     assert ledger.record([Outcome("v1", 1.0, "v1.a"), Outcome("v1", 0.25)]).accepted == 2
     ledger.close()  # a new connection (another process) sees it: it was committed
     assert Ledger(tmp_path / "l.sqlite3", dedupe_s=60).totals() == {"v1": (2, 1.25)}
+
+
+def test_updates_keep_what_the_stack_created_and_nothing_else_is_touched(tmp_path, kube, agents):
+    """As in a cluster: the stack created the Lease and the state ConfigMap empty, with its labels; the agent
+    fills them in and keeps the labels. (A Prometheus stand-in answers every query with no series.)"""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NoSeries(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            data = b'{"status": "success", "data": {"resultType": "vector", "result": []}}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    prometheus = ThreadingHTTPServer(("127.0.0.1", 0), NoSeries)
+    threading.Thread(target=prometheus.serve_forever, daemon=True).start()
+    stack_labels = {"app.kubernetes.io/managed-by": "pulumi", "turnout.dev/tier": "dev"}
+    kube.put("leases", f"{NAMESPACE}-agent", {"metadata": {"labels": stack_labels}, "spec": {}})
+    kube.put("configmaps", f"{NAMESPACE}-agent-state", {"metadata": {"labels": stack_labels}})
+    agent = one_agent(tmp_path, kube, agents, prometheus=f"http://127.0.0.1:{prometheus.server_port}")
+    http("POST", agent.url + FEEDBACK, {"version": "v2", "reward": 1})
+    state = wait_for(lambda: (kube.get("configmaps", f"{NAMESPACE}-agent-state") or {}).get("data"), 15, "a round")
+    assert json.loads(state["state.json"])["replicas"] == {"agent-0": {"v2": [1, 1.0]}}
+    assert kube.get("configmaps", f"{NAMESPACE}-agent-state")["metadata"]["labels"] == stack_labels
+    lease = kube.get("leases", f"{NAMESPACE}-agent")
+    assert lease["metadata"]["labels"] == stack_labels and lease["spec"]["holderIdentity"] == "agent-0"
+    assert not [call for call in kube.calls if call[0] == "POST"], "nothing created: the stack did"
+    prometheus.shutdown()
+    prometheus.server_close()

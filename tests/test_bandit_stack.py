@@ -256,6 +256,12 @@ def test_pulumi_leaves_the_learned_routes_and_state_alone(monkeypatch, tmp_path)
             "no callers",
         ),
         ({"reward": {"callers": ["Shop!"]}}, "istio", "strategy.reward.callers[0]", "namespace"),
+        (
+            {"reward": {"source": "slo", "latencyMs": 250, "unreported": "zero"}},
+            "istio",
+            "strategy.reward.unreported",
+            "with feedback",
+        ),
         ({"arms": ["v1", "v1"]}, "istio", "strategy.arms[1]", "distinct versions"),
         ({"arms": ["v1", "v9"]}, "istio", "strategy.arms[1]", "a version defined under versions"),
         ({"epsilon": 2}, "istio", "strategy.epsilon", "a number from 0 to 1"),

@@ -352,10 +352,11 @@ class Reward:
         parse=_latency_bucket,
         allowed="one of Istio's latency buckets: 0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, ...",
     )
-    unreported: Literal["zero", "unknown"] = setting(
+    unreported: Literal["zero", "unknown"] | None = setting(
         "With source feedback: zero (callers report rewards only; a request without feedback earned 0) or unknown "
         "(callers report every outcome, 0 included; unreported requests do not count).",
-        "zero",
+        None,
+        default_doc='"zero"',
     )
     callers: tuple[str, ...] = setting(
         "With source feedback: who may post feedback, namespaces or principals (cluster.local/ns/NS/sa/SA).",
@@ -370,6 +371,10 @@ class Reward:
             raise ConfigError(f"{path}.latencyMs", "nothing, with source slo", "the latency a success answers within")
         if self.source == "feedback" and self.latency_ms is not None:
             raise ConfigError(f"{path}.latencyMs", f"{self.latency_ms:g} with source feedback", "latencyMs with slo")
+        if self.source == "slo" and self.unreported is not None:
+            raise ConfigError(
+                f"{path}.unreported", repr(self.unreported) + " with source slo", "unreported with feedback"
+            )
         if self.source == "slo" and self.callers:
             raise ConfigError(f"{path}.callers", "callers with source slo", "no callers: the mesh measures slo rewards")
 

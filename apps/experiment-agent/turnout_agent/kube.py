@@ -36,6 +36,22 @@ def _micro_time(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _kept(metadata) -> dict:
+    """What an update must carry over of an object's metadata so that it changes nothing but its content."""
+    kept = {}
+    if metadata.labels:
+        kept["labels"] = dict(metadata.labels)
+    if metadata.annotations:
+        kept["annotations"] = dict(metadata.annotations)
+    return kept
+
+
+@dataclass(frozen=True)
+class StateVersion:
+    resource_version: str
+    metadata: dict
+
+
 @dataclass
 class LeaseView:
     holder: str | None
@@ -44,6 +60,8 @@ class LeaseView:
     duration_s: float
     transitions: int
     resource_version: str | None
+    metadata: dict
+    """Its labels and annotations (the stack's), kept by every update."""
 
 
 class Kube:
@@ -90,6 +108,7 @@ class Kube:
             duration_s=float(spec.lease_duration_seconds or 0),
             transitions=int(spec.lease_transitions or 0),
             resource_version=lease.metadata.resource_version,
+            metadata=_kept(lease.metadata),
         )
 
     def claim_lease(self, name: str, identity: str, duration_s: float, seen: LeaseView | None) -> bool:
@@ -103,7 +122,8 @@ class Kube:
             "acquireTime": now,
             "leaseTransitions": (seen.transitions + 1 if taking_over else seen.transitions) if seen else 0,
         }
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": name}, "spec": spec}
+        metadata = {**(seen.metadata if seen else {}), "name": name}
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
         try:
             if seen is None:
                 self.coordination.create_namespaced_lease(self.namespace, body)
@@ -120,7 +140,7 @@ class Kube:
 
     # the experiment state ------------------------------------------------------------------------------
 
-    def read_state(self, name: str) -> tuple[dict | None, str | None]:
+    def read_state(self, name: str) -> tuple[dict | None, StateVersion | None]:
         try:
             found = self.core.read_namespaced_config_map(name, self.namespace)
         except ApiException as error:
@@ -128,16 +148,21 @@ class Kube:
                 return None, None
             raise
         text = (found.data or {}).get(STATE_KEY)
-        return (json.loads(text) if text else None), found.metadata.resource_version
+        return (json.loads(text) if text else None), StateVersion(
+            found.metadata.resource_version, _kept(found.metadata)
+        )
 
-    def write_state(self, name: str, state: dict, resource_version: str | None, labels: dict[str, str]) -> str:
-        """Create or replace the state ConfigMap; ConflictError when it changed since `resource_version`."""
+    def write_state(self, name: str, state: dict, seen: StateVersion | None, labels: dict[str, str]) -> str:
+        """Create or replace the state ConfigMap (keeping the labels and annotations it has); ConflictError when it
+        changed since it was read."""
+        metadata = {"name": name, "labels": labels} if seen is None else {**seen.metadata, "name": name}
         body = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": name, "labels": labels},
+            "metadata": metadata,
             "data": {STATE_KEY: json.dumps(state, sort_keys=True)},
         }
+        resource_version = seen.resource_version if seen else None
         try:
             if resource_version is None:
                 written = self.core.create_namespaced_config_map(self.namespace, body)
