@@ -11,6 +11,7 @@ from components.cluster.azure_registries import check_registries
 from components.cluster.fleet import check_cloud
 from components.cluster.kind import check_loaded_images
 from components.dr.failover import check_failover
+from components.endpoint.experiment_agent import check_experiment_agents
 from components.endpoint.model_endpoint import check_renderable
 from components.globaltraffic.colours import check_colour_routing
 from turnout.config import StackConfig
@@ -27,6 +28,7 @@ def check_buildable(config: StackConfig, stack: str) -> None:
     check_cloud(config.platform)
     check_loaded_images(config)
     check_registries(config.platform, config.endpoints)
+    check_experiment_agents(config)
     check_colour_routing(config)
     has_cache = config.cache is not None
     if config.dr is not None:

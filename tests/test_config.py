@@ -144,7 +144,7 @@ INVALID = [
     (_set(f"{EP}.versions.v1.env", {"1X": "a"}), f"turnout:{EP}.versions.v1.env.1X", "environment variable"),
     (_set(f"{EP}.versions.v1.env", {"A": ["x"]}), f"turnout:{EP}.versions.v1.env.A", "a string"),
     (_set(STRATEGY, _DELETE), f"turnout:{STRATEGY}", "required when the endpoint has more than one version"),
-    (_strategy({"type": "bandit"}), f"turnout:{STRATEGY}.type", "one of recreate, rolling, blue-green, canary"),
+    (_strategy({"type": "champion"}), f"turnout:{STRATEGY}.type", "one of recreate, rolling, blue-green, canary"),
     (_strategy("canary"), f"turnout:{STRATEGY}", "a mapping with `type`"),
     (_strategy({"type": "recreate"}), f"turnout:{STRATEGY}.version", "more than one version"),
     (_strategy({"type": "rolling", "version": "v9"}), f"turnout:{STRATEGY}.version", "v1, v2"),

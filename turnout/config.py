@@ -221,6 +221,7 @@ class Gateway:
 
 
 ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts"
+KIND_AGENT_IMAGE = "kind.local/turnout-experiment-agent:0.1.0"  # built and `kind load`ed by make up
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -241,6 +242,13 @@ class Serving:
         Chart(version="27.42.2", repository="https://prometheus-community.github.io/helm-charts"),
     )
     gateway: Gateway = setting("The ingress gateway.", Gateway())
+    agent_image: str | None = setting(
+        "The experiment agent's image (bandit endpoints), as .github/workflows/release-agent.yml publishes it.",
+        None,
+        parse=_image,
+        allowed="an image reference",
+        default_doc=f"{KIND_AGENT_IMAGE} on kind (make up builds and loads it); required on clouds with a bandit",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -456,7 +464,7 @@ class Endpoint:
     )
     strategy: Strategy | None = setting(
         "How versions meet users: `type` (recreate, rolling, blue-green, canary, ab-test, shadow, dark-launch, "
-        "feature-flag) and its fields; see Strategies.",
+        "feature-flag, bandit) and its fields; see Strategies.",
         None,
         parse=_strategy,
         allowed="a strategy mapping",

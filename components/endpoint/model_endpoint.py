@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 from components.cache import CacheConnection
 from components.cache.access import CacheAccess, CacheAccessArgs
 from components.endpoint.egress import EndpointEgress, EndpointEgressArgs
+from components.endpoint.experiment_agent import ExperimentAgent, ExperimentAgentArgs, traffic_note
 from components.endpoint.feature_flags import FlagDaemon, FlagDaemonArgs
 from components.endpoint.flagger_canary import FlaggerCanary, FlaggerCanaryArgs, analysed_versions
 from components.endpoint.istio_routes import IstioRoutes, IstioRoutesArgs
@@ -24,7 +25,7 @@ from components.mesh.platform import MeshInfo
 from turnout.config import Endpoint, key_path
 from turnout.errors import NotSupportedError
 from turnout.naming import child, labels
-from turnout.strategies import Canary, FeatureFlag, Recreate, Rolling, Strategy
+from turnout.strategies import Bandit, Canary, FeatureFlag, Recreate, Rolling, Strategy
 from turnout.traffic import TrafficPlan, traffic_plan
 
 DEFAULT_UPDATE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
@@ -125,6 +126,23 @@ class ModelEndpoint(pulumi.ComponentResource):
             self._flagger(name, args, public_host, in_namespace)
         else:
             self._istio(name, args, public_host, in_namespace)
+        bandit = isinstance(endpoint.strategy, Bandit)
+        if bandit:
+            ExperimentAgent(
+                child(name, "agent"),
+                ExperimentAgentArgs(
+                    endpoint=args.endpoint_name,
+                    namespace=namespace_name,
+                    tier=args.tier,
+                    strategy=endpoint.strategy,
+                    plan=self.plan,
+                    image=args.mesh.agent_image,
+                    pull_policy=args.mesh.image_pull_policy,
+                    prometheus_url=args.mesh.prometheus_url,
+                    after=in_namespace,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
         if isinstance(endpoint.strategy, FeatureFlag):
             FlagDaemon(
                 child(name, "flagd"),
@@ -144,6 +162,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             "backend": endpoint.backend,
             "strategy": self.plan.strategy,
             "routes": self.plan.to_json(),
+            **({"agent": traffic_note(namespace_name, namespace_name, endpoint.strategy)} if bandit else {}),
         }
         # Names, not the traffic document: every nested value registered becomes an Output to await.
         self.register_outputs({"namespace": namespace_name, "versions": list(self.plan.running_versions)})
@@ -224,6 +243,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 public_host=public_host,
                 gateway=args.mesh.gateway,
                 after=in_namespace,
+                min_weight=endpoint.strategy.min_weight if isinstance(endpoint.strategy, Bandit) else None,
             ),
             pulumi.ResourceOptions(parent=self),
         )

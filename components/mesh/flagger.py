@@ -20,6 +20,8 @@ class FlaggerArgs:
     prometheus: Chart
     after: tuple[pulumi.Resource, ...]
     """The Istio control plane."""
+    install_flagger: bool = True
+    """False: only the Prometheus (the experiment agents of bandit endpoints read Istio's metrics from it)."""
 
 
 class Flagger(pulumi.ComponentResource):
@@ -45,6 +47,10 @@ class Flagger(pulumi.ComponentResource):
             },
             opts=after,
         )
+        if not args.install_flagger:
+            self.ready = [prometheus]
+            self.register_outputs({"version": None})
+            return
         flagger = k8s.helm.v3.Release(
             child(name, "flagger"),
             name="flagger",
