@@ -295,8 +295,9 @@ class AcceptanceTest:
 
 def _tests(value: object, path: str) -> tuple[AcceptanceTest, ...]:
     if not isinstance(value, list) or not value:
-        raise ConfigError(path, describe(value), "a list of tests: {path, method, body, expect: {status, jsonPath, "
-                          "equals | within}}")
+        raise ConfigError(
+            path, describe(value), "a list of tests: {path, method, body, expect: {status, jsonPath, equals | within}}"
+        )
     tests = []
     for index, item in enumerate(value):
         test = parse_object(AcceptanceTest, item, f"{path}[{index}]")
@@ -338,7 +339,9 @@ class Alerts:
         allowed="a config key NAMESPACE:KEY",
     )
     channel: str | None = setting(
-        "slack only: the channel, such as #models.", None, parse=_matching(r"[#@]?[\w.-]{1,80}", "a Slack channel"),
+        "slack only: the channel, such as #models.",
+        None,
+        parse=_matching(r"[#@]?[\w.-]{1,80}", "a Slack channel"),
         allowed="a Slack channel",
     )
 
@@ -349,8 +352,9 @@ class RemoteWrite:
 
     workspace: str = setting(
         "aws: `create` (an Amazon Managed Service for Prometheus workspace per cluster) or your workspace's ARN.",
-        parse=_matching(r"create|arn:aws[a-z-]*:aps:[a-z0-9-]+:\d{12}:workspace/ws-[A-Za-z0-9-]+",
-                        "create, or an AMP workspace ARN"),
+        parse=_matching(
+            r"create|arn:aws[a-z-]*:aps:[a-z0-9-]+:\d{12}:workspace/ws-[A-Za-z0-9-]+", "create, or an AMP workspace ARN"
+        ),
         allowed="create, or an AMP workspace ARN",
     )
 
@@ -366,7 +370,10 @@ class Observability:
         default_doc="true in staging and prod, false in dev (Flagger's analysis still gets its Prometheus)",
     )
     retention: int | None = setting(
-        "How long samples are kept.", None, parse=parse_duration, allowed="a duration",
+        "How long samples are kept.",
+        None,
+        parse=parse_duration,
+        allowed="a duration",
         default_doc='"1d" in dev, "7d" in staging, "15d" in prod',
     )
     storage: str | None = setting(

@@ -188,10 +188,15 @@ def observability_summary(observability: Observability) -> str:
     """What summary.md says of a cluster's Prometheus."""
     if not observability.enabled:
         return "server only, for Flagger (6h)"
-    parts = [f"retention {observability.retention // 86400 or 1}d" if observability.retention >= 86400 else
-             f"retention {observability.retention // 3600}h"]
+    parts = [
+        f"retention {observability.retention // 86400 or 1}d"
+        if observability.retention >= 86400
+        else f"retention {observability.retention // 3600}h"
+    ]
     parts.append(f"volume {observability.storage}" if observability.storage else "no volume")
-    parts.append(f"alerts to {observability.alerts.receiver}" if observability.alerts.receiver else "alerts in Alertmanager")
+    parts.append(
+        f"alerts to {observability.alerts.receiver}" if observability.alerts.receiver else "alerts in Alertmanager"
+    )
     if observability.remote_write:
         parts.append("remote write to AMP")
     if observability.grafana:

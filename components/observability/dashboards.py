@@ -49,10 +49,7 @@ def panels(endpoint: str) -> list[dict]:
         (
             "Latency p50 / p90 / p99, by version",
             "ms",
-            [
-                (f"turnout:latency_ms:{name}_rate5m{selector}", f"{name} {LEGEND}")
-                for name in ("p50", "p90", "p99")
-            ],
+            [(f"turnout:latency_ms:{name}_rate5m{selector}", f"{name} {LEGEND}") for name in ("p50", "p90", "p99")],
             "Percentiles of the time each version took to answer, from Istio's histogram.",
         ),
         (

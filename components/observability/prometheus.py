@@ -109,7 +109,9 @@ def scrape_configs() -> list[dict]:
             ),
         ],
         # Istio's request metrics and the model's own; Envoy's internal counters are many and unused here.
-        "metric_relabel_configs": [{"source_labels": ["__name__"], "regex": "envoy_.*|istio_agent_.*", "action": "drop"}],
+        "metric_relabel_configs": [
+            {"source_labels": ["__name__"], "regex": "envoy_.*|istio_agent_.*", "action": "drop"}
+        ],
     }
     return [
         {"job_name": "prometheus", "static_configs": [{"targets": ["localhost:9090"]}]},
@@ -165,7 +167,9 @@ def chart_values(
     reload: dict = {"containerSecurityContext": CONTAINER_SECURITY}
     prometheus_yml: dict = {"scrape_configs": scrape_configs()}
     values: dict = {
-        "serviceAccounts": {"server": {"create": True, "name": SERVER, "annotations": service_account_annotations or {}}},
+        "serviceAccounts": {
+            "server": {"create": True, "name": SERVER, "annotations": service_account_annotations or {}}
+        },
         "configmapReload": {"prometheus": reload},
         "server": server,
         "serverFiles": {"prometheus.yml": prometheus_yml},
@@ -256,7 +260,11 @@ class ClusterPrometheus(pulumi.ComponentResource):
             before_release.append(
                 k8s.core.v1.ConfigMap(
                     child(name, "rules"),
-                    metadata={"name": RULES_CONFIGMAP, "namespace": NAMESPACE, "labels": {"turnout.dev/alert-rules": "true"}},
+                    metadata={
+                        "name": RULES_CONFIGMAP,
+                        "namespace": NAMESPACE,
+                        "labels": {"turnout.dev/alert-rules": "true"},
+                    },
                     data={
                         f"{endpoint}.yml": yaml.safe_dump(rules, sort_keys=False, width=200)
                         for endpoint, rules in sorted(args.rule_files.items())
@@ -295,13 +303,22 @@ class ClusterPrometheus(pulumi.ComponentResource):
 
         k8s.core.v1.ConfigMap(
             child(name, "grafana-datasource"),
-            metadata={"name": "turnout-prometheus-datasource", "namespace": NAMESPACE, "labels": {"grafana_datasource": "1"}},
+            metadata={
+                "name": "turnout-prometheus-datasource",
+                "namespace": NAMESPACE,
+                "labels": {"grafana_datasource": "1"},
+            },
             data={
                 "turnout-prometheus.yaml": yaml.safe_dump(
                     {
                         "apiVersion": 1,
                         "datasources": [
-                            {"name": "turnout", "uid": "turnout-prometheus", "type": "prometheus", "url": PROMETHEUS_URL}
+                            {
+                                "name": "turnout",
+                                "uid": "turnout-prometheus",
+                                "type": "prometheus",
+                                "url": PROMETHEUS_URL,
+                            }
                         ],
                     }
                 )

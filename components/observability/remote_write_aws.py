@@ -26,7 +26,9 @@ WORKSPACE_ARN = re.compile(r"arn:aws[a-z-]*:aps:(?P<region>[a-z0-9-]+):\d{12}:wo
 def remote_write_policy(workspace_arn: str) -> dict:
     return {
         "Version": "2012-10-17",
-        "Statement": [{"Sid": "RemoteWrite", "Effect": "Allow", "Action": "aps:RemoteWrite", "Resource": workspace_arn}],
+        "Statement": [
+            {"Sid": "RemoteWrite", "Effect": "Allow", "Action": "aps:RemoteWrite", "Resource": workspace_arn}
+        ],
     }
 
 

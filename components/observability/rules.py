@@ -90,7 +90,7 @@ def recording_rules(endpoint: str, latency_ms: int) -> list[dict]:
     burn window, and latency percentiles for the dashboards."""
     rules: list[dict] = [
         {"record": "turnout:requests:rate5m", "expr": f"{BY} (rate({_requests(endpoint)}[5m]))"},
-        {"record": "turnout:errors:rate5m", "expr": f'{BY} (rate({_requests(endpoint, FIVE_XX)}[5m]))'},
+        {"record": "turnout:errors:rate5m", "expr": f"{BY} (rate({_requests(endpoint, FIVE_XX)}[5m]))"},
     ]
     # Prometheus 3 stores classic histograms' `le` as a float ("1000.0"); Envoy exposes "1000": match both.
     le = f',le=~"{latency_ms}(\\\\.0)?"'
@@ -129,10 +129,7 @@ def _burn(endpoint: str, ratio: str, budget: float, windows: tuple[str, str, flo
     long, short, factor = windows
     threshold = round(factor * budget, 6)
     served = _selector(endpoint, "," + SERVED)
-    return (
-        f"turnout:{ratio}:rate{long}{served} > {threshold}\n"
-        f"and\nturnout:{ratio}:rate{short}{served} > {threshold}"
-    )
+    return f"turnout:{ratio}:rate{long}{served} > {threshold}\nand\nturnout:{ratio}:rate{short}{served} > {threshold}"
 
 
 def _alert(name: str, expr: str, duration: str, severity: str, endpoint: str, summary: str, description: str) -> dict:
