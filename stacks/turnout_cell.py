@@ -42,6 +42,7 @@ def compose_cell(stack: StackConfig) -> None:
                 tier=stack.tier,
                 endpoints=stack.endpoints,
                 cluster=cluster,
+                observability=stack.platform.observability,
             ),
             pulumi.ResourceOptions(provider=cluster.provider),
         )

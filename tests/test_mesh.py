@@ -335,9 +335,10 @@ def test_flagger_reads_istio_metrics_from_prometheus(config):
     assert flagger["values"]["meshProvider"] == "istio"
     # The chart's crds/ installs the CRDs; crd.create (Helm v2 only) would render them twice (test_helm_ownership).
     assert "crd" not in flagger["values"]
-    assert flagger["values"]["metricsServer"] == "http://prometheus-server.istio-system"
-    prometheus = records["lab-serving-flagger-prometheus"]
-    assert prometheus.inputs["chart"] == "prometheus"
+    # The cluster's one Prometheus (components/observability), in its own namespace.
+    assert flagger["values"]["metricsServer"] == "http://prometheus-server.turnout-monitoring"
+    prometheus = records["lab-serving-prometheus-chart"]
+    assert prometheus.inputs["chart"] == "prometheus" and prometheus.inputs["namespace"] == "turnout-monitoring"
     assert prometheus.urn in records["lab-serving-flagger-flagger"].dependencies
 
 

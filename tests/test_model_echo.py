@@ -74,3 +74,16 @@ def test_each_request_is_logged_with_the_version_and_the_tagged_path(server, cap
     assert 'model-echo v2: "GET /?e2e=run-7-echo-0 HTTP/1.1" 200' in logged
     assert e2e.count_tagged(logged, "run-7-echo-0") == 3
     assert e2e.count_tagged(logged, "run-7-echo-1") == 1
+
+
+def test_fail_percent_makes_a_share_of_model_requests_fail(monkeypatch, server):
+    """FAIL_PERCENT=100: every model request answers 503; the health probe still answers."""
+    monkeypatch.setenv("FAIL_PERCENT", "100")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(server + "/", timeout=5)
+    assert caught.value.code == 503
+    with urllib.request.urlopen(server + "/healthz", timeout=5) as response:
+        assert response.status == 200
+    monkeypatch.setenv("FAIL_PERCENT", "0")
+    with urllib.request.urlopen(server + "/", timeout=5) as response:
+        assert response.read() == b"Hello v2!\n"

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_type_hints
 
-from turnout.errors import ConfigError, describe
+from turnout.errors import ConfigError, NotSupportedError, describe
 from turnout.naming import child
 from turnout.network import DEFAULT_ADDRESS_SPACE, address_space, region_cidrs, region_network
 from turnout.regions import EXAMPLES, KNOWN_REGIONS
@@ -251,6 +251,191 @@ class Serving:
     )
 
 
+# Istio's default buckets of istio_request_duration_milliseconds: a latency objective is counted exactly from one.
+ISTIO_LATENCY_BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000)
+
+
+def _latency_bucket(value: object, path: str) -> int:
+    if isinstance(value, bool) or value not in ISTIO_LATENCY_BUCKETS_MS:
+        allowed = "one of Istio's latency buckets (ms): " + ", ".join(map(str, ISTIO_LATENCY_BUCKETS_MS))
+        raise ConfigError(path, describe(value), allowed)
+    return int(value)
+
+
+def _objective(value: object, path: str) -> float:
+    allowed = "a percentage from 50 to 99.99, such as 99.9"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 50 <= value <= 99.99:
+        raise ConfigError(path, describe(value), allowed)
+    return float(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Slo:
+    """What each serving version of an endpoint promises; alerts fire when a version burns its error budget fast."""
+
+    availability: float = setting(
+        "Percent of requests answered without a 5xx, over 30 days.", 99.5, parse=_objective, allowed="a percentage"
+    )
+    latency_ms: int = setting(
+        "A request slower than this counts against the latency objective.",
+        1000,
+        parse=_latency_bucket,
+        allowed="one of Istio's latency buckets in ms (100, 250, 500, 1000, 2500, ...)",
+    )
+    latency_objective: float = setting(
+        "Percent of requests answered within latencyMs, over 30 days.", 99.0, parse=_objective, allowed="a percentage"
+    )
+
+
+# A JSONPath the acceptance runner evaluates: `$`, then `.name` or `['name']` or `[index]` steps.
+JSON_PATH = re.compile(r"\$((\.[A-Za-z_][A-Za-z0-9_-]*)|(\[\d+\])|(\['[^'\]]+'\]))*")
+JSON_PATH_ALLOWED = "a JSONPath of $ and .name, ['name'] or [index] steps, such as $.scores[0].label"
+
+
+def _json_path(value: object, path: str) -> str:
+    if not isinstance(value, str) or not JSON_PATH.fullmatch(value):
+        raise ConfigError(path, describe(value), JSON_PATH_ALLOWED)
+    return value
+
+
+def _any_json(value: object, path: str) -> object:
+    return value
+
+
+def _within(value: object, path: str) -> tuple[float, float]:
+    allowed = "[LOW, HIGH]: two numbers, LOW <= HIGH"
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)
+        or value[0] > value[1]
+    ):
+        raise ConfigError(path, describe(value), allowed)
+    return (value[0], value[1])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expect:
+    status: int = setting("The HTTP status the version must answer.", 200, bounds=(100, 599))
+    json_path: str | None = setting(
+        "A value in the JSON answer to check, with equals or within.", None, parse=_json_path, allowed=JSON_PATH_ALLOWED
+    )
+    equals: object = setting("The value at jsonPath must equal this (any JSON).", None, parse=_any_json, allowed="JSON")
+    within: tuple[float, float] | None = setting(
+        "The number at jsonPath must lie in [LOW, HIGH].", None, parse=_within, allowed="[LOW, HIGH]"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcceptanceTest:
+    """One request a new version must answer as expected before it takes user traffic; see Acceptance tests."""
+
+    path: str = setting("Request path (and query).", parse=_health_path, allowed="an HTTP path starting with '/'")
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = setting("HTTP method.", "GET")
+    body: object = setting("JSON body sent with the request.", None, parse=_any_json, allowed="JSON")
+    expect: Expect = setting("What the answer must be.", Expect())
+
+
+def _tests(value: object, path: str) -> tuple[AcceptanceTest, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(
+            path, describe(value), "a list of tests: {path, method, body, expect: {status, jsonPath, equals | within}}"
+        )
+    tests = []
+    for index, item in enumerate(value):
+        test = parse_object(AcceptanceTest, item, f"{path}[{index}]")
+        expect, where = test.expect, f"{path}[{index}].expect"
+        if expect.json_path is None and (expect.equals is not None or expect.within is not None):
+            key = "equals" if expect.equals is not None else "within"
+            raise ConfigError(f"{where}.{key}", f"{key} without jsonPath", "jsonPath naming the value to check")
+        if expect.json_path is not None and (expect.equals is None) == (expect.within is None):
+            raise ConfigError(
+                f"{where}.jsonPath",
+                f"{expect.json_path!r} with {'both equals and within' if expect.equals is not None else 'neither'}",
+                "exactly one of equals or within with a jsonPath",
+            )
+        if test.body is not None and test.method in ("GET", "HEAD"):
+            raise ConfigError(f"{path}[{index}].body", f"a body with method {test.method}", "POST, PUT or PATCH")
+        tests.append(test)
+    return tuple(tests)
+
+
+AlertReceiverType = Literal["webhook", "slack", "pagerduty"]
+_SECRET_CONFIG = _matching(
+    r"(?!turnout:)[A-Za-z0-9_.-]+:[A-Za-z0-9_./-]+", "a Pulumi config key NAMESPACE:KEY outside turnout:"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Alerts:
+    """Where Alertmanager sends the alerts; see Observability."""
+
+    receiver: AlertReceiverType | None = setting(
+        "webhook (any HTTP endpoint), slack or pagerduty; absent: alerts show in Alertmanager and Prometheus only.",
+        None,
+    )
+    secret_config: str | None = setting(
+        "The Pulumi config key (NAMESPACE:KEY, not turnout:) holding the webhook URL, Slack webhook URL or "
+        "PagerDuty routing key, set with `pulumi config set --secret`: never in the stack file or the plan in clear.",
+        None,
+        parse=_SECRET_CONFIG,
+        allowed="a config key NAMESPACE:KEY",
+    )
+    channel: str | None = setting(
+        "slack only: the channel, such as #models.",
+        None,
+        parse=_matching(r"[#@]?[\w.-]{1,80}", "a Slack channel"),
+        allowed="a Slack channel",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteWrite:
+    """Copies every sample to the cloud's managed Prometheus with the cluster's workload identity."""
+
+    workspace: str = setting(
+        "aws: `create` (an Amazon Managed Service for Prometheus workspace per cluster) or your workspace's ARN.",
+        parse=_matching(
+            r"create|arn:aws[a-z-]*:aps:[a-z0-9-]+:\d{12}:workspace/ws-[A-Za-z0-9-]+", "create, or an AMP workspace ARN"
+        ),
+        allowed="create, or an AMP workspace ARN",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observability:
+    """Metrics, alerts and dashboards of every endpoint and version; see Observability."""
+
+    enabled: bool | None = setting(
+        "A Prometheus (with Alertmanager and kube-state-metrics) on every cluster, scraping the mesh, with alert "
+        "rules per endpoint.",
+        None,
+        default_doc="true in staging and prod, false in dev (Flagger's analysis still gets its Prometheus)",
+    )
+    retention: int | None = setting(
+        "How long samples are kept.",
+        None,
+        parse=parse_duration,
+        allowed="a duration",
+        default_doc='"1d" in dev, "7d" in staging, "15d" in prod',
+    )
+    storage: str | None = setting(
+        "A PersistentVolume of this size for the samples (the cluster's default StorageClass).",
+        None,
+        parse=parse_quantity,
+        allowed="a Kubernetes quantity such as 50Gi",
+        default_doc="50Gi in prod; none elsewhere (samples are lost with the pod)",
+    )
+    grafana: bool = setting(
+        "Ship a dashboard per endpoint (and the Prometheus data source) as ConfigMaps for your Grafana's sidecar.",
+        False,
+    )
+    alerts: Alerts = setting("Where alerts go.", Alerts())
+    remote_write: RemoteWrite | None = setting(
+        "Copy every sample to the cloud's managed Prometheus (aws only in this version).", None
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Platform:
     cloud: Cloud = setting("Where clusters run.")
@@ -321,6 +506,7 @@ class Platform:
         "kind only: local images loaded into the cluster (`kind load`).", (), values=_image
     )
     serving: Serving = setting("Istio, Knative, Flagger and Prometheus on every cluster.", Serving())
+    observability: Observability = setting("Metrics, alerts and dashboards; see Observability.", Observability())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -483,6 +669,13 @@ class Endpoint:
         parse=_pull_secrets,
         allowed="a list of mappings",
     )
+    tests: tuple[AcceptanceTest, ...] = setting(
+        "Requests a new version must answer as expected before it takes user traffic; see Acceptance tests.",
+        (),
+        parse=_tests,
+        allowed="a list of tests",
+    )
+    slo: Slo = setting("Objectives the endpoint's alerts watch; see Observability.", Slo())
 
 
 def _date(value: object, path: str) -> str:
@@ -648,11 +841,75 @@ def validate(config: StackConfig) -> StackConfig:
         name: _validate_endpoint(endpoint, key_path(f"endpoints.{name}"), config.tier)
         for name, endpoint in config.endpoints.items()
     }
+    platform = dataclasses.replace(platform, observability=resolve_observability(platform, config.tier))
     resolved = dataclasses.replace(config, platform=platform, endpoints=endpoints)
     _validate_serving(resolved)
     check_derived_names(resolved.platform.regions, resolved.endpoints)
     check_schedulable(resolved)
     return resolved
+
+
+OBSERVABILITY_BY_TIER: dict[str, tuple[bool, int, str | None]] = {
+    # tier: (on by default, retention in seconds, PersistentVolume size)
+    "dev": (False, 86400, None),
+    "staging": (True, 7 * 86400, None),
+    "prod": (True, 15 * 86400, "50Gi"),
+}
+REMOTE_WRITE_BUILT = {
+    "aws": "Amazon Managed Service for Prometheus, written with the Prometheus server's IRSA role (SigV4)",
+}
+REMOTE_WRITE_NOT_BUILT = {
+    "gcp": "Google Cloud Managed Service for Prometheus ingests from its own collectors (managed collection or its "
+    "Prometheus fork), not from an upstream Prometheus's remote write",
+    "azure": "Azure Monitor managed Prometheus: its remote-write path (Entra workload identity on the Prometheus "
+    "server, a data collection rule and endpoint) is not built yet",
+    "kind": "kind has no managed Prometheus",
+}
+
+
+def resolve_observability(platform: Platform, tier: str) -> Observability:
+    """`platform.observability` with the tier's defaults resolved, and each combination that cannot work refused."""
+    path = key_path("platform.observability")
+    settings = platform.observability
+    on, retention, storage = OBSERVABILITY_BY_TIER[tier]
+    enabled = on if settings.enabled is None else settings.enabled
+    alerts = settings.alerts
+    if not enabled:
+        for key, value in (
+            ("retention", settings.retention),
+            ("storage", settings.storage),
+            ("grafana", settings.grafana or None),
+            ("alerts.receiver", alerts.receiver),
+            ("remoteWrite", settings.remote_write),
+        ):
+            if value is not None:
+                raise ConfigError(
+                    f"{path}.{key}", f"{describe(value)} with observability off", f"enabled: true, or no {key}"
+                )
+    if alerts.receiver is None and (alerts.secret_config or alerts.channel):
+        key = "secretConfig" if alerts.secret_config else "channel"
+        raise ConfigError(f"{path}.alerts.receiver", "nothing", f"webhook, slack or pagerduty, which {key} is for")
+    if alerts.receiver is not None and alerts.secret_config is None:
+        what = {"webhook": "webhook URL", "slack": "Slack webhook URL", "pagerduty": "PagerDuty routing key"}
+        raise ConfigError(
+            f"{path}.alerts.secretConfig",
+            f"nothing, with receiver {alerts.receiver}",
+            f"the Pulumi config key holding the {what[alerts.receiver]} (`pulumi config set --secret NAMESPACE:KEY`)",
+        )
+    if alerts.channel is not None and alerts.receiver != "slack":
+        raise ConfigError(f"{path}.alerts.channel", f"a channel with receiver {alerts.receiver}", "channel with slack")
+    if settings.remote_write is not None and platform.cloud not in REMOTE_WRITE_BUILT:
+        raise NotSupportedError(
+            f"{path}.remoteWrite",
+            f"remote write on {platform.cloud}: {REMOTE_WRITE_NOT_BUILT[platform.cloud]}",
+            "remoteWrite on aws",
+        )
+    return dataclasses.replace(
+        settings,
+        enabled=enabled,
+        retention=settings.retention if settings.retention is not None else (retention if enabled else None),
+        storage=settings.storage if settings.storage is not None else (storage if enabled else None),
+    )
 
 
 def _validate_kind(config: StackConfig) -> None:

@@ -7,6 +7,9 @@ TARGET environment variable, so routing between versions is visible with curl:
     POST /predict   -> {"version": "v1", "input": <the JSON body>}
     GET  /healthz   -> "ok" (readiness and liveness probes)
 
+FAIL_PERCENT (0 to 100, default 0) makes that share of `/` and `/predict` requests answer 503, chosen at
+random: the end-to-end checks use it to make a version fail, so its alert fires and its acceptance tests fail.
+
 Query strings are ignored for routing (`GET /?e2e=RUN` answers like `GET /`), and every request is
 logged to standard error as `model-echo VERSION: "GET /?e2e=RUN HTTP/1.1" 200 -`: the end-to-end
 checks (scripts/e2e) count the requests a shadow version received from these lines.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -42,10 +46,20 @@ class ModelHandler(BaseHTTPRequestHandler):
     def route(self) -> str:
         return urlsplit(self.path).path
 
+    def _failing(self) -> bool:
+        """A FAIL_PERCENT share of model requests answer 503 (never the health probe)."""
+        percent = float(os.environ.get("FAIL_PERCENT") or 0)
+        if percent > 0 and random.random() * 100 < percent:
+            self._send(503, b"failing on purpose (FAIL_PERCENT)\n", "text/plain")
+            return True
+        return False
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         if self.route == "/healthz":
             self._send(200, b"ok\n", "text/plain")
         elif self.route == "/":
+            if self._failing():
+                return
             self._send(200, f"Hello {self.target}!\n".encode(), "text/plain")
         else:
             self._send(404, b"not found\n", "text/plain")
@@ -53,6 +67,8 @@ class ModelHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         if self.route != "/predict":
             self._send(404, b"not found\n", "text/plain")
+            return
+        if self._failing():
             return
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:

@@ -49,8 +49,9 @@ def analysed_versions(strategy: ProgressiveStrategy) -> tuple[str, str]:
     return strategy.primary, shadow
 
 
-def analysis(strategy: ProgressiveStrategy) -> dict:
-    """Flagger's `analysis`: the strategy's way of exposing the new version, and the health checks."""
+def analysis(strategy: ProgressiveStrategy, webhooks: tuple[dict, ...] = ()) -> dict:
+    """Flagger's `analysis`: the strategy's way of exposing the new version, the health checks, and the webhooks
+    (acceptance tests before any traffic: components/endpoint/acceptance.py)."""
     progressive = strategy.progressive
     interval = _flagger_duration(progressive.interval)
     if isinstance(strategy, Canary):
@@ -74,11 +75,18 @@ def analysis(strategy: ProgressiveStrategy) -> dict:
             {"name": "request-success-rate", "thresholdRange": {"min": progressive.success_rate}, "interval": interval},
             {"name": "request-duration", "thresholdRange": {"max": progressive.max_latency_ms}, "interval": interval},
         ],
+        **({"webhooks": list(webhooks)} if webhooks else {}),
     }
 
 
 def canary_spec(
-    endpoint: str, strategy: ProgressiveStrategy, port: int, public_host: str, gateway: str, autoscaled: bool
+    endpoint: str,
+    strategy: ProgressiveStrategy,
+    port: int,
+    public_host: str,
+    gateway: str,
+    autoscaled: bool,
+    webhooks: tuple[dict, ...] = (),
 ) -> dict:
     spec: dict = {
         "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": endpoint},
@@ -91,7 +99,7 @@ def canary_spec(
             "hosts": [public_host],
             "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
         },
-        "analysis": analysis(strategy),
+        "analysis": analysis(strategy, webhooks),
     }
     if autoscaled:
         spec["autoscalerRef"] = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": endpoint}
@@ -109,6 +117,8 @@ class FlaggerCanaryArgs:
     gateway: str
     autoscaled: bool
     after: tuple[pulumi.Resource, ...]
+    webhooks: tuple[dict, ...] = ()
+    """Flagger webhooks of the analysis: the endpoint's acceptance tests as `pre-rollout`."""
 
 
 class FlaggerCanary(pulumi.ComponentResource):
@@ -127,7 +137,15 @@ class FlaggerCanary(pulumi.ComponentResource):
                     zip((STABLE_ANNOTATION, CANARY_ANNOTATION), analysed_versions(args.strategy), strict=True)
                 ),
             },
-            spec=canary_spec(args.endpoint, args.strategy, args.port, args.public_host, args.gateway, args.autoscaled),
+            spec=canary_spec(
+                args.endpoint,
+                args.strategy,
+                args.port,
+                args.public_host,
+                args.gateway,
+                args.autoscaled,
+                args.webhooks,
+            ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
         self.register_outputs({"analysis": format_duration(args.strategy.progressive.interval)})

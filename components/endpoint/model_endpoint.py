@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.cache import CacheConnection
 from components.cache.access import CacheAccess, CacheAccessArgs
+from components.endpoint.acceptance import AcceptanceJob, AcceptanceJobArgs, AcceptanceWebhook, AcceptanceWebhookArgs
 from components.endpoint.egress import EndpointEgress, EndpointEgressArgs
 from components.endpoint.experiment_agent import ExperimentAgent, ExperimentAgentArgs, traffic_note
 from components.endpoint.feature_flags import FlagDaemon, FlagDaemonArgs
@@ -50,6 +51,10 @@ def check_renderable(name: str, endpoint: Endpoint) -> None:
         # Flagger's session affinity pins only canary users, to a cookie value it generates: not the
         # sticky plan turnout shows (both versions pinned by version name).
         raise NotSupportedError(f"{path}.strategy.sticky", "a sticky progressive canary", "sticky or progressive")
+    if endpoint.tests and endpoint.backend == "knative":
+        raise NotSupportedError(
+            f"{path}.tests", "acceptance tests on the knative backend", "tests on the istio backend"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,8 +197,9 @@ class ModelEndpoint(pulumi.ComponentResource):
         """A Deployment per running version, the Services in front of them, and the Istio routes."""
         endpoint, namespace_name, namespace = args.endpoint, args.endpoint_name, in_namespace[0]
         shadows = set(self.plan.mirrored_versions)
+        workloads = []
         for version_name in self.plan.running_versions:
-            ModelWorkload(
+            workload = ModelWorkload(
                 child(name, version_name),
                 ModelWorkloadArgs(
                     namespace=namespace_name,
@@ -211,6 +217,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
+            workloads.append(workload.deployment)
         # Shadows get their own Service: the public one never selects them, so they can only be mirrored to.
         for suffix, role in (("", "serving"), ("-shadow", "shadow")):
             if role == "shadow" and not shadows:
@@ -231,6 +238,22 @@ class ModelEndpoint(pulumi.ComponentResource):
                 },
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
             )
+        routes_after = in_namespace
+        if endpoint.tests:  # the routes change only once every version they send requests to passed its tests
+            acceptance = AcceptanceJob(
+                child(name, "acceptance"),
+                AcceptanceJobArgs(
+                    endpoint=args.endpoint_name,
+                    namespace=namespace_name,
+                    tier=args.tier,
+                    tests=endpoint.tests,
+                    pull_policy=args.mesh.image_pull_policy,
+                    after=(*in_namespace, *workloads),
+                    versions={v: endpoint.versions[v] for v in self.plan.running_versions},
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+            routes_after = (*in_namespace, acceptance.job)
         IstioRoutes(
             child(name, "routes"),
             IstioRoutesArgs(
@@ -242,7 +265,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 canary_version=endpoint.strategy.canary if isinstance(endpoint.strategy, Canary) else None,
                 public_host=public_host,
                 gateway=args.mesh.gateway,
-                after=in_namespace,
+                after=routes_after,
                 min_weight=endpoint.strategy.min_weight if isinstance(endpoint.strategy, Bandit) else None,
             ),
             pulumi.ResourceOptions(parent=self),
@@ -272,6 +295,22 @@ class ModelEndpoint(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         )
+        webhooks, canary_after = (), in_namespace
+        if endpoint.tests:  # Flagger calls them before the new version gets any request
+            runner = AcceptanceWebhook(
+                child(name, "acceptance"),
+                AcceptanceWebhookArgs(
+                    endpoint=args.endpoint_name,
+                    namespace=args.endpoint_name,
+                    tier=args.tier,
+                    tests=endpoint.tests,
+                    pull_policy=args.mesh.image_pull_policy,
+                    after=in_namespace,
+                    canary_url=f"http://{args.endpoint_name}-canary.{args.endpoint_name}",
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+            webhooks, canary_after = (runner.webhook,), (*in_namespace, *runner.ready)
         FlaggerCanary(
             child(name, "flagger"),
             FlaggerCanaryArgs(
@@ -283,7 +322,8 @@ class ModelEndpoint(pulumi.ComponentResource):
                 public_host=public_host,
                 gateway=args.mesh.gateway,
                 autoscaled=is_autoscaled(version.replicas),
-                after=in_namespace,
+                after=canary_after,
+                webhooks=webhooks,
             ),
             pulumi.ResourceOptions(parent=self),
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.mesh.certificate import GatewayTlsArgs, gateway_tls
-from components.mesh.flagger import PROMETHEUS_URL, Flagger, FlaggerArgs
+from components.mesh.flagger import Flagger, FlaggerArgs
 from components.mesh.istio import (
     GATEWAY_NAME,
     GATEWAY_NAMESPACE,
@@ -18,7 +18,18 @@ from components.mesh.istio import (
 )
 from components.mesh.knative import KNATIVE_NAMESPACE, KnativeServing, KnativeServingArgs
 from components.mesh.metrics_server import MetricsServer, MetricsServerArgs, needs_metrics_server
-from turnout.config import KIND_AGENT_IMAGE, Endpoint, Serving, platform_features
+from components.observability.dashboards import dashboard
+from components.observability.prometheus import (
+    NAMESPACE as PROMETHEUS_NAMESPACE,
+)
+from components.observability.prometheus import (
+    PROMETHEUS_URL,
+    ClusterPrometheus,
+    ClusterPrometheusArgs,
+    alert_receiver_secret,
+    endpoint_rule_files,
+)
+from turnout.config import KIND_AGENT_IMAGE, Endpoint, Observability, Serving, platform_features
 from turnout.naming import child
 from turnout.strategies import learns_from_traffic
 
@@ -41,7 +52,9 @@ class MeshInfo:
     agent_image: str | None = None
     """The experiment agent's image (None on a cloud whose stack names none: bandit endpoints are refused)."""
     prometheus_url: str | None = None
-    """Where the experiment agents read Istio's metrics (set where an endpoint learns from traffic)."""
+    """The cluster's Prometheus (components/observability), where one runs: Flagger and experiment agents read it."""
+    observability: bool = False
+    """platform.observability is on: endpoints' alerts and dashboards are deployed with the Prometheus."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +65,8 @@ class ServingPlatformArgs:
     endpoints: dict[str, Endpoint]
     cluster: pulumi.ComponentResource | None = None
     """The cluster the platform runs on (its workload identity, for cert-manager's DNS-01 records)."""
+    observability: Observability = Observability(enabled=False)
+    """platform.observability, resolved for the tier."""
 
 
 class ServingPlatform(pulumi.ComponentResource):
@@ -101,36 +116,95 @@ class ServingPlatform(pulumi.ComponentResource):
                 pulumi.ResourceOptions(parent=self),
             )
             self.ready += knative.ready
-        # Bandit endpoints' experiment agents read Istio's metrics from Flagger's Prometheus (alone without Flagger).
+        observability = args.observability
+        # One Prometheus per cluster, wherever something reads it: alerts and dashboards, Flagger, experiment agents.
+        prometheus = None
+        # Bandit endpoints' experiment agents read Istio's metrics from it too.
         experiments = any(learns_from_traffic(endpoint.strategy) for endpoint in args.endpoints.values())
-        if features.flagger or experiments:
+        if observability.enabled or features.flagger or experiments:
+            prometheus = self._prometheus(name, args, tuple(istio.ready))
+        if features.flagger:
             flagger = Flagger(
                 child(name, "flagger"),
-                FlaggerArgs(
-                    flagger=serving.flagger,
-                    prometheus=serving.prometheus,
-                    after=tuple(istio.ready),
-                    install_flagger=features.flagger,
-                ),
+                FlaggerArgs(flagger=serving.flagger, after=(*istio.ready, prometheus.release)),
                 pulumi.ResourceOptions(parent=self),
             )
             self.ready += flagger.ready
+        platform_namespaces = (ISTIO_NAMESPACE, KNATIVE_NAMESPACE) if features.knative else (ISTIO_NAMESPACE,)
         self.mesh = MeshInfo(
             gateway=f"{GATEWAY_NAMESPACE}/{GATEWAY_NAME}",
             gateway_principal=GATEWAY_PRINCIPAL,
             domain=domain,
             knative_namespace=KNATIVE_NAMESPACE if features.knative else None,
-            platform_namespaces=(ISTIO_NAMESPACE, KNATIVE_NAMESPACE) if features.knative else (ISTIO_NAMESPACE,),
+            platform_namespaces=(*platform_namespaces, PROMETHEUS_NAMESPACE) if prometheus else platform_namespaces,
             image_pull_policy="IfNotPresent" if args.cloud == "kind" else "Always",
             agent_image=serving.agent_image or (KIND_AGENT_IMAGE if args.cloud == "kind" else None),
-            prometheus_url=PROMETHEUS_URL if experiments else None,
+            prometheus_url=PROMETHEUS_URL if prometheus else None,
+            observability=bool(observability.enabled),
         )
         self.versions = {
             "istio": serving.istio.version,
             "knative": serving.knative.version if features.knative else None,
             "flagger": serving.flagger.version if features.flagger else None,
-            "prometheus": serving.prometheus.version if features.flagger or experiments else None,
+            "prometheus": serving.prometheus.version if prometheus else None,
+            "observability": observability_summary(observability) if prometheus else None,
             "cert-manager": tls.cert_manager,
             "tls": tls.summary,
         }
         self.register_outputs({"versions": self.versions})
+
+    def _prometheus(self, name: str, args: ServingPlatformArgs, after: tuple) -> ClusterPrometheus:
+        """The cluster's Prometheus: the full stack where observability is on, else the server for Flagger."""
+        observability = args.observability
+        remote_write = annotations = None
+        if observability.enabled and observability.remote_write is not None:
+            from components.observability.remote_write_aws import AmpRemoteWrite, AmpRemoteWriteArgs
+
+            cluster = args.cluster
+            amp = AmpRemoteWrite(
+                child(name, "amp"),
+                AmpRemoteWriteArgs(
+                    cluster_name=cluster.name,
+                    region=cluster.region,
+                    oidc_provider_arn=cluster.oidc_provider_arn,
+                    oidc_issuer=cluster.oidc_issuer,
+                    workspace=observability.remote_write.workspace,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+            remote_write, annotations = amp.remote_write, amp.service_account_annotations
+        return ClusterPrometheus(
+            child(name, "prometheus"),
+            ClusterPrometheusArgs(
+                chart=args.serving.prometheus,
+                tier=args.tier,
+                observability=observability if observability.enabled else None,
+                rule_files=endpoint_rule_files(args.endpoints) if observability.enabled else {},
+                dashboards={e: dashboard(e) for e in args.endpoints} if observability.grafana else {},
+                receiver_secret=alert_receiver_secret(observability) if observability.enabled else None,
+                remote_write=remote_write,
+                service_account_annotations=annotations,
+                after=after,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+
+
+def observability_summary(observability: Observability) -> str:
+    """What summary.md says of a cluster's Prometheus."""
+    if not observability.enabled:
+        return "server only, for Flagger (6h)"
+    parts = [
+        f"retention {observability.retention // 86400 or 1}d"
+        if observability.retention >= 86400
+        else f"retention {observability.retention // 3600}h"
+    ]
+    parts.append(f"volume {observability.storage}" if observability.storage else "no volume")
+    parts.append(
+        f"alerts to {observability.alerts.receiver}" if observability.alerts.receiver else "alerts in Alertmanager"
+    )
+    if observability.remote_write:
+        parts.append("remote write to AMP")
+    if observability.grafana:
+        parts.append("Grafana dashboards")
+    return ", ".join(parts)

@@ -90,6 +90,12 @@ def _computed(type_: str, name: str, inputs: dict, region: str) -> dict:
             "accessEntryArn": f"arn:aws:eks:{region}:{ACCOUNT_ID}:access-entry/{cluster}/{_hex(type_, name, 12)}",
             "type": inputs.get("type") or "STANDARD",
         }
+    if type_ == "aws:amp/workspace:Workspace":
+        workspace = f"ws-{_hex(type_, name, 8)}-{_hex(type_, name + '/1', 4)}-{_hex(type_, name + '/2', 4)}"
+        return {
+            "arn": f"arn:aws:aps:{region}:{ACCOUNT_ID}:workspace/{workspace}",
+            "prometheusEndpoint": f"https://aps-workspaces.{region}.amazonaws.com/workspaces/{workspace}/",
+        }
     if type_ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         url = str(inputs.get("url") or "").removeprefix("https://")
         return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"}

@@ -142,6 +142,7 @@ def summary(plan: StackPlan) -> str:
         *_platform_table(plan),
         *_resources_table(plan),
         *_traffic_tables(plan),
+        *_watch_and_test_section(plan),
         *_global_traffic_section(plan),
         *_dr_section(plan.dr),
         *_violations_section(plan.counted),
@@ -195,7 +196,7 @@ def _platform_table(plan: StackPlan) -> list[str]:
     platform = plan.outputs.get("platform") or {}
     if not platform:
         return []
-    parts = ["istio", "knative", "flagger", "prometheus", "cert-manager", "tls"]
+    parts = ["istio", "knative", "flagger", "prometheus", "observability", "cert-manager", "tls"]
     lines = ["## Serving platform", "", "| cluster | " + " | ".join(parts) + " |", "| --- |" + " --- |" * len(parts)]
     for cluster, versions in sorted(platform.items()):
         lines.append(f"| {_code(cluster)} | " + " | ".join(_text(versions.get(p) or "—") for p in parts) + " |")
@@ -242,6 +243,64 @@ def _traffic_tables(plan: StackPlan) -> list[str]:
             )
         lines.append("")
     return lines
+
+
+ALERT_RULES_LABEL = "turnout.dev/alert-rules"
+
+
+def _watch_and_test_section(plan: StackPlan) -> list[str]:
+    """Per endpoint and cluster: the alerts its rule file defines, and the acceptance tests that run before a
+    version gets traffic (a Job the routes wait for, or Flagger's pre-rollout webhook)."""
+    alerts: dict[tuple[str, str], list[str]] = {}
+    tests: dict[tuple[str, str], str] = {}
+    counts: dict[tuple[str, str, str], int] = {}
+    for manifest in plan.manifests:
+        body, cluster = manifest.body, manifest.cluster
+        metadata = body.get("metadata") or {}
+        kind = body.get("kind")
+        if kind == "ConfigMap" and (metadata.get("labels") or {}).get(ALERT_RULES_LABEL) == "true":
+            for key, text in (body.get("data") or {}).items():
+                groups = (yaml.safe_load(text) or {}).get("groups") or []
+                names = [rule["alert"] for group in groups for rule in group.get("rules") or [] if "alert" in rule]
+                alerts[(cluster, key.removesuffix(".yml"))] = list(dict.fromkeys(names))
+        elif kind == "ConfigMap" and "tests.json" in (body.get("data") or {}):
+            endpoint = (metadata.get("labels") or {}).get("turnout.dev/endpoint", metadata.get("namespace", ""))
+            counts[(cluster, endpoint, metadata.get("name", ""))] = len(json.loads(body["data"]["tests.json"]))
+        elif kind == "Job" and metadata.get("name", "").startswith(f"{metadata.get('namespace')}-acceptance"):
+            container = body["spec"]["template"]["spec"]["containers"][0]
+            namespace = metadata["namespace"]
+            versions = [
+                arg.split("://")[1].split(".")[0].removeprefix(f"{namespace}-").removesuffix("-acceptance")
+                for arg in container["command"]
+                if arg.startswith("--url=")
+            ]
+            count = next((n for (c, e, _), n in counts.items() if c == cluster and e == metadata["namespace"]), 0)
+            tests[(cluster, metadata["namespace"])] = (
+                f"Job `{metadata['name']}`: {count} test(s) against {', '.join(f'`{v}`' for v in versions)}; "
+                "the VirtualService waits for it"
+            )
+        elif kind == "Canary":
+            for hook in ((body.get("spec") or {}).get("analysis") or {}).get("webhooks") or []:
+                if hook.get("type") == "pre-rollout":
+                    tests[(cluster, metadata.get("namespace", ""))] = (
+                        f"Flagger pre-rollout webhook `{hook['name']}` ({hook['url']}): the version under analysis "
+                        "gets no request until it passes"
+                    )
+    for (cluster, endpoint, _), count in counts.items():
+        if (cluster, endpoint) in tests and tests[(cluster, endpoint)].startswith("Job `"):
+            tests[(cluster, endpoint)] = tests[(cluster, endpoint)].replace(": 0 test(s)", f": {count} test(s)")
+    if not alerts and not tests:
+        return []
+    lines = [
+        "## Alerts and acceptance tests",
+        "",
+        "| endpoint | cluster | alerts | acceptance tests |",
+        "| --- | --- | --- | --- |",
+    ]
+    for cluster, endpoint in sorted({*alerts, *tests}):
+        names = ", ".join(f"`{n}`" for n in alerts.get((cluster, endpoint), [])) or "none (observability off)"
+        lines.append(f"| `{endpoint}` | `{cluster}` | {names} | {tests.get((cluster, endpoint), 'none')} |")
+    return [*lines, ""]
 
 
 def _dr_section(dr: dict[str, Any]) -> list[str]:
