@@ -58,7 +58,7 @@ def analysis(strategy: ProgressiveStrategy) -> dict:
     elif isinstance(strategy, BlueGreen):
         exposure = {
             "iterations": progressive.iterations,
-            "match": [{"headers": {strategy.preview_header: {"exact": "true"}}}],
+            "match": [{"headers": {strategy.opt_in_header(): {"exact": "true"}}}],
         }
     else:
         exposure = {
