@@ -92,8 +92,9 @@ class BlueGreen:
         "The version reachable only with the preview header (knative: at 0% of the Route, under its tag)."
     )
     preview_header: str | None = setting(
-        "Requests with this header set to `true` reach `preview`. Knative fixes its own: requests with "
-        "`Knative-Serving-Tag: <preview>`, or to `<preview>-<endpoint>.<domain>`, reach `preview`; leave it out.",
+        "Requests with this header set to `true` reach `preview`. On knative, leave it out: Knative fixes the "
+        "header, and requests with `Knative-Serving-Tag: <preview>`, or to `<preview>-<endpoint>.<domain>`, "
+        "reach `preview`.",
         None,
         parse=check_header_name,
         allowed="an HTTP header name",
@@ -278,8 +279,9 @@ class DarkLaunch:
     live: str = setting("The version that serves all traffic.")
     dark: str = setting("The version reachable only with the header (knative: at 0% of the Route, under its tag).")
     header: str | None = setting(
-        "Requests with this header set to `true` reach `dark`. Knative fixes its own: requests with "
-        "`Knative-Serving-Tag: <dark>`, or to `<dark>-<endpoint>.<domain>`, reach `dark`; leave it out.",
+        "Requests with this header set to `true` reach `dark`. On knative, leave it out: Knative fixes the "
+        "header, and requests with `Knative-Serving-Tag: <dark>`, or to `<dark>-<endpoint>.<domain>`, "
+        "reach `dark`.",
         None,
         parse=check_header_name,
         allowed="an HTTP header name",
