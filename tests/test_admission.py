@@ -425,6 +425,8 @@ KNATIVE = {
     "rolling": STRATEGIES["rolling"],
     "canary": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 10},
     "ab-test": {"type": "ab-test", "variants": {"v1": 50, "v2": 30, "v3": 20}},
+    "blue-green": STRATEGIES["blue-green"],
+    "dark-launch": STRATEGIES["dark-launch"],
 }
 
 

@@ -297,8 +297,6 @@ INVALID = [
 KNATIVE_FORBIDDEN = [
     ({"type": "canary", "stable": "v1", "canary": "v2", "weight": 5, "progressive": {}}, "progressive", "istio only"),
     ({"type": "shadow", "primary": "v1", "shadows": {"v2": 10}}, "type", "use backend istio for shadow"),
-    ({"type": "blue-green", "active": "v1", "preview": "v2"}, "type", "use backend istio"),
-    ({"type": "dark-launch", "live": "v1", "dark": "v2"}, "type", "use backend istio"),
     (
         {"type": "feature-flag", "flag": "f", "variants": {"a": "v1"}, "defaultVariant": "a"},
         "type",

@@ -139,7 +139,7 @@ def test_a_stack_not_on_kind_exits_2(plans, tmp_path, capsys):
 def test_scenarios_lists_every_registered_check(capsys):
     assert e2e.main(["scenarios"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == list(e2e.SCENARIOS) == ["answers", "routes", "mirrors", "sticky", "bandit"]
+    assert listed == list(e2e.SCENARIOS) == ["answers", "routes", "tags", "mirrors", "sticky", "bandit"]
 
 
 def test_exit_statuses_are_documented_as_returned():
@@ -178,17 +178,24 @@ def test_hosts_are_the_ones_the_rendered_routes_answer_at(plans, plan):
 
 def _expected_routes(endpoint: dict) -> list[tuple]:
     """What each strategy of the e2e stack promises (CONTRACT §1), read from the stack file:
-    (request headers, weights, mirrors, sticky cookie) per route, top to bottom."""
+    (request headers, weights, mirrors, sticky cookie) per route, top to bottom. On Knative, a version is also
+    reached by its Route tag (its name) in the `knative-serving-tag` header, unless every request reaches it."""
     strategy = endpoint["strategy"]
     kind = strategy["type"]
+    knative = endpoint.get("backend") == "knative"
     if kind == "shadow":
         return [({}, {strategy["primary"]: 100}, strategy["shadows"], None)]
+    if kind == "blue-green" and knative:
+        preview, active = strategy["preview"], strategy["active"]
+        return [({"knative-serving-tag": preview}, {preview: 100}, {}, None), ({}, {active: 100}, {}, None)]
     if kind == "blue-green":
         header = strategy.get("previewHeader", "x-turnout-preview")
         return [({header: "true"}, {strategy["preview"]: 100}, {}, None), ({}, {strategy["active"]: 100}, {}, None)]
     if kind == "canary":
         split = {strategy["stable"]: 100 - strategy["weight"], strategy["canary"]: strategy["weight"]}
         cookie = (strategy.get("sticky") or {}).get("cookie")
+        if cookie is None and knative:
+            return [*(({"knative-serving-tag": v}, {v: 100}, {}, None) for v in split), ({}, split, {}, None)]
         if cookie is None:
             return [({}, split, {}, None)]
         return [
@@ -223,6 +230,23 @@ def test_the_e2e_stack_gives_every_check_something_to_check(plan):
     assert any(e.sticky_cookie for e in routes)
     assert any(e.is_split and e.backend == "istio" for e in routes)
     assert any(e.is_split and e.backend == "knative" for e in routes)
+    assert any(
+        e.match == {"header": "knative-serving-tag", "value": "v2"} and e.strategy == "blue-green" for e in routes
+    )
+    assert {(t.endpoint, t.version) for t in plan.tag_hosts} >= {("kn-preview", "v2"), ("hello", "v2")}
+
+
+def test_tag_hosts_are_the_ones_knative_makes_for_the_rendered_routes(plans, plan):
+    """Knative's default tag-template `{{.Tag}}-{{.Name}}` (config-network leaves it) under the domain-template."""
+    objects = [r["inputs"] for r in json.loads((plans / "e2e" / "inventory.json").read_text())["resources"]]
+    patches = {o["metadata"]["name"]: o.get("data") for o in objects if o.get("kind") == "ConfigMap"}
+    assert "tag-template" not in patches["config-network"]
+    (domain,) = patches["config-domain"]
+    tags = {
+        (o["metadata"]["name"], t["tag"]) for o in objects if o.get("kind") == "Route" for t in o["spec"]["traffic"]
+    }
+    assert {(t.endpoint, t.version) for t in plan.tag_hosts} == tags
+    assert all(t.host == f"{t.version}-{t.endpoint}.{domain}" for t in plan.tag_hosts)
 
 
 def test_a_split_behind_a_header_and_versions_at_zero():
@@ -261,6 +285,8 @@ def test_endpoints_says_how_to_reach_each_route(plan):
     assert "every other request -> v1 70%, v2 30%" in text
     assert "curl -k -H 'x-turnout-preview: true' https://preview.127.0.0.1.sslip.io:8443/" in text
     assert "hello (knative, canary): https://hello.127.0.0.1.sslip.io:8443/" in text
+    assert "curl -k -H 'knative-serving-tag: v2' https://kn-preview.127.0.0.1.sslip.io:8443/" in text
+    assert "v2 alone, at its tag's host -> curl -k https://v2-kn-preview.127.0.0.1.sslip.io:8443/" in text
 
 
 # the binomial tolerance --------------------------------------------------------------------------------
@@ -333,6 +359,7 @@ class StandIn:
         }
         for agent in self.agents.values():
             (logs / "agent-port").write_text(str(agent.port))
+        self.tag_hosts = {h: (e["name"], v) for e in traffic["endpoints"] for v, h in (e.get("tagHosts") or {}).items()}
         self.domain, self.logs, self.faults = domain, logs, faults
         self.rng, self.lock = random.Random(5), threading.Lock()
         stand_in = self
@@ -366,6 +393,11 @@ class StandIn:
             log.write(f'model-echo {version}: "GET {path} HTTP/1.1" 200 -\n')
 
     def answer(self, headers, path) -> tuple[int, str | None, str | None]:
+        if headers["Host"] in self.tag_hosts:
+            endpoint, version = self.tag_hosts[headers["Host"]]
+            version = self.faults.get("tag_hosts", {}).get(headers["Host"], version)
+            self.log(endpoint, version, path)
+            return 200, version, None
         name = headers["Host"].removesuffix("." + self.domain)
         if name not in self.endpoints or name in self.faults.get("down", ()):
             return 503, None, None
@@ -376,7 +408,7 @@ class StandIn:
             if match is None or (
                 "header" in match
                 and headers.get(match["header"]) == match["value"]
-                and not self.faults.get("no_headers")
+                and match["header"] not in self.faults.get("no_headers", ())
             ):
                 break
             if match and "cookie" in match and cookies.get(match["cookie"]) == match["value"]:
@@ -493,9 +525,15 @@ def test_a_gateway_that_routes_as_planned_passes_every_check(plans, gateway, tmp
     ), "scenarios run in their registered order"
     assert {o["scenario"] for o in outcomes} == set(e2e.SCENARIOS)
     subjects = {o["subject"] for o in outcomes}
-    assert {"shadow", "canary", "preview", "hello", "bandit"} <= subjects  # every endpoint answered, Knative's too
+    # Every endpoint answered, Knative's included.
+    assert {"shadow", "canary", "preview", "kn-preview", "hello", "bandit"} <= subjects
     assert "bandit: toward v2" in subjects
     assert {"canary route 0 (cookie model=v2)", "preview route 0 (header x-turnout-preview: true)"} <= subjects
+    assert {
+        "kn-preview route 0 (header knative-serving-tag: v2)",
+        "hello route 1 (header knative-serving-tag: v2)",
+    } <= (subjects)
+    assert "kn-preview tag v2 (v2-kn-preview.127.0.0.1.sslip.io)" in subjects
     assert {"shadow route 0 (every request) -> v2", "canary route 2 (every other request): cookie model"} <= subjects
     assert "0 failed, 0 skipped (exit 0)" in out
     calls = [json.loads(line) for line in (tmp_path / "calls").read_text().splitlines()]
@@ -506,8 +544,19 @@ def test_a_gateway_that_routes_as_planned_passes_every_check(plans, gateway, tmp
     ("faults", "scenario", "subject", "says"),
     [
         ({"weights": {"canary": {"v1": 50, "v2": 50}}}, "routes", "canary route 2 (every other request)", "v2 "),
-        ({"weights": {"hello": {"v1": 100, "v2": 0}}}, "routes", "hello route 0 (every request)", "v2 0/400"),
-        ({"no_headers": True}, "routes", "preview route 0 (header x-turnout-preview: true)", "expected only v2 100%"),
+        ({"weights": {"hello": {"v1": 100, "v2": 0}}}, "routes", "hello route 2 (every other request)", "v2 0/400"),
+        (
+            {"tag_hosts": {"v2-kn-preview.127.0.0.1.sslip.io": "v1"}},
+            "tags",
+            "kn-preview tag v2 (v2-kn-preview.127.0.0.1.sslip.io)",
+            "expected only v2; got {'v1': 20}",
+        ),
+        (
+            {"no_headers": {"x-turnout-preview"}},
+            "routes",
+            "preview route 0 (header x-turnout-preview: true)",
+            "expected only v2 100%",
+        ),
         ({"shadow_answers": {"shadow"}}, "routes", "shadow route 0 (every request)", "expected only v1 100%"),
         # (the mirror check's own requests find the shadow answering too: both fail)
         ({"no_mirror": True}, "mirrors", "shadow route 0 (every request) -> v2", "v2 received 0/400"),
@@ -524,6 +573,17 @@ def test_a_gateway_that_misroutes_fails_the_check_that_covers_it(plan, gateway, 
     assert [(o.scenario, o.subject) for o in failed] == expected, by_status(outcomes)
     assert says in failed[0].detail, failed[0].detail
     assert e2e.exit_status(outcomes) == e2e.EXIT_FAILED
+
+
+def test_a_gateway_without_knatives_tag_routing_fails_each_tag_route(plan, gateway):
+    """config-features tag-header-based-routing off: the preview's header route and the canary's tag routes fail."""
+    stand_in, kubectl = gateway(no_headers={"knative-serving-tag"})
+    outcomes = e2e.run_checks(quick_run(plan, stand_in, kubectl), ["routes"])
+    assert {o.subject for o in outcomes if o.status == "fail"} == {
+        "kn-preview route 0 (header knative-serving-tag: v2)",
+        "hello route 0 (header knative-serving-tag: v1)",
+        "hello route 1 (header knative-serving-tag: v2)",
+    }
 
 
 def test_an_endpoint_that_never_answers_stops_the_run(plan, gateway, capsys):

@@ -58,13 +58,24 @@ def test_local_plan_writes_all_six_outputs(tmp_path, capsys):
                 "cluster": "local",
                 "backend": "knative",
                 "strategy": "canary",
-                "routes": [
+                "routes": [  # each Route tag bypasses the split (Knative-Serving-Tag), then the split
+                    {
+                        "match": {"header": "knative-serving-tag", "value": "v1"},
+                        "to": [{"version": "v1", "weight": 100}],
+                        "mirror": [],
+                    },
+                    {
+                        "match": {"header": "knative-serving-tag", "value": "v2"},
+                        "to": [{"version": "v2", "weight": 100}],
+                        "mirror": [],
+                    },
                     {
                         "match": None,
                         "to": [{"version": "v1", "weight": 90}, {"version": "v2", "weight": 10}],
                         "mirror": [],
-                    }
+                    },
                 ],
+                "tagHosts": {"v1": "v1-hello.127.0.0.1.sslip.io", "v2": "v2-hello.127.0.0.1.sslip.io"},
             },
         ]
     }

@@ -49,6 +49,8 @@ EXTRA_CONFIGS = {
     "managed-cache-aws": knative_config("aws", cache={"engine": "valkey"}),
     "rolling-prod": knative_config(tier="prod", strategy={"type": "rolling", "version": "v2"}),
     "ab-test": knative_config(strategy={"type": "ab-test", "variants": {"v1": 50, "v2": 50}}),
+    "blue-green-prod": knative_config(tier="prod", strategy={"type": "blue-green", "active": "v1", "preview": "v2"}),
+    "dark-launch-gpu": knative_config("aws", gpu=True, strategy={"type": "dark-launch", "live": "v1", "dark": "v2"}),
 }
 
 

@@ -42,6 +42,8 @@ KNATIVE = {
     "kn-rolling": {"type": "rolling", "version": "v1"},
     "kn-canary": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 10},
     "kn-ab-test": {"type": "ab-test", "variants": {"v1": 50, "v2": 30, "v3": 20}},
+    "kn-blue-green": {"type": "blue-green", "active": "v1", "preview": "v2"},
+    "kn-dark-launch": {"type": "dark-launch", "live": "v1", "dark": "v3"},
 }
 
 
@@ -153,15 +155,71 @@ def routes_from_istio(objects: list[dict]) -> list[dict]:
     return routes
 
 
+# Knative's own names: the request header of tag routing (knative.dev/networking header.RouteTagKey, as
+# traffic.json spells headers) and config-network's default tag-template (knative.dev/networking config.go).
+KNATIVE_TAG_HEADER = "knative-serving-tag"
+KNATIVE_DEFAULT_TAG_TEMPLATE = "{{.Tag}}-{{.Name}}"
+
+
+def serving_config(objects: list[dict], name: str) -> dict:
+    (config_map,) = [
+        o for o in objects if o["kind"] == "ConfigMap" and o["metadata"] == {**o["metadata"], "name": name}
+    ]
+    return config_map["data"]
+
+
+def go_template(template: str, **fields: str) -> str:
+    """A Go text/template made only of field references (`{{.Name}}`), executed as Knative does."""
+    result = re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda match: fields[match.group(1)], template)
+    assert "{{" not in result, f"{template!r} uses more than field references"
+    return result
+
+
 def routes_from_knative(objects: list[dict]) -> list[dict]:
-    """Knative routes by weight only: one route, each target resolved through its Configuration."""
+    """What a Knative Route does (pkg/reconciler/route/resources/ingress.go): every request split by the targets'
+    percents, except, with config-features tag-header-based-routing Enabled, a request whose Knative-Serving-Tag
+    header names a tag, which reaches that tag's target alone. Each target resolved through its Configuration; a
+    tag whose target the split already sends everything to changes nothing and is not listed."""
     (route,) = [o for o in objects if o["kind"] == "Route"]
     configurations = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Configuration"}
-    to = []
-    for target in route["spec"]["traffic"]:
+
+    def version(target: dict) -> str:
         template = configurations[target["configurationName"]]["spec"]["template"]
-        to.append({"version": template["metadata"]["labels"]["turnout.dev/version"], "weight": target["percent"]})
-    return [{"match": None, "to": to, "mirror": []}]
+        return template["metadata"]["labels"]["turnout.dev/version"]
+
+    traffic = route["spec"]["traffic"]
+    split = [{"version": version(t), "weight": t["percent"]} for t in traffic if t["percent"] > 0]
+    by_tag = []
+    if serving_config(objects, "config-features").get("tag-header-based-routing") == "Enabled":
+        by_tag = [
+            {
+                "match": {"header": KNATIVE_TAG_HEADER, "value": t["tag"]},
+                "to": [{"version": version(t), "weight": 100}],
+                "mirror": [],
+            }
+            for t in traffic
+            if t.get("tag") and split != [{"version": version(t), "weight": 100}]
+        ]
+    return [*by_tag, {"match": None, "to": split, "mirror": []}]
+
+
+def tag_hosts_from_knative(objects: list[dict]) -> dict[str, str]:
+    """Each tag's public host, as Knative makes it (pkg/reconciler/route/domains): the tag-template gives the name,
+    the domain-template puts it under the domain config-domain names."""
+    (route,) = [o for o in objects if o["kind"] == "Route"]
+    network = serving_config(objects, "config-network")
+    (domain,) = serving_config(objects, "config-domain")
+    name, namespace = route["metadata"]["name"], route["metadata"]["namespace"]
+    hosts = {}
+    for target in route["spec"]["traffic"]:
+        if target.get("tag"):
+            tagged = go_template(
+                network.get("tag-template", KNATIVE_DEFAULT_TAG_TEMPLATE), Tag=target["tag"], Name=name
+            )
+            hosts[target["tag"]] = go_template(
+                network["domain-template"], Name=tagged, Namespace=namespace, Domain=domain
+            )
+    return hosts
 
 
 @pytest.mark.parametrize("name", KNATIVE)
@@ -169,6 +227,7 @@ def test_traffic_json_agrees_with_the_rendered_knative_route(plans, name):
     (endpoint,) = json.loads((plans / name / "traffic.json").read_text())["endpoints"]
     assert endpoint["backend"] == "knative" and endpoint["strategy"] == KNATIVE[name]["type"]
     assert routes_from_knative(documents(plans / name)) == endpoint["routes"]
+    assert tag_hosts_from_knative(documents(plans / name)) == endpoint["tagHosts"]
 
 
 @pytest.mark.parametrize("name", KNATIVE)
@@ -203,6 +262,32 @@ def test_knative_canary_tags_each_version(plans):
         ("scores-v1", 90, "v1"),
         ("scores-v2", 10, "v2"),
     ]
+    (endpoint,) = json.loads((plans / "kn-canary" / "traffic.json").read_text())["endpoints"]
+    assert [r["match"] for r in endpoint["routes"]] == [
+        {"header": "knative-serving-tag", "value": "v1"},
+        {"header": "knative-serving-tag", "value": "v2"},
+        None,
+    ], "each tag bypasses the split: traffic.json says so"
+
+
+@pytest.mark.parametrize(("name", "shown", "hidden"), [("kn-blue-green", "v1", "v2"), ("kn-dark-launch", "v1", "v3")])
+def test_knative_blue_green_and_dark_launch_hide_a_tagged_version_at_zero(plans, name, shown, hidden):
+    (route,) = [d for d in documents(plans / name) if d["kind"] == "Route"]
+    assert route["spec"]["traffic"] == [
+        {"configurationName": f"scores-{shown}", "latestRevision": True, "percent": 100, "tag": shown},
+        {"configurationName": f"scores-{hidden}", "latestRevision": True, "percent": 0, "tag": hidden},
+    ]
+    (endpoint,) = json.loads((plans / name / "traffic.json").read_text())["endpoints"]
+    assert endpoint["routes"] == [
+        {
+            "match": {"header": "knative-serving-tag", "value": hidden},
+            "to": [{"version": hidden, "weight": 100}],
+            "mirror": [],
+        },
+        {"match": None, "to": [{"version": shown, "weight": 100}], "mirror": []},
+    ]
+    assert endpoint["tagHosts"] == {v: f"{v}-scores.127.0.0.1.sslip.io" for v in (shown, hidden)}
+    assert "annotations" not in route["metadata"], "no canary to cap, no rollout to pace"
 
 
 def test_knative_namespaces_admit_the_activator(plans):

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import load, sample_config
+from turnout.errors import ConfigError
 from turnout.strategies import (
     AbTest,
     BlueGreen,
@@ -98,6 +99,53 @@ def test_dark_launch_reaches_dark_only_by_header():
     ]
 
 
+def test_blue_green_and_dark_launch_default_to_turnouts_headers():
+    assert routes(BlueGreen(active="v1", preview="v2"))[0]["match"] == {"header": "x-turnout-preview", "value": "true"}
+    assert routes(DarkLaunch(live="v1", dark="v2"))[0]["match"] == {"header": "x-turnout-dark", "value": "true"}
+
+
+# --- on Knative: the Route's percents, and a route per tag that changes where a request goes ---------------
+
+
+def knative_routes(strategy):
+    return traffic_plan(strategy, "knative").to_json()
+
+
+def tag(version):
+    return {"header": "knative-serving-tag", "value": version}
+
+
+def test_knative_blue_green_reaches_the_preview_by_its_tag():
+    plan = traffic_plan(BlueGreen(active="blue", preview="green"), "knative")
+    assert plan.to_json() == [
+        {"match": tag("green"), "to": to(("green", 100)), "mirror": []},
+        {"match": None, "to": to(("blue", 100)), "mirror": []},
+    ]
+    assert plan.running_versions == ("green", "blue")
+    # the switch: one word, as on Istio
+    assert knative_routes(BlueGreen(active="green", preview="blue")) == [
+        {"match": tag("blue"), "to": to(("blue", 100)), "mirror": []},
+        {"match": None, "to": to(("green", 100)), "mirror": []},
+    ]
+
+
+def test_knative_dark_launch_reaches_dark_only_by_its_tag():
+    assert knative_routes(DarkLaunch(live="v1", dark="v2")) == [
+        {"match": tag("v2"), "to": to(("v2", 100)), "mirror": []},
+        {"match": None, "to": to(("v1", 100)), "mirror": []},
+    ]
+
+
+def test_knative_split_strategies_show_each_tag_before_the_split():
+    assert knative_routes(Canary(stable="v1", canary="v2", weight=10)) == [
+        {"match": tag("v1"), "to": to(("v1", 100)), "mirror": []},
+        {"match": tag("v2"), "to": to(("v2", 100)), "mirror": []},
+        {"match": None, "to": to(("v1", 90), ("v2", 10)), "mirror": []},
+    ]
+    for strategy in (Rolling(version="v2"), Recreate(version="v2"), Canary(stable="v1", canary="v2", weight=100)):
+        assert knative_routes(strategy) == [{"match": None, "to": to(("v2", 100)), "mirror": []}], strategy
+
+
 def test_feature_flag_routes_each_variant_and_defaults():
     plan = routes(FeatureFlag(flag="new-ranker", variants={"on": "v2", "off": "v1"}, default_variant="off"))
     assert plan == [
@@ -179,3 +227,33 @@ def test_every_plan_is_well_formed(strategy_config):
         assert all(0 < m.percent <= 100 for m in route.mirror)
     assert set(plan.running_versions) <= set(VERSIONS)
     assert not set(plan.mirrored_versions) & set(plan.routed_versions), "a shadow never serves users"
+
+
+KNATIVE_REFUSES = ("sticky", "segment", "type")  # cookies, header segments, mirrors and feature flags: istio only
+
+
+@settings(max_examples=300, deadline=None)
+@given(strategy_configs())
+def test_every_knative_plan_is_the_istio_default_route_and_its_tags(strategy_config):
+    """Whatever Knative accepts, its plan serves untagged requests as the Istio plan's last route does, and lists a
+    tag route for exactly the versions that route does not already send everything to."""
+    strategy_config = {k: v for k, v in strategy_config.items() if k not in ("previewHeader", "header")}
+    config = sample_config()
+    endpoint = config["endpoints"]["fraud-score"]
+    endpoint["versions"] = {v: {"image": f"ghcr.io/acme/m:{i}"} for i, v in enumerate(VERSIONS)}
+    endpoint.update(backend="knative", strategy=strategy_config)
+    try:
+        strategy = load(config).endpoints["fraud-score"].strategy
+    except ConfigError as refused:
+        assert refused.path.rsplit(".", 1)[-1] in KNATIVE_REFUSES, str(refused)
+        return
+    istio, knative = traffic_plan(strategy), traffic_plan(strategy, "knative")
+    *by_tag, served = knative.routes
+    assert served == istio.routes[-1] and served.match is None and not served.mirror
+    assert set(knative.running_versions) == set(istio.running_versions)
+    for route in by_tag:
+        assert route.match.to_json() == {"header": "knative-serving-tag", "value": route.match.value}
+        assert [(d.version, d.weight) for d in route.to] == [(route.match.value, 100)]
+    assert [r.match.value for r in by_tag] == [
+        v for v in knative.running_versions if [(d.version, d.weight) for d in served.to] != [(v, 100)]
+    ]

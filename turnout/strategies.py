@@ -38,6 +38,13 @@ def _version_key(key: str, path: str) -> str:
     return check_dns_label(key, path, "version name")
 
 
+PREVIEW_HEADER = "x-turnout-preview"
+DARK_HEADER = "x-turnout-dark"
+# Knative's tag header (knative.dev/networking's RouteTagKey, as check_header_name spells headers): with
+# config-features tag-header-based-routing, a request carrying a Route tag's name reaches that tag's target.
+KNATIVE_TAG_HEADER = "knative-serving-tag"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Recreate:
     TYPE: ClassVar[str] = "recreate"
@@ -82,16 +89,28 @@ class Rolling:
 class BlueGreen:
     TYPE: ClassVar[str] = "blue-green"
     active: str = setting("The version that serves all traffic.")
-    preview: str = setting("The version reachable only with the preview header.")
-    preview_header: str = setting(
-        "Requests with this header set to `true` reach `preview`.", "x-turnout-preview", parse=check_header_name
+    preview: str = setting(
+        "The version reachable only with the preview header (knative: at 0% of the Route, under its tag)."
+    )
+    preview_header: str | None = setting(
+        "Requests with this header set to `true` reach `preview`. On knative, leave it out: Knative fixes the "
+        "header, and requests with `Knative-Serving-Tag: <preview>`, or to `<preview>-<endpoint>.<domain>`, "
+        "reach `preview`.",
+        None,
+        parse=check_header_name,
+        allowed="an HTTP header name",
+        default_doc='"x-turnout-preview" (knative: `Knative-Serving-Tag: <preview>`)',
     )
     progressive: Promotion | None = setting(
-        "Let Flagger analyse `preview` on the header's requests and switch everyone to it when healthy.", None
+        "Let Flagger analyse `preview` on the header's requests and switch everyone to it when healthy (istio).", None
     )
 
     def versions_named(self) -> dict[str, str]:
         return {"active": self.active, "preview": self.preview}
+
+    def opt_in_header(self) -> str:
+        """The header that, set to `true`, reaches `preview` through turnout's VirtualService (backend istio)."""
+        return self.preview_header or PREVIEW_HEADER
 
     def validate(self, path: str) -> None:
         require_distinct(path, "preview", self.preview, "active", self.active)
@@ -259,13 +278,23 @@ class Shadow:
 class DarkLaunch:
     TYPE: ClassVar[str] = "dark-launch"
     live: str = setting("The version that serves all traffic.")
-    dark: str = setting("The version reachable only with the header.")
-    header: str = setting(
-        "Requests with this header set to `true` reach `dark`.", "x-turnout-dark", parse=check_header_name
+    dark: str = setting("The version reachable only with the header (knative: at 0% of the Route, under its tag).")
+    header: str | None = setting(
+        "Requests with this header set to `true` reach `dark`. On knative, leave it out: Knative fixes the "
+        "header, and requests with `Knative-Serving-Tag: <dark>`, or to `<dark>-<endpoint>.<domain>`, "
+        "reach `dark`.",
+        None,
+        parse=check_header_name,
+        allowed="an HTTP header name",
+        default_doc='"x-turnout-dark" (knative: `Knative-Serving-Tag: <dark>`)',
     )
 
     def versions_named(self) -> dict[str, str]:
         return {"live": self.live, "dark": self.dark}
+
+    def opt_in_header(self) -> str:
+        """The header that, set to `true`, reaches `dark` through turnout's VirtualService (backend istio)."""
+        return self.header or DARK_HEADER
 
     def validate(self, path: str) -> None:
         require_distinct(path, "dark", self.dark, "live", self.live)
@@ -441,7 +470,8 @@ STRATEGY_TYPES: dict[str, type] = {
 # answers carry x-turnout-version set per destination, which a Knative Route cannot set.
 BACKEND_STRATEGIES: dict[str, frozenset[str]] = {
     "istio": frozenset(STRATEGY_TYPES),
-    "knative": frozenset({"recreate", "rolling", "canary", "ab-test"}),
+    # blue-green and dark-launch through Knative's tags: the hidden version at 0%, reached by its tag.
+    "knative": frozenset({"recreate", "rolling", "blue-green", "canary", "ab-test", "dark-launch"}),
 }
 
 
@@ -505,4 +535,29 @@ def check_backend(strategy: Strategy, backend: str, path: str, backend_path: str
             f"{path}.segment",
             "a header segment with backend 'knative'",
             "header segments with backend istio only (Knative routes by weight and tag)",
+        )
+    if backend == "knative" and isinstance(strategy, (BlueGreen, DarkLaunch)):
+        check_knative_opt_in(strategy, path)
+
+
+def check_knative_opt_in(strategy: BlueGreen | DarkLaunch, path: str) -> None:
+    """A Knative Route reaches a version at 0% only by its tag: the header's name and value are Knative's."""
+    key, written, hidden = (
+        ("previewHeader", strategy.preview_header, strategy.preview)
+        if isinstance(strategy, BlueGreen)
+        else ("header", strategy.header, strategy.dark)
+    )
+    if written not in (None, KNATIVE_TAG_HEADER):
+        raise ConfigError(
+            f"{path}.{key}",
+            f"{written!r} with backend 'knative'",
+            f"no {key} with backend knative: Knative routes {hidden} by its own header, `Knative-Serving-Tag: "
+            f"{hidden}` (its Route tag), or at the tag's host `{hidden}-<endpoint>.<domain>`; use backend istio "
+            "for a header of your own",
+        )
+    if isinstance(strategy, BlueGreen) and strategy.progressive is not None:
+        raise ConfigError(
+            f"{path}.progressive",
+            "a progressive blue-green with backend 'knative'",
+            "progressive blue-green with backend istio only (Flagger's Istio provider)",
         )

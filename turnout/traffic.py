@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from turnout.strategies import (
+    KNATIVE_TAG_HEADER,
     VARIANT_HEADER,
     AbTest,
     Bandit,
@@ -106,7 +107,7 @@ def _single(strategy: Recreate | Rolling) -> tuple[Route, ...]:
 
 def _blue_green(strategy: BlueGreen) -> tuple[Route, ...]:
     return (
-        Route(Match("header", strategy.preview_header, "true"), _all_to(strategy.preview)),
+        Route(Match("header", strategy.opt_in_header(), "true"), _all_to(strategy.preview)),
         Route(None, _all_to(strategy.active)),
     )
 
@@ -141,7 +142,7 @@ def _shadow(strategy: Shadow) -> tuple[Route, ...]:
 
 def _dark_launch(strategy: DarkLaunch) -> tuple[Route, ...]:
     return (
-        Route(Match("header", strategy.header, "true"), _all_to(strategy.dark)),
+        Route(Match("header", strategy.opt_in_header(), "true"), _all_to(strategy.dark)),
         Route(None, _all_to(strategy.live)),
     )
 
@@ -172,6 +173,30 @@ _ROUTES: dict[type, Callable[[Any], tuple[Route, ...]]] = {
 }
 
 
-def traffic_plan(strategy: Strategy) -> TrafficPlan:
-    """The ordered routes that realise `strategy` (validated config: every named version exists)."""
-    return TrafficPlan(strategy.TYPE, _ROUTES[type(strategy)](strategy))
+def _knative(strategy: Strategy) -> tuple[Route, ...]:
+    """What a Knative Route does: its percents serve every request, except that a request carrying a tag in
+    `Knative-Serving-Tag` reaches that tag's version (each version is tagged with its name). A blue-green's
+    preview and a dark launch's dark version sit in the Route at 0%: their tag is the only way in.
+
+    A tag whose version the percents already send everything to adds nothing and is left out."""
+    if isinstance(strategy, BlueGreen):
+        served, hidden = _all_to(strategy.active), (strategy.preview,)
+    elif isinstance(strategy, DarkLaunch):
+        served, hidden = _all_to(strategy.live), (strategy.dark,)
+    else:
+        (route,) = _ROUTES[type(strategy)](strategy)  # check_backend lets only weighted strategies through
+        served, hidden = route.to, ()
+    tagged = (*(d.version for d in served), *hidden)
+    by_tag = tuple(
+        Route(Match("header", KNATIVE_TAG_HEADER, version), _all_to(version))
+        for version in tagged
+        if served != _all_to(version)
+    )
+    return (*by_tag, Route(None, served))
+
+
+def traffic_plan(strategy: Strategy, backend: str = "istio") -> TrafficPlan:
+    """The ordered routes that realise `strategy` on `backend` (validated config: every named version exists,
+    and the backend can route the strategy)."""
+    routes = _knative(strategy) if backend == "knative" else _ROUTES[type(strategy)](strategy)
+    return TrafficPlan(strategy.TYPE, routes)

@@ -59,7 +59,7 @@ def analysis(strategy: ProgressiveStrategy, webhooks: tuple[dict, ...] = ()) -> 
     elif isinstance(strategy, BlueGreen):
         exposure = {
             "iterations": progressive.iterations,
-            "match": [{"headers": {strategy.preview_header: {"exact": "true"}}}],
+            "match": [{"headers": {strategy.opt_in_header(): {"exact": "true"}}}],
         }
     else:
         exposure = {

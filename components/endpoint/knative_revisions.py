@@ -1,6 +1,8 @@
 """An endpoint's traffic plan on Knative: Configurations whose revisions are named per version and template,
-and a Route whose traffic block carries the plan's weights, each version tagged so that it is also
-reachable with the `Knative-Serving-Tag` header.
+and a Route whose traffic block carries the plan's weights, each version tagged with its name so that it is
+also reachable with the `Knative-Serving-Tag: <version>` header and at its tag's host,
+`<version>-<endpoint>.<domain>`. blue-green's preview and dark-launch's dark version are in the Route at 0%:
+their tag is the only way in, and the switch is the same one-word change as on Istio (the percents move).
 
 recreate and rolling keep one Configuration (`<endpoint>`) whose revision changes with the version,
 so Knative replaces it in place (gradually for rolling, via rollout-duration). Strategies that run
@@ -25,9 +27,15 @@ from components.endpoint.istio_routes import CANARY_ANNOTATION
 from components.endpoint.workload import GPU_RESOURCE, NO_ADDITIONS, RUN_AS, PodAdditions, container_security
 from turnout.config import ModelVersion, key_path
 from turnout.errors import ConfigError, describe
-from turnout.naming import child, hashed_name, hashed_name_prefix, k8s_name, labels
+from turnout.naming import K8S_NAME_MAX, child, hashed_name, hashed_name_prefix, k8s_name, labels
 from turnout.strategies import Canary, Recreate, Rolling, Strategy
 from turnout.traffic import TrafficPlan
+
+# Knative's default config-network `tag-template` ({{.Tag}}-{{.Name}}, knative.dev/networking), which turnout leaves
+# alone, under turnout's domain template ({{.Name}}.{{.Domain}}): a tag's host is one label under the domain, so the
+# Gateway's `*.<domain>` certificate covers it. Knative refuses a label over 63 characters when it makes the host
+# (IsFullyQualifiedDomainName in DomainNameFromTemplate), at reconcile time: the Route never becomes ready.
+DNS_NAME_MAX = 253
 
 VERSION_LABEL = "turnout.dev/version"
 ENDPOINT_LABEL = "turnout.dev/endpoint"
@@ -53,6 +61,38 @@ def check_knative_names(endpoint: str, versions: list[str]) -> None:
                 describe(version),
                 "a version name starting with a letter on backend knative (Knative tags routes with it)",
             )
+
+
+def tag_host(endpoint: str, tag: str, domain: str) -> str:
+    """Where Knative serves a Route tag's target: `<tag>-<route>.<domain>` (the Route is named after the endpoint)."""
+    return f"{tag}-{endpoint}.{domain}"
+
+
+def tag_hosts(endpoint: str, plan: TrafficPlan, domain: str) -> dict[str, str]:
+    """Tag → its host, for every version the Route tags (each with its own name)."""
+    return {version: tag_host(endpoint, version, domain) for version in plan.running_versions}
+
+
+def check_tag_hosts(endpoint: str, versions: list[str], domain: str) -> None:
+    """Each tag's host must be a DNS name Knative can make: its first label `<version>-<endpoint>` at most 63
+    characters (turnout's names may each have 40), the whole name at most 253."""
+    for version in versions:
+        host = tag_host(endpoint, version, domain)
+        label = host.split(".", 1)[0]
+        if len(label) > K8S_NAME_MAX:
+            found = f"{version!r}, whose Knative tag host {host} starts with a label of {len(label)} characters"
+        elif len(host) > DNS_NAME_MAX:
+            found = f"{version!r}, whose Knative tag host {host} has {len(host)} characters"
+        else:
+            continue
+        raise ConfigError(
+            key_path(f"endpoints.{endpoint}.versions.{version}"),
+            found,
+            f"on backend knative, version and endpoint names ({key_path(f'endpoints.{endpoint}')}) of at most "
+            f"{K8S_NAME_MAX - 1} characters together: Knative serves each version's tag at "
+            f"`<version>-<endpoint>.<domain>`, whose first label DNS limits to {K8S_NAME_MAX} characters "
+            f"(and the name to {DNS_NAME_MAX})",
+        )
 
 
 def configuration_name(endpoint: str, version: str, single: bool) -> str:
@@ -151,18 +191,21 @@ def revision_template(
 
 
 def route_traffic(endpoint: str, plan: TrafficPlan, single: bool) -> list[dict]:
-    """The Route's traffic block: the plan's only route (Knative routes by weight, not by match)."""
-    (route,) = plan.routes
+    """The Route's traffic block: the percents of the plan's last route (the one every request takes unless it
+    carries a tag), then the versions only a tag reaches (the plan's tag routes) at 0%; every version tagged with
+    its name."""
+    *_, served = plan.routes
     if single:
-        return [{"configurationName": endpoint, "latestRevision": True, "percent": 100, "tag": route.to[0].version}]
+        return [{"configurationName": endpoint, "latestRevision": True, "percent": 100, "tag": served.to[0].version}]
+    weights = {d.version: d.weight for d in served.to}
     return [
         {
-            "configurationName": configuration_name(endpoint, d.version, single),
+            "configurationName": configuration_name(endpoint, version, single),
             "latestRevision": True,
-            "percent": d.weight,
-            "tag": d.version,
+            "percent": weights.get(version, 0),
+            "tag": version,
         }
-        for d in route.to
+        for version in (*weights, *(v for v in plan.running_versions if v not in weights))
     ]
 
 
@@ -177,14 +220,21 @@ class KnativeRevisionsArgs:
     port: int
     health_path: str
     after: tuple[pulumi.Resource, ...]
+    domain: str
+    """The cluster's Knative domain (config-domain): the Route answers at `<endpoint>.<domain>`, its tags beside it."""
     additions: PodAdditions = NO_ADDITIONS
     """What every revision's model container gets beyond its version's config (the cache's env and Secret)."""
 
 
 class KnativeRevisions(pulumi.ComponentResource):
+    tag_hosts: dict[str, str]
+    """Each tag of the Route (a version's name) → the host where every request reaches that version."""
+
     def __init__(self, name: str, args: KnativeRevisionsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         check_knative_names(args.endpoint, list(args.plan.running_versions))
+        check_tag_hosts(args.endpoint, list(args.plan.running_versions), args.domain)
         super().__init__("turnout:endpoint:KnativeRevisions", name, None, opts)
+        self.tag_hosts = tag_hosts(args.endpoint, args.plan, args.domain)
         after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         single = single_configuration(args.strategy)
         configurations = []

@@ -79,7 +79,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         super().__init__("turnout:endpoint:ModelEndpoint", name, None, opts)
         check_renderable(args.endpoint_name, args.endpoint)
         endpoint, namespace_name = args.endpoint, args.endpoint_name
-        self.plan = traffic_plan(endpoint.strategy)
+        self.plan = traffic_plan(endpoint.strategy, endpoint.backend)
         namespace = ModelNamespace(
             child(name, "ns"),
             ModelNamespaceArgs(
@@ -110,8 +110,9 @@ class ModelEndpoint(pulumi.ComponentResource):
             in_namespace, self._additions = (namespace, *access.ready), access.additions
         in_namespace = self._egress_and_pull_secrets(name, args, in_namespace)
         public_host = f"{args.endpoint_name}.{args.mesh.domain}"
+        tag_hosts = None
         if endpoint.backend == "knative":
-            KnativeRevisions(
+            tag_hosts = KnativeRevisions(
                 child(name, "knative"),
                 KnativeRevisionsArgs(
                     endpoint=args.endpoint_name,
@@ -123,10 +124,11 @@ class ModelEndpoint(pulumi.ComponentResource):
                     port=endpoint.port,
                     health_path=endpoint.health_path,
                     after=in_namespace,
+                    domain=args.mesh.domain,
                     additions=self._additions,
                 ),
                 pulumi.ResourceOptions(parent=self),
-            )
+            ).tag_hosts
         elif getattr(endpoint.strategy, "progressive", None) is not None:
             self._flagger(name, args, public_host, in_namespace)
         else:
@@ -168,6 +170,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             "strategy": self.plan.strategy,
             "routes": self.plan.to_json(),
             **({"agent": traffic_note(namespace_name, namespace_name, endpoint.strategy)} if bandit else {}),
+            **({"tagHosts": tag_hosts} if tag_hosts is not None else {}),
         }
         # Names, not the traffic document: every nested value registered becomes an Output to await.
         self.register_outputs({"namespace": namespace_name, "versions": list(self.plan.running_versions)})
