@@ -2,7 +2,8 @@
 status, CloudWatch alarms) and botocore's Stubber where it has not (ElastiCache Global Datastores: moto 5.2
 raises NotImplementedError for DescribeGlobalReplicationGroups and FailoverGlobalReplicationGroup), with
 responses shaped as the ElastiCache API reference documents them; the Stubber also checks them against
-botocore's service model."""
+botocore's service model. A stack with an ARC Region switch plan starts it instead (Stubber too: moto 5.2 has no
+`arc-region-switch`)."""
 
 from __future__ import annotations
 
