@@ -427,3 +427,11 @@ def test_the_plans_arguments_are_what_the_provider_takes():
     assert arc.plan_argument_problems(missing_name, arc_inputs.PlanWorkflowArgsDict) == [
         "[0].steps[0].name: required by PlanWorkflowStepArgsDict"
     ]
+
+
+def test_the_lambda_package_is_the_repositorys_promote_cache_module():
+    from components.dr.lambdas import promote_cache
+
+    module, function = arc.LAMBDA_HANDLER.split(".")
+    assert arc.LAMBDA_SOURCE.stem == module and arc.LAMBDA_SOURCE.samefile(promote_cache.__file__)
+    assert callable(getattr(promote_cache, function))
