@@ -5,6 +5,7 @@ import pulumi
 
 from components.cache.build import build_cache, cache_connection, cache_replication
 from components.cluster.fleet import Fleet
+from components.dr import arc
 from components.dr.failover import failover_routing
 from components.dr.record import dr_records
 from components.dr.standby import endpoint_options
@@ -66,13 +67,16 @@ def compose_cell(stack: StackConfig) -> None:
         for name, endpoint in dr.region_endpoints(stack.endpoints, recovery.settings, cluster.region).items()
     ]
     dr_records(recovery, fleet.clusters)
+    switch = arc.region_switch(recovery, stack, pulumi.get_stack(), fleet.clusters, cache)
     routing = failover_routing(
         recovery,
         stack.platform,
         pulumi.get_stack(),
         fleet.clusters,
         {name: platform.ingress_address for name, platform in platforms.items()},
+        arc.switch_health_checks(switch),
     )
+    arc.watch_health(switch, routing)
 
     pulumi.export("kind", stack.kind)
     pulumi.export("tier", stack.tier)
@@ -82,6 +86,7 @@ def compose_cell(stack: StackConfig) -> None:
     pulumi.export("traffic", {"endpoints": [endpoint.traffic for endpoint in endpoints]})
     pulumi.export("dr", recovery.to_json())
     pulumi.export("globalTraffic", exported(routing))
+    pulumi.export("regionSwitch", arc.exported(switch))
     pulumi.export("cache", cache_replication(cache))
     # What a global stack reads (StackReference) to route users to this cell's gateways.
     pulumi.export(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import keyword
 import shutil
 
 import pytest
@@ -96,12 +97,19 @@ def test_the_long_names_were_fitted_not_refused(inventory):
     assert sorted(r["inputs"]["setIdentifier"] for r in records) == sorted(clusters)
     hostname = inventory["outputs"]["globalTraffic"]["hostname"]
     assert hostname == "*.models.example.com"
+    # The Region switch plan (32 characters at most) and its Lambdas (64) say what they are, however long the stack.
+    (plan,) = [r["inputs"]["name"] for r in inventory["resources"] if r["type"] == "aws:arcregionswitch/plan:Plan"]
+    assert len(plan) <= 32 and plan.startswith("payments-fraud")
+    functions = [r["inputs"]["name"] for r in inventory["resources"] if r["type"] == "aws:lambda/function:Function"]
+    assert len(functions) == 2 and all(len(f) <= 64 and f.endswith("-promote-cache") for f in functions)
 
 
 def _resource_class(type_: str):
     package, module_and_kind = type_.split(":", 1)
     module, kind = module_and_kind.split(":")
     python_module = module.split("/")[0]
+    if keyword.iskeyword(python_module):  # `lambda` is pulumi_aws.lambda_
+        python_module += "_"
     if python_module == "index":
         return getattr(importlib.import_module("pulumi_aws"), kind)
     return getattr(importlib.import_module(f"pulumi_aws.{python_module}"), kind)
@@ -127,6 +135,9 @@ def test_every_aws_type_that_takes_a_name_is_in_the_table(inventory):
         ("eks-cluster", "prod.aws-us-east-1"),
         ("sqs-queue", "a.b" * 40),
         ("event-rule", "r" * 90),
+        ("arc-plan", "payments-fraud-scoring-production-blue-cell-0001xy-failover"),
+        ("arc-plan", "prod.aws_cell--failover"),
+        ("lambda-function", "x" * 60 + "-us-west-2-promote-cache"),
     ],
 )
 def test_aws_name_always_gives_a_name_aws_accepts_and_keeps_distinct_names_distinct(kind, name):

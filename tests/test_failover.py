@@ -2,12 +2,14 @@
 status, CloudWatch alarms) and botocore's Stubber where it has not (ElastiCache Global Datastores: moto 5.2
 raises NotImplementedError for DescribeGlobalReplicationGroups and FailoverGlobalReplicationGroup), with
 responses shaped as the ElastiCache API reference documents them; the Stubber also checks them against
-botocore's service model."""
+botocore's service model. A stack with an ARC Region switch plan starts it instead (Stubber too: moto 5.2 has no
+`arc-region-switch`)."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -451,14 +453,24 @@ def test_outputs_come_from_turnout_plans_inventory(tmp_path):
         failover.load_outputs("other", inventory)
 
 
-def test_a_planned_dr_stack_dry_runs_with_its_replicas_from_the_stack_file(aws, project, tmp_path, capsys):
+def test_a_planned_dr_stack_dry_runs_its_plan_or_without_one_the_stack_files_replicas(aws, project, tmp_path, capsys):
     (project / "environments" / f"Pulumi.{STACK}.yaml").write_text(STACK_FILE)
     assert main(["plan", STACK, "--project", str(project), "--out", str(tmp_path)]) == 0
     capsys.readouterr()
     inventory = tmp_path / STACK / "inventory.json"
-    status = main(
-        ["failover", STACK, "--to", WEST, "--dry-run", "--outputs", str(inventory), "--project", str(project)]
+    args = ["failover", STACK, "--to", WEST, "--dry-run", "--project", str(project), "--outputs"]
+    assert main([*args, str(inventory)]) == 0
+    out = capsys.readouterr().out
+    plan = json.loads(inventory.read_text())["outputs"]["regionSwitch"]
+    assert (
+        f"would call arc-region-switch.start_plan_execution(planArn='{plan['planArn']}', targetRegion='{WEST}', " in out
     )
+    assert "kubectl" not in out
+    # A stack without a plan (deployed by an earlier turnout, or over three regions): the runbook scales by hand.
+    outputs = json.loads(inventory.read_text())["outputs"]
+    del outputs["regionSwitch"]
+    (tmp_path / "no-plan.json").write_text(json.dumps(outputs))
+    status = main([*args, str(tmp_path / "no-plan.json")])
     out = capsys.readouterr().out
     assert status == 0
     # The plan's health check ids are the mocks': moto does not know them, so health is unknown, not fatal.
@@ -470,6 +482,163 @@ def test_a_planned_dr_stack_dry_runs_with_its_replicas_from_the_stack_file(aws, 
     assert f"{kubectl} autoscale deployment fraud-score-v1 --min=3 --max=20 --cpu-percent=70" in out
     assert f"{kubectl} scale deployment fraud-score-v2 --replicas=2" in out
     assert "autoscale deployment fraud-score-v2" not in out  # min == max: the primary runs no HPA for it
+
+
+# A stack with an ARC Region switch plan: the plan does steps 3 and 4 (botocore's Stubber: moto has no ARC).
+
+PLAN_ARN = "arn:aws:arc-region-switch::123456789012:plan/drtest-failover:a1b2c3"
+
+
+def with_plan(outputs: dict, approach: str = "activePassive") -> dict:
+    steps = ["promote-cache", "scale-models", "route-traffic"] if approach == "activePassive" else ["promote-cache"]
+    return {
+        **outputs,
+        "regionSwitch": {
+            "planArn": PLAN_ARN,
+            "name": "drtest-failover",
+            "recoveryApproach": approach,
+            "primaryRegion": EAST,
+            "regions": [EAST, WEST],
+            "steps": steps,
+            "trigger": False,
+        },
+    }
+
+
+def arc_stub(clients: Clients, region: str = WEST) -> Stubber:
+    """An ARC Region switch client in `region`, stubbed, in the factory's place."""
+    client = boto3.client("arc-region-switch", region_name=region)
+    clients.made["arc-region-switch", region] = client
+    client.meta.events.register(
+        "before-parameter-build.*.*", lambda model, **_: clients.calls.append(("arc-region-switch", region, model.name))
+    )
+    stubber = Stubber(client)
+    stubber.activate()
+    return stubber
+
+
+def execution(state: str, *steps: tuple[str, str], recovery: str | None = None) -> dict:
+    """GetPlanExecution's response (API reference: GetPlanExecution)."""
+    response = {
+        "planArn": PLAN_ARN,
+        "executionId": "exec-1",
+        "startTime": datetime(2026, 1, 1, tzinfo=UTC),
+        "mode": "graceful",
+        "executionState": state,
+        "executionAction": "activate",
+        "executionRegion": WEST,
+        "stepStates": [{"name": name, "status": status} for name, status in steps],
+    }
+    if recovery:
+        response["actualRecoveryTime"] = recovery
+    return response
+
+
+START = {
+    "planArn": PLAN_ARN,
+    "targetRegion": WEST,
+    "action": "activate",
+    "mode": "graceful",
+    "comment": f"turnout failover --to {WEST}",
+}
+STARTED = {"executionId": "exec-1", "plan": PLAN_ARN, "planVersion": "1", "activateRegion": WEST}
+GET = {"planArn": PLAN_ARN, "executionId": "exec-1"}
+
+
+def test_a_stack_with_a_plan_starts_it_in_the_target_region_and_follows_its_steps(aws):
+    clients = Clients()
+    clients.stubber.add_response("describe_global_replication_groups", datastore(EAST), DESCRIBE)
+    arc = arc_stub(clients)
+    arc.add_response("start_plan_execution", STARTED, START)
+    arc.add_response("get_plan_execution", execution("inProgress", ("promote-and-scale", "running")), GET)
+    arc.add_response("get_plan_execution", execution("inProgress", ("promote-and-scale", "running")), GET)
+    done = execution("completed", ("promote-and-scale", "completed"), ("route-traffic", "completed"), recovery="PT2M")
+    arc.add_response("get_plan_execution", done, GET)
+    lines: list[str] = []
+    results = runbook(with_plan(stack_outputs(http_checks())), clients, lines=lines).run()
+    arc.assert_no_pending_responses()
+    clients.stubber.assert_no_pending_responses()  # no FailoverGlobalReplicationGroup: the plan's Lambda does it
+    assert [r.name for r in results] == ["target", "health checks", "region switch"]
+    assert results[-1].outcome.startswith(f"plan drtest-failover completed in 20.0s (activate {WEST})")
+    assert "ARC measured a recovery time of PT2M" in results[-1].outcome
+    text = "\n".join(lines)
+    assert "inProgress; promote-and-scale running" in text and "route-traffic completed" in text
+    assert text.count("inProgress; promote-and-scale running") == 1  # a state is shown when it changes
+    assert f"primaryRegion: {WEST}" in text  # the stack file must still say where the cache's primary is
+    assert f"{EAST} still looks healthy: the plan's Route 53 step takes it out of DNS" in text
+    assert ("arc-region-switch", WEST, "StartPlanExecution") in clients.calls
+
+
+def test_a_dry_run_with_a_plan_only_reads(aws):
+    clients = Clients()
+    clients.stubber.add_response("describe_global_replication_groups", datastore(EAST), DESCRIBE)
+    arc_stub(clients)
+    lines: list[str] = []
+    runbook(with_plan(stack_outputs(http_checks())), clients, lines=lines, dry_run=True).run()
+    assert all(operation.startswith(READ_PREFIXES) for operation in clients.operations())
+    assert any("would call arc-region-switch.start_plan_execution(" in line for line in lines)
+
+
+def test_active_active_shifts_away_from_the_other_region(aws):
+    clients = Clients()
+    clients.stubber.add_response("describe_global_replication_groups", datastore(EAST), DESCRIBE)
+    arc = arc_stub(clients)
+    arc.add_response("start_plan_execution", STARTED, {**START, "targetRegion": EAST, "action": "deactivate"})
+    arc.add_response("get_plan_execution", execution("completed"), GET)
+    outputs = with_plan(stack_outputs(http_checks(), tier="active-active"), approach="activeActive")
+    assert (
+        runbook(outputs, clients)
+        .run()[-1]
+        .outcome.startswith(f"plan drtest-failover completed in 0.0s (deactivate {EAST})")
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ("pausedByFailedStep", "is pausedByFailedStep and waits for someone in the ARC Region switch console"),
+        ("failed", "ended failed: failed; promote-cache failed; see aws arc-region-switch get-plan-execution"),
+    ],
+)
+def test_a_plan_that_stops_exits_1_naming_its_state_and_step(aws, capsys, tmp_path, monkeypatch, state, message):
+    clients = Clients()
+    clients.stubber.add_response("describe_global_replication_groups", datastore(EAST), DESCRIBE)
+    arc = arc_stub(clients)
+    arc.add_response("start_plan_execution", STARTED, START)
+    arc.add_response("get_plan_execution", execution(state, ("promote-cache", "failed")), GET)
+    monkeypatch.setattr(failover, "boto3_clients", lambda: clients)
+    status, out, err = cli(capsys, tmp_path, with_plan(stack_outputs(http_checks())), "--to", WEST)
+    assert status == 1 and message in err and "Traceback" not in err + out
+
+
+def test_a_refused_start_exits_1_with_arcs_error(aws, capsys, tmp_path, monkeypatch):
+    clients = Clients()
+    clients.stubber.add_response("describe_global_replication_groups", datastore(EAST), DESCRIBE)
+    arc = arc_stub(clients)
+    arc.add_client_error(
+        "start_plan_execution", service_error_code="IllegalStateException", service_message="an execution is running"
+    )
+    monkeypatch.setattr(failover, "boto3_clients", lambda: clients)
+    status, _, err = cli(capsys, tmp_path, with_plan(stack_outputs(http_checks())), "--to", WEST)
+    assert status == 1
+    assert "arc-region-switch.start_plan_execution: IllegalStateException: an execution is running" in err
+
+
+def test_a_plan_still_running_at_the_timeout_says_how_to_watch_it(aws):
+    clients = Clients()
+    clients.stubber.add_response("describe_global_replication_groups", datastore(EAST), DESCRIBE)
+    arc = arc_stub(clients)
+    arc.add_response("start_plan_execution", STARTED, START)
+    arc.add_response("get_plan_execution", execution("inProgress"), GET)
+    with pytest.raises(failover.FailoverStepError, match="still inProgress after 0s; it goes on without the runbook"):
+        runbook(with_plan(stack_outputs(http_checks())), clients, timeout=0).run()
+
+
+def test_a_plan_output_without_its_arn_is_refused():
+    outputs = with_plan(stack_outputs({}))
+    del outputs["regionSwitch"]["planArn"]
+    with pytest.raises(failover.FailoverUsageError, match="output regionSwitch.planArn is missing"):
+        failover.read_facts(STACK, outputs)
 
 
 def test_without_the_stack_file_the_scale_up_says_which_counts_to_fill_in(aws):

@@ -1,5 +1,6 @@
-"""DR rules: dr-target-achievable re-derives the detection and DNS terms from what the stack
-creates; dr-warm-standby-not-zero; and prod-min-replicas across several clusters."""
+"""DR rules: dr-target-achievable re-derives the detection and DNS terms, and an automated failover's trigger alarm
+and steps (the ARC Region switch plan), from what the stack creates; dr-warm-standby-not-zero; and prod-min-replicas
+across several clusters."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tests.policy_cases import fails, missing, passes
 WARM = {"healthCheckInterval": 10, "failureThreshold": 3, "ttl": 60, "policy": "failover"}
 
 
-def dr_record(rpo=30, rto=300, tier="warm-standby", estimated=(1, 240), routing=WARM, data=True):
+def dr_record(rpo=30, rto=300, tier="warm-standby", estimated=(1, 240), routing=WARM, data=True, automation=None):
     document = {
         "target": {"rpoSeconds": rpo, "rtoSeconds": rto},
         "tier": tier,
@@ -23,7 +24,7 @@ def dr_record(rpo=30, rto=300, tier="warm-standby", estimated=(1, 240), routing=
         "estimatedRtoSeconds": estimated[1],
         "meets": True,
         "reasons": [],
-        "settings": {"routing": routing},
+        "settings": {"routing": routing, **({"automation": automation} if automation else {})},
     }
     return k8s.core.v1.ConfigMap(
         "dr",
@@ -52,6 +53,91 @@ def record(ttl=60):
 
 def warm_stack(interval=10, threshold=3, ttl=60):
     return lambda: (dr_record(), health_check(interval, threshold), record(ttl))
+
+
+AUTOMATIC = {
+    "orchestrator": "arc-region-switch",
+    "recoveryApproach": "activePassive",
+    "primaryRegion": "us-east-1",
+    "regions": ["us-east-1", "us-west-2"],
+    "steps": ["promote-cache", "scale-models", "route-traffic"],
+    "trigger": {"period": 60, "evaluationPeriods": 1, "minDelayMinutes": 60},
+}
+ALARM_ARN = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{}"
+
+
+def arc_plan(blocks=("CustomActionLambda", "EKSResourceScaling"), trigger=True, alarm="east-health"):
+    """A Region switch plan: the given blocks in a Parallel block, then the Route 53 step; a trigger on `alarm`."""
+    parallel = [{"name": block.lower(), "execution_block_type": block} for block in blocks]
+    return aws.arcregionswitch.Plan(
+        "plan",
+        name="prod-failover",
+        execution_role="arn:aws:iam::123456789012:role/arc",
+        recovery_approach="activePassive",
+        regions=["us-east-1", "us-west-2"],
+        associated_alarms=[
+            {
+                "map_block_key": "us-east-1-health",
+                "alarm_type": "trigger",
+                "resource_identifier": ALARM_ARN.format(alarm),
+            },
+            {
+                "map_block_key": "us-west-2-health",
+                "alarm_type": "trigger",
+                "resource_identifier": ALARM_ARN.format("w"),
+            },
+        ],
+        triggers=[
+            {
+                "action": "activate",
+                "target_region": "us-west-2",
+                "min_delay_minutes_between_executions": 60,
+                "conditions": [
+                    {"associated_alarm_name": "us-east-1-health", "condition": "red"},
+                    {"associated_alarm_name": "us-west-2-health", "condition": "green"},
+                ],
+            }
+        ]
+        if trigger
+        else None,
+        workflows=[
+            {
+                "workflow_target_action": "activate",
+                "steps": [
+                    {"name": "both", "execution_block_type": "Parallel", "parallel_configs": [{"steps": parallel}]},
+                    {"name": "route-traffic", "execution_block_type": "Route53HealthCheck"},
+                ],
+            }
+        ],
+    )
+
+
+def status_alarm(name="east-health", period=60, periods=1):
+    return aws.cloudwatch.MetricAlarm(
+        name,
+        name=name,
+        namespace="AWS/Route53",
+        metric_name="HealthCheckStatus",
+        statistic="Minimum",
+        period=period,
+        evaluation_periods=periods,
+        comparison_operator="LessThanThreshold",
+        threshold=1,
+    )
+
+
+def automatic_stack(plan=True, alarm_period=60, **plan_args):
+    """A warm standby whose failover starts by itself: the record counts a 60 s trigger alarm (estimate 300 s)."""
+
+    def program():
+        dr_record(estimated=(1, 300), automation=AUTOMATIC)
+        health_check()
+        record()
+        status_alarm(period=alarm_period)
+        if plan:
+            arc_plan(**plan_args)
+
+    return program
 
 
 def deployment(name="m-v1", replicas=1, standby="reduced", provider=None, tier="prod"):
@@ -145,6 +231,31 @@ CASES = {
             "warm-standby over us-east-1, us-west-2 loses up to 86400s of data; the target RPO is 30s.",
         ),
         missing(lambda: dr_record(data=False), "the DR record turnout-system/turnout-dr is unreadable."),
+        passes(automatic_stack()),
+        fails(
+            automatic_stack(alarm_period=300),  # a 5-minute alarm, not the minute the estimate counted
+            "warm-standby over us-east-1, us-west-2 recovers in 540s; the target RTO is 300s.",
+        ),
+        fails(
+            automatic_stack(plan=False),
+            "warm-standby counts an ARC Region switch plan that starts by itself, but the stack creates none.",
+            "warm-standby over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 300s.",
+        ),
+        fails(
+            automatic_stack(trigger=False),
+            "plan prod-failover has no trigger: nothing starts it by itself.",
+            "warm-standby over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 300s.",
+        ),
+        fails(
+            automatic_stack(alarm="someone-elses-alarm"),
+            "plan prod-failover's trigger reads an alarm the stack does not create.",
+            "warm-standby over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 300s.",
+        ),
+        fails(
+            automatic_stack(blocks=("EKSResourceScaling",)),  # nothing promotes the cache
+            "warm-standby counts the plan's promote-cache step, but plan prod-failover has no CustomActionLambda step.",
+            "warm-standby over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 300s.",
+        ),
     ],
     "dr-cache-replication": [
         passes(lambda: (dr_record(rpo=30), elasticache(global_datastore=True)())),

@@ -59,11 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     failover = commands.add_parser(
         "failover",
         allow_abbrev=False,
-        help="AWS DR runbook: promote the cache's Global Datastore to REGION, scale up a pilot light",
-        description="Move a DR stack's primary to REGION: check the regions' Route 53 health checks, promote the "
-        "ElastiCache Global Datastore's member in REGION and wait for it, and print the kubectl commands that scale "
-        "up a pilot light's model workloads. DNS fails over by itself; these steps do not. Exit 0: done; "
-        "1: a step failed or timed out; 2: invalid usage or configuration (unknown region, missing outputs).",
+        help="AWS DR: start the stack's Region switch plan to REGION (or promote the cache and scale up by hand)",
+        description="Move a DR stack's primary to REGION: check the regions' Route 53 health checks, then start the "
+        "stack's ARC Region switch plan and follow it to the end (it promotes the cache, scales the standby and moves "
+        "DNS); a stack without a plan gets the manual steps: promote the ElastiCache Global Datastore's member in "
+        "REGION and wait for it, and print the kubectl commands that scale up a pilot light's model workloads. Exit "
+        "0: done; 1: a step failed or timed out; 2: invalid usage or configuration (unknown region, missing outputs).",
     )
     failover.add_argument("stack", metavar="STACK", help="the deployed stack (as `pulumi stack` names it)")
     failover.add_argument("--to", dest="region", required=True, metavar="REGION", help="the region to make primary")
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=600,
         metavar="SECONDS",
-        help="how long to wait for the cache promotion: seconds or 90s, 5m, 1h (default: 600)",
+        help="how long to wait for the plan's execution or the cache promotion: seconds or 90s, 5m, 1h (default: 600)",
     )
     failover.add_argument(
         "--project", type=Path, default=None, help="project folder (default: the nearest Pulumi.yaml)"

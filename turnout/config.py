@@ -515,6 +515,12 @@ class DrTarget:
         "Recovery point objective: most data loss tolerated.", parse=parse_duration, allowed="a duration"
     )
     rto: int = setting("Recovery time objective: longest outage tolerated.", parse=parse_duration, allowed="a duration")
+    failover: Literal["manual", "automatic"] = setting(
+        "Who starts a failover: an operator (`turnout failover`), or the cloud on the health alarms (AWS: an ARC "
+        "Region switch plan's trigger). Manual by default: an automatic failover promotes the cache, one way, "
+        "with no one deciding.",
+        "manual",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

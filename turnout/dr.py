@@ -10,8 +10,16 @@ the global health check's interval and failure threshold, and the DNS TTL. The e
 of terms computed from those settings and the clouds' documented timings (`CLOUD_TIMINGS`), and
 `reasons` lists every term.
 
+Who starts a failover (`turnout:dr.failover`): with `manual`, what DNS does not do by itself (promoting the
+cache replica, scaling a pilot light up) waits for someone to run `turnout failover` (the "runbook" term). With
+`automatic`, the cloud's own orchestration does it on the health alarms: on AWS an ARC Region switch plan
+(components/dr/arc.py) whose trigger fires on the primary's health alarm and whose steps promote the cache and
+scale the standby in parallel; the runbook term becomes the alarm's period, the trigger's evaluation and the
+steps' documented durations (`Automation`, `_automated_terms`).
+
 Pure domain: no Pulumi imports. The components create exactly `DrPlan.settings`; the policy rule
-`dr-target-achievable` re-derives the detection and DNS terms from the created resources.
+`dr-target-achievable` re-derives the detection and DNS terms, and the automated failover's trigger alarm and
+steps, from the created resources.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from turnout.errors import ConfigError
 from turnout.units import format_duration
 
 Tier = Literal["none", "backup-restore", "pilot-light", "warm-standby", "active-active"]
+FailoverMode = Literal["manual", "automatic"]
 TIERS: tuple[Tier, ...] = ("backup-restore", "pilot-light", "warm-standby", "active-active")
 """Cheapest first: each keeps more running in the standby region than the one before."""
 
@@ -131,6 +140,34 @@ HPA_SCALE_OUT = 90
 REBUILD_DNS_TTL = 300
 """Record TTL of a stack without health-checked routing: clients keep the old answer this long."""
 
+# Automated failover: the orchestrator each cloud offers to run the failover steps itself, and its timings.
+AUTOMATION: dict[str, str] = {"aws": "arc-region-switch"}
+"""Clouds whose stacks get an orchestrator for the failover steps (a plan `turnout failover` can start), and that
+can run it on the health alarms (`turnout:dr.failover: automatic`)."""
+ARC_REGIONS = 2
+"""An ARC Region switch plan spans exactly two Regions (API `CreatePlan`, regions: "Fixed number of 2 items")."""
+ROUTE53_METRIC_PERIOD = 60
+"""Route 53 publishes a health check's `HealthCheckStatus` to CloudWatch once a minute, in us-east-1 only: the
+shortest period an alarm on it can have."""
+ROUTE53_METRIC_SOURCE = (
+    'Route 53 Developer Guide, "Monitoring health checks using CloudWatch" (status at one-minute intervals; '
+    "https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/monitoring-health-checks.html)"
+)
+ARC_TRIGGER_EVALUATION = 60
+"""From the trigger alarm turning red to the plan's execution starting. AWS documents no bound: assumed, and said so."""
+ARC_TRIGGER_SOURCE = (
+    "assumed: ARC documents no delay between a trigger's alarm turning red and the execution starting "
+    "(https://docs.aws.amazon.com/arc-region-switch/latest/api/API_Trigger.html)"
+)
+ARC_STEPS_SOURCE = (
+    "ARC Region switch runs the plan's steps in one Parallel block "
+    "(https://docs.aws.amazon.com/r53recovery/latest/dg/working-with-rs-execution-blocks.html)"
+)
+GLOBAL_DATASTORE_PROMOTION_SOURCE = (
+    'ElastiCache Global Datastore: promotion "typically completes in less than a minute" '
+    "(https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Redis-Global-Datastore.html)"
+)
+
 
 @dataclass(frozen=True)
 class Routing:
@@ -161,6 +198,10 @@ class Settings:
     backup_interval: int | None = None
     """Seconds between cache backups; None without a cache or where the cache has none."""
     backup_retention_days: int = 0
+    failover: FailoverMode = "manual"
+    """Who starts a failover: an operator (`turnout failover`) or the orchestrator's trigger."""
+    automation: Automation | None = None
+    """The orchestrator the stack creates for the failover steps; None where the cloud or tier has none."""
 
     @property
     def cluster_regions(self) -> tuple[str, ...]:
@@ -185,10 +226,48 @@ class Term:
     seconds: int | None
     """None: unbounded (nothing in the stack recovers it)."""
     why: str
+    source: str = ""
+    """Where the duration comes from (a URL or a document's title), or why it is assumed."""
+    parallel: str = ""
+    """The block of steps this one runs in parallel with: a block counts as its longest term."""
 
     def line(self, objective: str) -> str:
         amount = "unbounded" if self.seconds is None else format_duration(self.seconds)
-        return f"{objective} {self.name}: {amount} ({self.why})"
+        why = self.why + (f", in parallel in {self.parallel}" if self.parallel else "")
+        return f"{objective} {self.name}: {amount} ({why}{'; source: ' + self.source if self.source else ''})"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What starts the plan by itself: an alarm on each region's Route 53 health check status (in us-east-1, where
+    Route 53 publishes it, whatever the stack's regions), red for the primary while green for the standby."""
+
+    period: int
+    evaluation_periods: int
+    min_delay_minutes: int = 60
+    """The least time between two automatic executions: one automatic failover, then people decide."""
+
+    @property
+    def seconds(self) -> int:
+        """What the alarm adds to detection: the status metric lags the health check by up to its periods."""
+        return self.period * self.evaluation_periods
+
+
+@dataclass(frozen=True)
+class Automation:
+    """The orchestrator a stack creates for the failover steps (AWS: an ARC Region switch plan): `turnout failover`
+    starts it, and with `failover: automatic` its trigger does."""
+
+    orchestrator: str
+    recovery_approach: Literal["activePassive", "activeActive"]
+    """activePassive for pilot light and warm standby (activate the standby); activeActive (deactivate a region)."""
+    primary_region: str
+    regions: tuple[str, ...]
+    steps: tuple[str, ...]
+    """promote-cache (the Global Datastore member in the activating region), scale-models (the standby's model
+    Deployments to the primary's replicas) and route-traffic (the plan's Route 53 health checks on the records)."""
+    trigger: Trigger | None = None
+    """None with `failover: manual`: the plan runs only when started."""
 
 
 @dataclass(frozen=True)
@@ -269,7 +348,32 @@ def routing_for(tier: Tier, cloud: str, exposure: str) -> Routing | None:
     return dataclasses.replace(nominal, health_check_interval=interval)
 
 
-def estimate(tier: Tier, platform: Platform, has_cache: bool) -> Estimate:
+def automation_for(settings: Settings, cloud: str, failover: FailoverMode) -> Automation | None:
+    """The orchestrator `settings` get on `cloud`: a plan over the two regions with the steps the tier needs, and a
+    trigger on the primary's health alarm with `failover: automatic`; None where the cloud has none, or the tier
+    has no standby and routing to switch to, or the stack spans more regions than a plan can."""
+    orchestrator = AUTOMATION.get(cloud)
+    routing = settings.routing
+    regions = settings.cluster_regions
+    if orchestrator is None or routing is None or settings.standby == "none" or len(regions) != ARC_REGIONS:
+        return None
+    steps = (
+        (("promote-cache",) if settings.cache_replicas else ())
+        + (("scale-models",) if settings.standby in ("zero", "reduced") else ())
+        + ("route-traffic",)
+    )
+    trigger = Trigger(ROUTE53_METRIC_PERIOD, 1) if failover == "automatic" else None
+    return Automation(
+        orchestrator=orchestrator,
+        recovery_approach="activeActive" if settings.standby == "full" else "activePassive",
+        primary_region=settings.primary_region,
+        regions=regions,
+        steps=steps,
+        trigger=trigger,
+    )
+
+
+def estimate(tier: Tier, platform: Platform, has_cache: bool, failover: FailoverMode = "manual") -> Estimate:
     """The settings `tier` creates for this platform, and its RPO and RTO, term by term."""
     timings = CLOUD_TIMINGS[platform.cloud]
     exposure = platform.serving.gateway.exposure
@@ -284,7 +388,9 @@ def estimate(tier: Tier, platform: Platform, has_cache: bool) -> Estimate:
         cache_replicas=standby_regions if replication else (),
         backup_interval=backups,
         backup_retention_days=BACKUP_RETENTION_DAYS if backups else 0,
+        failover=failover,
     )
+    settings = dataclasses.replace(settings, automation=automation_for(settings, platform.cloud, failover))
     unavailable = None
     if tier != "backup-restore" and not standby_regions:
         unavailable = f"{tier} needs a standby region: {key_path('platform.regions')} lists one"
@@ -352,6 +458,9 @@ def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
         if has_cache
         else []
     )
+    automation = settings.automation
+    if manual and automation is not None and automation.trigger is not None:
+        return (*terms, *_automated_terms(settings, automation, automation.trigger, timings))
     if manual:  # nothing starts these by itself: DNS fails over, the cache and the pods do not
         terms.append(Term("runbook", RUNBOOK_START, "someone starts `turnout failover` to " + " and ".join(manual)))
     if has_cache and settings.cache_replicas:
@@ -368,8 +477,90 @@ def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
     return tuple(terms)
 
 
+PLAN_STEPS = "the plan's steps"
+"""The Parallel block of an automated failover: the cache promotion and the standby's scaling run side by side."""
+
+
+def _automated_terms(
+    settings: Settings, automation: Automation, trigger: Trigger, timings: CloudTimings
+) -> tuple[Term, ...]:
+    """What replaces the runbook when the orchestrator's trigger starts the failover: the trigger alarm (beyond
+    detection), the trigger's evaluation, then the steps in parallel, each with its source."""
+    terms = [
+        Term(
+            "trigger alarm",
+            trigger.seconds,
+            f"a CloudWatch alarm on the primary's Route 53 HealthCheckStatus, {trigger.period} s × "
+            f"{trigger.evaluation_periods} period(s): the metric follows the health check by up to that much",
+            source=ROUTE53_METRIC_SOURCE,
+        ),
+        Term(
+            "trigger",
+            ARC_TRIGGER_EVALUATION,
+            f"the {automation.orchestrator} plan's trigger starts its execution in the standby region",
+            source=ARC_TRIGGER_SOURCE,
+        ),
+    ]
+    if "promote-cache" in automation.steps:
+        terms.append(
+            Term(
+                "cache promotion",
+                timings.cache_promotion,
+                "turnout's Lambda promotes the Global Datastore member of the activating region",
+                source=GLOBAL_DATASTORE_PROMOTION_SOURCE,
+                parallel=PLAN_STEPS,
+            )
+        )
+    if settings.standby == "zero":
+        terms.append(
+            Term(
+                "standby capacity",
+                timings.node_provision + ENDPOINTS_READY,
+                "the EKS resource-scaling step gives the model Deployments the primary's replicas: node pools scale "
+                f"up ({format_duration(timings.node_provision)}) and model workloads get ready "
+                f"({format_duration(ENDPOINTS_READY)})",
+                source=ARC_STEPS_SOURCE,
+                parallel=PLAN_STEPS,
+            )
+        )
+    elif settings.standby == "reduced":
+        terms.append(
+            Term(
+                "scale-out",
+                HPA_SCALE_OUT,
+                "the EKS resource-scaling step raises the standby's autoscalers from one replica to the primary's",
+                source=ARC_STEPS_SOURCE,
+                parallel=PLAN_STEPS,
+            )
+        )
+    return tuple(terms)
+
+
+def check_failover(target: DrTarget, platform: Platform) -> None:
+    """`failover: automatic` only where the cloud can run the failover itself, over as many regions as it can."""
+    if target.failover != "automatic":
+        return
+    path = key_path("dr.failover")
+    if platform.cloud not in AUTOMATION:
+        able = ", ".join(f"{cloud} ({name})" for cloud, name in AUTOMATION.items())
+        raise ConfigError(
+            path,
+            f"automatic on {platform.cloud}",
+            f"manual: turnout creates no failover orchestration on {platform.cloud} that could promote the cache "
+            f"and scale the standby by itself (automatic on: {able})",
+        )
+    if len(platform.regions) > ARC_REGIONS:
+        raise ConfigError(
+            path,
+            f"automatic with {len(platform.regions)} regions ({', '.join(platform.regions)})",
+            f"manual, or exactly {ARC_REGIONS} regions in {key_path('platform.regions')}: an ARC Region switch plan "
+            f"spans exactly {ARC_REGIONS} Regions",
+        )
+
+
 def check_achievable(target: DrTarget, platform: Platform, has_cache: bool) -> None:
     """Refuse targets no topology can meet, naming the term that fails (status 2)."""
+    check_failover(target, platform)
     intervals = HEALTH_CHECK_INTERVALS.get((platform.cloud, platform.serving.gateway.exposure))
     if target.rpo == 0 and has_cache:
         raise ConfigError(
@@ -417,7 +608,7 @@ def assess(target: DrTarget | None, platform: Platform, has_cache: bool = False)
             ),
         )
     check_achievable(target, platform, has_cache)
-    candidates = [estimate(tier, platform, has_cache) for tier in TIERS]
+    candidates = [estimate(tier, platform, has_cache, target.failover) for tier in TIERS]
     chosen = next((c for c in candidates if c.meets(target)), None)
     meets = chosen is not None
     if chosen is None:  # build the most capable tier the stack allows, and say what falls short
@@ -428,6 +619,7 @@ def assess(target: DrTarget | None, platform: Platform, has_cache: bool = False)
         *(term.line("rto") for term in chosen.rto_terms),
         f"{chosen.tier}: estimated rpo {_amount(chosen.rpo)}, rto {_amount(chosen.rto)}",
     ]
+    reasons.append(_failover_line(target.failover, chosen, platform.cloud))
     for cheaper in candidates[: TIERS.index(chosen.tier)]:
         reasons.append(f"not {cheaper.tier}: {_shortfall(cheaper, target)}")
     if not meets:
@@ -447,8 +639,41 @@ def _shortfall(candidate: Estimate, target: DrTarget) -> str:
     return "; ".join(parts)
 
 
+def _failover_line(failover: FailoverMode, chosen: Estimate, cloud: str) -> str:
+    """Who starts the failover, and what the orchestrator (if any) does."""
+    automation = chosen.settings.automation
+    if automation is None:
+        if cloud not in AUTOMATION:
+            return f"failover {failover}: turnout creates no failover orchestration on {cloud}"
+        why = (
+            f"an {AUTOMATION[cloud]} plan spans exactly {ARC_REGIONS} regions"
+            if len(chosen.settings.cluster_regions) > ARC_REGIONS
+            else f"{chosen.tier} keeps no standby region and routing to switch to"
+        )
+        return f"failover {failover}: no {AUTOMATION[cloud]} plan ({why})"
+    plan = (
+        f"an {automation.orchestrator} plan ({automation.recovery_approach}, {' → '.join(automation.regions)}; "
+        f"steps: {', '.join(automation.steps)})"
+    )
+    trigger = automation.trigger
+    if trigger is None:
+        return f"failover manual: {plan} runs when someone starts it (`turnout failover`)"
+    return (
+        f"failover automatic: {plan} starts by itself when the alarm on {automation.primary_region}'s Route 53 "
+        f"HealthCheckStatus ({trigger.period} s × {trigger.evaluation_periods}) turns red while the standby's is "
+        f"green, at most once every {trigger.min_delay_minutes} minutes"
+    )
+
+
 def _total(terms: tuple[Term, ...]) -> int | None:
-    return None if any(t.seconds is None for t in terms) else sum(t.seconds for t in terms)
+    """Terms add up, except a parallel block, which counts as its longest term."""
+    if any(t.seconds is None for t in terms):
+        return None
+    blocks: dict[str, int] = {}
+    for term in terms:
+        if term.parallel:
+            blocks[term.parallel] = max(blocks.get(term.parallel, 0), term.seconds)
+    return sum(t.seconds for t in terms if not t.parallel) + sum(blocks.values())
 
 
 def _amount(seconds: int | None) -> str:

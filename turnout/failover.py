@@ -17,6 +17,13 @@ pilot light's standby runs no model pods until someone scales them up. The runbo
    replicas the primary runs (the runbook holds AWS credentials, not cluster credentials).
 5. summary: each step's duration and the total against the stack's RTO estimate.
 
+With a Region switch plan (the stack exports `regionSwitch`: AWS DR tiers with a standby over two regions,
+components/dr/arc.py), steps 3 and 4 are the plan's: `StartPlanExecution` (activate REGION; active/active:
+deactivate the other region) in REGION, where ARC runs it, then `GetPlanExecution` until it completes, its steps'
+states shown as they change. The plan promotes the cache, scales the standby and moves DNS itself; the stack file
+change of step 3 still applies. That is the drill of a stack whose plan starts by itself (`failover: automatic`),
+and the failover of one whose plan does not.
+
 `--dry-run` makes only read calls (Get*, Describe*) and prints the calls it would make. Pure boto3 with the
 standard credential chain; no Pulumi imports: the stack's outputs come from `pulumi stack output` or a file.
 """
@@ -52,6 +59,13 @@ PULUMI_MISSING = (
     "`pulumi stack output --json --show-secrets`, or turnout plan's build/plan/STACK/inventory.json)"
 )
 STEPS = ("target", "health checks", "cache promotion", "standby capacity", "summary")
+PLAN_STEPS = ("target", "health checks", "region switch", "summary")
+"""The runbook's steps when an ARC Region switch plan does the promotion and the scaling."""
+ARC_SERVICE = "arc-region-switch"  # botocore's name for ARC Region switch
+ARC_DONE = ("completed", "completedWithExceptions", "completedMonitoringApplicationHealth")
+ARC_FAILED = ("failed", "canceled", "planExecutionTimedOut")
+ARC_WAITING = ("pausedByFailedStep", "pausedByOperator", "pendingManualApproval")
+"""Execution states that wait for someone in the ARC console: the runbook stops and says so."""
 
 ClientFactory = Callable[[str, str], Any]
 """(service, region) -> a boto3 client."""
@@ -135,6 +149,18 @@ class GlobalDatastore:
 
 
 @dataclass(frozen=True)
+class RegionSwitchPlan:
+    """The stack's ARC Region switch plan (its `regionSwitch` output)."""
+
+    arn: str
+    name: str
+    recovery_approach: str
+    regions: tuple[str, ...]
+    steps: tuple[str, ...] = ()
+    trigger: bool = False
+
+
+@dataclass(frozen=True)
 class StackFacts:
     """What the runbook needs from the stack's outputs."""
 
@@ -154,6 +180,8 @@ class StackFacts:
     traffic: tuple[dict, ...] = ()
     estimated_rto: int | None = None
     target_rto: int | None = None
+    region_switch: RegionSwitchPlan | None = None
+    """The plan that runs the failover steps, where the stack has one."""
 
 
 def _get(document: Any, path: str) -> Any:
@@ -221,6 +249,24 @@ def read_facts(stack: str, outputs: dict[str, Any]) -> StackFacts:
         traffic=tuple(e for e in _get(outputs, "traffic.endpoints") or () if isinstance(e, dict)),
         estimated_rto=dr.get("estimatedRtoSeconds"),
         target_rto=_get(dr, "target.rtoSeconds"),
+        region_switch=_region_switch(stack, outputs.get("regionSwitch")),
+    )
+
+
+def _region_switch(stack: str, exported: Any) -> RegionSwitchPlan | None:
+    """The plan from the `regionSwitch` output (None: the stack has none, and the runbook does the steps)."""
+    if exported is None:
+        return None
+    arn = exported.get("planArn") if isinstance(exported, dict) else None
+    if not isinstance(arn, str) or not arn:
+        raise FailoverUsageError(f"stack {stack!r}: output regionSwitch.planArn is missing")
+    return RegionSwitchPlan(
+        arn=arn,
+        name=str(exported.get("name") or arn),
+        recovery_approach=str(exported.get("recoveryApproach") or "activePassive"),
+        regions=tuple(exported.get("regions") or ()),
+        steps=tuple(exported.get("steps") or ()),
+        trigger=bool(exported.get("trigger")),
     )
 
 
@@ -340,14 +386,21 @@ class Failover:
         self.emit(f"turnout failover {self.facts.stack} --to {self.region} ({self.facts.tier}; {mode})")
         self._step(1, self._target)
         self._step(2, self._health_checks)
-        self._step(3, self._promote_cache)
-        self._step(4, self._standby_capacity)
+        if self.facts.region_switch is not None:
+            self._step(3, self._start_plan)
+        else:
+            self._step(3, self._promote_cache)
+            self._step(4, self._standby_capacity)
         self._summary()
         return self.results
 
+    @property
+    def steps(self) -> tuple[str, ...]:
+        return STEPS if self.facts.region_switch is None else PLAN_STEPS
+
     def _step(self, number: int, action: Callable[[StepResult], None]) -> None:
-        name = STEPS[number - 1]
-        self.emit(f"[{number}/{len(STEPS)}] {name} (t+{self.clock() - self._started:.1f}s)")
+        name = self.steps[number - 1]
+        self.emit(f"[{number}/{len(self.steps)}] {name} (t+{self.clock() - self._started:.1f}s)")
         result = StepResult(name, 0.0, "")
         began = self.clock()
         try:
@@ -416,7 +469,9 @@ class Failover:
             self._health[check.region] = state
             self.emit(f"    {check.region:<16} {check.role:<10} {state:<9} {detail}")
         primary = next((c for c in self.facts.checks if c.region == self._current_primary), None)
-        if primary is not None and self._health.get(primary.region) == "healthy":
+        if primary is not None and self._health.get(primary.region) == "healthy" and self.facts.region_switch:
+            self.emit(f"    {primary.region} still looks healthy: the plan's Route 53 step takes it out of DNS")
+        elif primary is not None and self._health.get(primary.region) == "healthy":
             invert = (
                 f"; to drill a failover, take it out of DNS first: aws route53 update-health-check "
                 f"--health-check-id {primary.health_check_id} --inverted"
@@ -548,6 +603,90 @@ class Failover:
             "back (its reported primary is ignored as a change)",
         ]
 
+    # 3. region switch (a stack with an ARC Region switch plan)
+
+    def _start_plan(self, result: StepResult) -> None:
+        plan = self.facts.region_switch
+        assert plan is not None
+        if plan.regions and self.region not in plan.regions:
+            raise FailoverUsageError(
+                f"--to {self.region}: not a region of the Region switch plan {plan.name} ({', '.join(plan.regions)})"
+            )
+        # active/passive: activate REGION; active/active: shift away from the other region, REGION already serves.
+        if plan.recovery_approach == "activeActive":
+            action, target = "deactivate", next((r for r in plan.regions if r != self.region), self._current_primary)
+        else:
+            action, target = "activate", self.region
+        request = {
+            "planArn": plan.arn,
+            "targetRegion": target,
+            "action": action,
+            "mode": "graceful",
+            "comment": f"turnout failover --to {self.region}",
+        }
+        call = f"arc-region-switch.start_plan_execution({', '.join(f'{k}={v!r}' for k, v in request.items())})"
+        steps = f"steps: {', '.join(plan.steps)}" if plan.steps else "the plan's steps"
+        if self.dry_run:
+            self.emit(f"    would call {call} in {self.region}")
+            self.emit(f"    would wait until the execution completes ({steps}; timeout {self.timeout:g}s)")
+            if self.facts.datastore is not None:
+                for line in self.stack_file_change():
+                    self.emit(f"    {line}")
+            result.outcome = f"dry run: plan {plan.name} not started"
+            return
+        client = self.clients(ARC_SERVICE, self.region)  # ARC runs a plan from the region it activates
+        self.emit(f"    calling {call} in {self.region}")
+        began = self.clock()
+        try:
+            execution = client.start_plan_execution(**request)["executionId"]
+        except (BotoCoreError, ClientError) as err:
+            raise FailoverStepError(aws_error(err, "arc-region-switch.start_plan_execution")) from None
+        watch = (
+            f"aws arc-region-switch get-plan-execution --plan-arn {plan.arn} --execution-id {execution} "
+            f"--region {self.region}"
+        )
+        self.emit(f"    execution {execution}: {steps}")
+        deadline, seen = began + self.timeout, ""
+        while True:
+            state = self._plan_execution(client, plan.arn, execution)
+            line = f"{state.get('executionState')}; " + ", ".join(
+                f"{s.get('name')} {s.get('status')}" for s in state.get("stepStates") or ()
+            )
+            if line != seen:
+                self.emit(f"    t+{self.clock() - self._started:.1f}s {line}")
+                seen = line
+            status = state.get("executionState")
+            if status in ARC_DONE:
+                break
+            if status in ARC_FAILED:
+                raise FailoverStepError(f"plan {plan.name} execution {execution} ended {status}: {line}; see {watch}")
+            if status in ARC_WAITING:
+                raise FailoverStepError(
+                    f"plan {plan.name} execution {execution} is {status} and waits for someone in the ARC Region "
+                    f"switch console (retry, skip or approve the step): {line}"
+                )
+            if self.clock() >= deadline:
+                raise FailoverStepError(
+                    f"plan {plan.name} execution {execution} is still {status} after {self.timeout:g}s; it goes on "
+                    f"without the runbook: {watch}"
+                )
+            self.sleep(max(0.0, min(self.poll, deadline - self.clock())))
+        seconds = self.clock() - began
+        if self.facts.datastore is not None:
+            for change in self.stack_file_change():
+                self.emit(f"    {change}")
+        recovery = state.get("actualRecoveryTime")
+        result.outcome = f"plan {plan.name} {status} in {seconds:.1f}s ({action} {target})" + (
+            f"; ARC measured a recovery time of {recovery}" if recovery else ""
+        )
+
+    def _plan_execution(self, client: Any, plan_arn: str, execution: str) -> dict:
+        call = f"arc-region-switch.get_plan_execution({execution}) in {self.region}"
+        try:
+            return client.get_plan_execution(planArn=plan_arn, executionId=execution)
+        except (BotoCoreError, ClientError) as err:
+            raise FailoverStepError(aws_error(err, call)) from None
+
     # 4. standby capacity
 
     def _standby_capacity(self, result: StepResult) -> None:
@@ -612,7 +751,7 @@ class Failover:
     # 5. summary
 
     def _summary(self) -> None:
-        self.emit(f"[{len(STEPS)}/{len(STEPS)}] summary (t+{self.clock() - self._started:.1f}s)")
+        self.emit(f"[{len(self.steps)}/{len(self.steps)}] summary (t+{self.clock() - self._started:.1f}s)")
         for result in self.results:
             flag = f" ({len(result.warnings)} warning(s))" if result.warnings else ""
             self.emit(f"    {result.name:<17} {result.seconds:7.1f}s  {result.outcome}{flag}")

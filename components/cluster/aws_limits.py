@@ -12,7 +12,8 @@ Sources, per rule: the provider's schema docstrings (`pulumi_aws`, named beside 
 references: IAM quotas (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html), EKS
 CreateCluster/CreateNodegroup, ElastiCache CreateReplicationGroup (and the provider's
 `validateReplicationGroupID`), SQS CreateQueue, EventBridge PutRule/PutTargets, CloudWatch PutMetricAlarm,
-EC2 CreateSecurityGroup, Route 53 ChangeResourceRecordSets (SetIdentifier) and EC2/IAM tag limits.
+EC2 CreateSecurityGroup, Route 53 ChangeResourceRecordSets (SetIdentifier), ARC Region switch CreatePlan, Lambda
+CreateFunction, CloudWatch Logs CreateLogGroup and EC2/IAM tag limits.
 """
 
 from __future__ import annotations
@@ -89,6 +90,15 @@ RULES: dict[str, NameRule] = {
     "cloudwatch-alarm": NameRule(255, "A-Za-z0-9_.-", "A-Za-z0-9", what="letters, digits and ._-"),
     # Route 53 SetIdentifier: 1-128
     "route53-set-identifier": NameRule(128, "A-Za-z0-9_.-", "A-Za-z0-9", what="letters, digits and ._-"),
+    # ARC Region switch CreatePlan name: 1-32 of [a-zA-Z0-9](?:[a-zA-Z0-9-]{0,30}[a-zA-Z0-9])? (no trailing '-'; held
+    # to no '--' as well, which aws_name's cut never makes anyway)
+    "arc-plan": NameRule(
+        32, "A-Za-z0-9-", "A-Za-z0-9", no_double_hyphen=True, what="letters, digits and '-', not ending in '-'"
+    ),
+    # Lambda CreateFunction FunctionName: 1-64 of letters, digits, '-' and '_' (the name, not an ARN)
+    "lambda-function": NameRule(64, "A-Za-z0-9_-", "A-Za-z0-9_-", what="letters, digits, '-' and '_'"),
+    # CloudWatch Logs CreateLogGroup logGroupName: 1-512 of [\.\-_/#A-Za-z0-9]
+    "log-group": NameRule(512, r"A-Za-z0-9_./#-", r"A-Za-z0-9_./#-", what="letters, digits and ._/#-"),
     # Tag values (Name tags, the Route 53 health checks' names): 256 characters
     "tag-value": NameRule(256, r"\w.:/=+@ -", r"\w.:/=+@ -", what="letters, digits and .:/=+@_- and spaces"),
 }
@@ -114,6 +124,9 @@ NAMED_INPUTS: dict[str, dict[str, str]] = {
     "aws:cloudwatch/eventTarget:EventTarget": {"targetId": "event-target"},
     "aws:cloudwatch/metricAlarm:MetricAlarm": {"name": "cloudwatch-alarm"},
     "aws:route53/record:Record": {"setIdentifier": "route53-set-identifier"},
+    "aws:arcregionswitch/plan:Plan": {"name": "arc-plan"},
+    "aws:lambda/function:Function": {"name": "lambda-function"},
+    "aws:cloudwatch/logGroup:LogGroup": {"name": "log-group"},
 }
 """Every AWS type turnout creates that takes a name: the name is always set (never left to the provider's
 random autonaming, whose suffix would push a long derived name over its limit)."""

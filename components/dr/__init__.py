@@ -1,2 +1,3 @@
-"""Disaster-recovery pieces that sit beside the clusters: the in-cluster DR record and the standby
-marking of model workloads (turnout/dr.py decides what a tier creates)."""
+"""Disaster-recovery pieces that sit beside the clusters: the in-cluster DR record, the standby marking of model
+workloads, the failover routing, and (AWS) the ARC Region switch plan that runs the failover steps DNS does not take
+(turnout/dr.py decides what a tier creates)."""

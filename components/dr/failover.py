@@ -61,14 +61,20 @@ def _roles(plan: DrPlan, count: int) -> list[str]:
 
 
 def failover_routing(
-    plan: DrPlan, platform: Platform, stack: str, clusters: list, addresses: dict[str, pulumi.Input[str]]
+    plan: DrPlan,
+    platform: Platform,
+    stack: str,
+    clusters: list,
+    addresses: dict[str, pulumi.Input[str]],
+    switch_checks: dict[str, pulumi.Input[str | None]] | None = None,
 ) -> pulumi.ComponentResource | None:
-    """The tier's global routing over the clusters' gateways; None for tiers (and clouds) without one."""
+    """The tier's global routing over the clusters' gateways; None for tiers (and clouds) without one.
+    `switch_checks`: the Region switch plan's health check per region (components/dr/arc.py), where there is one."""
     if plan.settings.routing is None:
         return None
     # The clusters' networks (EKS VPCs), which an internal gateway's private zone must be associated with.
     networks = {c.name: c.vpc_id for c in clusters if getattr(c, "vpc_id", None) is not None}
     ingresses = regional_ingresses(
-        [(c.name, c.region) for c in clusters], addresses, plan.settings.routing.policy, networks
+        [(c.name, c.region) for c in clusters], addresses, plan.settings.routing.policy, networks, switch_checks
     )
     return build_global_traffic(platform.cloud, _args(plan, platform, routing_name(stack), ingresses))

@@ -98,6 +98,10 @@ class RegionalIngress:
     network_id: pulumi.Input[str] | None = None
     """The network the region's clients are in (the cluster's VPC on AWS): a private zone must be associated with
     it for them to resolve the records. None where unknown."""
+    switch_health_check: pulumi.Input[str | None] | None = None
+    """AWS: the health check an ARC Region switch plan sets for this region (components/dr/arc.py). A region that
+    serves while healthy (failover primary, latency, weighted) then stays in DNS only while both its probe and this
+    check are healthy, so an execution moves traffic even while the region still answers. None: the probe decides."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -349,10 +353,11 @@ def regional_ingresses(
     addresses: dict[str, pulumi.Input[str]],
     routing: Routing,
     networks: dict[str, pulumi.Input[str]] | None = None,
+    switch_checks: dict[str, pulumi.Input[str | None]] | None = None,
 ) -> tuple[RegionalIngress, ...]:
     """One ingress per (cluster, region), in fleet order, with the roles `routing` needs: for failover the first
     cluster is the primary and the others secondaries; otherwise every region is active (weight 1). `networks`:
-    each cluster's network id, where known."""
+    each cluster's network id, where known; `switch_checks`: each region's Region switch health check, if any."""
     return tuple(
         RegionalIngress(
             cluster=cluster,
@@ -360,6 +365,7 @@ def regional_ingresses(
             address=addresses[cluster],
             role=("primary" if index == 0 else "secondary") if routing == "failover" else "active",
             network_id=(networks or {}).get(cluster),
+            switch_health_check=(switch_checks or {}).get(region),
         )
         for index, (cluster, region) in enumerate(clusters)
     )

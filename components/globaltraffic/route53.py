@@ -15,8 +15,12 @@
   the tags the AWS Load Balancer Controller puts on them.
 - Private zone (internal gateway): associated with every region's network (the clusters' VPCs, which the stack
   creates, so nobody could have associated them before), or clients there could not resolve the records at all.
-- Exported per record, for `turnout failover`: `healthCheckId`, and `healthCheckAlarm` ({name, region}; null for
-  endpoint checks), so the runbook reads each region's health without searching for it.
+- Region switch (DR stacks on AWS, components/dr/arc.py): a region that serves while healthy (failover PRIMARY,
+  latency, weighted) answers only while a CALCULATED check of its probe and the plan's own health check for the
+  region is healthy (both children), so executing the plan moves DNS; a SECONDARY keeps its probe alone, so DNS
+  still fails over on the probe by itself. ARC creates its checks after the plan: until then the probe decides.
+- Exported per record, for `turnout failover`: `healthCheckId` (the probe), and `healthCheckAlarm` ({name, region};
+  null for endpoint checks), so the runbook reads each region's health without searching for it.
 - Every provider signs in as the stack's `aws:` identity; every name fits its AWS limit (`aws_limits`).
 """
 
@@ -120,7 +124,7 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
                 ttl=plan.ttl_seconds,
                 records=[ingress.address],
                 set_identifier=aws_name("route53-set-identifier", ingress.cluster),
-                health_check_id=health.id,
+                health_check_id=self._with_switch(ingress, health, on_dns),
                 **routing_policy(args.routing, ingress),
                 opts=on_dns,
             )
@@ -150,6 +154,23 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
         return self._region_providers[region]
+
+    def _with_switch(
+        self, ingress: RegionalIngress, probe: aws.route53.HealthCheck, on_dns: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
+        """The record's health check: the probe, or, where a Region switch plan sets a check for a region that serves
+        while healthy, both of them (ARC creates its check after the plan: until then the probe alone)."""
+        if ingress.switch_health_check is None or ingress.role == "secondary":
+            return probe.id
+        children = pulumi.Output.all(probe.id, ingress.switch_health_check).apply(lambda ids: [i for i in ids if i])
+        return aws.route53.HealthCheck(
+            child(self._prefix, ingress.cluster, "switch"),
+            type="CALCULATED",
+            child_healthchecks=children,
+            child_health_threshold=children.apply(len),
+            tags={"Name": aws_name("tag-value", child(self._prefix, ingress.cluster, "switch"))},
+            opts=on_dns,
+        ).id
 
     def _alarm_health_check(
         self, ingress: RegionalIngress, period: int, evaluation_periods: int, on_dns: pulumi.ResourceOptions

@@ -1,8 +1,10 @@
-"""Reading the stack's DR record (the `turnout-dr` ConfigMap every cluster of a DR stack carries)."""
+"""Reading the stack's DR record (the `turnout-dr` ConfigMap every cluster of a DR stack carries), and the automated
+failover's plan (AWS: ARC Region switch) as the stack creates it."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._kubernetes import get_path, kind_of
@@ -29,4 +31,50 @@ def dr_records(resources) -> list[tuple[Any, dict | None]]:
         except (TypeError, ValueError):
             document = None
         found.append((r, document if isinstance(document, dict) else None))
+    return found
+
+
+# The automated failover (ARC Region switch) as created: the plan, its steps, its trigger and the trigger's alarm.
+ARC_PLAN = "aws:arcregionswitch/plan:Plan"
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+STEP_BLOCKS = {
+    "promote-cache": "CustomActionLambda",
+    "scale-models": "EKSResourceScaling",
+    "route-traffic": "Route53HealthCheck",
+}
+"""The execution block that does each step dr.json names."""
+
+
+def _items(value: Any) -> list:
+    """A list property as a list (the engine hands lists over as sequence proxies); [] where absent."""
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) else []
+
+
+def plan_blocks(props: Mapping[str, Any]) -> set[str]:
+    """Every execution block type the plan's workflows run, Parallel blocks opened."""
+    found: set[str] = set()
+    todo = [step for workflow in _items(props.get("workflows")) for step in _items(get_path(workflow, "steps"))]
+    while todo:
+        step = todo.pop()
+        found.add(str(get_path(step, "executionBlockType")))
+        for parallel in _items(get_path(step, "parallelConfigs")):
+            todo += _items(get_path(parallel, "steps"))
+    return found
+
+
+def trigger_alarms(props: Mapping[str, Any], alarms: Mapping[str, Mapping[str, Any]]) -> list[Mapping[str, Any] | None]:
+    """For each trigger of the plan, the created alarm its `red` condition reads (None when the alarm it names is not
+    among `alarms`, the stack's MetricAlarms by name): an associated alarm's identifier is the alarm's ARN."""
+    identifiers = {
+        get_path(alarm, "mapBlockKey"): get_path(alarm, "resourceIdentifier")
+        for alarm in _items(props.get("associatedAlarms"))
+    }
+    found = []
+    for trigger in _items(props.get("triggers")):
+        for condition in _items(get_path(trigger, "conditions")):
+            if get_path(condition, "condition") != "red":
+                continue
+            arn = identifiers.get(get_path(condition, "associatedAlarmName"))
+            name = arn.rsplit(":alarm:", 1)[-1] if isinstance(arn, str) else None
+            found.append(alarms.get(name) if name else None)
     return found

@@ -4,19 +4,24 @@ The DR record (`turnout-dr` ConfigMap) carries the target and the estimate term 
 does not take the estimate on trust: it re-derives the failover-detection and DNS terms from the
 health checks and records the stack really creates, and fails when the corrected estimate exceeds
 the target, when the record says the target is not met, or when routing it relies on is missing.
+
+With `failover: automatic` the record counts an orchestrator's trigger instead of someone starting the runbook
+(`settings.automation`). The rule re-derives that too, from the ARC Region switch plan the stack creates: the plan
+exists, has a trigger, the trigger's alarm exists and takes no longer than the record counted (period × evaluation
+periods), and the plan has a step for each thing the record says it does (promote the cache, scale the standby).
+A missing piece leaves nothing to start or do that step: the recovery time is unbounded.
 """
 
 from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
 
-from ._dr import dr_records
+from ._dr import ARC_PLAN, METRIC_ALARM, STEP_BLOCKS, dr_records, plan_blocks, trigger_alarms
 from ._kubernetes import get_path, number
 
 MANDATORY_IN = ("staging", "prod")  # a declared target that cannot be met is a release blocker
 
 ROUTE53_HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
-METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TRAFFIC_MANAGER = "azure-native:trafficmanager:Profile"
 
 # Health checks by type: (interval, failure threshold) from their properties. A Route 53 check of a
@@ -55,8 +60,8 @@ def created_detection_and_ttl(resources) -> tuple[float | None, float | None]:
     for r in resources:
         if r.resource_type == METRIC_ALARM and r.props.get("name") not in alarms_checked:
             continue  # an alarm no failover health check reads
-        if r.resource_type == ROUTE53_HEALTH_CHECK and r.props.get("type") == "CLOUDWATCH_METRIC":
-            continue  # timed by its alarm
+        if r.resource_type == ROUTE53_HEALTH_CHECK and r.props.get("type") in ("CLOUDWATCH_METRIC", "CALCULATED"):
+            continue  # timed by its alarm, or by its children
         if r.resource_type in HEALTH_CHECKS:
             interval, threshold = HEALTH_CHECKS[r.resource_type](r.props)
             default_interval, default_threshold = DEFAULT_HEALTH_CHECK[r.resource_type]
@@ -68,6 +73,47 @@ def created_detection_and_ttl(resources) -> tuple[float | None, float | None]:
             if ttl is not None:
                 ttls.append(ttl)
     return (max(detections) if detections else None), (max(ttls) if ttls else None)
+
+
+def automated_failover_delay(automation, resources, tier: str, report_violation: ReportViolation) -> float | None:
+    """How much longer the created plan's trigger takes than the record counted (0 when as counted), or None when
+    what starts or does the automated failover is missing (each missing piece reported)."""
+    trigger = automation.get("trigger")
+    if not isinstance(trigger, dict):
+        return 0.0  # manual: the record counts someone starting the plan
+    steps = [step for step in automation.get("steps") or () if step in STEP_BLOCKS]
+    plans = [r for r in resources if r.resource_type == ARC_PLAN]
+    if not plans:
+        report_violation(f"{tier} counts an ARC Region switch plan that starts by itself, but the stack creates none.")
+        return None
+    alarms = {r.props.get("name"): r.props for r in resources if r.resource_type == METRIC_ALARM}
+    delays, missing = [], False
+    for plan in plans:
+        blocks = plan_blocks(plan.props)
+        for step in steps:
+            if STEP_BLOCKS[step] not in blocks:
+                report_violation(
+                    f"{tier} counts the plan's {step} step, but plan {plan.props.get('name')} has no "
+                    f"{STEP_BLOCKS[step]} step.",
+                    plan.urn,
+                )
+                missing = True
+        read = trigger_alarms(plan.props, alarms)
+        if not read:
+            report_violation(f"plan {plan.props.get('name')} has no trigger: nothing starts it by itself.", plan.urn)
+            missing = True
+        for alarm in read:
+            if alarm is None:
+                report_violation(
+                    f"plan {plan.props.get('name')}'s trigger reads an alarm the stack does not create.", plan.urn
+                )
+                missing = True
+                continue
+            delays.append((number(alarm.get("period")) or 60) * (number(alarm.get("evaluationPeriods")) or 1))
+    if missing:
+        return None
+    claimed = (number(trigger.get("period")) or 0) * (number(trigger.get("evaluationPeriods")) or 0)
+    return max(0.0, max(delays, default=claimed) - claimed)
 
 
 def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -97,6 +143,10 @@ def validate(args: StackValidationArgs, report_violation: ReportViolation) -> No
                 rto = None
             else:
                 rto += max(0.0, detection - claimed_detection) + max(0.0, (ttl or 0) - claimed_ttl)
+        automation = get_path(document, "settings", "automation")
+        if isinstance(automation, dict) and rto is not None:
+            delay = automated_failover_delay(automation, args.resources, tier, report_violation)
+            rto = None if delay is None else rto + delay
         regions = ", ".join(document.get("regions") or [])
         if rpo is None or rpo > rpo_target:
             loss = "unbounded data" if rpo is None else f"up to {rpo:g}s of data"

@@ -14,6 +14,11 @@ DEFAULT_REGION = "us-east-1"
 AVAILABILITY_ZONES = "aws:index/getAvailabilityZones:getAvailabilityZones"
 CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
 PARTITION = "aws:index/getPartition:getPartition"
+ARC_HEALTH_CHECKS = "aws:arcregionswitch/getRoute53HealthChecks:getRoute53HealthChecks"
+ARC_PLAN = "aws:arcregionswitch/plan:Plan"
+_plans: dict[str, dict] = {}
+"""Region switch plans planned so far, by ARN: ARC creates a Route 53 health check per region of each Route 53
+step, which the plan's health-check lookup answers with."""
 # The Local Zones this offline account has opted into: DescribeAvailabilityZones lists them with the region's
 # Availability Zones (sorted by name, so first) unless filtered by opt-in-status.
 OPTED_IN_LOCAL_ZONES = {"us-east-1": ("us-east-1-bos-1a",), "us-west-2": ("us-west-2-lax-1a",)}
@@ -96,6 +101,18 @@ def _computed(type_: str, name: str, inputs: dict, region: str) -> dict:
             "arn": f"arn:aws:aps:{region}:{ACCOUNT_ID}:workspace/{workspace}",
             "prometheusEndpoint": f"https://aps-workspaces.{region}.amazonaws.com/workspaces/{workspace}/",
         }
+    if type_ == ARC_PLAN:  # a global resource: no region in its ARN
+        arn = f"arn:aws:arc-region-switch::{ACCOUNT_ID}:plan/{inputs.get('name') or name}:{_hex(type_, name, 6)}"
+        _plans[arn] = inputs
+        return {"arn": arn, "owner": ACCOUNT_ID, "version": "1"}
+    if type_ == "aws:lambda/function:Function":
+        function = inputs.get("name") or name
+        arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function}"
+        return {"arn": arn, "qualifiedArn": f"{arn}:$LATEST", "version": "$LATEST", "invokeArn": arn}
+    if type_ == "aws:cloudwatch/logGroup:LogGroup":
+        return {"arn": f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{inputs.get('name') or name}"}
+    if type_ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+        return {"arn": f"arn:aws:cloudwatch:{region}:{ACCOUNT_ID}:alarm:{inputs.get('name') or name}"}
     if type_ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         url = str(inputs.get("url") or "").removeprefix("https://")
         return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"}
@@ -166,6 +183,31 @@ def invoke(token: str, args: dict) -> dict | None:
             "arn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/deployer/offline",
             "userId": "AROAOFFLINE:offline",
         }
+    if token == ARC_HEALTH_CHECKS:
+        return _arc_health_checks(str(args.get("planArn", "")))
     if token == PARTITION:
         return {"id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws"}
     return None
+
+
+def _arc_health_checks(plan_arn: str) -> dict:
+    """The health checks ARC creates for a planned plan: one per region of each Route 53 step's record sets."""
+    checks = {}
+    for workflow in _plans.get(plan_arn, {}).get("workflows") or ():
+        for step in workflow.get("steps") or ():
+            for config in step.get("route53HealthCheckConfigs") or ():
+                for record_set in config.get("recordSets") or ():
+                    key = (config.get("hostedZoneId"), config.get("recordName"), record_set.get("region"))
+                    checks[key] = {
+                        "healthCheckId": "{}-{}-{}-{}-{}".format(
+                            *(
+                                _hex("arc-health-check", f"{plan_arn}/{key}/{i}", n)
+                                for i, n in enumerate((8, 4, 4, 4, 12))
+                            )
+                        ),
+                        "hostedZoneId": key[0],
+                        "recordName": key[1],
+                        "region": key[2],
+                        "status": "healthy",
+                    }
+    return {"planArn": plan_arn, "healthChecks": list(checks.values())}
