@@ -19,6 +19,7 @@ from turnout.strategies import (
     Canary,
     DarkLaunch,
     FeatureFlag,
+    Interleaved,
     Recreate,
     Rolling,
     Shadow,
@@ -42,6 +43,15 @@ class Match:
 class Destination:
     version: str
     weight: int
+    interleaved_with: str | None = None
+    """Set on an interleaved experiment's share: the experiment agent answers these requests in `version`'s shape,
+    its ranked list merged from `version`'s and `interleaved_with`'s answers."""
+
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"version": self.version, "weight": self.weight}
+        if self.interleaved_with is not None:
+            found["interleavedWith"] = self.interleaved_with
+        return found
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ class Route:
     def to_json(self) -> dict[str, Any]:
         return {
             "match": self.match.to_json() if self.match else None,
-            "to": [{"version": d.version, "weight": d.weight} for d in self.to],
+            "to": [d.to_json() for d in self.to],
             "mirror": [{"version": m.version, "percent": m.percent} for m in self.mirror],
         }
 
@@ -71,8 +81,8 @@ class TrafficPlan:
 
     @property
     def routed_versions(self) -> tuple[str, ...]:
-        """Versions that serve user requests, in first-seen order."""
-        return _unique(d.version for route in self.routes for d in route.to)
+        """Versions that serve user requests, in first-seen order (an interleaved treatment's ranking serves them)."""
+        return _unique(v for route in self.routes for d in route.to for v in (d.version, d.interleaved_with) if v)
 
     @property
     def mirrored_versions(self) -> tuple[str, ...]:
@@ -159,6 +169,15 @@ def _bandit(strategy: Bandit) -> tuple[Route, ...]:
     return (Route(None, tuple(Destination(arm, weight) for arm, weight in strategy.initial_weights().items())),)
 
 
+def _interleaved(strategy: Interleaved) -> tuple[Route, ...]:
+    """`percent`% to the experiment agent (control's shape, the list merged with treatment's); the rest to control."""
+    shares = (
+        Destination(strategy.control, 100 - strategy.percent),
+        Destination(strategy.control, strategy.percent, interleaved_with=strategy.treatment),
+    )
+    return (Route(None, tuple(d for d in shares if d.weight > 0)),)
+
+
 _ROUTES: dict[type, Callable[[Any], tuple[Route, ...]]] = {
     Recreate: _single,
     Rolling: _single,
@@ -169,6 +188,7 @@ _ROUTES: dict[type, Callable[[Any], tuple[Route, ...]]] = {
     DarkLaunch: _dark_launch,
     FeatureFlag: _feature_flag,
     Bandit: _bandit,
+    Interleaved: _interleaved,
 }
 
 
