@@ -101,7 +101,7 @@ def classifier(version: str, *, flip: float = 0.0, jitter: bool = True, seed: in
             "label": label,
             "score": score,
             "requestId": f"{version}-{noise:.12f}",
-            "servedAt": time.time(),
+            "servedAt": f"{time.time():.6f}",
             "model": {"name": "fraud", "threshold": 0.5},
         }
 
