@@ -136,7 +136,11 @@ def test_listed_fields_only_and_sampled_pairs_are_redacted(setup):
     line = lines[0]
     assert line["request"]["headers"]["authorization"] == "[redacted]"
     assert line["request"]["headers"]["cookie"] == "[redacted]"
-    assert line["request"]["body"] == {"x": line["request"]["body"]["x"], "password": "[redacted]", "card": "[redacted]"}
+    assert line["request"]["body"] == {
+        "x": line["request"]["body"]["x"],
+        "password": "[redacted]",
+        "card": "[redacted]",
+    }
     assert "token=[redacted]" in line["request"]["target"] and "user=9" in line["request"]["target"]
     assert set(line) >= {"primary", "baseline", "shadow", "differs"} and line["shadow"]["status"] == 200
 

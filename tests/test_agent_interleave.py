@@ -107,8 +107,10 @@ def test_merged_answers_keep_control_shape_and_name_both_versions(agents, tmp_pa
     assert body["version"] == "v1" and set(body) == {"version", "items"}, "control's shape"
     assert sorted(i["id"] for i in body["items"]) == sorted(CANDIDATES), "every item once"
     first_two = {i["id"] for i in body["items"][:2]}
-    assert first_two == {ranking("v1", CANDIDATES)[0], ranking("v2", CANDIDATES)[0]} or len(first_two & set(
-        ranking("v1", CANDIDATES)[:1] + ranking("v2", CANDIDATES)[:2])) == 2  # fmt: skip
+    assert (
+        first_two == {ranking("v1", CANDIDATES)[0], ranking("v2", CANDIDATES)[0]}
+        or len(first_two & set(ranking("v1", CANDIDATES)[:1] + ranking("v2", CANDIDATES)[:2])) == 2
+    )
     status, report = http("GET", agent.url + REPORT)
     assert report["impressions"] == 1 and report["pending"] == 1 and report["store"] == "ledger"
 
@@ -120,8 +122,9 @@ def test_clicks_credit_the_ranker_that_contributed_the_item(agents, tmp_path, mo
     credits = []
     for _ in range(20):
         _, headers, body = ask(proxy)
-        status, answer = http("POST", agent.url + CLICKS, {"impression": headers["x-turnout-impression"],
-                                                          "clicked": [treatment_top]})  # fmt: skip
+        status, answer = http(
+            "POST", agent.url + CLICKS, {"impression": headers["x-turnout-impression"], "clicked": [treatment_top]}
+        )
         assert status == 200 and answer["credited"] == 1, answer
         credits += list(answer["credits"].values())
     assert set(credits) <= {"v2", "v1"} and credits.count("v2") >= 10, "v2's top item is v2's unless v1 also has it"
@@ -218,8 +221,9 @@ def test_a_click_reaching_another_replica_is_passed_to_the_one_that_served_it(ag
         replicas[name] = (agents(interleaved_settings(backends, peers, proxy), name, port), proxy)
     _, headers, _ = ask(replicas["agent-1"][1])
     assert headers["x-turnout-impression"].startswith("1.")
-    status, answer = http("POST", replicas["agent-0"][0].url + CLICKS,
-                          {"impression": headers["x-turnout-impression"], "clicked": []})  # fmt: skip
+    status, answer = http(
+        "POST", replicas["agent-0"][0].url + CLICKS, {"impression": headers["x-turnout-impression"], "clicked": []}
+    )
     assert status == 200 and answer["credited"] == 1
     _, report = http("GET", replicas["agent-0"][0].url + REPORT)
     assert report["impressions"] == 1 and report["ties"] == 1
@@ -233,15 +237,33 @@ def redis(tmp_path):
         pytest.skip("redis-server is not installed (Debian's redis-server package; .ci/run installs it)")
     port = free_port()
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "s3cret", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            "s3cret",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     password = tmp_path / "redis-password"
     password.write_text("s3cret\n")
     time.sleep(0.3)
-    yield {"REDIS_ADDR": "127.0.0.1", "REDIS_PORT": str(port), "REDIS_TLS": "false",
-           "REDIS_PASSWORD_FILE": str(password)}  # fmt: skip
+    yield {
+        "REDIS_ADDR": "127.0.0.1",
+        "REDIS_PORT": str(port),
+        "REDIS_TLS": "false",
+        "REDIS_PASSWORD_FILE": str(password),
+    }
     process.terminate()
     process.wait(10)
 

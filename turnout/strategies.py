@@ -260,7 +260,7 @@ class Compare:
         allowed="an integer from 0 to 100",
     )
     redact: tuple[str, ...] = setting(
-        "Paths in requests and answers replaced by \"[redacted]\" in sampled pairs (secret headers always are).",
+        'Paths in requests and answers replaced by "[redacted]" in sampled pairs (secret headers always are).',
         (),
         values=parse_json_path,
         allowed="a list of paths",
@@ -367,8 +367,26 @@ class FeatureFlag:
 # Istio's default buckets of istio_request_duration_milliseconds (its stats filter): a `reward.latencyMs`
 # is a bucket boundary, so "answered within latencyMs" is a count Prometheus holds exactly.
 ISTIO_LATENCY_BUCKETS_MS = (
-    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
-)  # fmt: skip
+    0.5,
+    1,
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
+    30000,
+    60000,
+    300000,
+    600000,
+    1800000,
+    3600000,
+)
 BANDIT_POLICIES = ("thompson", "ucb1", "epsilon-greedy")
 MAX_ARMS = 10
 _PRINCIPAL = re.compile(r"^[a-z0-9.-]+/ns/[a-z0-9]([-a-z0-9]*[a-z0-9])?/sa/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")

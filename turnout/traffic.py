@@ -58,6 +58,14 @@ class Destination:
 class Mirror:
     version: str
     percent: int
+    compared: bool = False
+    """The copies reach the shadow through the experiment agent, which compares its answers with the primary's."""
+
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"version": self.version, "percent": self.percent}
+        if self.compared:
+            found["compared"] = True
+        return found
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,7 @@ class Route:
         return {
             "match": self.match.to_json() if self.match else None,
             "to": [d.to_json() for d in self.to],
-            "mirror": [{"version": m.version, "percent": m.percent} for m in self.mirror],
+            "mirror": [m.to_json() for m in self.mirror],
         }
 
 
@@ -145,7 +153,8 @@ def _ab_test(strategy: AbTest) -> tuple[Route, ...]:
 
 
 def _shadow(strategy: Shadow) -> tuple[Route, ...]:
-    mirrors = tuple(Mirror(version, percent) for version, percent in strategy.shadows.items())
+    compared = strategy.compare is not None
+    mirrors = tuple(Mirror(version, percent, compared) for version, percent in strategy.shadows.items())
     return (Route(None, _all_to(strategy.primary), mirrors),)
 
 

@@ -5,6 +5,7 @@ REDIS_TLS, the password in REDIS_PASSWORD_FILE and a private CA in REDIS_CA_CERT
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import socket
@@ -89,10 +90,8 @@ class _Connection:
         raise ConnectionError(f"an unexpected reply from the cache: {line[:40]!r}")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 class Cache:
@@ -111,7 +110,9 @@ class Cache:
                 try:
                     connection = _Connection(self.address, self.timeout)
                 except (OSError, ssl.SSLError) as error:
-                    raise CacheError(f"cannot reach the cache at {self.address.host}:{self.address.port}: {error}")
+                    raise CacheError(
+                        f"cannot reach the cache at {self.address.host}:{self.address.port}: {error}"
+                    ) from error
                 reused = False
             try:
                 replies = connection.execute(list(commands))

@@ -174,8 +174,14 @@ def _redact_target(target: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query, safe="[]")))
 
 
-def sampled_pair(endpoint: str, shadow: str, request: Request, answers: dict[str, Answer], differs: list[str],
-                 redact: tuple[tuple, ...]) -> dict:  # fmt: skip
+def sampled_pair(
+    endpoint: str,
+    shadow: str,
+    request: Request,
+    answers: dict[str, Answer],
+    differs: list[str],
+    redact: tuple[tuple, ...],
+) -> dict:
     """The JSON line written for a sampled pair: the request and both answers, secrets and `redact` paths out."""
     return {
         "turnout": "shadow-compare",
@@ -250,13 +256,18 @@ class Comparison:
     def record(self, shadow: str, request: Request, answers: dict[str, Answer]) -> list[comparison.FieldOutcome]:
         stats = self.stats
         observed = {
-            role: comparison.Answer.of(a.status, a.body) if a.error is None else comparison.Answer(0, comparison.MISSING)
+            role: comparison.Answer.of(a.status, a.body)
+            if a.error is None
+            else comparison.Answer(0, comparison.MISSING)
             for role, a in answers.items()
-        }  # fmt: skip
+        }
         outcomes = comparison.compare(
-            observed["primary"], observed["baseline"], observed["shadow"],
-            fields=self.settings.fields or None, tolerance=self.settings.tolerance,
-        )  # fmt: skip
+            observed["primary"],
+            observed["baseline"],
+            observed["shadow"],
+            fields=self.settings.fields or None,
+            tolerance=self.settings.tolerance,
+        )
         stats.add(shadow, "joined")
         if comparison.agreed(outcomes):
             stats.add(shadow, "agreed")
@@ -321,8 +332,9 @@ class Comparison:
                 log.warning("compare: counts not flushed: %s", error)
 
     def start(self, host: str = "0.0.0.0", ports: dict[str, int] | None = None) -> list[ThreadingHTTPServer]:
+        experiment = self
         for shadow in self.settings.shadows:
-            experiment, version = self, shadow.version
+            version = shadow.version
 
             class Mirror(BaseHTTPRequestHandler):
                 protocol_version = "HTTP/1.1"
@@ -376,8 +388,11 @@ class Comparison:
         elif method == "GET" and path == prefix + "report":
             handler._json(200, self.report())
         elif path.startswith(prefix):
-            handler._error(404 if path != prefix + "report" else 405, None,
-                           f"this agent serves GET {prefix}report (a shadow comparison takes no feedback)")  # fmt: skip
+            handler._error(
+                404 if path != prefix + "report" else 405,
+                None,
+                f"this agent serves GET {prefix}report (a shadow comparison takes no feedback)",
+            )
         else:
             return False
         return True
@@ -387,8 +402,11 @@ class Comparison:
         answered, missing = [], []
         for peer in self.base.peers:
             try:
-                rows = self.stats.rows() if peer.name == self.base.replica else _get_json(
-                    f"{peer.url}/internal/totals")["stats"]  # fmt: skip
+                rows = (
+                    self.stats.rows()
+                    if peer.name == self.base.replica
+                    else _get_json(f"{peer.url}/internal/totals")["stats"]
+                )
             except (OSError, ValueError, KeyError) as error:
                 log.warning("compare: replica %s did not answer: %s", peer.name, error)
                 missing.append(peer.name)
@@ -423,7 +441,11 @@ class Comparison:
         for name in names:
             compared = value("compared", name)
             shadow_only, noise_only = int(value("shadow_only", name)), int(value("noise_only", name))
-            kinds = {n.split(":", 1)[1]: v for (s, n, f), v in values.items() if s == shadow and f == name and n.startswith("kind:")}  # fmt: skip
+            kinds = {
+                n.split(":", 1)[1]: v
+                for (s, n, f), v in values.items()
+                if s == shadow and f == name and n.startswith("kind:")
+            }
             entry = {
                 "field": name,
                 "kind": max(kinds, key=kinds.get) if kinds else None,
@@ -467,52 +489,107 @@ class Comparison:
         families = Families()
 
         def per_shadow(name: str, kind: str, text: str, stat: str) -> None:
-            samples = [({"endpoint": endpoint, "shadow": s.version}, own.get((s.version, stat, ""), 0.0))
-                       for s in self.settings.shadows]  # fmt: skip
+            samples = [
+                ({"endpoint": endpoint, "shadow": s.version}, own.get((s.version, stat, ""), 0.0))
+                for s in self.settings.shadows
+            ]
             families.add(name, kind, text, samples)
 
         per_shadow("turnout_compare_mirrored_total", "counter", "Mirrored copies this replica received.", "mirrored")
         per_shadow("turnout_compare_joined_total", "counter", "Copies joined with the primary's answers.", "joined")
         per_shadow("turnout_compare_agreed_total", "counter", "Joined copies on which the shadow agreed.", "agreed")
         families.add(
-            "turnout_compare_dropped_total", "counter", "Copies this replica could not join, by reason.",
-            [({"endpoint": endpoint, "shadow": s, "reason": f}, v) for (s, n, f), v in sorted(own.items()) if n == "dropped"],
-        )  # fmt: skip
+            "turnout_compare_dropped_total",
+            "counter",
+            "Copies this replica could not join, by reason.",
+            [
+                ({"endpoint": endpoint, "shadow": s, "reason": f}, v)
+                for (s, n, f), v in sorted(own.items())
+                if n == "dropped"
+            ],
+        )
         for stat, name, text in (
             ("differs", "turnout_compare_field_disagreements_total", "Joined copies whose field differs (shadow)."),
-            ("noise", "turnout_compare_field_noise_total", "Joined copies whose field differs between primary answers."),
+            (
+                "noise",
+                "turnout_compare_field_noise_total",
+                "Joined copies whose field differs between primary answers.",
+            ),
         ):
-            families.add(name, "counter", text, [
-                ({"endpoint": endpoint, "shadow": s, "field": f}, v) for (s, n, f), v in sorted(own.items()) if n == stat
-            ])  # fmt: skip
+            families.add(
+                name,
+                "counter",
+                text,
+                [
+                    ({"endpoint": endpoint, "shadow": s, "field": f}, v)
+                    for (s, n, f), v in sorted(own.items())
+                    if n == stat
+                ],
+            )
         families.add(
-            "turnout_compare_errors_total", "counter", "Answers with a 5xx or none, by role (primary, shadow).",
-            [({"endpoint": endpoint, "shadow": s, "role": f}, v) for (s, n, f), v in sorted(own.items()) if n == "errors"],
-        )  # fmt: skip
+            "turnout_compare_errors_total",
+            "counter",
+            "Answers with a 5xx or none, by role (primary, shadow).",
+            [
+                ({"endpoint": endpoint, "shadow": s, "role": f}, v)
+                for (s, n, f), v in sorted(own.items())
+                if n == "errors"
+            ],
+        )
         series = []
         for shadow in self.settings.shadows:
             for role in ROLES:
-                counts = [int(own.get((shadow.version, "latency", f"{role}:{i}"), 0)) for i in range(len(LATENCY_BUCKETS) + 1)]
+                counts = [
+                    int(own.get((shadow.version, "latency", f"{role}:{i}"), 0)) for i in range(len(LATENCY_BUCKETS) + 1)
+                ]
                 total = own.get((shadow.version, "latency_sum", role), 0.0)
-                series.append(({"endpoint": endpoint, "shadow": shadow.version, "role": role}, LATENCY_BUCKETS, counts, total))  # fmt: skip
-        families.histogram("turnout_compare_latency_seconds", "Answer times the agent measured, by role.", {},
-                           series=series)  # fmt: skip
+                series.append(
+                    ({"endpoint": endpoint, "shadow": shadow.version, "role": role}, LATENCY_BUCKETS, counts, total)
+                )
+        families.histogram(
+            "turnout_compare_latency_seconds", "Answer times the agent measured, by role.", {}, series=series
+        )
         report = self.report()
-        families.add("turnout_compare_agreement_ratio", "gauge",
-                     "Share of joined copies on which the shadow agreed (every replica).",
-                     [({"endpoint": endpoint, "shadow": s["version"]}, s["agreement"]) for s in report["shadows"]
-                      if s["agreement"] is not None])  # fmt: skip
-        families.add("turnout_compare_field_flagged", "gauge",
-                     "1 when the field differs more often than the primary varies by itself (sequential test).",
-                     [({"endpoint": endpoint, "shadow": s["version"], "field": f["field"]}, 1.0 if f["flagged"] else 0.0)
-                      for s in report["shadows"] for f in s["fields"]])  # fmt: skip
-        families.add("turnout_compare_latency_delta_seconds", "gauge",
-                     "Shadow minus primary answer time, by statistic (mean, p50, p99; every replica).",
-                     [({"endpoint": endpoint, "shadow": s["version"], "statistic": k.removesuffix("Ms")}, v / 1000)
-                      for s in report["shadows"] for k, v in s["latency"]["delta"].items()])  # fmt: skip
-        families.add("turnout_compare_error_rate_delta", "gauge", "Shadow minus primary error rate (every replica).",
-                     [({"endpoint": endpoint, "shadow": s["version"]}, s["errorRate"]["delta"])
-                      for s in report["shadows"] if s["errorRate"]["delta"] is not None])  # fmt: skip
+        families.add(
+            "turnout_compare_agreement_ratio",
+            "gauge",
+            "Share of joined copies on which the shadow agreed (every replica).",
+            [
+                ({"endpoint": endpoint, "shadow": s["version"]}, s["agreement"])
+                for s in report["shadows"]
+                if s["agreement"] is not None
+            ],
+        )
+        families.add(
+            "turnout_compare_field_flagged",
+            "gauge",
+            "1 when the field differs more often than the primary varies by itself (sequential test).",
+            [
+                ({"endpoint": endpoint, "shadow": s["version"], "field": f["field"]}, 1.0 if f["flagged"] else 0.0)
+                for s in report["shadows"]
+                for f in s["fields"]
+            ],
+        )
+        families.add(
+            "turnout_compare_latency_delta_seconds",
+            "gauge",
+            "Shadow minus primary answer time, by statistic (mean, p50, p99; every replica).",
+            [
+                ({"endpoint": endpoint, "shadow": s["version"], "statistic": k.removesuffix("Ms")}, v / 1000)
+                for s in report["shadows"]
+                for k, v in s["latency"]["delta"].items()
+            ],
+        )
+        families.add(
+            "turnout_compare_error_rate_delta",
+            "gauge",
+            "Shadow minus primary error rate (every replica).",
+            [
+                ({"endpoint": endpoint, "shadow": s["version"]}, s["errorRate"]["delta"])
+                for s in report["shadows"]
+                if s["errorRate"]["delta"] is not None
+            ],
+        )
         return families.text()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from turnout_agent.agent import Agent
 from turnout_agent.cache import Cache, CacheAddress
-from turnout_agent.compare import Comparison, CompareSettings, CompareStats
+from turnout_agent.compare import CompareSettings, CompareStats, Comparison
 from turnout_agent.impressions import InterleavingLedger, LocalImpressions, SharedImpressions
 from turnout_agent.interleave import Interleaving, InterleavingSettings
 from turnout_agent.server import make_server, serve_in_background
@@ -96,8 +96,13 @@ def serve(settings: Settings, *, port: int | None = None, experiment_ports: dict
         experiment.start(port=(experiment_ports or {}).get("proxy"))
     else:
         experiment.start(ports=experiment_ports)
-    log.info("turnout-agent %s (%s) for %s listening on :%d", settings.replica, settings.strategy,
-             settings.endpoint, server.server_port)  # fmt: skip
+    log.info(
+        "turnout-agent %s (%s) for %s listening on :%d",
+        settings.replica,
+        settings.strategy,
+        settings.endpoint,
+        server.server_port,
+    )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:

@@ -194,7 +194,9 @@ class Interleaving:
         control = self.control.call(request, timeout=settings.timeout_s)
         if control.error is not None:
             self.ledger.count("fallback:control-unavailable")
-            send_error(handler, 502 if control.error != "timeout" else 504, f"control did not answer: {control.error}", {})
+            send_error(
+                handler, 502 if control.error != "timeout" else 504, f"control did not answer: {control.error}", {}
+            )
             return
         try:
             treatment = pending.result(timeout=max(0.0, settings.budget_s - (time.perf_counter() - started)))
@@ -314,8 +316,11 @@ class Interleaving:
         elif method == "POST" and path in (prefix + "clicks", "/internal/clicks"):
             self._post_clicks(handler, forward=path != "/internal/clicks")
         elif path.startswith(prefix) or path == "/internal/clicks":
-            handler._error(405 if path in (prefix + "clicks", prefix + "report") else 404, None,
-                           f"this agent serves POST {prefix}clicks and GET {prefix}report")  # fmt: skip
+            handler._error(
+                405 if path in (prefix + "clicks", prefix + "report") else 404,
+                None,
+                f"this agent serves POST {prefix}clicks and GET {prefix}report",
+            )
         else:
             return False
         return True
@@ -358,8 +363,11 @@ class Interleaving:
         answered, missing = [], []
         for peer in self.base.peers:
             try:
-                counts = self.ledger.counts() if peer.name == self.base.replica else _get_json(
-                    f"{peer.url}/internal/totals")["counts"]  # fmt: skip
+                counts = (
+                    self.ledger.counts()
+                    if peer.name == self.base.replica
+                    else _get_json(f"{peer.url}/internal/totals")["counts"]
+                )
             except (OSError, ValueError, KeyError) as error:
                 log.warning("interleaving: replica %s did not answer: %s", peer.name, error)
                 missing.append(peer.name)
@@ -404,8 +412,12 @@ class Interleaving:
         endpoint, own = self.base.endpoint, self.ledger.counts()
         at = {"endpoint": endpoint}
         families = Families()
-        families.add("turnout_interleaving_impressions_total", "counter",
-                     "Merged answers this replica served (impressions counted).", [(at, own.get(SERVED, 0))])  # fmt: skip
+        families.add(
+            "turnout_interleaving_impressions_total",
+            "counter",
+            "Merged answers this replica served (impressions counted).",
+            [(at, own.get(SERVED, 0))],
+        )
         families.add(
             "turnout_interleaving_clicked_total",
             "counter",
@@ -413,29 +425,40 @@ class Interleaving:
             [
                 ({**at, "credit": version}, own.get(name, 0))
                 for name, version in (
-                    (CREDIT_TREATMENT, self.settings.treatment), (CREDIT_CONTROL, self.settings.control),
+                    (CREDIT_TREATMENT, self.settings.treatment),
+                    (CREDIT_CONTROL, self.settings.control),
                     (CREDIT_TIE, "tie"),
                 )
             ],
-        )  # fmt: skip
-        families.add("turnout_interleaving_expired_total", "counter",
-                     "Impressions whose click window ended unclicked (counted by this replica).",
-                     [(at, own.get(EXPIRED, 0))])  # fmt: skip
+        )
+        families.add(
+            "turnout_interleaving_expired_total",
+            "counter",
+            "Impressions whose click window ended unclicked (counted by this replica).",
+            [(at, own.get(EXPIRED, 0))],
+        )
         families.add(
             "turnout_interleaving_fallbacks_total",
             "counter",
             "Requests this replica answered with control's answer unchanged, by reason.",
             [({**at, "reason": n.split(":", 1)[1]}, v) for n, v in sorted(own.items()) if n.startswith("fallback:")],
         )
-        families.histogram("turnout_interleaving_merge_seconds", "Time the agent spent merging and storing.",
-                           at, self.merge_seconds)  # fmt: skip
+        families.histogram(
+            "turnout_interleaving_merge_seconds", "Time the agent spent merging and storing.", at, self.merge_seconds
+        )
         report = self.report()
-        families.add("turnout_interleaving_preference", "gauge",
-                     "Share of impressions whose clicks favour the treatment, ties counting half (every replica).",
-                     [({**at, "version": self.settings.treatment}, report["preference"]["share"])])  # fmt: skip
-        families.add("turnout_interleaving_p_value", "gauge",
-                     "Two-sided sign-test p-value of treatment's wins against its losses (every replica).",
-                     [(at, report["preference"]["pValue"])])  # fmt: skip
+        families.add(
+            "turnout_interleaving_preference",
+            "gauge",
+            "Share of impressions whose clicks favour the treatment, ties counting half (every replica).",
+            [({**at, "version": self.settings.treatment}, report["preference"]["share"])],
+        )
+        families.add(
+            "turnout_interleaving_p_value",
+            "gauge",
+            "Two-sided sign-test p-value of treatment's wins against its losses (every replica).",
+            [(at, report["preference"]["pValue"])],
+        )
         return families.text()
 
 

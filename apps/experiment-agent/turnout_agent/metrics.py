@@ -43,9 +43,7 @@ class Families:
             rendered = _labels(labels)
             self.lines.append(f"{name}{{{rendered}}} {value:g}" if rendered else f"{name} {value:g}")
 
-    def histogram(
-        self, name: str, text: str, labels: dict, histogram: Histogram | None = None, *, series=None
-    ) -> None:
+    def histogram(self, name: str, text: str, labels: dict, histogram: Histogram | None = None, *, series=None) -> None:
         """One histogram family; `series`: [(labels, bounds, counts, total)] for several label sets."""
         self.lines += [f"# HELP {name} {text}", f"# TYPE {name} histogram"]
         if histogram is not None:

@@ -24,10 +24,7 @@ def replaced(document: Any, path: tuple[str | int, ...], value: Any) -> Any:
     if not path:
         return value
     head, rest = path[0], path[1:]
-    if isinstance(document, dict):
-        result = dict(document)
-    else:
-        result = list(document)
+    result = dict(document) if isinstance(document, dict) else list(document)
     result[head] = replaced(document[head], rest, value)
     return result
 

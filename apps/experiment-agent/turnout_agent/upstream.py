@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import queue
-import socket
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -141,7 +140,7 @@ class Upstream:
                 connection.request(request.method, request.target, body=request.body or None, headers=headers)
                 response = connection.getresponse()
                 body = response.read()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 connection.close()
                 return Answer(error="timeout", seconds=time.perf_counter() - started)
             except (OSError, http.client.HTTPException) as error:
