@@ -34,7 +34,7 @@ from typing import Any
 from turnout.experiments import comparison
 from turnout_agent import paths
 from turnout_agent.metrics import Families
-from turnout_agent.upstream import Answer, BodyError, Request, Upstream, read_request
+from turnout_agent.upstream import Answer, BodyError, NoDelayHandler, Request, Upstream, read_request
 
 log = logging.getLogger("turnout_agent")
 
@@ -336,7 +336,7 @@ class Comparison:
         for shadow in self.settings.shadows:
             version = shadow.version
 
-            class Mirror(BaseHTTPRequestHandler):
+            class Mirror(NoDelayHandler):
                 protocol_version = "HTTP/1.1"
                 server_version = "turnout-experiment-agent"
 

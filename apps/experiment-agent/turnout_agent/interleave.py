@@ -28,7 +28,15 @@ from turnout.experiments import interleaving
 from turnout_agent import paths
 from turnout_agent.impressions import CLAIMED, DUPLICATE, InterleavingLedger
 from turnout_agent.metrics import Families, Histogram
-from turnout_agent.upstream import Answer, BodyError, Upstream, read_request, send_answer, send_error
+from turnout_agent.upstream import (
+    Answer,
+    BodyError,
+    NoDelayHandler,
+    Upstream,
+    read_request,
+    send_answer,
+    send_error,
+)
 
 log = logging.getLogger("turnout_agent")
 
@@ -230,7 +238,7 @@ class Interleaving:
     def start(self, host: str = "0.0.0.0", port: int | None = None) -> ThreadingHTTPServer:
         experiment = self
 
-        class Proxy(BaseHTTPRequestHandler):
+        class Proxy(NoDelayHandler):
             protocol_version = "HTTP/1.1"  # kept-alive connections from the sidecar
             server_version = "turnout-experiment-agent"
 
