@@ -251,7 +251,10 @@ class Compare:
         default_doc="the whole body",
     )
     tolerance: float = setting(
-        "Largest absolute difference between two numbers still counted as agreement.", 0.0, parse=_tolerance
+        "Largest absolute difference between two numbers still counted as agreement.",
+        0.0,
+        parse=_tolerance,
+        allowed="a number of 0 or more",
     )
     sample: int = setting(
         "Percentage of compared pairs written to the agent's standard output as JSON lines, secrets redacted.",
