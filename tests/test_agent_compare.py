@@ -86,7 +86,7 @@ def mirror(port: int, x: int, headers: dict | None = None) -> int:
 def settled(agent, joined: int) -> dict:
     return wait_for(
         lambda: (r := http("GET", agent.url + REPORT)[1]) and sum(s["joined"] for s in r["shadows"]) >= joined and r,
-        30,
+        120,
         f"{joined} joined copies",
     )
 

@@ -170,7 +170,7 @@ def test_click_reports_are_checked(body, field):
 
 
 @pytest.mark.parametrize(
-    ("v2", "reason"), [({"fail": True}, "treatment-status"), ({"delay_s": 0.4}, "treatment-timeout")]
+    ("v2", "reason"), [({"fail": True}, "treatment-status"), ({"delay_s": 2.0}, "treatment-timeout")]
 )
 def test_a_failing_or_late_treatment_leaves_control_answer_unchanged(agents, tmp_path, models, v2, reason):
     backends = models(v2=v2)
@@ -184,7 +184,7 @@ def test_a_failing_or_late_treatment_leaves_control_answer_unchanged(agents, tmp
     direct = json.loads(urllib.request.urlopen(request, timeout=10).read())
     assert status == 200 and body == direct, "control's answer, unchanged"
     assert headers["x-turnout-version"] == "v1" and "x-turnout-impression" not in headers
-    assert waited < 0.35, f"waited {waited:.3f}s for a treatment with a 100 ms budget"
+    assert waited < 1.5, f"waited {waited:.3f}s for a treatment with a 100 ms budget (it answers after 2 s)"
     _, report = http("GET", agent.url + REPORT)
     assert report["impressions"] == 0 and report["fallbacks"] == {reason: 1}
 
@@ -195,7 +195,7 @@ def test_unclicked_impressions_expire_and_are_counted_once(agents, tmp_path, mod
         ask(proxy)
     _, headers, _ = ask(proxy)
     http("POST", agent.url + CLICKS, {"impression": headers["x-turnout-impression"], "clicked": []})
-    report = wait_for(lambda: (r := http("GET", agent.url + REPORT)[1])["expired"] == 3 and r, 10, "the sweep")
+    report = wait_for(lambda: (r := http("GET", agent.url + REPORT)[1])["expired"] == 3 and r, 30, "the sweep")
     assert report["impressions"] == 4 and report["ties"] == 1 and report["pending"] == 0
 
 
@@ -287,6 +287,6 @@ def test_replicas_share_impressions_through_the_stack_cache(agents, tmp_path, mo
     assert again["duplicates"] == 1
     replicas["agent-1"][0].start()
     report = wait_for(
-        lambda: (r := http("GET", replicas["agent-0"][0].url + REPORT)[1])["expired"] == 2 and r, 10, "expiry"
+        lambda: (r := http("GET", replicas["agent-0"][0].url + REPORT)[1])["expired"] == 2 and r, 30, "expiry"
     )
     assert (report["impressions"], report["ties"], report["expired"], report["store"]) == (3, 1, 2, "cache")
