@@ -277,7 +277,7 @@ def test_replicas_share_impressions_through_the_stack_cache(agents, tmp_path, mo
     replicas = {}
     for name, port in ports.items():
         proxy = free_port()
-        document = interleaved_settings(backends, peers, proxy, store="cache", window=1)
+        document = interleaved_settings(backends, peers, proxy, store="cache", window=8)
         replicas[name] = (agents(document, name, port), proxy)
     served = [ask(replicas[n][1])[1]["x-turnout-impression"] for n in ("agent-0", "agent-1", "agent-1")]
     replicas["agent-1"][0].stop()  # the replica that served two of them is gone: the cache still has them
@@ -287,6 +287,6 @@ def test_replicas_share_impressions_through_the_stack_cache(agents, tmp_path, mo
     assert again["duplicates"] == 1
     replicas["agent-1"][0].start()
     report = wait_for(
-        lambda: (r := http("GET", replicas["agent-0"][0].url + REPORT)[1])["expired"] == 2 and r, 30, "expiry"
+        lambda: (r := http("GET", replicas["agent-0"][0].url + REPORT)[1])["expired"] == 2 and r, 60, "expiry"
     )
     assert (report["impressions"], report["ties"], report["expired"], report["store"]) == (3, 1, 2, "cache")
