@@ -139,7 +139,7 @@ def test_a_stack_not_on_kind_exits_2(plans, tmp_path, capsys):
 def test_scenarios_lists_every_registered_check(capsys):
     assert e2e.main(["scenarios"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == list(e2e.SCENARIOS) == ["answers", "routes", "tags", "mirrors", "sticky", "bandit"]
+    assert listed == list(e2e.SCENARIOS) == [*STAND_IN_SCENARIOS, "interleaving", "compare"]
 
 
 def test_exit_statuses_are_documented_as_returned():
@@ -203,6 +203,8 @@ def _expected_routes(endpoint: dict) -> list[tuple]:
             ({"Cookie": f"{cookie}={strategy['stable']}"}, {strategy["stable"]: 100}, {}, None),
             ({}, split, {}, cookie),
         ]
+    if kind == "interleaved":  # the agent's share answers in control's shape: control's, as far as routes go
+        return [({}, {strategy["control"]: 100}, {}, None)]
     if kind == "bandit":  # the initial split, even (the agent owns the weights afterwards)
         arms = strategy["arms"]
         return [({}, {arm: 100 // len(arms) + (i < 100 % len(arms)) for i, arm in enumerate(arms)}, {}, None)]
@@ -355,7 +357,7 @@ class StandIn:
         self.agents = {
             e["name"]: StandInAgent(e["name"], e["agent"]["arms"], frozen=faults.get("frozen", False))
             for e in traffic["endpoints"]
-            if e.get("agent")
+            if (e.get("agent") or {}).get("owns") == "weights"
         }
         for agent in self.agents.values():
             (logs / "agent-port").write_text(str(agent.port))
@@ -509,12 +511,19 @@ def by_status(outcomes) -> dict[str, list[str]]:
     return found
 
 
+# What the stand-in gateway implements; the interleaving and compare scenarios need the experiment agent's
+# interleaving and comparison, which the stand-in does not imitate.
+STAND_IN_SCENARIOS = ("answers", "routes", "tags", "mirrors", "sticky", "bandit")
+
+
 def test_a_gateway_that_routes_as_planned_passes_every_check(plans, gateway, tmp_path, capsys):
     stand_in, kubectl = gateway()
     report = tmp_path / "report.json"
     argv = ["check", "e2e", "--plans", str(plans), "--scheme", "http", "--address", "127.0.0.1"]
     argv += ["--port", str(stand_in.server.server_port), "--kubectl", str(kubectl), "--requests", "400"]
     argv += ["--learn-wait", "60"]
+    for name in STAND_IN_SCENARIOS:
+        argv += ["--only", name]
     status = e2e.main([*argv, "--report", str(report)])
     out = capsys.readouterr().out
     assert status == 0, out
@@ -523,7 +532,7 @@ def test_a_gateway_that_routes_as_planned_passes_every_check(plans, gateway, tmp
     assert [o["scenario"] for o in outcomes] == sorted(
         (o["scenario"] for o in outcomes), key=list(e2e.SCENARIOS).index
     ), "scenarios run in their registered order"
-    assert {o["scenario"] for o in outcomes} == set(e2e.SCENARIOS)
+    assert {o["scenario"] for o in outcomes} == set(STAND_IN_SCENARIOS)
     subjects = {o["subject"] for o in outcomes}
     # Every endpoint answered, Knative's included.
     assert {"shadow", "canary", "preview", "kn-preview", "hello", "bandit"} <= subjects
@@ -565,7 +574,7 @@ def test_a_gateway_that_routes_as_planned_passes_every_check(plans, gateway, tmp
 )
 def test_a_gateway_that_misroutes_fails_the_check_that_covers_it(plan, gateway, faults, scenario, subject, says):
     stand_in, kubectl = gateway(**faults)
-    outcomes = e2e.run_checks(quick_run(plan, stand_in, kubectl), e2e.SCENARIOS)
+    outcomes = e2e.run_checks(quick_run(plan, stand_in, kubectl), STAND_IN_SCENARIOS)
     failed = [o for o in outcomes if o.status == "fail"]
     expected = [(scenario, subject)]
     if "shadow_answers" in faults:
@@ -588,7 +597,7 @@ def test_a_gateway_without_knatives_tag_routing_fails_each_tag_route(plan, gatew
 
 def test_an_endpoint_that_never_answers_stops_the_run(plan, gateway, capsys):
     stand_in, kubectl = gateway(down={"hello"})
-    outcomes = e2e.run_checks(quick_run(plan, stand_in, kubectl, wait=0.2), e2e.SCENARIOS)
+    outcomes = e2e.run_checks(quick_run(plan, stand_in, kubectl, wait=0.2), STAND_IN_SCENARIOS)
     assert [(o.scenario, o.subject, o.status) for o in outcomes if o.status != "pass"] == [("answers", "hello", "fail")]
     assert "HTTP 503" in next(o.detail for o in outcomes if o.status == "fail")
     assert {o.scenario for o in outcomes} == {"answers"}, "nothing else runs against a stack that is not up"

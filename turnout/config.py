@@ -243,11 +243,12 @@ class Serving:
     )
     gateway: Gateway = setting("The ingress gateway.", Gateway())
     agent_image: str | None = setting(
-        "The experiment agent's image (bandit endpoints), as .github/workflows/release-agent.yml publishes it.",
+        "The experiment agent's image (bandit and interleaved endpoints, compared shadows), as "
+        ".github/workflows/release-agent.yml publishes it.",
         None,
         parse=_image,
         allowed="an image reference",
-        default_doc=f"{KIND_AGENT_IMAGE} on kind (make up builds and loads it); required on clouds with a bandit",
+        default_doc=f"{KIND_AGENT_IMAGE} on kind (make up builds and loads it); required on clouds with an agent",
     )
 
 
@@ -656,7 +657,7 @@ class Endpoint:
     )
     strategy: Strategy | None = setting(
         "How versions meet users: `type` (recreate, rolling, blue-green, canary, ab-test, shadow, dark-launch, "
-        "feature-flag, bandit) and its fields; see Strategies.",
+        "feature-flag, bandit, interleaved) and its fields; see Strategies.",
         None,
         parse=_strategy,
         allowed="a strategy mapping",

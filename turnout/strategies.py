@@ -240,6 +240,55 @@ class AbTest:
             )
 
 
+JSON_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\[[0-9]+\])*(\.[A-Za-z_][A-Za-z0-9_-]*(\[[0-9]+\])*)*$")
+JSON_PATH_ALLOWED = (
+    'a path into a JSON answer: keys joined by ".", each optionally followed by [INDEX], such as "items", '
+    '"data.results" or "hits[0].id"'
+)
+
+
+def parse_json_path(value: object, path: str) -> str:
+    """A path into a JSON document (`data.results`, `hits[0].id`): what the agent reads items and fields at."""
+    if not isinstance(value, str) or len(value) > 256 or not JSON_PATH.match(value):
+        raise ConfigError(path, describe(value), JSON_PATH_ALLOWED)
+    return value
+
+
+def _tolerance(value: object, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ConfigError(path, describe(value), "a number of 0 or more (the largest difference counted as equal)")
+    return float(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compare:
+    fields: tuple[str, ...] = setting(
+        "Paths compared in the JSON answers (a number within tolerance, a label exactly, a list by its items).",
+        (),
+        values=parse_json_path,
+        allowed="a list of paths such as label or scores[0]",
+        default_doc="the whole body",
+    )
+    tolerance: float = setting(
+        "Largest absolute difference between two numbers still counted as agreement.",
+        0.0,
+        parse=_tolerance,
+        allowed="a number of 0 or more",
+    )
+    sample: int = setting(
+        "Percentage of compared pairs written to the agent's standard output as JSON lines, secrets redacted.",
+        0,
+        parse=_percent(0, 100),
+        allowed="an integer from 0 to 100",
+    )
+    redact: tuple[str, ...] = setting(
+        'Paths in requests and answers replaced by "[redacted]" in sampled pairs (secret headers always are).',
+        (),
+        values=parse_json_path,
+        allowed="a list of paths",
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Shadow:
     TYPE: ClassVar[str] = "shadow"
@@ -255,11 +304,23 @@ class Shadow:
     progressive: Promotion | None = setting(
         "Let Flagger analyse the shadow on its mirrored requests and switch everyone to it when healthy.", None
     )
+    compare: Compare | None = setting(
+        "Compare each shadow's answers with the primary's (the experiment agent joins them) instead of discarding "
+        "them; see Experiments.",
+        None,
+    )
 
     def versions_named(self) -> dict[str, str]:
         return {"primary": self.primary, **{f"shadows.{version}": version for version in self.shadows}}
 
     def validate(self, path: str) -> None:
+        if self.compare is not None and self.progressive is not None:
+            raise ConfigError(
+                f"{path}.compare",
+                "compare together with progressive",
+                "one of them: with progressive, Flagger writes the VirtualService and mirrors to the shadow itself, "
+                "so the experiment agent cannot receive the copies",
+            )
         if self.progressive is not None and len(self.shadows) != 1:
             raise ConfigError(
                 f"{path}.shadows",
@@ -338,8 +399,26 @@ class FeatureFlag:
 # Istio's default buckets of istio_request_duration_milliseconds (its stats filter): a `reward.latencyMs`
 # is a bucket boundary, so "answered within latencyMs" is a count Prometheus holds exactly.
 ISTIO_LATENCY_BUCKETS_MS = (
-    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
-)  # fmt: skip
+    0.5,
+    1,
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
+    30000,
+    60000,
+    300000,
+    600000,
+    1800000,
+    3600000,
+)
 BANDIT_POLICIES = ("thompson", "ucb1", "epsilon-greedy")
 MAX_ARMS = 10
 _PRINCIPAL = re.compile(r"^[a-z0-9.-]+/ns/[a-z0-9]([-a-z0-9]*[a-z0-9])?/sa/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -459,10 +538,65 @@ class Bandit:
         return {arm: share + (1 if index < extra else 0) for index, arm in enumerate(self.arms)}
 
 
-Strategy = Recreate | Rolling | BlueGreen | Canary | AbTest | Shadow | DarkLaunch | FeatureFlag | Bandit
+INTERLEAVING_METHODS = ("team-draft", "balanced")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interleaved:
+    TYPE: ClassVar[str] = "interleaved"
+    control: str = setting(
+        "The version users get outside the experiment; merged answers keep its response shape and headers."
+    )
+    treatment: str = setting("The version whose ranking is interleaved with control's.")
+    percent: int = setting(
+        "Percentage of requests answered with one list merged from both versions' answers (the rest get control's).",
+        100,
+        parse=_percent(1, 100),
+        allowed="an integer from 1 to 100",
+    )
+    method: Literal["team-draft", "balanced"] = setting(
+        "How the two rankings are merged (turnout.experiments.interleaving.interleave).", "team-draft"
+    )
+    items: str = setting(
+        "Path of the ranked list in both versions' JSON answers.", "items", parse=parse_json_path, allowed="a path"
+    )
+    item_id: str = setting(
+        "Path of an item's id within each item of the list.", "id", parse=parse_json_path, allowed="a path"
+    )
+    budget_ms: int = setting(
+        "Milliseconds the agent waits for treatment's answer; later, the user gets control's answer unchanged.",
+        250,
+        bounds=(1, 60000),
+    )
+    click_window: int = setting(
+        "How long an impression's attribution is kept for its clicks; unclicked ones are then counted as expired.",
+        1800,
+        parse=parse_duration,
+        default_doc='"30m"',
+        allowed="a duration",
+    )
+    callers: tuple[str, ...] = setting(
+        "Who may post clicks, namespaces or principals (cluster.local/ns/NS/sa/SA).",
+        (),
+        values=_caller,
+        allowed="a list of namespaces or principals",
+        default_doc="any workload of the mesh",
+    )
+
+    def versions_named(self) -> dict[str, str]:
+        return {"control": self.control, "treatment": self.treatment}
+
+    def validate(self, path: str) -> None:
+        require_distinct(path, "treatment", self.treatment, "control", self.control)
+        if not 60 <= self.click_window <= 86400:
+            raise ConfigError(f"{path}.clickWindow", f"{self.click_window} seconds", 'a duration from "1m" to "1d"')
+
+
+Strategy = Recreate | Rolling | BlueGreen | Canary | AbTest | Shadow | DarkLaunch | FeatureFlag | Bandit | Interleaved
 
 STRATEGY_TYPES: dict[str, type] = {
-    cls.TYPE: cls for cls in (Recreate, Rolling, BlueGreen, Canary, AbTest, Shadow, DarkLaunch, FeatureFlag, Bandit)
+    cls.TYPE: cls
+    for cls in (Recreate, Rolling, BlueGreen, Canary, AbTest, Shadow, DarkLaunch, FeatureFlag, Bandit, Interleaved)
 }
 
 # What each backend can express. Knative routes by weight and by its own tag header only, so
@@ -477,7 +611,12 @@ BACKEND_STRATEGIES: dict[str, frozenset[str]] = {
 
 def learns_from_traffic(strategy: Strategy | None) -> bool:
     """Whether the endpoint runs an experiment agent (and its cluster the Prometheus the agent reads)."""
-    return isinstance(strategy, Bandit)
+    return isinstance(strategy, (Bandit, Interleaved)) or compares_shadows(strategy)
+
+
+def compares_shadows(strategy: Strategy | None) -> bool:
+    """A shadow whose answers the experiment agent compares with the primary's (shadow.compare)."""
+    return isinstance(strategy, Shadow) and strategy.compare is not None
 
 
 def parse_strategy(value: Any, path: str) -> Strategy:
@@ -487,6 +626,13 @@ def parse_strategy(value: Any, path: str) -> Strategy:
     kind = value.get("type")
     if not isinstance(kind, str) or kind not in STRATEGY_TYPES:
         raise ConfigError(f"{path}.type", describe(kind), f"one of {known}")
+    if "compare" in value and kind != Shadow.TYPE:
+        raise ConfigError(
+            f"{path}.compare",
+            f"compare with type {kind!r}, which has no shadow",
+            "compare under type shadow: it compares the answers of the versions listed under `shadows` with the "
+            "primary's",
+        )
     return parse_object(STRATEGY_TYPES[kind], value, path, ignore=("type",))
 
 
@@ -510,6 +656,13 @@ def check_backend(strategy: Strategy, backend: str, path: str, backend_path: str
             f"'bandit' with backend 'knative' ({backend_path})",
             "bandit with backend istio only: the experiment agent patches a VirtualService whose destinations set "
             "x-turnout-version on each answer; a Knative Route sets no response header per revision",
+        )
+    if backend == "knative" and isinstance(strategy, Interleaved):
+        raise ConfigError(
+            f"{path}.type",
+            f"'interleaved' with backend 'knative' ({backend_path})",
+            "interleaved with backend istio only: the VirtualService sends the experiment's share to the experiment "
+            "agent, which calls each version directly; a Knative Route sends traffic to its revisions only",
         )
     if strategy.TYPE not in BACKEND_STRATEGIES[backend]:
         supported = ", ".join(sorted(BACKEND_STRATEGIES[backend]))

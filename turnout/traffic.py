@@ -20,6 +20,7 @@ from turnout.strategies import (
     Canary,
     DarkLaunch,
     FeatureFlag,
+    Interleaved,
     Recreate,
     Rolling,
     Shadow,
@@ -43,12 +44,29 @@ class Match:
 class Destination:
     version: str
     weight: int
+    interleaved_with: str | None = None
+    """Set on an interleaved experiment's share: the experiment agent answers these requests in `version`'s shape,
+    its ranked list merged from `version`'s and `interleaved_with`'s answers."""
+
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"version": self.version, "weight": self.weight}
+        if self.interleaved_with is not None:
+            found["interleavedWith"] = self.interleaved_with
+        return found
 
 
 @dataclass(frozen=True)
 class Mirror:
     version: str
     percent: int
+    compared: bool = False
+    """The copies reach the shadow through the experiment agent, which compares its answers with the primary's."""
+
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"version": self.version, "percent": self.percent}
+        if self.compared:
+            found["compared"] = True
+        return found
 
 
 @dataclass(frozen=True)
@@ -60,8 +78,8 @@ class Route:
     def to_json(self) -> dict[str, Any]:
         return {
             "match": self.match.to_json() if self.match else None,
-            "to": [{"version": d.version, "weight": d.weight} for d in self.to],
-            "mirror": [{"version": m.version, "percent": m.percent} for m in self.mirror],
+            "to": [d.to_json() for d in self.to],
+            "mirror": [m.to_json() for m in self.mirror],
         }
 
 
@@ -72,8 +90,8 @@ class TrafficPlan:
 
     @property
     def routed_versions(self) -> tuple[str, ...]:
-        """Versions that serve user requests, in first-seen order."""
-        return _unique(d.version for route in self.routes for d in route.to)
+        """Versions that serve user requests, in first-seen order (an interleaved treatment's ranking serves them)."""
+        return _unique(v for route in self.routes for d in route.to for v in (d.version, d.interleaved_with) if v)
 
     @property
     def mirrored_versions(self) -> tuple[str, ...]:
@@ -136,7 +154,8 @@ def _ab_test(strategy: AbTest) -> tuple[Route, ...]:
 
 
 def _shadow(strategy: Shadow) -> tuple[Route, ...]:
-    mirrors = tuple(Mirror(version, percent) for version, percent in strategy.shadows.items())
+    compared = strategy.compare is not None
+    mirrors = tuple(Mirror(version, percent, compared) for version, percent in strategy.shadows.items())
     return (Route(None, _all_to(strategy.primary), mirrors),)
 
 
@@ -160,6 +179,15 @@ def _bandit(strategy: Bandit) -> tuple[Route, ...]:
     return (Route(None, tuple(Destination(arm, weight) for arm, weight in strategy.initial_weights().items())),)
 
 
+def _interleaved(strategy: Interleaved) -> tuple[Route, ...]:
+    """`percent`% to the experiment agent (control's shape, the list merged with treatment's); the rest to control."""
+    shares = (
+        Destination(strategy.control, 100 - strategy.percent),
+        Destination(strategy.control, strategy.percent, interleaved_with=strategy.treatment),
+    )
+    return (Route(None, tuple(d for d in shares if d.weight > 0)),)
+
+
 _ROUTES: dict[type, Callable[[Any], tuple[Route, ...]]] = {
     Recreate: _single,
     Rolling: _single,
@@ -170,6 +198,7 @@ _ROUTES: dict[type, Callable[[Any], tuple[Route, ...]]] = {
     DarkLaunch: _dark_launch,
     FeatureFlag: _feature_flag,
     Bandit: _bandit,
+    Interleaved: _interleaved,
 }
 
 

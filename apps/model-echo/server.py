@@ -5,6 +5,8 @@ TARGET environment variable, so routing between versions is visible with curl:
 
     GET  /          -> "Hello v1!"
     POST /predict   -> {"version": "v1", "input": <the JSON body>}
+    POST /rank      -> {"version": "v1", "items": [{"id": ID, "rank": N}, ...]}: the body's `candidates` ordered by
+                       SHA-256 of VERSION/ID, so two versions rank differently (an interleaved endpoint's e2e check)
     GET  /healthz   -> "ok" (readiness and liveness probes)
 
 FAIL_PERCENT (0 to 100, default 0) makes that share of `/` and `/predict` requests answer 503, chosen at
@@ -17,6 +19,7 @@ checks (scripts/e2e) count the requests a shadow version received from these lin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -65,7 +68,7 @@ class ModelHandler(BaseHTTPRequestHandler):
             self._send(404, b"not found\n", "text/plain")
 
     def do_POST(self) -> None:  # noqa: N802
-        if self.route != "/predict":
+        if self.route not in ("/predict", "/rank"):
             self._send(404, b"not found\n", "text/plain")
             return
         if self._failing():
@@ -79,7 +82,13 @@ class ModelHandler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._send(400, b'{"error": "body is not JSON"}\n', "application/json")
             return
-        body = json.dumps({"version": self.target, "input": payload}).encode() + b"\n"
+        if self.route == "/rank":
+            candidates = [str(c) for c in (payload or {}).get("candidates", [])] if isinstance(payload, dict) else []
+            ranked = sorted(candidates, key=lambda c: hashlib.sha256(f"{self.target}/{c}".encode()).hexdigest())
+            items = [{"id": c, "rank": i + 1} for i, c in enumerate(ranked)]
+            body = json.dumps({"version": self.target, "items": items}).encode() + b"\n"
+        else:
+            body = json.dumps({"version": self.target, "input": payload}).encode() + b"\n"
         self._send(200, body, "application/json")
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002

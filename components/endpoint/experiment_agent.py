@@ -16,13 +16,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.endpoint import agent_experiments
+from components.endpoint.agent_backends import AgentBackends, AgentBackendsArgs
 from components.endpoint.istio_routes import Hosts, http_routes
-from components.endpoint.workload import checkov_skips, container_security, pod_security
+from components.endpoint.workload import PodAdditions, checkov_skips, container_security, pod_security
 from components.mesh.istio import GATEWAY_PRINCIPAL
 from turnout.config import KIND_AGENT_IMAGE, StackConfig, key_path
 from turnout.errors import ConfigError, describe
 from turnout.naming import child, k8s_name, labels
-from turnout.strategies import Bandit, learns_from_traffic
+from turnout.strategies import Bandit, Interleaved, Shadow, learns_from_traffic
 from turnout.traffic import TrafficPlan
 
 AGENT_PORT = 8080
@@ -56,7 +58,7 @@ def check_experiment_agents(config: StackConfig) -> None:
     if config.platform.cloud != "kind" and serving.agent_image is None:
         raise ConfigError(
             path,
-            f"nothing, with bandit endpoint {users[0]} on {config.platform.cloud}",
+            f"nothing, with {config.endpoints[users[0]].strategy.TYPE} endpoint {users[0]} on {config.platform.cloud}",
             "the experiment agent's image as .github/workflows/release-agent.yml publishes it, such as "
             "ghcr.io/OWNER/turnout-experiment-agent:0.1.0",
         )
@@ -65,7 +67,7 @@ def check_experiment_agents(config: StackConfig) -> None:
         raise ConfigError(
             key_path("platform.loadImages"),
             f"{describe(list(config.platform.load_images))}, without the experiment agent {image} "
-            f"that bandit endpoint {users[0]} runs",
+            f"that {config.endpoints[users[0]].strategy.TYPE} endpoint {users[0]} runs",
             f"a list including {image} (make up builds it), or an agentImage kind can pull",
         )
 
@@ -131,6 +133,18 @@ def agent_settings(
     }
 
 
+def agent_settings_common(endpoint: str, namespace: str, replicas: int) -> dict:
+    """The peers and the ledger, as agent_settings gives them: what every agent's settings share."""
+    name, domain = agent_name(endpoint), f"{namespace}.svc.cluster.local"
+    return {
+        "peers": [
+            {"name": f"{name}-{i}", "url": f"http://{name}-{i}.{name}-peers.{domain}:{AGENT_PORT}"}
+            for i in range(replicas)
+        ],
+        "ledger": {"path": f"{LEDGER_MOUNT}/ledger.sqlite3", "dedupeSeconds": DEDUPE_SECONDS},
+    }
+
+
 def traffic_note(endpoint: str, namespace: str, strategy: Bandit) -> dict:
     """What traffic.json says besides the routes: the split shown is the initial one; the agent owns it after."""
     name = agent_name(endpoint)
@@ -153,13 +167,15 @@ class ExperimentAgentArgs:
     endpoint: str
     namespace: str
     tier: str
-    strategy: Bandit
+    strategy: Bandit | Interleaved | Shadow
     plan: TrafficPlan
     image: str
     pull_policy: str
     prometheus_url: str
     after: tuple[pulumi.Resource, ...]
     """The endpoint's namespace (and the platform): every object here waits for it."""
+    cache: PodAdditions | None = None
+    """An interleaved endpoint's read-write cache (its env and password Secret): the replicas share impressions."""
 
 
 class ExperimentAgent(pulumi.ComponentResource):
@@ -171,14 +187,25 @@ class ExperimentAgent(pulumi.ComponentResource):
         metadata = {"name": object_name, "namespace": args.namespace, "labels": object_labels}
         mine = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         replicas = 2 if args.tier == "prod" else 1
-        settings = agent_settings(
-            endpoint=args.endpoint,
-            namespace=args.namespace,
-            strategy=args.strategy,
-            plan=args.plan,
-            prometheus_url=args.prometheus_url,
-            replicas=replicas,
-        )
+        bandit = isinstance(args.strategy, Bandit)
+        if bandit:
+            settings = agent_settings(
+                endpoint=args.endpoint,
+                namespace=args.namespace,
+                strategy=args.strategy,
+                plan=args.plan,
+                prometheus_url=args.prometheus_url,
+                replicas=replicas,
+            )
+        else:
+            shared = agent_settings_common(args.endpoint, args.namespace, replicas)
+            settings = agent_experiments.experiment_settings(
+                endpoint=args.endpoint,
+                namespace=args.namespace,
+                strategy=args.strategy,
+                cache=args.cache is not None,
+                **shared,
+            )
         settings_text = json.dumps(settings, indent=2, sort_keys=True)
         config = k8s.core.v1.ConfigMap(
             child(name, "settings"),
@@ -186,6 +213,28 @@ class ExperimentAgent(pulumi.ComponentResource):
             data={"settings.json": settings_text},
             opts=mine,
         )
+        account = k8s.core.v1.ServiceAccount(child(name, "sa"), metadata=metadata, opts=mine)
+        ports = [{"name": "http", "port": AGENT_PORT, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}]
+        if not bandit:
+            ports += [
+                {"name": port_name, "port": number, "targetPort": port_name, "protocol": "TCP", "appProtocol": "http"}
+                for port_name, number in agent_experiments.listener_ports(args.strategy)
+            ]
+            own = f"{TRUST_DOMAIN}/ns/{args.namespace}/sa/{object_name}"
+            AgentBackends(
+                child(name, "backends"),
+                AgentBackendsArgs(
+                    endpoint=args.endpoint,
+                    namespace=args.namespace,
+                    tier=args.tier,
+                    versions=agent_experiments.called_versions(args.strategy),
+                    agent_principal=own,
+                    after=args.after,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+            self._serve(name, args, metadata, object_labels, selector, replicas, ports, settings, (config, account))
+            return
         # Created empty: what the agent writes into them is its own (ignored by later `pulumi up`s).
         lease = k8s.coordination.v1.Lease(
             child(name, "lease"),
@@ -198,7 +247,6 @@ class ExperimentAgent(pulumi.ComponentResource):
             metadata={**metadata, "name": settings["state"]["configMap"]},
             opts=pulumi.ResourceOptions.merge(mine, pulumi.ResourceOptions(ignore_changes=[LEARNED_STATE])),
         )
-        account = k8s.core.v1.ServiceAccount(child(name, "sa"), metadata=metadata, opts=mine)
         k8s.rbac.v1.Role(
             child(name, "role"),
             metadata=metadata,
@@ -231,7 +279,15 @@ class ExperimentAgent(pulumi.ComponentResource):
             subjects=[{"kind": "ServiceAccount", "name": object_name, "namespace": args.namespace}],
             opts=mine,
         )
-        ports = [{"name": "http", "port": AGENT_PORT, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}]
+        self._serve(
+            name, args, metadata, object_labels, selector, replicas, ports, settings, (config, lease, state, account)
+        )
+
+    def _serve(self, name, args, metadata, object_labels, selector, replicas, ports, settings, made) -> None:
+        """The agent's Services, its StatefulSet, its disruption budget, who may call it."""
+        object_name, bandit = metadata["name"], isinstance(args.strategy, Bandit)
+        mine = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
+        settings_text = json.dumps(settings, indent=2, sort_keys=True)
         k8s.core.v1.Service(
             child(name, "svc"), metadata=metadata, spec={"selector": selector, "ports": ports}, opts=mine
         )
@@ -246,10 +302,12 @@ class ExperimentAgent(pulumi.ComponentResource):
         probe = {"periodSeconds": 10, "timeoutSeconds": 2}
         checksum = hashlib.sha256(settings_text.encode()).hexdigest()[:16]
         annotations = checkov_skips(args.image, args.pull_policy)
-        annotations[f"checkov.io/skip{len(annotations) + 1}"] = (
-            "CKV_K8S_38=the agent calls the Kubernetes API: its Role gets and updates its VirtualService, Lease and "
-            "state ConfigMap, by name, and nothing else"
-        )
+        if bandit:
+            annotations[f"checkov.io/skip{len(annotations) + 1}"] = (
+                "CKV_K8S_38=the agent calls the Kubernetes API: its Role gets and updates its VirtualService, Lease "
+                "and state ConfigMap, by name, and nothing else"
+            )
+        cache = args.cache if not bandit else None
         k8s.apps.v1.StatefulSet(
             child(name, "statefulset"),
             metadata={**metadata, "annotations": annotations},
@@ -272,7 +330,8 @@ class ExperimentAgent(pulumi.ComponentResource):
                     },
                     "spec": {
                         "serviceAccountName": object_name,
-                        "automountServiceAccountToken": True,  # it calls the Kubernetes API, as its Role allows
+                        # A bandit's agent calls the Kubernetes API, as its Role allows; the others never do.
+                        "automountServiceAccountToken": bandit,
                         "securityContext": pod_security(),
                         "containers": [
                             {
@@ -280,9 +339,12 @@ class ExperimentAgent(pulumi.ComponentResource):
                                 "image": args.image,
                                 "imagePullPolicy": args.pull_policy,
                                 "env": [
-                                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+                                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                    *(cache.env if cache else ()),
                                 ],
-                                "ports": [{"name": "http", "containerPort": AGENT_PORT, "protocol": "TCP"}],
+                                "ports": [
+                                    {"name": p["name"], "containerPort": p["port"], "protocol": "TCP"} for p in ports
+                                ],
                                 "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}},
                                 "livenessProbe": {
                                     **probe,
@@ -298,12 +360,14 @@ class ExperimentAgent(pulumi.ComponentResource):
                                     {"name": "settings", "mountPath": SETTINGS_MOUNT, "readOnly": True},
                                     {"name": "ledger", "mountPath": LEDGER_MOUNT},
                                     {"name": "tmp", "mountPath": "/tmp"},
+                                    *(cache.mounts if cache else ()),
                                 ],
                             }
                         ],
                         "volumes": [
                             {"name": "settings", "configMap": {"name": f"{object_name}-settings"}},
                             {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
+                            *(cache.volumes if cache else ()),
                         ],
                         "topologySpreadConstraints": [
                             {
@@ -323,7 +387,7 @@ class ExperimentAgent(pulumi.ComponentResource):
                     }
                 ],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, config, lease, state, account]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, *made]),
         )
         if replicas >= 2:
             k8s.policy.v1.PodDisruptionBudget(
@@ -332,12 +396,16 @@ class ExperimentAgent(pulumi.ComponentResource):
                 spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
                 opts=mine,
             )
-        callers = args.strategy.reward.callers
-        api = f"/v1/endpoints/{args.endpoint}/"
-        operations = [{"operation": {"methods": ["GET"], "paths": [api + "report"]}}]
-        if args.strategy.reward.source == "feedback":
-            operations.append({"operation": {"methods": ["POST"], "paths": [api + "feedback"]}})
         own = f"{TRUST_DOMAIN}/ns/{args.namespace}/sa/{object_name}"
+        if bandit:
+            callers = args.strategy.reward.callers
+            api = f"/v1/endpoints/{args.endpoint}/"
+            operations = [{"operation": {"methods": ["GET"], "paths": [api + "report"]}}]
+            if args.strategy.reward.source == "feedback":
+                operations.append({"operation": {"methods": ["POST"], "paths": [api + "feedback"]}})
+            internal = [{"operation": {"methods": ["GET"], "paths": ["/internal/totals"]}}]
+        else:
+            callers, operations, internal = agent_experiments.api_operations(args.endpoint, args.strategy)
         k8s.apiextensions.CustomResource(
             child(name, "allow-callers"),
             api_version="security.istio.io/v1",
@@ -348,11 +416,8 @@ class ExperimentAgent(pulumi.ComponentResource):
                 "action": "ALLOW",
                 "rules": [
                     {"from": caller_sources(callers), "to": operations},
-                    # The leader reads every replica's ledger totals.
-                    {
-                        "from": [{"source": {"principals": [own]}}],
-                        "to": [{"operation": {"methods": ["GET"], "paths": ["/internal/totals"]}}],
-                    },
+                    # The leader (any replica, for a report) reads every replica's totals.
+                    {"from": [{"source": {"principals": [own]}}], "to": internal},
                 ],
             },
             opts=mine,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.endpoint.agent_experiments import PROXY_PORT, agent_host, mirror_port
 from turnout.naming import child, labels
 from turnout.strategies import Sticky
 from turnout.traffic import Destination, Match, Mirror, Route, TrafficPlan
@@ -58,6 +59,8 @@ class Hosts:
     """FQDN of the Service in front of the serving versions."""
     shadow: str
     """FQDN of the Service in front of the shadow versions (mirror targets only)."""
+    agent: str | None = None
+    """FQDN of the experiment agent's Service: an interleaved share and compared mirrors go to it."""
 
 
 def _destination(destination: Destination, hosts: Hosts, sticky: Sticky | None, experiment: bool = False) -> dict:
@@ -74,11 +77,21 @@ def _destination(destination: Destination, hosts: Hosts, sticky: Sticky | None, 
     return spec
 
 
-def _mirror(mirror: Mirror, hosts: Hosts) -> dict:
-    return {
-        "destination": {"host": hosts.shadow, "subset": mirror.version, "port": {"number": SERVICE_PORT}},
-        "percentage": {"value": float(mirror.percent)},
-    }
+def _interleaved(destination: Destination, hosts: Hosts) -> dict:
+    """An interleaved share goes to the agent's proxy port; the agent names the versions in its answers itself."""
+    return {"destination": {"host": hosts.agent, "port": {"number": PROXY_PORT}}, "weight": destination.weight}
+
+
+def _mirror(mirror: Mirror, hosts: Hosts, index: int) -> dict:
+    if mirror.compared:  # to the agent's port for this shadow: it calls the shadow and the primary itself
+        target = {"host": hosts.agent, "port": {"number": mirror_port(index)}}
+    else:
+        target = {"host": hosts.shadow, "subset": mirror.version, "port": {"number": SERVICE_PORT}}
+    return {"destination": target, "percentage": {"value": float(mirror.percent)}}
+
+
+def _version_header(version: str) -> dict:
+    return {"response": {"set": {"x-turnout-version": version}}}
 
 
 def http_routes(plan: TrafficPlan, hosts: Hosts, sticky: Sticky | None = None, experiment: bool = False) -> list[dict]:
@@ -90,8 +103,13 @@ def http_routes(plan: TrafficPlan, hosts: Hosts, sticky: Sticky | None = None, e
         if route.match is not None:
             spec["match"] = [match_spec(route.match)]
         spec["route"] = [_destination(d, hosts, sticky if split else None, experiment and split) for d in route.to]
+        if any(d.interleaved_with for d in route.to):
+            spec["route"] = [
+                _interleaved(d, hosts) if d.interleaved_with else {**s, "headers": _version_header(d.version)}
+                for d, s in zip(route.to, spec["route"], strict=True)
+            ]
         if route.mirror:
-            spec["mirrors"] = [_mirror(m, hosts) for m in route.mirror]
+            spec["mirrors"] = [_mirror(m, hosts, index) for index, m in enumerate(route.mirror)]
         routes.append(spec)
     return routes
 
@@ -126,7 +144,11 @@ class IstioRoutes(pulumi.ComponentResource):
         super().__init__("turnout:endpoint:IstioRoutes", name, None, opts)
         after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         domain = f"{args.namespace}.svc.cluster.local"
-        hosts = Hosts(service=f"{args.endpoint}.{domain}", shadow=f"{args.endpoint}-shadow.{domain}")
+        hosts = Hosts(
+            service=f"{args.endpoint}.{domain}",
+            shadow=f"{args.endpoint}-shadow.{domain}",
+            agent=agent_host(args.endpoint, args.namespace),
+        )
         meta: dict = {"namespace": args.namespace, "labels": labels(args.endpoint, None, args.tier)}
         k8s.apiextensions.CustomResource(
             child(name, "dr"),

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.cache import CacheConnection
 from components.cache.access import CacheAccess, CacheAccessArgs
+from components.endpoint import agent_experiments
 from components.endpoint.acceptance import AcceptanceJob, AcceptanceJobArgs, AcceptanceWebhook, AcceptanceWebhookArgs
 from components.endpoint.egress import EndpointEgress, EndpointEgressArgs
 from components.endpoint.experiment_agent import ExperimentAgent, ExperimentAgentArgs, traffic_note
@@ -26,7 +27,16 @@ from components.mesh.platform import MeshInfo
 from turnout.config import Endpoint, key_path
 from turnout.errors import NotSupportedError
 from turnout.naming import child, labels
-from turnout.strategies import Bandit, Canary, FeatureFlag, Recreate, Rolling, Strategy
+from turnout.strategies import (
+    Bandit,
+    Canary,
+    FeatureFlag,
+    Interleaved,
+    Recreate,
+    Rolling,
+    Strategy,
+    learns_from_traffic,
+)
 from turnout.traffic import TrafficPlan, traffic_plan
 
 DEFAULT_UPDATE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
@@ -134,7 +144,9 @@ class ModelEndpoint(pulumi.ComponentResource):
         else:
             self._istio(name, args, public_host, in_namespace)
         bandit = isinstance(endpoint.strategy, Bandit)
-        if bandit:
+        # An interleaved endpoint's replicas share impressions through a cache they can write (not a read replica).
+        shared = args.cache is not None and args.cache.role == "primary" and isinstance(endpoint.strategy, Interleaved)
+        if learns_from_traffic(endpoint.strategy):
             ExperimentAgent(
                 child(name, "agent"),
                 ExperimentAgentArgs(
@@ -147,6 +159,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                     pull_policy=args.mesh.image_pull_policy,
                     prometheus_url=args.mesh.prometheus_url,
                     after=in_namespace,
+                    cache=self._additions if shared else None,
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
@@ -171,6 +184,15 @@ class ModelEndpoint(pulumi.ComponentResource):
             "routes": self.plan.to_json(),
             **({"agent": traffic_note(namespace_name, namespace_name, endpoint.strategy)} if bandit else {}),
             **({"tagHosts": tag_hosts} if tag_hosts is not None else {}),
+            **(
+                {
+                    "agent": agent_experiments.traffic_note(
+                        namespace_name, namespace_name, endpoint.strategy, cache=shared
+                    )
+                }
+                if learns_from_traffic(endpoint.strategy) and not bandit
+                else {}
+            ),
         }
         # Names, not the traffic document: every nested value registered becomes an Output to await.
         self.register_outputs({"namespace": namespace_name, "versions": list(self.plan.running_versions)})

@@ -236,7 +236,12 @@ def _traffic_tables(plan: StackPlan) -> list[str]:
             "| ---: | --- | --- | --- |",
         ]
         for index, route in enumerate(endpoint["routes"], start=1):
-            served = ", ".join(f"{_code(d['version'])} {d['weight']}%" for d in route["to"])
+            served = ", ".join(
+                f"{_code(d['version'])}"
+                + (f" merged with {_code(d['interleavedWith'])} (experiment agent)" if d.get("interleavedWith") else "")
+                + f" {d['weight']}%"
+                for d in route["to"]
+            )
             mirrored = ", ".join(f"{_code(m['version'])} {m['percent']}%" for m in route.get("mirror") or []) or "—"
             lines.append(
                 f"| {index} | {describe_match(route['match'], len(endpoint['routes']) == 1)} | {served} | {mirrored} |"

@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"turnout-agent: {error}", file=sys.stderr)
         return 2
+    if settings.strategy != "bandit":
+        from turnout_agent import experiments
+
+        return experiments.serve(settings, port=args.port)
     ledger = Ledger(settings.ledger_path, dedupe_s=settings.dedupe_s)
     agent = Agent(
         settings,

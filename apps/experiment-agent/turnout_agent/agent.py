@@ -60,6 +60,9 @@ def empty_state(settings: Settings) -> dict[str, Any]:
 
 
 class Agent:
+    extension = None
+    """An interleaved or shadow-compare experiment (turnout_agent.experiments) serving its own part of the API."""
+
     def __init__(self, settings: Settings, kube: Kube, ledger: Ledger, prometheus: Prometheus) -> None:
         self.settings, self.kube, self.ledger, self.prometheus = settings, kube, ledger, prometheus
         self.leader = False

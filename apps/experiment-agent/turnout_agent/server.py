@@ -173,6 +173,8 @@ def make_server(agent: Agent, host: str = "0.0.0.0", port: int | None = None) ->
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             path = self.path.split("?", 1)[0]
+            if agent.extension is not None and agent.extension.handle(self, "GET", path):
+                return
             if path == "/healthz":
                 self._text(200, "ok\n")
             elif path == "/readyz":
@@ -194,6 +196,8 @@ def make_server(agent: Agent, host: str = "0.0.0.0", port: int | None = None) ->
 
         def do_POST(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]
+            if agent.extension is not None and agent.extension.handle(self, "POST", path):
+                return
             if path != prefix + "feedback":
                 self._not_here() if not path.startswith(prefix) else self._error(405, None, "only feedback is posted")
                 return

@@ -52,6 +52,10 @@ class Settings:
     listen_port: int
     kubernetes_host: str | None
     """None in a cluster (the pod's service account); a URL elsewhere (tests, a local run)."""
+    strategy: str = "bandit"
+    """bandit, or the experiment of turnout_agent.experiments (interleaved, shadow)."""
+    experiment: Any = None
+    """That experiment's own settings (turnout_agent.interleave, turnout_agent.compare)."""
 
     @property
     def renew_s(self) -> float:
@@ -66,6 +70,10 @@ def _need(document: dict, key: str, kind: type | tuple[type, ...]) -> Any:
 
 
 def parse(document: dict, *, replica: str) -> Settings:
+    if document.get("strategy", "bandit") != "bandit":
+        from turnout_agent import experiments
+
+        return experiments.parse(document, replica=replica)
     arms = tuple(_need(document, "arms", list))
     if len(arms) < 2 or len(set(arms)) != len(arms) or not all(isinstance(a, str) for a in arms):
         raise SettingsError(f"settings: arms {arms!r}; expected 2 or more distinct versions")
