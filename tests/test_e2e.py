@@ -616,7 +616,8 @@ def test_without_kubectl_the_mirror_check_is_skipped_saying_why(plan, gateway, t
 def test_mirrored_copies_that_arrive_late_are_waited_for(plan, gateway):
     """The count is read until two reads agree: a copy logged after the first read still counts."""
     stand_in, kubectl = gateway()
-    run = quick_run(plan, stand_in, kubectl, poll=0.2)
+    # settle: time enough for three reads of a fake kubectl on a loaded machine
+    run = quick_run(plan, stand_in, kubectl, poll=0.2, settle=30.0)
     reads = []
     real = e2e.ClusterLogs(str(kubectl), "kind-e2e")
 
