@@ -71,3 +71,87 @@ def test_provider_invokes_run_under_the_offline_mocks():
 
     run = run_function(program)
     assert run.stack_outputs == {"answer": {}}
+
+
+def _count_waits(monkeypatch) -> list[int]:
+    """How many times asyncio.wait is called, by the SDK or by turnout."""
+    import asyncio
+
+    calls = [0]
+    original = asyncio.wait
+
+    async def counting_wait(*args, **kwargs):
+        calls[0] += 1
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "wait", counting_wait)
+    return calls
+
+
+def _many_outputs_program(count: int, chain: int = 0):
+    """`count` resources whose inputs wait on a chain of `chain` resources, each declared in an apply on the
+    previous one's output (as a Kubernetes provider waits on its cluster): many outputs pending at once,
+    while the chain resolves one registration at a time."""
+
+    def declare_chain(link: int, previous: pulumi.Output) -> pulumi.Output:
+        thing = pulumi.CustomResource("test:index:Link", f"link-{link}", {"previous": previous})
+        if link + 1 >= chain:
+            return thing.urn
+        return thing.urn.apply(lambda urn: declare_chain(link + 1, pulumi.Output.from_input(urn)))
+
+    def program():
+        end = declare_chain(0, pulumi.Output.from_input("start")) if chain else pulumi.Output.from_input("")
+        for index in range(count):
+            value = end.apply(lambda _, n=index: n + 1).apply(str)
+            pulumi.CustomResource("test:index:Thing", f"thing-{index}", {"value": value})
+
+    return program
+
+
+def test_pending_outputs_are_awaited_together_not_one_wait_per_output(monkeypatch):
+    """The SDK's wait_for_rpcs waits for the first of the pending outputs, then for the first of the rest...:
+    one wait (a callback on every pending output) per output. sdk.settle_outputs waits for them all at once."""
+    calls = _count_waits(monkeypatch)
+    run = run_function(_many_outputs_program(200, chain=30))
+    assert sorted(r.inputs["value"] for r in run.records if r.type == "test:index:Thing") == sorted(
+        str(n + 1) for n in range(200)
+    )
+    assert len([r for r in run.records if r.type == "test:index:Link"]) == 30
+    assert calls[0] <= 5, f"{calls[0]} waits for a chain of 30 resources and 200 resources waiting on it"
+
+
+def test_settled_programs_leave_nothing_pending_for_the_sdks_wait(monkeypatch):
+    from pulumi.runtime import settings as sdk_settings
+
+    seen = {}
+    settle = sdk.settle_outputs
+
+    async def settle_and_look():
+        await settle()
+        seen.update(outputs=len(sdk_settings.SETTINGS.outputs), rpcs=len(sdk_settings._get_rpc_manager().rpcs))
+
+    monkeypatch.setattr(sdk, "settle_outputs", settle_and_look)
+    run = run_function(_many_outputs_program(20, chain=5))
+    assert seen == {"outputs": 0, "rpcs": 0}
+    assert len([r for r in run.records if r.type == "test:index:Thing"]) == 20
+
+
+def test_a_failed_output_still_fails_the_run():
+    def program():
+        pulumi.CustomResource(
+            "test:index:Thing", "thing", {"value": pulumi.Output.from_input(1).apply(lambda n: n / 0)}
+        )
+
+    with pytest.raises(ZeroDivisionError):
+        run_function(program)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("_get_rpc_manager", "settling outputs")],
+)
+def test_a_moved_settling_internal_is_named_in_the_error(monkeypatch, name, reason):
+    monkeypatch.delattr(settings, name)
+    with pytest.raises(sdk.SdkIncompatibleError) as caught:
+        sdk.check_sdk()
+    assert name in str(caught.value) and reason in str(caught.value)

@@ -4,12 +4,25 @@ The mock runtime is public API (`pulumi.runtime.set_mocks`), but planning severa
 process and recording what the program registers needs a few internals besides. They are pinned
 in pyproject.toml; `check_sdk` fails with the reason when an upgrade moves any of them, and
 tests/test_sdk_contract.py runs it, so an SDK bump that breaks planning fails CI loudly.
+
+The internals, and what for:
+- `mocks.MockMonitor` (RegisterResource, RegisterResourceOutputs), `MockSettings`, `MockEngine`,
+  `settings.configure`, `settings.set_root_resource`, `config.set_all_config`, `stack.run_in_stack`,
+  `sync_await._sync_await`: running a program on a fresh mock runtime per stack (runtime.py);
+- the wire-format signatures of `rpc` (below): reading what the program registered;
+- `settings.SETTINGS` (rpc_manager, outputs, lock, ...): the state reset per stack;
+- `settings._get_rpc_manager()` (`rpcs`, `unhandled_exception`, `exception_traceback`) and
+  `SETTINGS.outputs` holding every pending output's task (`Output._track`): `settle_outputs`, which
+  waits for the program's outputs once for all instead of the SDK's wait of one per output.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
+from typing import Any
 
 TESTED_SDK = {"pulumi": "3.272", "pulumi-policy": "1.21"}
 
@@ -70,6 +83,16 @@ def check_sdk() -> None:
     settings_attrs = ("rpc_manager", "outputs", "lock", "package_refs", "base_providers_by_ref", "monitor_features")
     for attr in settings_attrs:
         need(hasattr(settings.SETTINGS, attr), f"pulumi.runtime.settings.SETTINGS.{attr} (state reset per stack)")
+    need(
+        isinstance(getattr(settings.SETTINGS, "outputs", None), set),
+        "pulumi.runtime.settings.SETTINGS.outputs as the set of pending outputs' tasks (settling outputs)",
+    )
+    get_rpc_manager = getattr(settings, "_get_rpc_manager", None)
+    need(callable(get_rpc_manager), "pulumi.runtime.settings._get_rpc_manager (settling outputs)")
+    if callable(get_rpc_manager):
+        manager = get_rpc_manager()
+        for attr in ("rpcs", "unhandled_exception", "exception_traceback"):
+            need(hasattr(manager, attr), f"pulumi.runtime.rpc_manager.RPCManager.{attr} (settling outputs)")
     if problems:
         raise SdkIncompatibleError(
             f"the installed Pulumi SDK (pulumi {version('pulumi')}) changed internals that `turnout plan` uses: "
@@ -77,3 +100,50 @@ def check_sdk() -> None:
             + f". turnout is tested with pulumi {TESTED_SDK['pulumi']}.x: reinstall the pinned versions "
             "(pip install -e .) or update turnout/offline/sdk.py and runtime.py for the new SDK."
         )
+
+
+async def settle_outputs() -> None:
+    """Wait until the running program has no registration RPC and no output pending.
+
+    The SDK does the same once the program returns (`pulumi.runtime.stack.wait_for_rpcs`), but waits
+    for the first of the pending outputs to complete, then again for the first of the rest, and so on:
+    a callback on every pending output per completion (prod-aws: ~630 outputs, ~130,000 callbacks). This
+    waits for all that are pending at once, and again for those they scheduled, until none is left; the
+    SDK's own wait then finds nothing to do. A failed RPC or output raises as it would there.
+    """
+    from pulumi.runtime import settings
+
+    rpc_manager = settings._get_rpc_manager()
+    while True:
+        while rpc_manager.rpcs:
+            await asyncio.sleep(0)  # as the SDK does: let what was just queued start first
+            try:
+                await rpc_manager.rpcs.pop()
+            except Exception as exn:
+                if rpc_manager.unhandled_exception is not None:
+                    raise exn from rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+                raise
+        if rpc_manager.unhandled_exception is not None:
+            raise rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+        with settings.SETTINGS.lock:
+            pending = list(settings.SETTINGS.outputs)
+            settings.SETTINGS.outputs.clear()
+        if not pending:
+            if not rpc_manager.rpcs:
+                return
+            continue
+        await asyncio.wait(pending)
+        for task in pending:
+            await task  # re-raises a failed output's exception, as the SDK's wait does
+
+
+def settled(program: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
+    """`program` as a coroutine function that returns once its outputs have settled (`settle_outputs`)."""
+
+    async def run() -> None:
+        result = program()
+        if inspect.isawaitable(result):
+            await result
+        await settle_outputs()
+
+    return run
