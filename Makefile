@@ -8,6 +8,9 @@ E2E_STACK ?= e2e
 # The sample model server, as `make up` builds it and `kind load`s it: under kind.local/, a registry
 # Knative never looks tags up in (stacks name it in turnout:platform.loadImages).
 MODEL_ECHO_IMAGE := kind.local/turnout-model-echo:0.1.0
+# The experiment agent of bandit endpoints (apps/experiment-agent), built from the repository root because
+# the image holds turnout/experiments; turnout:platform.serving.agentImage names it on kind by default.
+AGENT_IMAGE := kind.local/turnout-experiment-agent:0.1.0
 # Extra flags for pulumi up/destroy: CI passes --yes --non-interactive.
 PULUMI_FLAGS ?=
 
@@ -64,8 +67,9 @@ check-tools:
 	@scripts/check-tools
 
 up: $(INSTALLED) check-tools  ## create a kind stack for real (default: local): cluster, platform, sample endpoints
-	@printf '\n==> %s\n' "[1/5] docker build: the sample model server as $(MODEL_ECHO_IMAGE)"
+	@printf '\n==> %s\n' "[1/5] docker build: the sample model server as $(MODEL_ECHO_IMAGE), the experiment agent as $(AGENT_IMAGE)"
 	docker build -t $(MODEL_ECHO_IMAGE) apps/model-echo
+	docker build -f apps/experiment-agent/Dockerfile -t $(AGENT_IMAGE) .
 	@printf '\n==> %s\n' "[2/5] turnout plan $(STACK): the offline plan and the policy gate (a mandatory violation stops here)"
 	$(BIN)/turnout plan $(STACK)
 	@printf '\n==> %s\n' "[3/5] pulumi stack $(STACK) and the policy pack's levels for its tier"

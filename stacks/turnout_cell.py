@@ -20,7 +20,9 @@ from turnout.naming import child
 def compose_cell(stack: StackConfig) -> None:
     recovery = dr.assess(stack.dr, stack.platform, has_cache=stack.cache is not None)
 
-    fleet = Fleet("fleet", stack.platform, pulumi.get_stack(), regions=recovery.settings.cluster_regions)
+    fleet = Fleet(
+        "fleet", stack.platform, pulumi.get_stack(), regions=recovery.settings.cluster_regions, tier=stack.tier
+    )
     cache = build_cache(
         child(pulumi.get_stack(), "cache"),
         stack.cache,
@@ -35,7 +37,11 @@ def compose_cell(stack: StackConfig) -> None:
         cluster.name: ServingPlatform(
             child(cluster.name, "serving"),
             ServingPlatformArgs(
-                serving=stack.platform.serving, cloud=stack.platform.cloud, tier=stack.tier, endpoints=stack.endpoints
+                serving=stack.platform.serving,
+                cloud=stack.platform.cloud,
+                tier=stack.tier,
+                endpoints=stack.endpoints,
+                cluster=cluster,
             ),
             pulumi.ResourceOptions(provider=cluster.provider),
         )
@@ -85,6 +91,8 @@ def compose_cell(stack: StackConfig) -> None:
                 "region": c.region,
                 "address": platforms[c.name].ingress_address,
                 "network": stack.platform.networks.get(c.region),  # none on kind
+                # The cluster's VPC (EKS; none elsewhere), which a global stack associates its private zone with.
+                "networkId": getattr(c, "vpc_id", None),
             }
             for c in fleet.clusters
         ],

@@ -35,9 +35,12 @@ def edit_global(project, change):
     path.write_text(yaml.safe_dump(document))
 
 
-def test_the_cells_differ_only_in_their_names():
+def test_the_cells_differ_only_in_their_names_and_address_spaces():
+    """One module call each, differing in colour only; and each cell its own addresses, so they can be peered."""
     blue, green = (yaml.safe_load((REPO / "environments" / f"Pulumi.{s}.yaml").read_text()) for s in TRIO[:2])
+    spaces = [cell["config"]["turnout:platform"].pop("addressSpace") for cell in (blue, green)]
     assert blue == green
+    assert spaces == ["10.0.0.0/12", "10.16.0.0/12"]
 
 
 def test_the_trio_plans_and_the_global_stack_routes_users_to_the_live_colour(capsys, project, tmp_path):

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 
 import pulumi
 import pytest
 
+from components.cache.azure_redis import cache_name, storage_account_name
 from components.cache.build import build_cache
+from components.cache.elasticache import SECONDARY_CONFLICTS
 from components.cluster import ClusterArgs
 from components.cluster.aks import AksCluster
 from components.cluster.eks import EksCluster
@@ -19,7 +22,7 @@ from components.cluster.gke import GkeCluster
 from tests.conftest import dependency_closure
 from turnout.config import Cache, NodePool
 from turnout.errors import NotSupportedError
-from turnout.offline import sdk
+from turnout.offline import mocks_azure, sdk
 from turnout.offline.runtime import REDACTED, run_function
 
 CLUSTERS = {"aws": EksCluster, "gcp": GkeCluster, "azure": AksCluster}
@@ -46,7 +49,7 @@ def cache_run(cloud: str, regions: tuple[str, ...], *, replicas: tuple[str, ...]
         ]
         cache = build_cache(
             "prod-cache",
-            Cache(engine=settings.pop("engine", "redis")),
+            Cache(engine=settings.pop("engine", "redis"), primary_region=settings.pop("primary_region", None)),
             cloud=cloud,
             tier=settings.pop("tier", "prod"),
             clusters=clusters,
@@ -79,6 +82,11 @@ def assert_never_in_the_clear(run, secret: str) -> None:
     for record in run.records:
         assert secret not in json.dumps(record.inputs), f"{record.type} {record.name} shows the secret"
     assert secret not in json.dumps(run.stack_outputs)
+
+
+def to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def is_secret(raw_value) -> bool:
@@ -132,7 +140,8 @@ def test_elasticache_keeps_daily_snapshots_for_the_retention(aws_single):
     (group,) = of_type(records, REPLICATION_GROUP).values()
     assert group.inputs["snapshotRetentionLimit"] == 7
     assert group.inputs["snapshotWindow"] == "03:00-05:00"
-    assert group.inputs["finalSnapshotIdentifier"] == "prod-cache-us-east-1-final"
+    suffix = records[("random:index/randomId:RandomId", "prod-cache-us-east-1-final-snapshot")]
+    assert group.inputs["finalSnapshotIdentifier"] == f"prod-cache-us-east-1-final-{suffix.raw_outputs['hex']}"
     assert run.stack_outputs["replication"]["backup"] == {
         "intervalSeconds": 86400,
         "requestedIntervalSeconds": 86400,
@@ -189,15 +198,16 @@ def test_a_replica_region_joins_a_global_datastore_with_its_own_key_and_provider
     assert primary.urn in datastore.dependencies
     assert datastore.provider == records[("pulumi:providers:aws", "prod-cache-us-east-1-aws")].urn
     assert secondary.inputs["globalReplicationGroupId"] == datastore.raw_outputs["globalReplicationGroupId"]
-    assert "engine" not in secondary.inputs and "nodeType" not in secondary.inputs, "taken from the datastore"
+    for conflicting in SECONDARY_CONFLICTS:  # the provider's ConflictsWith global_replication_group_id
+        assert to_camel(conflicting) not in secondary.inputs, conflicting
     west = records[("pulumi:providers:aws", "prod-cache-us-west-2-aws")]
     assert west.inputs["region"] == "us-west-2" and secondary.provider == west.urn
     west_key = records[("aws:kms/key:Key", "prod-cache-us-west-2-key")]
     assert secondary.inputs["kmsKeyId"] == west_key.raw_outputs["arn"]
     assert west_key.raw_outputs["arn"].startswith("arn:aws:kms:us-west-2:")
+    assert primary.inputs["atRestEncryptionEnabled"] is True and primary.inputs["transitEncryptionEnabled"] is True
+    assert primary.inputs["nodeType"] == "cache.m7g.large", "dev's t4g.medium cannot join a Global Datastore"
     for group in (primary, secondary):
-        assert group.inputs["atRestEncryptionEnabled"] is True
-        assert group.inputs["transitEncryptionEnabled"] is True
         assert group.inputs["authToken"] == REDACTED
         assert group.inputs["numCacheClusters"] == 2 and group.inputs["multiAzEnabled"] is True
     west_rule = records[(INGRESS_RULE, "prod-cache-us-west-2-sg-from-cluster")]
@@ -337,7 +347,24 @@ def test_azure_cache_is_premium_zonal_tls_only_and_private(azure_single):
     assert cache["disableAccessKeyAuthentication"] is False, "AUTH with the access key"
     assert run.stack_outputs["port"] == 6380
     assert run.stack_outputs["connections"]["eastus"]["password"] == REDACTED
-    assert run.stack_outputs["address"] == {"eastus": "prod-cache-eastus.redis.cache.windows.net"}
+    name = cache_name("prod-cache-eastus", mocks_azure.SUBSCRIPTION_ID)
+    assert run.stack_outputs["address"] == {"eastus": f"{name}.redis.cache.windows.net"}
+    assert run.stack_outputs["replication"]["regions"]["eastus"]["zoneRedundant"] is True
+
+
+def test_azure_cache_and_storage_names_are_unique_per_subscription(azure_single):
+    _, records = azure_single
+    cache = records[(AZURE_REDIS, "prod-cache-eastus-cache")].inputs["name"]
+    account = records[("azure-native:storage:StorageAccount", "prod-cache-eastus-backups")].inputs["accountName"]
+    other = "44444444-4444-4444-4444-444444444444"
+    assert re.fullmatch(r"prod-cache-eastus-[0-9a-f]{6}", cache)
+    assert (
+        cache == cache_name("prod-cache-eastus", mocks_azure.SUBSCRIPTION_ID) != cache_name("prod-cache-eastus", other)
+    )
+    assert re.fullmatch(r"prodcacheeastus[0-9a-f]{6}", account) and len(account) <= 24
+    assert account != storage_account_name("prod-cache-eastus", other)
+    long_site = "a-stack-name-of-fifty-characters-for-the-limit-xyz-cache-westeurope"
+    assert len(cache_name(long_site, other)) <= 63 and len(storage_account_name(long_site, other)) <= 24
 
 
 def test_azure_cache_has_a_private_endpoint_in_the_aks_vnet_with_its_dns(azure_single):
@@ -349,7 +376,7 @@ def test_azure_cache_has_a_private_endpoint_in_the_aks_vnet_with_its_dns(azure_s
     assert nodes.urn in endpoint.dependencies
     (connection,) = endpoint.inputs["privateLinkServiceConnections"]
     assert connection["groupIds"] == ["redisCache"] and cache.urn in endpoint.dependencies
-    zone = records[("azure-native:privatedns:PrivateZone", "prod-cache-eastus-dns")]
+    zone = records[("azure-native:privatedns:PrivateZone", "prod-cache-dns")]
     assert zone.inputs["privateZoneName"] == "privatelink.redis.cache.windows.net"
     link = records[("azure-native:privatedns:VirtualNetworkLink", "prod-cache-eastus-dns-link")]
     assert vnet.urn in link.dependencies and link.inputs["registrationEnabled"] is False
@@ -391,9 +418,10 @@ def test_azure_geo_replication_links_a_read_only_secondary_without_persistence(a
     caches = of_type(records, AZURE_REDIS)
     primary, secondary = caches["prod-cache-eastus-cache"], caches["prod-cache-westus2-cache"]
     (link,) = of_type(records, "azure-native:redis:LinkedServer").values()
-    assert link.inputs["name"] == "prod-cache-eastus" and link.inputs["resourceGroupName"] == "prod-cache-eastus-rg"
+    assert link.inputs["name"] == primary.inputs["name"]
+    assert link.inputs["resourceGroupName"] == "prod-cache-eastus-rg"
     assert link.inputs["serverRole"] == "Secondary"
-    assert link.inputs["linkedServerName"] == "prod-cache-westus2"
+    assert link.inputs["linkedServerName"] == secondary.inputs["name"]
     assert link.inputs["linkedRedisCacheLocation"] == "westus2"
     assert {primary.urn, secondary.urn} <= set(link.dependencies)
     for cache in (primary, secondary):
@@ -407,6 +435,43 @@ def test_azure_geo_replication_links_a_read_only_secondary_without_persistence(a
     assert replication["crossRegion"]["mechanism"] == "azure-passive-geo-replication"
     assert replication["regions"]["westus2"]["role"] == "replica"
     connections = run.stack_outputs["connections"]
-    assert connections["westus2"]["address"] == "prod-cache-westus2.redis.cache.windows.net"
+    assert connections["westus2"]["address"] == f"{secondary.inputs['name']}.redis.cache.windows.net"
     assert connections["westus2"]["role"] == "replica"
     assert connections["westus2"]["password"] == REDACTED == connections["eastus"]["password"]
+
+
+def test_azure_geo_replicated_caches_are_not_zonal_and_link_after_their_private_endpoints(azure_geo):
+    """Passive geo-replication: "Zone Redundancy isn't supported", and "Private links can't be added to caches that
+    are already geo-replicated"."""
+    run, records = azure_geo
+    for cache in of_type(records, AZURE_REDIS).values():
+        assert "zones" not in cache.inputs
+    assert {r["zoneRedundant"] for r in run.stack_outputs["replication"]["regions"].values()} == {False}
+    (link,) = of_type(records, "azure-native:redis:LinkedServer").values()
+    for region in ("eastus", "westus2"):
+        for kind, name in (
+            ("azure-native:network:PrivateEndpoint", "endpoint"),
+            ("azure-native:network:PrivateDnsZoneGroup", "endpoint-dns"),
+            ("azure-native:privatedns:VirtualNetworkLink", "dns-link"),
+        ):
+            assert records[(kind, f"prod-cache-{region}-{name}")].urn in link.dependencies, (region, name)
+
+
+def test_azure_one_privatelink_zone_serves_every_region_linked_to_every_vnet(azure_geo):
+    _, records = azure_geo
+    zones = of_type(records, "azure-native:privatedns:PrivateZone")
+    redis_zones = [z for z in zones.values() if z.inputs["privateZoneName"] == "privatelink.redis.cache.windows.net"]
+    assert [z.name for z in redis_zones] == ["prod-cache-dns"]
+    zone = redis_zones[0]
+    assert zone.inputs["resourceGroupName"] == "prod-cache-eastus-rg"
+    links = of_type(records, "azure-native:privatedns:VirtualNetworkLink")
+    vnets = {
+        region: records[("azure-native:network:VirtualNetwork", f"prod-{region}-vnet")]
+        for region in ("eastus", "westus2")
+    }
+    for region, vnet in vnets.items():
+        link = links[f"prod-cache-{region}-dns-link"]
+        assert link.inputs["privateZoneName"] == "privatelink.redis.cache.windows.net"
+        assert vnet.urn in link.dependencies and zone.urn in link.dependencies
+    groups = of_type(records, "azure-native:network:PrivateDnsZoneGroup")
+    assert all(zone.urn in group.dependencies for group in groups.values()) and len(groups) == 2

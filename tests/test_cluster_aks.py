@@ -5,6 +5,7 @@ a kube-audit-admin audit log in the cluster's workspace and Secrets encrypted wi
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 
@@ -14,24 +15,37 @@ import yaml
 
 from components.cluster import ClusterArgs
 from components.cluster.aks import (
+    AKS_RBAC_CLUSTER_ADMIN_ROLE,
     AUDIT_LOG_CATEGORIES,
     CRITICAL_ADDONS_TAINT,
+    DNS_SERVICE_IP,
     GPU_TAINT,
     KEY_VAULT_CRYPTO_USER_ROLE,
     NETWORK_CONTRIBUTOR_ROLE,
+    POD_CIDR,
+    PRIVATE_DNS_ZONE_CONTRIBUTOR_ROLE,
+    SERVICE_CIDR,
     AksCluster,
+    access_path,
     agent_pool_name,
     agent_pool_names,
+    check_api_access,
+    check_cluster_ranges,
+    deployer_principal_type,
     key_vault_name,
+    non_interactive_kubeconfig,
+    private_dns_zone_name,
+    role_assignment_name,
     vm_size,
 )
 from tests.conftest import write_stack
+from turnout import network
 from turnout.cli import main
 from turnout.config import NodePool
 from turnout.errors import ConfigError
 from turnout.offline import mocks_azure
 from turnout.offline.mocks import OFFLINE_CA_PEM, OfflineMocks, stable_hash
-from turnout.offline.runtime import run_function
+from turnout.offline.runtime import RecordingMonitor, run_function
 
 SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 
@@ -80,26 +94,44 @@ def test_cluster_signs_in_with_entra_id_and_azure_rbac_only():
     assert cluster["enableRBAC"] is True
 
 
-def test_api_server_is_private_by_default():
+def test_api_server_is_private_by_default_in_turnouts_own_private_dns_zone():
     records, _ = aks_run()
     cluster = records["lab-westeurope-aks"]
+    zone = records["lab-westeurope-api-dns"]
+    assert zone.inputs["privateZoneName"] == "privatelink.westeurope.azmk8s.io" == private_dns_zone_name("westeurope")
     assert cluster.inputs["apiServerAccessProfile"] == {
         "enablePrivateCluster": True,
         "enablePrivateClusterPublicFQDN": False,
+        "privateDNSZone": pulumi_id(zone),
     }
     assert cluster.raw_outputs["privateFQDN"] == mocks_azure.api_server_host(
         "lab-westeurope-rg", "lab-westeurope", "westeurope"
     )
     assert "fqdn" not in cluster.raw_outputs
+    # The zone resolves from the cluster's VNet, and AKS may write its record and link it (aks-baseline's grants).
+    link = records["lab-westeurope-api-dns-lab-westeurope"]
+    assert link.inputs["virtualNetwork"] == {"id": pulumi_id(records["lab-westeurope-vnet"])}
+    assert link.inputs["registrationEnabled"] is False
+    identity = records["lab-westeurope-identity"].raw_outputs["principalId"]
+    for grant, scope in (("identity-api-dns", "lab-westeurope-api-dns"), ("identity-vnet-dns", "lab-westeurope-vnet")):
+        record = records[f"lab-westeurope-{grant}"]
+        assert record.inputs["scope"] == pulumi_id(records[scope])
+        assert record.inputs["roleDefinitionId"].endswith(f"/{PRIVATE_DNS_ZONE_CONTRIBUTOR_ROLE}")
+        assert record.inputs["principalId"] == identity and record.inputs["principalType"] == "ServicePrincipal"
+        assert record.urn in cluster.dependencies
+    assert PRIVATE_DNS_ZONE_CONTRIBUTOR_ROLE == "b12aa53e-6015-4669-85d0-8515ebb3ae7f"
 
 
 def test_allowlist_opens_a_public_api_to_exactly_those_cidrs():
     cidrs = ("203.0.113.0/24", "198.51.100.7/32")
-    records, _ = aks_run(aks_args(api_access_cidrs=cidrs))
+    records, _ = aks_run(aks_args(api_access="allowlist", api_access_cidrs=cidrs))
     assert records["lab-westeurope-aks"].inputs["apiServerAccessProfile"] == {
         "enablePrivateCluster": False,
         "authorizedIPRanges": ["203.0.113.0/24", "198.51.100.7/32"],
     }
+    assert not [r for r in records.values() if r.type.startswith("azure-native:privatedns:")], "no private zone"
+    kubeconfig = yaml.safe_load(records["lab-westeurope-k8s"].raw_inputs["kubeconfig"]["value"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"].endswith(".hcp.westeurope.azmk8s.io:443"), "public name"
 
 
 def test_workload_identity_and_oidc_issuer_are_enabled_and_the_issuer_is_an_output():
@@ -123,13 +155,13 @@ def test_version_and_upgrade_channels():
     }
 
 
-def test_network_is_one_vnet_per_region_with_cni_overlay_and_cilium_policy():
-    records, _ = aks_run()
+def test_network_is_the_regions_16_with_cni_overlay_pod_and_service_ranges_outside_any_region():
+    records, _ = aks_run(aks_args(network_cidr="10.7.0.0/16"))
     assert records["lab-westeurope-rg"].inputs["location"] == "westeurope"
     assert records["lab-westeurope-vnet"].inputs["location"] == "westeurope"
-    assert records["lab-westeurope-vnet"].inputs["addressSpace"] == {"addressPrefixes": ["10.224.0.0/12"]}
+    assert records["lab-westeurope-vnet"].inputs["addressSpace"] == {"addressPrefixes": ["10.7.0.0/16"]}
     subnet = records["lab-westeurope-nodes"]
-    assert subnet.inputs["addressPrefix"] == "10.224.0.0/16"
+    assert subnet.inputs["addressPrefix"] == "10.7.0.0/18"
     assert subnet.inputs["virtualNetworkName"] == "lab-westeurope-vnet"
     assert subnet.raw_outputs["id"].endswith("/virtualNetworks/lab-westeurope-vnet/subnets/nodes")
     cluster = records["lab-westeurope-aks"].inputs
@@ -139,12 +171,19 @@ def test_network_is_one_vnet_per_region_with_cni_overlay_and_cilium_policy():
         "networkPluginMode": "overlay",
         "networkDataplane": "cilium",
         "networkPolicy": "cilium",
-        "podCidr": "10.244.0.0/16",
-        "serviceCidr": "10.0.0.0/16",
-        "dnsServiceIP": "10.0.0.10",
+        "podCidr": "100.64.0.0/14",
+        "serviceCidr": "10.255.0.0/16",
+        "dnsServiceIP": "10.255.0.10",
         "loadBalancerSku": "standard",
         "outboundType": "loadBalancer",
     }
+    pods, services = ipaddress.ip_network(POD_CIDR), ipaddress.ip_network(SERVICE_CIDR)
+    assert ipaddress.ip_address(DNS_SERVICE_IP) in services and str(services[0]) != DNS_SERVICE_IP
+    assert services.prefixlen > 12, "AKS: the Service range must be smaller than /12"
+    # turnout gives regions RFC 1918 /16s from 10.0.0.0/12 by default: none of them reaches either range.
+    for region in ipaddress.ip_network("10.0.0.0/12").subnets(new_prefix=16):
+        assert not region.overlaps(pods) and not region.overlaps(services)
+    assert not any(pods.overlaps(private) for private in network.PRIVATE_RANGES), "pods in RFC 6598 space"
 
 
 def test_cluster_identity_may_join_the_node_subnet_before_the_cluster_exists():
@@ -446,6 +485,11 @@ def test_two_regions_get_distinct_names_and_each_plans_identically_twice():
     north = azure_names(aks_run(aks_args(cluster_name="lab-northeurope", region="northeurope"))[0])
     assert west == azure_names(aks_run()[0]), "same stack, same names"
     assert west == {
+        "lab-westeurope-api-dns": "privatelink.westeurope.azmk8s.io",
+        "lab-westeurope-api-dns-lab-westeurope": "lab-westeurope",
+        "lab-westeurope-identity-api-dns": west["lab-westeurope-identity-api-dns"],
+        "lab-westeurope-identity-vnet-dns": west["lab-westeurope-identity-vnet-dns"],
+        "lab-westeurope-deployer-admin": west["lab-westeurope-deployer-admin"],
         "lab-westeurope-rg": "lab-westeurope-rg",
         "lab-westeurope-vnet": "lab-westeurope-vnet",
         "lab-westeurope-nodes": "nodes",
@@ -463,7 +507,7 @@ def test_two_regions_get_distinct_names_and_each_plans_identically_twice():
     }
     assert set(west).isdisjoint(north)
     # Names that must be unique across the subscription differ; those scoped by their parent repeat.
-    for kind in ("rg", "vnet", "identity", "identity-network", "kv", "identity-kms", "aks"):
+    for kind in ("rg", "vnet", "identity", "identity-network", "kv", "identity-kms", "aks", "deployer-admin"):
         assert west[f"lab-westeurope-{kind}"] != north[f"lab-northeurope-{kind}"]
     assert north["lab-northeurope-aks"] == "lab-northeurope"
 
@@ -518,3 +562,191 @@ def test_a_prod_azure_stack_meets_the_audit_log_and_secrets_encryption_rules(pro
     policy = json.loads((tmp_path / STACK / "policy.json").read_text())
     found = [v for v in policy["violations"] if v["policy"] in ("cluster-audit-logs", "cluster-secrets-encryption")]
     assert found == []
+
+
+# --- Access: who reaches the API, from where, as whom --------------------------------------------------------------
+
+
+def kubeconfig_of(records: dict) -> dict:
+    return yaml.safe_load(records["lab-westeurope-k8s"].raw_inputs["kubeconfig"]["value"])
+
+
+def test_kubeconfig_signs_in_without_a_device_code_as_the_azure_clis_identity():
+    records, _ = aks_run()
+    credential = kubeconfig_of(records)["users"][0]["user"]["exec"]
+    assert credential["command"] == "kubelogin"
+    # What `kubelogin convert-kubeconfig -l azurecli` writes: the server id, no tenant, client or device code.
+    assert credential["args"] == ["get-token", "--login", "azurecli", "--server-id", mocks_azure.AKS_SERVER_APP_ID]
+    assert not set(credential["args"]) & {"devicecode", "interactive", "--client-id", "--tenant-id"}
+
+
+def test_the_conversion_keeps_the_server_id_and_refuses_a_kubeconfig_it_cannot_make_non_interactive():
+    returned = mocks_azure.user_kubeconfig("rg", "c1", "westeurope")
+    assert "devicecode" in returned, "what AKS returns: kubelogin's interactive device code"
+    converted = yaml.safe_load(non_interactive_kubeconfig(returned, login="workloadidentity"))
+    assert converted["users"][0]["user"]["exec"]["args"] == [
+        "get-token",
+        "--login",
+        "workloadidentity",
+        "--server-id",
+        mocks_azure.AKS_SERVER_APP_ID,
+    ]
+    assert converted["clusters"] == yaml.safe_load(returned)["clusters"], "only the user changes"
+    without_server = returned.replace("--server-id", "--unknown")
+    with pytest.raises(ValueError, match="--server-id"):
+        non_interactive_kubeconfig(without_server)
+    with pytest.raises(ValueError, match="without a kubelogin user"):
+        non_interactive_kubeconfig(returned.replace("kubelogin", "kubectl"))
+
+
+def test_access_path_says_who_reaches_the_api_from_where_and_as_whom():
+    private = access_path(aks_args(admins=(ADMIN_GROUP,), network_cidr="10.3.0.0/16"))
+    assert private.mode == "in-network"
+    assert "inside 10.3.0.0/16" in private.reachable_from
+    assert "privatelink.westeurope.azmk8s.io" in private.reachable_from
+    assert "kubelogin --login azurecli" in private.identity and "AAD_LOGIN_METHOD" in private.identity
+    assert private.admins == (ADMIN_GROUP,)
+    public = access_path(aks_args(api_access="allowlist", api_access_cidrs=("203.0.113.0/24",)))
+    assert public.to_json()["reachableFrom"] == "the public endpoint, only from 203.0.113.0/24"
+
+
+ADMIN_GROUP = "group:6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
+ADMIN_SP = "servicePrincipal:0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
+
+
+def test_deployer_and_admins_get_rbac_cluster_admin_naming_their_principal_types():
+    records, _ = aks_run(aks_args(admins=(ADMIN_GROUP, ADMIN_SP)))
+    role = (
+        f"/subscriptions/{mocks_azure.SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/"
+        f"{AKS_RBAC_CLUSTER_ADMIN_ROLE}"
+    )
+    deployer = records["lab-westeurope-deployer-admin"].inputs
+    # The deployer on the resource group, admins on the cluster: a listed deployer never collides with itself.
+    assert deployer["scope"] == pulumi_id(records["lab-westeurope-rg"])
+    assert deployer["principalId"] == mocks_azure.DEPLOYER_OBJECT_ID
+    assert deployer["principalType"] == "ServicePrincipal", "the offline deployer signs in as an application"
+    assert deployer["roleDefinitionId"] == role
+    assert deployer["roleAssignmentName"] == role_assignment_name(
+        "lab-westeurope", "deployer", mocks_azure.DEPLOYER_OBJECT_ID
+    )
+    admins = {
+        r.inputs["principalId"]: r.inputs
+        for r in records.values()
+        if r.type == "azure-native:authorization:RoleAssignment" and r.name.startswith("lab-westeurope-admin-")
+    }
+    assert {object_id: (a["principalType"], a["scope"]) for object_id, a in admins.items()} == {
+        "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f": ("Group", pulumi_id(records["lab-westeurope-aks"])),
+        "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d": ("ServicePrincipal", pulumi_id(records["lab-westeurope-aks"])),
+    }
+    assert {a["roleDefinitionId"] for a in admins.values()} == {role}
+    # Azure Kubernetes Service RBAC Cluster Admin (azure-docs built-in roles).
+    assert AKS_RBAC_CLUSTER_ADMIN_ROLE == "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+    # Helm releases and objects go through the provider: it waits until the deployer may act.
+    provider = records["lab-westeurope-k8s"]
+    grants = [r.urn for r in records.values() if r.name.startswith(("lab-westeurope-deployer", "lab-westeurope-admin"))]
+    assert len(grants) == 3 and set(grants) <= set(provider.dependencies)
+
+
+def test_a_deployer_signed_in_through_the_azure_cli_is_a_user(monkeypatch):
+    monkeypatch.setattr(mocks_azure, "DEPLOYER_CLIENT_ID", "04b07795-8ddb-461a-bbee-02f9e1bf7b46")
+    records, _ = aks_run()
+    assert records["lab-westeurope-deployer-admin"].inputs["principalType"] == "User"
+    assert deployer_principal_type("1950a258-227b-4e31-a9cf-717495945fc2") == "User"  # Azure PowerShell
+    assert deployer_principal_type("3f4c1e8a-1111-4b6e-9d2c-aaaaaaaaaaaa") == "ServicePrincipal"
+
+
+REGISTRY = (
+    "/subscriptions/55555555-5555-5555-5555-555555555555/resourceGroups/shared-acr/providers/"
+    "Microsoft.ContainerRegistry/registries/acmemodels"
+)
+
+
+def test_the_kubelet_identity_may_pull_from_each_registry_in_its_own_subscription():
+    records, _ = aks_run(aks_args(registries=(REGISTRY,)))
+    grant = records["lab-westeurope-acr-pull-acmemodels"].inputs
+    kubelet = records["lab-westeurope-aks"].raw_outputs["identityProfile"]["kubeletidentity"]["objectId"]
+    assert grant["scope"] == REGISTRY
+    assert grant["principalId"] == kubelet and grant["principalType"] == "ServicePrincipal"
+    assert grant["roleDefinitionId"] == (
+        "/subscriptions/55555555-5555-5555-5555-555555555555/providers/Microsoft.Authorization/roleDefinitions/"
+        "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+    ), "AcrPull, as the registry's subscription knows it"
+    none, _ = aks_run()
+    assert not [name for name in none if "acr-pull" in name]
+
+
+@pytest.fixture
+def ignored(monkeypatch) -> dict:
+    """Each registration's ignoreChanges, by resource name (the offline inventory does not keep them)."""
+    seen: dict[str, list[str]] = {}
+    register = RecordingMonitor.RegisterResource
+
+    def recording(self, request):
+        seen[request.name] = list(request.ignoreChanges)
+        return register(self, request)
+
+    monkeypatch.setattr(RecordingMonitor, "RegisterResource", recording)
+    return seen
+
+
+def test_autoscaled_node_counts_are_not_reset_by_the_next_up(ignored):
+    records, _ = aks_run()
+    assert ignored["lab-westeurope-pool-general"] == ["count"] == ignored["lab-westeurope-pool-gpu-t4"]
+    assert records["lab-westeurope-pool-general"].inputs["count"] == 2, "the first size, which AKS requires"
+    # The system pool's count only, never the whole agentPoolProfiles (pulumi-azure-native#2719).
+    assert ignored["lab-westeurope-aks"] == ["agentPoolProfiles[0].count"]
+
+
+def test_two_regions_link_each_private_zone_to_the_other_regions_vnet():
+    def program():
+        clusters = [
+            AksCluster(f"lab-{region}", aks_args(cluster_name=f"lab-{region}", region=region, network_cidr=cidr))
+            for region, cidr in (("westeurope", "10.0.0.0/16"), ("northeurope", "10.1.0.0/16"))
+        ]
+        AksCluster.join_regions(clusters)
+
+    records = {r.name: r for r in run_function(program).records}
+    links = {
+        (r.inputs["privateZoneName"], r.inputs["virtualNetwork"]["id"].split("-vnet-")[0])
+        for r in records.values()
+        if r.type == "azure-native:privatedns:VirtualNetworkLink"
+    }
+    assert links == {
+        ("privatelink.westeurope.azmk8s.io", "lab-westeurope"),
+        ("privatelink.westeurope.azmk8s.io", "lab-northeurope"),
+        ("privatelink.northeurope.azmk8s.io", "lab-northeurope"),
+        ("privatelink.northeurope.azmk8s.io", "lab-westeurope"),
+    }
+
+
+# --- Guards: what AKS refuses, checked before anything is created -----------------------------------------------
+
+
+def test_a_region_network_over_the_service_range_is_refused_naming_the_region():
+    with pytest.raises(ConfigError) as caught:
+        check_cluster_ranges(aks_args(network_cidr="10.255.0.0/16"))
+    assert caught.value.path == "turnout:platform.networks.westeurope"
+    assert "Service range 10.255.0.0/16" in caught.value.found
+    check_cluster_ranges(aks_args(network_cidr="10.254.0.0/16"))
+
+
+def test_more_nodes_than_the_overlay_pod_range_holds_are_refused():
+    pools = (NodePool(name="a", min=1, max=1000), NodePool(name="b", min=1, max=30))
+    with pytest.raises(ConfigError) as caught:
+        check_cluster_ranges(aks_args(node_pools=pools))
+    assert caught.value.path == "turnout:platform.nodePools"
+    assert "at most 1024" in caught.value.allowed
+
+
+def test_more_than_200_authorized_ranges_and_foreign_access_modes_are_refused():
+    cidrs = tuple(f"203.0.{i // 256}.{i % 256}/32" for i in range(201))
+    with pytest.raises(ConfigError) as caught:
+        check_api_access(aks_args(api_access="allowlist", api_access_cidrs=cidrs))
+    assert caught.value.path == "turnout:platform.apiAccessCidrs" and "200" in caught.value.allowed
+    check_api_access(aks_args(api_access="allowlist", api_access_cidrs=cidrs[:200]))
+    with pytest.raises(ConfigError) as caught:
+        check_api_access(aks_args(api_access="dns"))
+    assert caught.value.path == "turnout:platform.apiAccess"
+    with pytest.raises(ConfigError) as caught:
+        check_api_access(aks_args(admins=("group:platform-admins@example.com",)))
+    assert caught.value.path == "turnout:platform.admins[0]"

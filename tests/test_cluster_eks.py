@@ -4,6 +4,7 @@ kubeconfig that authenticates through `aws eks get-token`."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 
 import pulumi
@@ -11,8 +12,9 @@ import pytest
 import yaml
 
 from components.cluster import ClusterArgs
+from components.cluster.aws_identity import deployer_identity
 from components.cluster.aws_lb_controller import IAM_POLICY_FILE, controller_iam_policy, irsa_trust_policy
-from components.cluster.eks import CONTROL_PLANE_LOGS, EksCluster, node_group_settings
+from components.cluster.eks import CONTROL_PLANE_LOGS, EksCluster, check_api_access, node_group_settings, subnet_layout
 from tests.conftest import REPO, write_stack
 from turnout.cli import main
 from turnout.config import NodePool
@@ -30,6 +32,8 @@ SUBNET = "aws:ec2/subnet:Subnet"
 ROLE = "aws:iam/role:Role"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 OIDC_PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
 LBC_SUBJECT = "system:serviceaccount:kube-system:aws-load-balancer-controller"
 GENERAL = NodePool(name="general", machine_type="m6i.xlarge", min=2, max=6)
@@ -46,8 +50,9 @@ def eks_args(**overrides) -> ClusterArgs:
     return ClusterArgs(**{**args, **overrides})
 
 
-def plan(*clusters: ClusterArgs):
-    """Run EksCluster components (named after their clusters) and return the run and its records by (type, name)."""
+def plan(*clusters: ClusterArgs, config: dict[str, str] | None = None):
+    """Run EksCluster components (named after their clusters) and return the run and its records by (type, name);
+    `config`: the stack's configuration (`aws:profile`, ...)."""
 
     def program():
         for args in clusters:
@@ -56,8 +61,9 @@ def plan(*clusters: ClusterArgs):
             pulumi.export(f"{args.cluster_name}-oidc-provider-arn", cluster.oidc_provider_arn)
             pulumi.export(f"{args.cluster_name}-name", cluster.name)
             pulumi.export(f"{args.cluster_name}-vpc-id", cluster.vpc_id)
+            pulumi.export(f"{args.cluster_name}-access", cluster.access.to_json())
 
-    run = run_function(program)
+    run = run_function(program, config=config)
     return run, {(r.type, r.name): r for r in run.records}
 
 
@@ -126,7 +132,7 @@ def test_api_endpoint_is_private_by_default():
 
 
 def test_api_endpoint_is_public_only_to_the_allowlist():
-    _, records = plan(eks_args(api_access_cidrs=("203.0.113.0/24", "198.51.100.7/32")))
+    _, records = plan(eks_args(api_access="allowlist", api_access_cidrs=("203.0.113.0/24", "198.51.100.7/32")))
     vpc_config = records[(CLUSTER, "prod-us-east-1-eks")].inputs["vpcConfig"]
     assert vpc_config["endpointPrivateAccess"] is True
     assert vpc_config["endpointPublicAccess"] is True
@@ -168,7 +174,7 @@ def test_roles_trust_their_service_and_carry_the_eks_managed_policies():
     attached = {
         (record.inputs["role"], record.inputs["policyArn"].rsplit("/", 1)[1])
         for record in of_type(records, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").values()
-        if record.inputs["policyArn"].startswith("arn:aws:iam::aws:policy/")
+        if record.inputs["policyArn"].startswith("arn:aws:iam::aws:policy/") and "karpenter" not in record.name
     }
     assert attached == {
         ("prod-us-east-1-cluster", "AmazonEKSClusterPolicy"),
@@ -228,7 +234,7 @@ def test_control_plane_and_nodes_use_private_subnets_only():
     private = {s.urn for s in subnets(records, "internal-elb").values()}
     cluster = records[(CLUSTER, "prod-us-east-1-eks")]
     groups = of_type(records, NODE_GROUP)
-    assert sorted(groups) == ["prod-us-east-1-pool-general", "prod-us-east-1-pool-gpu"]
+    assert sorted(groups) == ["prod-us-east-1-pool-general"], "a pool with min 0 has no managed nodes"
     for resource in [cluster, *groups.values()]:
         assert private <= set(resource.dependencies)
         assert not public & set(resource.dependencies), f"{resource.name} must not use a public subnet"
@@ -239,20 +245,29 @@ def test_control_plane_and_nodes_use_private_subnets_only():
 
 
 def test_gpu_pool_is_tainted_nvidia_and_cpu_pool_is_not():
-    _, records = plan(eks_args())
+    always_on = NodePool(name="gpu", machine_type="m6i.xlarge", min=1, max=2, gpu=1)
+    _, records = plan(eks_args(node_pools=(GENERAL, always_on)))
     general = records[(NODE_GROUP, "prod-us-east-1-pool-general")].inputs
     gpu = records[(NODE_GROUP, "prod-us-east-1-pool-gpu")].inputs
     assert gpu["amiType"] == "AL2023_x86_64_NVIDIA"
     assert gpu["instanceTypes"] == ["g5.xlarge"]
     assert gpu["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
     assert gpu["labels"] == {"turnout.dev/pool": "gpu", "nvidia.com/gpu.present": "true"}
-    assert gpu["scalingConfig"] == {"minSize": 0, "maxSize": 2, "desiredSize": 0}
     assert general["amiType"] == "AL2023_x86_64_STANDARD"
     assert general["instanceTypes"] == ["m6i.xlarge"]
     assert "taints" not in general
     assert general["labels"] == {"turnout.dev/pool": "general"}
-    assert general["scalingConfig"] == {"minSize": 2, "maxSize": 6, "desiredSize": 2}
     assert general["clusterName"] == "prod-us-east-1" and general["nodeGroupName"] == "general"
+
+
+def test_managed_node_groups_are_the_fixed_baseline_and_karpenter_the_rest():
+    _, records = plan(eks_args())
+    general = records[(NODE_GROUP, "prod-us-east-1-pool-general")].inputs
+    assert general["scalingConfig"] == {"minSize": 2, "maxSize": 2, "desiredSize": 2}, "min nodes, never scaled"
+    pools = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in of_type(records, NODE_POOL).values()}
+    assert sorted(pools) == ["general", "gpu"]
+    assert pools["general"]["limits"] == {"nodes": "4"}, "max 6 - the 2 managed"
+    assert pools["gpu"]["limits"] == {"nodes": "2", "nvidia.com/gpu": "2"}, "min 0: every GPU node is Karpenter's"
 
 
 def test_kubeconfig_is_secret_uses_the_cluster_endpoint_and_aws_tokens_and_waits_for_nodes():
@@ -303,7 +318,7 @@ def test_two_regions_get_distinct_names_derived_from_their_cluster_names():
     assert roles == {
         f"{cluster}-{role}"
         for cluster in ("prod-us-east-1", "prod-eu-west-1")
-        for role in ("cluster", "node", "lb-controller")
+        for role in ("cluster", "node", "lb-controller", "karpenter", "karpenter-node")
     }
     _, again = plan(east, west)
     assert {k: r.inputs for k, r in again.items()} == {k: r.inputs for k, r in records.items()}, "plans are stable"
@@ -313,6 +328,9 @@ def test_aws_mocks_answer_only_for_aws():
     assert mocks_aws.resource_outputs("kubernetes:core/v1:Namespace", "ns", {}) is None
     assert mocks_aws.invoke("gcp:compute/getZones:getZones", {}) is None
     zones = mocks_aws.invoke(mocks_aws.AVAILABILITY_ZONES, {"state": "available"})
+    assert zones["names"] == ["us-east-1-bos-1a", "us-east-1a", "us-east-1b", "us-east-1c"], "a Local Zone first"
+    only_azs = {"state": "available", "filters": [{"name": "opt-in-status", "values": ["opt-in-not-required"]}]}
+    zones = mocks_aws.invoke(mocks_aws.AVAILABILITY_ZONES, only_azs)
     assert zones["names"] == ["us-east-1a", "us-east-1b", "us-east-1c"]
     assert zones["zoneIds"] == ["use1-az1", "use1-az2", "use1-az3"]
     vpc = mocks_aws.resource_outputs("aws:ec2/vpc:Vpc", "lab-vpc", {"cidrBlock": "10.0.0.0/16"})
@@ -462,3 +480,159 @@ def test_in_the_planned_prod_aws_stack_the_istio_gateway_waits_for_the_lb_contro
         assert urn[f"{cluster}-lb-controller-chart"] in waits_for(by_urn, gateway), cluster
         other = next(c for c in clusters if c != cluster)
         assert urn[f"{other}-lb-controller-chart"] not in waits_for(by_urn, gateway), "each waits for its own"
+
+
+# The way in: network, access mode, identity, admins.
+
+
+def test_subnets_are_carved_from_the_regions_network():
+    _, records = plan(eks_args(network_cidr="10.7.0.0/16"))
+    assert records[("aws:ec2/vpc:Vpc", "prod-us-east-1-vpc")].inputs["cidrBlock"] == "10.7.0.0/16"
+    cidrs = {name: r.inputs["cidrBlock"] for name, r in of_type(records, SUBNET).items()}
+    assert [cidrs[f"prod-us-east-1-private-{i}"] for i in range(3)] == ["10.7.0.0/18", "10.7.64.0/18", "10.7.128.0/18"]
+    assert [cidrs[f"prod-us-east-1-public-{i}"] for i in range(3)] == [
+        "10.7.192.0/24",
+        "10.7.193.0/24",
+        "10.7.194.0/24",
+    ]
+
+
+def test_two_regions_networks_never_overlap():
+    east, west = subnet_layout("10.0.0.0/16"), subnet_layout("10.1.0.0/16")
+    subnets = [ipaddress.ip_network(c) for layout in (east, west) for c in (*layout.private, *layout.public)]
+    assert not any(a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1 :])
+
+
+def test_in_network_access_keeps_the_endpoint_private_and_says_where_to_deploy_from():
+    args = eks_args(api_access="in-network", network_cidr="10.3.0.0/16")
+    run, records = plan(args)
+    vpc_config = records[(CLUSTER, "prod-us-east-1-eks")].inputs["vpcConfig"]
+    assert (vpc_config["endpointPrivateAccess"], vpc_config["endpointPublicAccess"]) == (True, False)
+    access = run.stack_outputs["prod-us-east-1-access"]
+    assert access["mode"] == "in-network"
+    assert "10.3.0.0/16" in access["reachableFrom"] and "private endpoint" in access["reachableFrom"]
+
+
+def test_allowlist_access_is_public_only_to_the_cidrs_and_private_too():
+    args = eks_args(api_access="allowlist", api_access_cidrs=("203.0.113.0/24",))
+    run, records = plan(args)
+    vpc_config = records[(CLUSTER, "prod-us-east-1-eks")].inputs["vpcConfig"]
+    assert vpc_config["endpointPublicAccess"] is True and vpc_config["endpointPrivateAccess"] is True
+    assert vpc_config["publicAccessCidrs"] == ["203.0.113.0/24"]
+    access = run.stack_outputs["prod-us-east-1-access"]
+    assert access["mode"] == "allowlist" and access["reachableFrom"].startswith("203.0.113.0/24 (public endpoint")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path"),
+    [
+        ({"api_access": "dns"}, "turnout:platform.apiAccess"),
+        ({"api_access": "allowlist"}, "turnout:platform.apiAccessCidrs"),
+        ({"api_access": "in-network", "api_access_cidrs": ("203.0.113.0/24",)}, "turnout:platform.apiAccessCidrs"),
+    ],
+)
+def test_access_modes_eks_has_not_are_refused_naming_the_key(overrides, path):
+    with pytest.raises(ConfigError) as caught:
+        check_api_access(eks_args(**overrides))
+    assert caught.value.path == path
+
+
+ADMIN = "arn:aws:iam::123456789012:role/platform-admins"
+IDENTITY = {
+    "aws:profile": "deploy",
+    "aws:assumeRoles": json.dumps(
+        [{"roleArn": "arn:aws:iam::123456789012:role/turnout-deployer", "sessionName": "ci"}]
+    ),
+}
+
+
+def test_admins_get_cluster_scoped_admin_access_entries():
+    _, records = plan(eks_args(admins=(ADMIN, "arn:aws:iam::123456789012:user/oncall")))
+    entries = of_type(records, "aws:eks/accessEntry:AccessEntry")
+    standard = sorted(e.inputs["principalArn"] for e in entries.values() if e.inputs["type"] == "STANDARD")
+    assert standard == sorted([ADMIN, "arn:aws:iam::123456789012:user/oncall"])
+    associations = of_type(records, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    assert sorted(a.inputs["principalArn"] for a in associations.values()) == standard
+    for association in associations.values():
+        assert association.inputs["policyArn"] == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+        assert association.inputs["accessScope"] == {"type": "cluster"}
+        assert association.inputs["clusterName"] == "prod-us-east-1"
+
+
+def test_the_aws_provider_and_the_kubeconfig_sign_in_as_the_stacks_aws_identity():
+    _, records = plan(eks_args(), config=IDENTITY)
+    provider = records[("pulumi:providers:aws", "prod-us-east-1-aws")]
+    assert provider.inputs["profile"] == "deploy", "an explicit provider does not read aws:profile by itself"
+    roles = provider.inputs["assumeRoles"]  # a provider gets nested settings JSON-encoded
+    assert json.loads(roles) == [{"roleArn": "arn:aws:iam::123456789012:role/turnout-deployer", "sessionName": "ci"}]
+    for name in ("prod-us-east-1-k8s", "prod-us-east-1-k8s-addons"):
+        kubeconfig = yaml.safe_load(records[(K8S_PROVIDER, name)].raw_inputs["kubeconfig"]["value"])
+        credential = kubeconfig["users"][0]["user"]["exec"]
+        assert credential["args"][-2:] == ["--role-arn", "arn:aws:iam::123456789012:role/turnout-deployer"]
+        assert credential["env"] == [{"name": "AWS_PROFILE", "value": "deploy"}]
+    cluster = records[(CLUSTER, "prod-us-east-1-eks")].inputs
+    assert cluster["accessConfig"]["bootstrapClusterCreatorAdminPermissions"] is True, "the creator is that role"
+
+
+def test_without_aws_identity_settings_both_use_the_ambient_credentials():
+    _, records = plan(eks_args())
+    provider = records[("pulumi:providers:aws", "prod-us-east-1-aws")]
+    assert "profile" not in provider.inputs and "assumeRoles" not in provider.inputs
+    kubeconfig = yaml.safe_load(records[(K8S_PROVIDER, "prod-us-east-1-k8s")].raw_inputs["kubeconfig"]["value"])
+    assert "env" not in kubeconfig["users"][0]["user"]["exec"]
+
+
+@pytest.mark.parametrize(
+    ("values", "path"),
+    [
+        ({"accessKey": "AKIA..."}, "aws:accessKey"),
+        ({"assumeRoleWithWebIdentity": '{"roleArn": "arn:aws:iam::1:role/x"}'}, "aws:assumeRoleWithWebIdentity"),
+        ({"assumeRoles": '[{"roleArn": "a"}, {"roleArn": "b"}]'}, "aws:assumeRoles"),
+        ({"assumeRoles": '[{"roleArn": "a", "externalId": "x"}]'}, "aws:assumeRoles[0].externalId"),
+        ({"assumeRoles": '[{"sessionName": "x"}]'}, "aws:assumeRoles[0].roleArn"),
+        ({"sharedConfigFiles": '["a", "b"]'}, "aws:sharedConfigFiles"),
+    ],
+)
+def test_identities_the_kubeconfig_could_not_reproduce_are_refused_naming_the_aws_key(values, path):
+    with pytest.raises(ConfigError) as caught:
+        deployer_identity(values)
+    assert caught.value.path == path
+
+
+def test_a_profile_with_its_own_config_file_reaches_both():
+    identity = deployer_identity({"profile": "ops", "sharedConfigFiles": '["/etc/aws/config"]'})
+    assert identity.provider_args() == {"profile": "ops", "shared_config_files": ["/etc/aws/config"]}
+    assert identity.get_token_env() == [
+        {"name": "AWS_PROFILE", "value": "ops"},
+        {"name": "AWS_CONFIG_FILE", "value": "/etc/aws/config"},
+    ]
+
+
+def test_the_bundled_prod_aws_stack_states_its_access_path_and_builds_it(tmp_path):
+    """Who can reach each cluster's API and from where, which identity the Kubernetes provider uses, and the
+    admins' access entries: what the plan shows, and that the resources say the same."""
+    plan_ = plan_stack(find_project(REPO), "prod-aws")
+    inventory = json.loads((write_plan(plan_, tmp_path) / "inventory.json").read_text())
+    resources = inventory["resources"]
+    clusters = {c["name"]: c for c in inventory["outputs"]["clusters"]}
+    assert sorted(clusters) == ["prod-aws-us-east-1", "prod-aws-us-west-2"]
+    by_name = {r["name"]: r for r in resources}
+    records = {r.name: r for r in plan_.records}
+    for name, described in clusters.items():
+        access = described["apiAccess"]
+        assert access["mode"] == "allowlist"
+        assert access["reachableFrom"].startswith("198.51.100.0/24, 203.0.113.0/24 (public endpoint, allowlisted)")
+        assert described["network"] in access["reachableFrom"]
+        assert "aws eks get-token" in access["identity"]
+        assert access["admins"] == [ADMIN]
+        vpc_config = by_name[f"{name}-eks"]["inputs"]["vpcConfig"]
+        assert vpc_config["publicAccessCidrs"] == ["198.51.100.0/24", "203.0.113.0/24"]
+        assert vpc_config["endpointPrivateAccess"] is True
+        assert by_name[f"{name}-vpc"]["inputs"]["cidrBlock"] == described["network"]
+        kubeconfig = yaml.safe_load(records[f"{name}-k8s"].raw_inputs["kubeconfig"]["value"])
+        command = kubeconfig["users"][0]["user"]["exec"]
+        assert [command["command"], *command["args"][:4]] == ["aws", "eks", "get-token", "--cluster-name", name]
+        admin = by_name[f"{name}-admin-0-cluster-admin"]["inputs"]
+        assert admin["principalArn"] == ADMIN and admin["accessScope"] == {"type": "cluster"}
+        assert admin["policyArn"].endswith("/AmazonEKSClusterAdminPolicy")
+    assert clusters["prod-aws-us-east-1"]["network"] != clusters["prod-aws-us-west-2"]["network"]

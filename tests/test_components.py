@@ -174,7 +174,9 @@ def test_recreate_replaces_all_at_once_and_runs_only_its_version():
 
 
 def test_gpu_versions_ask_for_gpus_and_tolerate_the_gpu_taint():
-    records = by_name(endpoint_run(rolling_config(resources={"gpu": 1, "cpu": "2", "memory": "8Gi"})))
+    config = rolling_config(resources={"gpu": 1, "cpu": "2", "memory": "8Gi"})
+    config["platform"] = {"cloud": "aws", "regions": ["us-east-1"], "nodePools": [{"name": "gpu", "gpu": 1}]}
+    records = by_name(endpoint_run(config))
     pod = records["lab-scores-v1-deployment"].inputs["spec"]["template"]["spec"]
     assert pod["containers"][0]["resources"]["limits"] == {"cpu": "2", "memory": "8Gi", "nvidia.com/gpu": "1"}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]

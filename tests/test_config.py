@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +15,7 @@ from tests.conftest import as_cli, load, sample_config
 from turnout.config import load_stack_config
 from turnout.errors import ConfigError
 from turnout.strategies import Canary, Rolling
-from turnout.units import parse_duration
+from turnout.units import parse_duration, parse_quantity
 
 
 def test_contract_example_parses_with_defaults(config):
@@ -143,7 +144,7 @@ INVALID = [
     (_set(f"{EP}.versions.v1.env", {"1X": "a"}), f"turnout:{EP}.versions.v1.env.1X", "environment variable"),
     (_set(f"{EP}.versions.v1.env", {"A": ["x"]}), f"turnout:{EP}.versions.v1.env.A", "a string"),
     (_set(STRATEGY, _DELETE), f"turnout:{STRATEGY}", "required when the endpoint has more than one version"),
-    (_strategy({"type": "bandit"}), f"turnout:{STRATEGY}.type", "one of recreate, rolling, blue-green, canary"),
+    (_strategy({"type": "champion"}), f"turnout:{STRATEGY}.type", "one of recreate, rolling, blue-green, canary"),
     (_strategy("canary"), f"turnout:{STRATEGY}", "a mapping with `type`"),
     (_strategy({"type": "recreate"}), f"turnout:{STRATEGY}.version", "more than one version"),
     (_strategy({"type": "rolling", "version": "v9"}), f"turnout:{STRATEGY}.version", "v1, v2"),
@@ -257,6 +258,39 @@ INVALID = [
         _strategy({"type": "blue-green", "active": "v1", "preview": "v2", "progressive": {"iterations": 0}}),
         f"turnout:{STRATEGY}.progressive.iterations",
         "1 to 100",
+    ),
+    # issue 16: what can never run, names that collide, numbers a float would change
+    (_set(f"{EP}.versions.v1.resources", {"gpu": 1}), f"turnout:{EP}.versions.v1.resources.gpu", "0 on kind"),
+    (_set(f"{EP}.versions.v1.replicas", {"min": 0}), f"turnout:{EP}.versions.v1.replicas.min", "at least 1"),
+    (
+        _set("endpoints.turnout-system", {"versions": {"v1": {"image": "a:1"}}}),
+        "turnout:endpoints.turnout-system",
+        "system",
+    ),
+    (_set("endpoints.kube-lab", {"versions": {"v1": {"image": "a:1"}}}), "turnout:endpoints.kube-lab", "kube-*"),
+    (
+        _set("endpoints.fraud", {"versions": {"score-v1": {"image": "a:1"}}}),
+        "turnout:endpoints.fraud.versions.score-v1",  # the later key; the message names the earlier one too
+        "distinct when joined with '-'",
+    ),
+    (_set("dr", {"rpo": "30s", "rto": "3651d"}), "turnout:dr.rto", "at most 3650d"),
+    (_set("dr", {"rpo": 10**22, "rto": "1h"}), "turnout:dr.rpo", "at most 3650d"),
+    (_strategy({"type": "rolling", "version": "v1", "maxSurge": 2**31}), f"turnout:{STRATEGY}.maxSurge", "2147483647"),
+    (_set(f"{EP}.versions.v1.resources", {"cpu": float("inf")}), f"turnout:{EP}.versions.v1.resources.cpu", "quantity"),
+    (
+        _set("platform.serving", {"gateway": {"domain": "models..example.com"}}),
+        "turnout:platform.serving.gateway.domain",
+        "single dots",
+    ),
+    (
+        _set("platform.serving", {"gateway": {"domain": ".example.com"}}),
+        "turnout:platform.serving.gateway.domain",
+        "single dots",
+    ),
+    (
+        _set("platform.serving", {"gateway": {"certificate": "tls..cert"}}),
+        "turnout:platform.serving.gateway.certificate",
+        "single dots",
     ),
 ]
 
@@ -381,3 +415,38 @@ def test_a_region_the_cloud_does_not_have_is_named(config, cloud, region):
 def test_extra_regions_admit_a_region_newer_than_the_list(config):
     config["platform"] = {"cloud": "aws", "regions": ["eu-west-9"], "extraRegions": ["eu-west-9"]}
     assert load(config).platform.regions == ("eu-west-9",)
+
+
+def test_derived_name_collisions_name_both_keys(config):
+    config["endpoints"]["fraud"] = {"versions": {"score-v2": {"image": "a:1"}}}
+    with pytest.raises(ConfigError) as caught:
+        load(config)
+    assert {caught.value.path, *re.findall(r"turnout:\S+", caught.value.found)} == {
+        "turnout:endpoints.fraud.versions.score-v2",
+        "turnout:endpoints.fraud-score.versions.v2",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "quantity"),
+    [(268435456, "268435456"), (1.23456789, "1.23456789"), (0.5, "0.5"), (2.0, "2"), (1e21, "1000000000000000000000")],
+)
+def test_numeric_quantities_keep_their_digits(value, quantity):
+    assert parse_quantity(value, "x") == quantity
+
+
+def test_knative_keeps_scale_to_zero_outside_prod_and_refuses_it_in_prod(config):
+    endpoint = config["endpoints"]["fraud-score"]
+    endpoint["backend"] = "knative"
+    endpoint["versions"]["v2"]["replicas"] = {"min": 0, "max": 3}
+    assert load(config).endpoints["fraud-score"].versions["v2"].replicas.min == 0
+    config["tier"] = "prod"
+    with pytest.raises(ConfigError) as caught:
+        load(config)
+    assert caught.value.path == "turnout:endpoints.fraud-score.versions.v2.replicas.min"
+
+
+def test_an_istio_version_without_traffic_may_have_no_pods(config):
+    endpoint = config["endpoints"]["fraud-score"]
+    endpoint["versions"]["v3"] = {"image": "ghcr.io/acme/fraud-score:2.0.0", "replicas": {"min": 0, "max": 1}}
+    assert load(config).endpoints["fraud-score"].versions["v3"].replicas.min == 0

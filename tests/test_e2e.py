@@ -9,6 +9,7 @@ import importlib.machinery
 import importlib.util
 import json
 import random
+import secrets
 import shutil
 import ssl
 import subprocess
@@ -25,6 +26,7 @@ import yaml
 
 from components.cluster.kind import KIND_HOST_PORTS
 from tests.conftest import REPO
+from tests.e2e_agent_stand_in import PORT_FORWARD, StandInAgent
 from turnout.cli import main as turnout_main
 
 SCRIPT = REPO / "scripts" / "e2e"
@@ -104,7 +106,7 @@ def test_the_script_runs_outside_the_projects_environment(plans):
         ["check", "e2e", "--alpha", "1"],
         ["check", "e2e", "--alpha", "0"],
         ["check", "e2e", "--wait", "-1"],
-        ["check", "e2e", "--only", "bandit"],
+        ["check", "e2e", "--only", "bandits"],
         ["check", "e2e", "--scheme", "ftp"],
         ["check", "e2e", "--req", "10"],  # no abbreviations: a typo is an error, not another option
         ["endpoints", "e2e", "--requests", "10"],  # a check option on the wrong command
@@ -137,7 +139,7 @@ def test_a_stack_not_on_kind_exits_2(plans, tmp_path, capsys):
 def test_scenarios_lists_every_registered_check(capsys):
     assert e2e.main(["scenarios"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == list(e2e.SCENARIOS) == ["answers", "routes", "mirrors", "sticky"]
+    assert listed == list(e2e.SCENARIOS) == ["answers", "routes", "mirrors", "sticky", "bandit"]
 
 
 def test_exit_statuses_are_documented_as_returned():
@@ -194,6 +196,9 @@ def _expected_routes(endpoint: dict) -> list[tuple]:
             ({"Cookie": f"{cookie}={strategy['stable']}"}, {strategy["stable"]: 100}, {}, None),
             ({}, split, {}, cookie),
         ]
+    if kind == "bandit":  # the initial split, even (the agent owns the weights afterwards)
+        arms = strategy["arms"]
+        return [({}, {arm: 100 // len(arms) + (i < 100 % len(arms)) for i, arm in enumerate(arms)}, {}, None)]
     raise AssertionError(f"the e2e stack uses strategy {kind}: add what it promises here")
 
 
@@ -205,7 +210,8 @@ def test_expectations_for_every_strategy_type_in_the_e2e_stack(plan):
         assert derived == _expected_routes(endpoint), name
         backend = endpoint.get("backend", "istio")
         assert all(e.backend == backend and e.strategy == endpoint["strategy"]["type"] for e in plan.endpoints[name])
-    assert plan.comparisons == sum(len(e.weights) for e in plan.expectations if e.is_split) + 1  # one mirror
+    learned = sum(len(e.weights) for e in plan.expectations if e.learned)  # a bandit's split is not counted
+    assert plan.comparisons == sum(len(e.weights) for e in plan.expectations if e.is_split) - learned + 1
 
 
 def test_the_e2e_stack_gives_every_check_something_to_check(plan):
@@ -319,6 +325,14 @@ class StandIn:
 
     def __init__(self, traffic: dict, domain: str, logs: Path, **faults) -> None:
         self.endpoints = {e["name"]: e for e in traffic["endpoints"]}
+        # A bandit endpoint's split is its agent's (tests/e2e_agent_stand_in.py), reached by port-forward.
+        self.agents = {
+            e["name"]: StandInAgent(e["name"], e["agent"]["arms"], frozen=faults.get("frozen", False))
+            for e in traffic["endpoints"]
+            if e.get("agent")
+        }
+        for agent in self.agents.values():
+            (logs / "agent-port").write_text(str(agent.port))
         self.domain, self.logs, self.faults = domain, logs, faults
         self.rng, self.lock = random.Random(5), threading.Lock()
         stand_in = self
@@ -329,6 +343,9 @@ class StandIn:
                 self.send_response(status)
                 if version:
                     self.send_header("X-Model-Version", version)
+                if version and stand_in.headers_for(self.headers["Host"]):
+                    self.send_header("x-turnout-version", version)
+                    self.send_header("x-turnout-request-id", f"{version}.{secrets.token_hex(8)}")
                 if cookie:
                     self.send_header("Set-Cookie", cookie)
                 self.send_header("Content-Length", "0")
@@ -369,6 +386,8 @@ class StandIn:
             weights = self.faults.get("weights", {}).get(name, weights)
         with self.lock:
             version = self.rng.choices(list(weights), list(weights.values()))[0]
+            if name in self.agents:
+                version = self.agents[name].route(self.rng)
             mirrored = [m["version"] for m in route["mirror"] if self.rng.random() < m["percent"] / 100]
             if name in self.faults.get("shadow_answers", ()) and mirrored:
                 version = mirrored[0]
@@ -384,9 +403,15 @@ class StandIn:
         )
         return 200, version, cookie
 
+    def headers_for(self, host: str) -> bool:
+        """Whether answers of this host carry x-turnout-* headers (a bandit's route sets them)."""
+        return host.removesuffix("." + self.domain) in self.agents and not self.faults.get("no_turnout_headers")
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        for agent in self.agents.values():
+            agent.close()
 
 
 FAKE_KUBECTL = """#!{python}
@@ -397,6 +422,7 @@ with open({calls!r}, "a") as calls:
     calls.write(json.dumps(args) + "\\n")
 if args[:1] == ["--context"]:
     args = args[2:]
+{port_forward}
 if args[0] == "get":
     labels = dict(pair.split("=") for pair in args[args.index("-l") + 1].split(","))
     endpoint, version = labels["turnout.dev/endpoint"], labels["turnout.dev/version"]
@@ -417,7 +443,10 @@ def gateway(plans, tmp_path):
     logs, started = tmp_path / "logs", []
     logs.mkdir()
     kubectl = tmp_path / "kubectl"
-    kubectl.write_text(FAKE_KUBECTL.format(python=sys.executable, logs=str(logs), calls=str(tmp_path / "calls")))
+    fake = FAKE_KUBECTL.format(
+        python=sys.executable, logs=str(logs), calls=str(tmp_path / "calls"), port_forward=PORT_FORWARD
+    )
+    kubectl.write_text(fake)
     kubectl.chmod(0o755)
 
     def start(**faults):
@@ -453,6 +482,7 @@ def test_a_gateway_that_routes_as_planned_passes_every_check(plans, gateway, tmp
     report = tmp_path / "report.json"
     argv = ["check", "e2e", "--plans", str(plans), "--scheme", "http", "--address", "127.0.0.1"]
     argv += ["--port", str(stand_in.server.server_port), "--kubectl", str(kubectl), "--requests", "400"]
+    argv += ["--learn-wait", "60"]
     status = e2e.main([*argv, "--report", str(report)])
     out = capsys.readouterr().out
     assert status == 0, out
@@ -463,7 +493,8 @@ def test_a_gateway_that_routes_as_planned_passes_every_check(plans, gateway, tmp
     ), "scenarios run in their registered order"
     assert {o["scenario"] for o in outcomes} == set(e2e.SCENARIOS)
     subjects = {o["subject"] for o in outcomes}
-    assert {"shadow", "canary", "preview", "hello"} <= subjects  # every endpoint answered, Knative's included
+    assert {"shadow", "canary", "preview", "hello", "bandit"} <= subjects  # every endpoint answered, Knative's too
+    assert "bandit: toward v2" in subjects
     assert {"canary route 0 (cookie model=v2)", "preview route 0 (header x-turnout-preview: true)"} <= subjects
     assert {"shadow route 0 (every request) -> v2", "canary route 2 (every other request): cookie model"} <= subjects
     assert "0 failed, 0 skipped (exit 0)" in out

@@ -136,8 +136,10 @@ def test_the_bundled_kind_stacks_load_the_image_make_up_builds():
     stacks = {p.name: yaml.safe_load(p.read_text())["config"] for p in (REPO / "environments").glob("Pulumi.*.yaml")}
     kind = {name: c for name, c in stacks.items() if c["turnout:platform"]["cloud"] == "kind"}
     assert {"Pulumi.local.yaml", "Pulumi.e2e.yaml"} <= set(kind)
+    agent = make_variable("AGENT_IMAGE")
     for name, config in kind.items():
-        assert config["turnout:platform"].get("loadImages") == [image], name
+        bandits = [e for e in config["turnout:endpoints"].values() if e.get("strategy", {}).get("type") == "bandit"]
+        assert config["turnout:platform"].get("loadImages") == [image, *([agent] if bandits else [])], name
 
 
 # the policy pack's interpreter ----------------------------------------------------------------------------
@@ -246,6 +248,7 @@ def test_make_up_says_what_it_does_step_by_step_and_how_to_reach_the_endpoints(t
     assert "policy gate" in steps[1][1] and "pulumi up e2e" in steps[3][1]
     assert box.recorded() == [
         "docker build -t kind.local/turnout-model-echo:0.1.0 apps/model-echo",
+        "docker build -f apps/experiment-agent/Dockerfile -t kind.local/turnout-experiment-agent:0.1.0 .",
         "turnout plan e2e",
         "pulumi stack select --create e2e",
         "pulumi up --stack e2e --policy-pack policies --policy-pack-config build/plan/e2e/policy-config.json "
@@ -270,7 +273,7 @@ def test_make_up_stops_at_the_policy_gate(tmp_path, plans):
     box.script(box.root / ".venv" / "bin" / "turnout", "exit 1", name="turnout")
     result = box.make("up")
     assert result.returncode != 0
-    assert [call.split()[0] for call in box.recorded()] == ["docker", "turnout"], "nothing deployed"
+    assert [call.split()[0] for call in box.recorded()] == ["docker", "docker", "turnout"], "nothing deployed"
 
 
 def test_make_down_destroys_the_stack(tmp_path, plans):

@@ -316,6 +316,7 @@ def test_dry_run_makes_only_read_calls_and_prints_the_promotion(aws):
         f"PrimaryRegion='{WEST}', PrimaryReplicationGroupId='{GROUPS[WEST]}') in {WEST}"
     ) in text
     assert "dry run, nothing changed" in text
+    assert f"primaryRegion: {WEST}" in text, "the dry run shows the stack-file change too"
     # moto's HTTP checks always pass: the primary still looks healthy, which is a warning, not a failure.
     assert f"warning: the current primary {EAST} still looks healthy" in text
     assert "--inverted" in text
@@ -347,6 +348,16 @@ def test_promotion_calls_failover_in_the_target_region_and_waits_until_primary(a
     assert f"{GROUPS[WEST]} in {WEST} is primary after 20.0s (dr.json estimates 1m)" in text
     assert "cache promotion measured 20.0s against dr.json's 1m term" in text
     assert "the stack's estimated RTO is 15m30s, target 30m" in text
+    # Without this the next refresh sees the datastore's primary move (ForceNew) and workloads keep writing east.
+    assert f"set turnout:cache: {{..., primaryRegion: {WEST}}}" in text
+    assert "environments/Pulumi.drtest.yaml" in text and "pulumi refresh --stack drtest" in text
+
+
+def test_failing_back_tells_operators_the_first_region_is_the_default_again(aws):
+    back = runbook(stack_outputs({}), Clients(elasticache_region=EAST), region=EAST, dry_run=True)
+    back.clients.stubber.add_response("describe_global_replication_groups", datastore(WEST), DESCRIBE)
+    lines = back.stack_file_change()
+    assert f"primaryRegion: {EAST}}}" in lines[0] and "the stack's first region is the default" in lines[0]
 
 
 def test_promotion_that_does_not_finish_in_time_fails_the_step(aws):

@@ -5,6 +5,7 @@ addresses, which the serving platform reads from the gateway Service."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -13,14 +14,17 @@ import pytest
 from components.cluster.eks import eks_kubeconfig
 from components.cluster.gke import gke_kubeconfig
 from components.globaltraffic import (
+    NAME_PATTERN,
     GlobalTrafficArgs,
     RegionalIngress,
     build_global_traffic,
     check_global_traffic,
     exported,
     regional_ingresses,
+    routing_name,
 )
 from components.globaltraffic.cloud_dns import source_regions
+from components.globaltraffic.traffic_manager import profile_name
 from components.mesh.platform import ServingPlatform, ServingPlatformArgs
 from turnout.config import Gateway, Serving
 from turnout.errors import ConfigError
@@ -200,8 +204,6 @@ def test_weights_are_0_to_255_and_not_all_zero():
 @pytest.mark.parametrize(
     ("overrides", "path"),
     [
-        ({"name": "Models"}, "turnout:globalTraffic.name"),
-        ({"name": "m" * 41}, "turnout:globalTraffic.name"),
         ({"domain": "localhost"}, "turnout:platform.serving.gateway.domain"),
         ({"health_check_path": "healthz"}, "turnout:globalTraffic.healthCheck.path"),
         ({"routing": "geo"}, "turnout:globalTraffic.routing"),
@@ -213,6 +215,29 @@ def test_weights_are_0_to_255_and_not_all_zero():
 def test_malformed_args_name_their_key(overrides, path):
     args = dataclasses.replace(traffic(EAST, WEST), **overrides)
     assert expect_error("aws", args).path == path
+
+
+@pytest.mark.parametrize("name", ["Models", "m" * 41])
+def test_a_malformed_name_is_a_bug_not_a_key_the_user_wrote(name):
+    """The name derives from the stack name (`routing_name`): no `turnout:globalTraffic.name` key exists to blame."""
+    with pytest.raises(ValueError, match="routing_name"):
+        check_global_traffic("aws", dataclasses.replace(traffic(EAST, WEST), name=name))
+
+
+@pytest.mark.parametrize(
+    "stack",
+    ["prod", "prod-aws-blue", "a" * 42, "x" * 100, "Prod.AWS_eu", "7-seas", "a.b", "---"],
+)
+def test_any_stack_name_gives_a_valid_stable_routing_name(stack):
+    name = routing_name(stack)
+    assert re.fullmatch(NAME_PATTERN, name) and len(name) <= 40, name
+    assert routing_name(stack) == name
+    check_global_traffic("aws", dataclasses.replace(traffic(EAST, WEST), name=name))
+
+
+def test_short_stack_names_keep_their_routing_name_unchanged():
+    assert routing_name("prod-aws") == "prod-aws-models", "existing stacks' resources keep their names"
+    assert routing_name("a" * 42) != routing_name("a" * 43), "long names stay distinct"
 
 
 def test_kind_gets_no_global_routing_and_unknown_clouds_are_refused():
@@ -327,6 +352,24 @@ def test_route53_internal_checks_an_alarm_on_each_nlb_healthy_hosts_in_a_private
     assert {r["healthCheck"]["mechanism"] for r in outputs["records"]} == {"cloudwatch-alarm"}
 
 
+ZONE_ASSOCIATION = "aws:route53/zoneAssociation:ZoneAssociation"
+
+
+def test_a_private_zone_is_associated_with_every_regions_network():
+    """Clients of an internal gateway resolve the records only inside networks the private zone is associated with;
+    the clusters' VPCs are the stack's own, so nobody could have associated them beforehand."""
+    east, west = (dataclasses.replace(i, network_id=f"vpc-{i.region}") for i in (EAST, WEST))
+    records, _ = plan("aws", traffic(east, west, exposure="internal"))
+    private_zone = mocks_dns.invoke(mocks_dns.GET_ZONE, {"name": DOMAIN, "privateZone": True})
+    associations = {r.inputs["vpcId"]: r.inputs for r in of_type(records, ZONE_ASSOCIATION).values()}
+    assert associations == {
+        f"vpc-{i.region}": {"zoneId": private_zone["zoneId"], "vpcId": f"vpc-{i.region}", "vpcRegion": i.region}
+        for i in (EAST, WEST)
+    }
+    external, _ = plan("aws", traffic(east, west))
+    assert not of_type(external, ZONE_ASSOCIATION), "a public zone answers everyone"
+
+
 # Cloud DNS under mocks.
 
 
@@ -415,9 +458,10 @@ def test_traffic_manager_priority_profile_monitors_the_status_port():
     args = traffic(*azure_ingresses("primary", "secondary"), health_check_interval_seconds=10, failure_threshold=2)
     records, outputs = plan("azure", dataclasses.replace(args, ttl_seconds=20))
     (profile,) = of_type(records, PROFILE).values()
-    assert profile.inputs["profileName"] == "models" and profile.inputs["location"] == "global"
+    name = profile_name("models", mocks_azure.SUBSCRIPTION_ID)
+    assert profile.inputs["profileName"] == name and profile.inputs["location"] == "global"
     assert profile.inputs["trafficRoutingMethod"] == "Priority"
-    assert profile.inputs["dnsConfig"] == {"relativeName": "models", "ttl": 20}
+    assert profile.inputs["dnsConfig"] == {"relativeName": name, "ttl": 20}
     assert profile.inputs["monitorConfig"] == {
         "protocol": "HTTP",
         "port": 15021,
@@ -436,10 +480,19 @@ def test_traffic_manager_priority_profile_monitors_the_status_port():
             priority,
             "Enabled",
         )
-        assert endpoint["profileName"] == "models"
+        assert endpoint["profileName"] == name
     # Degraded on the failure after the tolerated one: 10 s x (1 + 1).
     assert (outputs["detection_seconds"], outputs["ttl_seconds"]) == (20, 20)
-    assert {r["cname"] for r in outputs["records"]} == {"models.trafficmanager.net"}
+    assert {r["cname"] for r in outputs["records"]} == {f"{name}.trafficmanager.net"}
+
+
+def test_traffic_manager_dns_names_are_unique_per_subscription_and_fit_a_dns_label():
+    """`<name>.trafficmanager.net` is global: the same stack in another organisation must not claim it."""
+    ours = profile_name("models", mocks_azure.SUBSCRIPTION_ID)
+    theirs = profile_name("models", "44444444-4444-4444-4444-444444444444")
+    assert re.fullmatch(r"models-[0-9a-f]{6}", ours) and ours != theirs
+    long = profile_name("A_Stack.Name-of-fifty-characters-for-the-limit-xyz-models", theirs)
+    assert len(long) <= 63 and re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", long)
 
 
 def test_traffic_manager_performance_and_weighted_methods():

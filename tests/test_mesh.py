@@ -9,8 +9,23 @@ import pytest
 
 from components.cluster import ClusterArgs
 from components.cluster.kind import KIND_HOST_PORTS, KIND_INGRESS_NODE_PORTS, kind_cluster_config
-from components.mesh.istio import GATEWAY_PRINCIPAL, gateway_service_values
-from components.mesh.knative import release_manifests
+from components.mesh.istio import (
+    AWS_PRESERVE_CLIENT_IP,
+    GATEWAY_PRINCIPAL,
+    cni_values,
+    gateway_service_values,
+    gateway_values,
+)
+from components.mesh.knative import (
+    INJECTION_LABEL,
+    KNATIVE_NAMESPACE,
+    POD_INJECTION_LABEL,
+    mesh_enrolment,
+    release_manifests,
+)
+from components.mesh.metrics_server import CHART_REPOSITORY as METRICS_SERVER_REPOSITORY
+from components.mesh.metrics_server import CHART_VERSION as METRICS_SERVER_VERSION
+from components.mesh.metrics_server import metrics_server_values
 from components.mesh.platform import ServingPlatform, ServingPlatformArgs
 from tests.conftest import REPO, dependency_closure, load, sample_config, write_stack
 from turnout.cli import main
@@ -42,27 +57,99 @@ def rolling(config: dict, tier: str = "dev", **serving) -> dict:
 
 
 closure = dependency_closure
+RELEASE = "kubernetes:helm.sh/v3:Release"
+ISTIO_RELEASES = ("istio-base", "istio-cni", "istiod", "istio-ingressgateway")
+
+
+def istio_releases(records) -> dict[str, dict]:
+    return {
+        r.inputs["name"]: r.inputs
+        for r in records.values()
+        if r.type == RELEASE and r.inputs["repositoryOpts"] == {"repo": ISTIO_CHARTS}
+    }
 
 
 def test_istio_charts_are_pinned_to_the_configured_versions(config):
     records, _ = plan_records(rolling(config))
-    releases = {r.inputs["name"]: r.inputs for r in records.values() if r.type == "kubernetes:helm.sh/v3:Release"}
-    assert sorted(releases) == ["istio-base", "istio-ingressgateway", "istiod"]
+    releases = istio_releases(records)
+    assert sorted(releases) == sorted(ISTIO_RELEASES)
     default = Serving().istio
     for release in releases.values():
         assert release["version"] == default.version
-        assert release["repositoryOpts"] == {"repo": ISTIO_CHARTS}
-    assert [releases[n]["chart"] for n in ("istio-base", "istiod", "istio-ingressgateway")] == [
-        "base",
-        "istiod",
-        "gateway",
-    ]
+    assert [releases[n]["chart"] for n in ISTIO_RELEASES] == ["base", "cni", "istiod", "gateway"]
 
 
 def test_one_key_bumps_every_istio_chart(config):
     records, _ = plan_records(rolling(config, istio={"version": "1.29.3"}))
-    versions = {r.inputs["version"] for r in records.values() if r.type == "kubernetes:helm.sh/v3:Release"}
-    assert versions == {"1.29.3"}
+    assert {release["version"] for release in istio_releases(records).values()} == {"1.29.3"}
+
+
+def test_injected_pods_need_no_capabilities_the_cni_agent_redirects_them(config):
+    """istiod injects istio-validation instead of istio-init (NET_ADMIN, NET_RAW) only with `pilot.cni.enabled`,
+    and the agent must run before istiod injects anything; its DaemonSet's hostPath needs a privileged
+    istio-system."""
+    records, run = plan_records(rolling(config))
+    by_urn = {r.urn: r for r in run.records}
+    cni = records["lab-serving-istio-cni"]
+    assert cni.inputs["chart"] == "cni" and cni.inputs["namespace"] == "istio-system"
+    assert records["lab-serving-istio-istiod"].inputs["values"]["pilot"]["cni"] == {"enabled": True}
+    assert cni.urn in closure(by_urn, records["lab-serving-istio-istiod"].urn)
+    assert records["lab-serving-istio-base"].urn in closure(by_urn, cni.urn)
+    labels = records["lab-serving-istio-system-ns"].inputs["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
+
+
+@pytest.mark.parametrize(
+    ("cloud", "values"),
+    [
+        ("kind", {}),  # kindnet: /opt/cni/bin, chained (the chart's defaults)
+        ("aws", {"chained": True}),
+        ("azure", {"chained": True}),
+        ("gcp", {"cniBinDir": "/home/kubernetes/bin", "global": {"platform": "gke"}}),
+    ],
+)
+def test_cni_values_per_cloud(cloud, values):
+    assert cni_values(cloud) == values
+
+
+@pytest.mark.parametrize(("tier", "replicas"), [("dev", 1), ("prod", 2)])
+def test_gateway_spreads_its_replicas_and_prod_keeps_one_through_a_drain(tier, replicas):
+    values = gateway_values("aws", "internal", tier)
+    assert values["autoscaling"] == {"minReplicas": replicas}
+    pods = {"matchLabels": {"app": "istio-ingressgateway", "istio": "ingressgateway"}}  # the chart's selector labels
+    spread = {c["topologyKey"]: c for c in values["topologySpreadConstraints"]}
+    assert set(spread) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    assert all(c["labelSelector"] == pods and c["maxSkew"] == 1 for c in spread.values())
+    # The chart renders its PodDisruptionBudget only above one replica.
+    assert values.get("podDisruptionBudget") == ({"maxUnavailable": 1} if replicas > 1 else None)
+
+
+@pytest.mark.parametrize(("cloud", "metrics_server"), [("kind", True), ("aws", True), ("gcp", False), ("azure", False)])
+def test_metrics_server_where_the_cluster_has_none(config, cloud, metrics_server):
+    config = rolling(config)
+    config["platform"] = {
+        "cloud": cloud,
+        "regions": [{"kind": "lab", "aws": "us-east-1", "gcp": "europe-west1", "azure": "westeurope"}[cloud]],
+    }
+    records, _ = plan_records(config)
+    charts = [r.inputs for r in records.values() if r.type == RELEASE and r.inputs["chart"] == "metrics-server"]
+    if not metrics_server:
+        assert charts == []  # GKE and AKS run their own
+        return
+    (chart,) = charts
+    assert chart["version"] == METRICS_SERVER_VERSION
+    assert chart["repositoryOpts"] == {"repo": METRICS_SERVER_REPOSITORY}
+    assert chart["namespace"] == "kube-system"
+    # Only kind's kubelets have self-signed serving certificates.
+    assert ("--kubelet-insecure-tls" in chart["values"]["args"]) == (cloud == "kind")
+
+
+def test_prod_metrics_server_survives_a_node_drain():
+    values = metrics_server_values("aws", "prod")
+    assert values["replicas"] == 2
+    assert values["podDisruptionBudget"] == {"enabled": True, "maxUnavailable": 1}
+    assert values["args"] == []
+    assert "replicas" not in metrics_server_values("kind", "dev")
 
 
 def test_dependency_order_crds_then_control_plane_then_gateway_then_custom_resources(config):
@@ -132,6 +219,11 @@ def test_gateway_service_per_cloud(cloud, exposure, annotations):
     if cloud == "aws":
         assert values["annotations"]["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
         assert values["annotations"]["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
+        # IP targets over TCP see the NLB's address unless the target group preserves the client's.
+        assert AWS_PRESERVE_CLIENT_IP.items() <= values["annotations"].items()
+        assert AWS_PRESERVE_CLIENT_IP == {
+            "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=true"
+        }
     if exposure == "external" and cloud == "azure":
         assert "service.beta.kubernetes.io/azure-load-balancer-internal" not in values["annotations"]
 
@@ -172,10 +264,55 @@ def test_gateway_serves_tls_for_the_domain_with_a_self_signed_certificate_on_kin
 def test_knative_scale_to_zero_follows_the_tier(config, tier, scale_to_zero):
     records, _ = plan_records(rolling(config, tier=tier, knative={"install": "always"}))
     assert records["lab-serving-knative-config-autoscaler"].inputs["data"] == {"enable-scale-to-zero": scale_to_zero}
-    assert records["lab-serving-knative-config-features"].inputs["data"] == {"tag-header-based-routing": "Enabled"}
+    assert records["lab-serving-knative-config-features"].inputs["data"] == {
+        "tag-header-based-routing": "Enabled",
+        # GPU versions tolerate the GPU taint and select GPU nodes (tests/test_knative_fields.py).
+        "kubernetes.podspec-tolerations": "Enabled",
+        "kubernetes.podspec-nodeselector": "Enabled",
+    }
     assert records["lab-serving-knative-config-domain"].inputs["data"] == {"127.0.0.1.sslip.io": ""}
     network = records["lab-serving-knative-config-network"].inputs["data"]
     assert network["ingress-class"] == "istio.ingress.networking.knative.dev"
+    # Routes are served over HTTPS by turnout's Gateway, and say so in their status URL.
+    assert network["default-external-scheme"] == "https"
+
+
+def test_knative_serving_joins_the_mesh_but_its_tag_resolver_keeps_registry_egress():
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KNATIVE_NAMESPACE, "labels": {"a": "b"}}}
+    labelled = mesh_enrolment("kubernetes:core/v1:Namespace", namespace)
+    assert labelled["metadata"]["labels"] == {"a": "b", INJECTION_LABEL: "enabled"}
+    assert "labels" in namespace["metadata"] and INJECTION_LABEL not in namespace["metadata"]["labels"]  # a copy
+    controller = {
+        "metadata": {"name": "controller", "namespace": KNATIVE_NAMESPACE},
+        "spec": {"template": {"metadata": {"labels": {"app": "controller"}}}},
+    }
+    opted_out = mesh_enrolment("kubernetes:apps/v1:Deployment", controller)
+    assert opted_out["spec"]["template"]["metadata"]["labels"] == {"app": "controller", POD_INJECTION_LABEL: "false"}
+    activator = {"metadata": {"name": "activator", "namespace": KNATIVE_NAMESPACE}, "spec": {}}
+    assert mesh_enrolment("kubernetes:apps/v1:Deployment", activator) is None  # injected through its namespace
+    assert mesh_enrolment("kubernetes:core/v1:Namespace", {"metadata": {"name": "models"}}) is None
+
+
+def test_knative_core_is_applied_with_the_mesh_enrolment_after_istiod(config, monkeypatch):
+    """The transform runs as serving-core.yaml's objects are registered (at `pulumi up`, not offline), so the
+    namespace exists labelled before any pod; istiod's injector must already answer."""
+    import pulumi_kubernetes as k8s
+
+    from components.mesh import knative
+
+    seen = {}
+    real = k8s.yaml.v2.ConfigFile
+
+    def spy(name, *args, **kwargs):
+        seen[name] = kwargs.get("opts")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(knative.k8s.yaml.v2, "ConfigFile", spy)
+    records, run = plan_records(rolling(config, knative={"install": "always"}))
+    assert knative._enrol_in_mesh in seen["lab-serving-knative-core"].transforms
+    assert not seen["lab-serving-knative-crds"].transforms
+    by_urn = {r.urn: r for r in run.records}
+    assert records["lab-serving-istio-istiod"].urn in closure(by_urn, records["lab-serving-knative-core"].urn)
 
 
 def test_knative_release_manifests_are_recorded_not_fetched(config):
@@ -196,6 +333,8 @@ def test_flagger_reads_istio_metrics_from_prometheus(config):
     flagger = records["lab-serving-flagger-flagger"].inputs
     assert flagger["chart"] == "flagger" and flagger["repositoryOpts"] == {"repo": "https://flagger.app"}
     assert flagger["values"]["meshProvider"] == "istio"
+    # The chart's crds/ installs the CRDs; crd.create (Helm v2 only) would render them twice (test_helm_ownership).
+    assert "crd" not in flagger["values"]
     assert flagger["values"]["metricsServer"] == "http://prometheus-server.istio-system"
     prometheus = records["lab-serving-flagger-prometheus"]
     assert prometheus.inputs["chart"] == "prometheus"
@@ -250,8 +389,9 @@ def test_platform_component_alone(config):
     records = {r.name: r for r in run_function(program).records}
     istiod = records["lab-serving-istio-istiod"].inputs["values"]
     assert istiod["pilot"]["replicaCount"] == 2, "prod runs two istiod replicas"
-    gateway_values = records["lab-serving-istio-gateway"].inputs["values"]
-    assert gateway_values["service"]["type"] == "NodePort"
+    recorded = records["lab-serving-istio-gateway"].inputs["values"]
+    assert recorded["service"]["type"] == "NodePort"
+    assert recorded["podDisruptionBudget"] == {"maxUnavailable": 1}
     # The recorded release values carry the NodePorts kind publishes on localhost:8080/8443.
-    node_ports = {p["port"]: p["nodePort"] for p in gateway_values["service"]["ports"] if "nodePort" in p}
+    node_ports = {p["port"]: p["nodePort"] for p in recorded["service"]["ports"] if "nodePort" in p}
     assert node_ports == KIND_INGRESS_NODE_PORTS

@@ -334,6 +334,8 @@ CASES = {
         passes(lambda: (replication_group(), secondary())),
         passes(lambda: memorystore()),
         passes(lambda: azure_redis()),
+        # Azure refuses persistence on geo-replicated caches: the linked pair's secondary is the copy.
+        passes(lambda: azure_redis(redis_configuration=None, tags={"turnout-geo-replication": "secondary"})),
         passes(lambda: managed_redis_database()),
         passes(in_cluster()),  # its PersistentVolume is another question
         fails(
@@ -350,6 +352,10 @@ CASES = {
         ),
         fails(
             lambda: azure_redis(redis_configuration={"rdb_backup_enabled": "false"}),
+            f'{AZURE_NAME}: keeps no snapshots (redisConfiguration.rdbBackupEnabled is not "true").',
+        ),
+        fails(
+            lambda: azure_redis(redis_configuration=None, tags={"turnout-geo-replication": "none"}),
             f'{AZURE_NAME}: keeps no snapshots (redisConfiguration.rdbBackupEnabled is not "true").',
         ),
         fails(

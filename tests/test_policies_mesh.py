@@ -108,6 +108,13 @@ def server(number=443, protocol="HTTPS", hosts=("*.models.example.com",), tls=No
     return {"port": port, "hosts": list(hosts), **({"tls": tls} if tls is not None else {})}
 
 
+def tls_secrets(*names):
+    """The Secrets a Gateway serves, made by the stack beside it (tls-on-public-gateways checks they are)."""
+    for name in names:
+        metadata = {"name": name, "namespace": "istio-system"}
+        k8s.core.v1.Secret(f"tls-{name}", metadata=metadata, type="kubernetes.io/tls")
+
+
 SIMPLE = {"mode": "SIMPLE", "credentialName": "models-tls"}
 REDIRECT = {"httpsRedirect": True}
 
@@ -204,11 +211,7 @@ CASES = {
             )
         ),
         passes(lambda: virtual_service([])),  # Istio is not installed by this stack: its mesh-wide policy is not ours
-        passes(
-            upstream(
-                lambda opts: peer_authentication({"mtls": {"mode": "PERMISSIVE"}}, "webhook", "knative-serving", opts)
-            )
-        ),
+        # Knative's webhooks: tests/test_policies_mesh_knative.py
         fails(
             istiod,
             NOT_STRICT,
@@ -297,17 +300,25 @@ CASES = {
     ],
     "tls-on-public-gateways": [
         passes(
-            lambda: custom(
-                "gw",
-                "networking.istio.io/v1",
-                "Gateway",
-                {"name": "g", "namespace": "istio-system"},
-                gateway_spec("models.example.com", "tls"),
+            lambda: (
+                custom(
+                    "gw",
+                    "networking.istio.io/v1",
+                    "Gateway",
+                    {"name": "g", "namespace": "istio-system"},
+                    gateway_spec("models.example.com", "tls"),
+                ),
+                tls_secrets("tls"),
             )
         ),
         passes(lambda: gateway(server(443, "TLS", tls={"mode": "PASSTHROUGH"}))),
         passes(lambda: gateway(server(15443, "TLS", tls={"mode": "ISTIO_MUTUAL"}))),
-        passes(lambda: gateway(server(8443, "HTTPS", tls={"mode": "MUTUAL", "credentialNames": ["a", "b"]}))),
+        passes(
+            lambda: (
+                gateway(server(8443, "HTTPS", tls={"mode": "MUTUAL", "credentialNames": ["a", "b"]})),
+                tls_secrets("a", "b"),
+            )
+        ),
         passes(lambda: gateway(server(9000, "GRPC"))),  # not HTTP, not TLS: not this rule's
         passes(upstream(lambda opts: gateway(server(80, "HTTP", ["*"]), opts=opts))),
         fails(

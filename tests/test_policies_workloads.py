@@ -72,7 +72,14 @@ def turnout_cluster(tier: str = "prod", endpoints: tuple[str, ...] = tuple(TURNO
     stack = load(
         {
             "tier": tier,
-            "platform": {"cloud": "kind", "regions": ["lab"]},
+            # A cloud with a GPU pool (search asks for a GPU, which kind refuses); the program below
+            # renders the kind serving platform, so the domain stays kind's.
+            "platform": {
+                "cloud": "aws",
+                "regions": ["us-east-1"],
+                "nodePools": [{"name": "general"}, {"name": "gpu", "gpu": 1}],
+                "serving": {"gateway": {"domain": "127.0.0.1.sslip.io"}},
+            },
             "endpoints": {name: TURNOUT_ENDPOINTS[name] for name in endpoints},
         }
     )

@@ -13,7 +13,9 @@ from turnout.reference import BEGIN, END, config_reference
 
 README = (REPO / "README.md").read_text()
 EXAMPLE = re.compile(
-    r"<!-- example: (?P<name>[a-z0-9-]+), resources: (?P<count>\d+) -->\s*```yaml\n(?P<body>.*?)```", re.S
+    r"<!-- example: (?P<name>[a-z0-9-]+),(?: file: (?P<file>\S+),)? resources: (?P<count>\d+) -->\s*"
+    r"```yaml\n(?P<body>.*?)```",
+    re.S,
 )
 
 
@@ -64,6 +66,7 @@ def test_reference_covers_every_contract_key():
 
 
 EXAMPLES = list(EXAMPLE.finditer(README))
+FILE_EXAMPLES = [m for m in EXAMPLES if m.group("file")]
 
 
 def test_readme_has_examples():
@@ -79,3 +82,17 @@ def test_readme_example_plans_with_its_resource_count(example, project, tmp_path
     assert status == 0, err
     inventory = json.loads((tmp_path / name / "inventory.json").read_text())
     assert len(inventory["resources"]) == int(example.group("count"))
+
+
+@pytest.mark.parametrize("example", FILE_EXAMPLES, ids=lambda m: m.group("name"))
+def test_readme_example_of_a_stack_file_is_that_file(example):
+    """An example that says it is a bundled stack file holds exactly its configuration."""
+    import yaml
+
+    assert yaml.safe_load(example.group("body")) == yaml.safe_load((REPO / example.group("file")).read_text()), (
+        f"README example {example.group('name')!r} differs from {example.group('file')}: copy the file into the README"
+    )
+
+
+def test_the_local_environment_example_is_the_local_stack_file():
+    assert [m.group("file") for m in FILE_EXAMPLES if m.group("name") == "local"] == ["environments/Pulumi.local.yaml"]

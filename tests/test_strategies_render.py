@@ -191,7 +191,8 @@ def test_knative_rolling_replaces_one_configuration_gradually(plans):
     objects = documents(plans / "kn-rolling")
     (configuration,) = [d for d in objects if d["kind"] == "Configuration"]
     assert configuration["metadata"]["name"] == "scores"
-    assert configuration["spec"]["template"]["metadata"]["name"] == "scores-v1", "revisions are named per version"
+    revision = configuration["spec"]["template"]["metadata"]["name"]
+    assert re.fullmatch(r"scores-v1-[0-9a-f]{8}", revision), "revisions are named per version and template"
     (route,) = [d for d in objects if d["kind"] == "Route"]
     assert route["metadata"]["annotations"] == {"serving.knative.dev/rollout-duration": "300s"}
 

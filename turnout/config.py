@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Literal, get_type_hints
 
 from turnout.errors import ConfigError, describe
+from turnout.naming import child
 from turnout.network import DEFAULT_ADDRESS_SPACE, address_space, region_cidrs, region_network
 from turnout.regions import EXAMPLES, KNOWN_REGIONS
-from turnout.schema import config_fields, parse_value, setting, yaml_key
+from turnout.schema import config_fields, parse_object, parse_value, setting, yaml_key
 from turnout.strategies import (
     Strategy,
     check_backend,
@@ -31,10 +32,24 @@ NAMESPACE = "turnout"
 Cloud = Literal["kind", "aws", "gcp", "azure"]
 Tier = Literal["dev", "staging", "prod"]
 
-# Names an endpoint cannot take: each endpoint gets a namespace named after it.
+# Names an endpoint cannot take: each endpoint gets a namespace named after it. These are the
+# namespaces of Kubernetes, of kind, and of the platform turnout installs (Istio, Knative, Flagger,
+# and turnout-system, where a DR stack keeps its record); tests/test_bad_input.py checks that every
+# namespace a plan creates, other than an endpoint's, is listed here.
 RESERVED_ENDPOINT_NAMES = frozenset(
-    {"default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "knative-serving", "flagger-system"}
+    {
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "local-path-storage",
+        "istio-system",
+        "knative-serving",
+        "flagger-system",
+        "turnout-system",
+    }
 )
+RESERVED_ENDPOINT_PREFIX = "kube-"  # reserved by Kubernetes for its own namespaces
 
 # The CPU pool a cloud gets when `nodePools` is absent (machine types per cloud, see DEFAULT_MACHINE_TYPES).
 DEFAULT_MACHINE_TYPES: dict[str, str] = {
@@ -61,6 +76,22 @@ def _matching(pattern: str, allowed: str):
 
     def parse(value: object, path: str) -> str:
         if not isinstance(value, str) or not compiled.fullmatch(value):
+            raise ConfigError(path, describe(value), allowed)
+        return value
+
+    return parse
+
+
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+DOMAIN_MAX = 200  # `ENDPOINT.DOMAIN` (an endpoint name is at most 40) must stay within DNS's 253
+
+
+def _dns_name(longest: int, allowed: str):
+    """Dot-separated DNS labels (RFC 1123 subdomain): no empty label, so no `..` and no edge dots."""
+    compiled = re.compile(rf"{DNS_LABEL}(\.{DNS_LABEL})*")
+
+    def parse(value: object, path: str) -> str:
+        if not isinstance(value, str) or len(value) > longest or not compiled.fullmatch(value):
             raise ConfigError(path, describe(value), allowed)
         return value
 
@@ -124,6 +155,45 @@ class OptionalChart(Chart):
     install: Install = setting("auto: only on clusters whose endpoints need it.", "auto")
 
 
+TlsIssuer = Literal["acme", "private-ca", "secret", "self-signed"]
+DEFAULT_CERTIFICATE = "turnout-gateway-tls"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayTls:
+    """Where the gateway's certificate comes from; see TLS for the gateway."""
+
+    issuer: TlsIssuer | None = setting(
+        "acme: Let's Encrypt through cert-manager, proving the domain with DNS-01 records in dnsZone written with "
+        "the cluster's workload identity; private-ca: cert-manager's own CA (clients must trust its root); secret: "
+        "you create the `certificate` Secret yourself; self-signed (kind only): openssl on `pulumi up`.",
+        None,
+        default_doc="secret when certificate names your own Secret; otherwise self-signed on kind, private-ca "
+        "elsewhere",
+    )
+    server: Literal["letsencrypt", "letsencrypt-staging"] | None = setting(
+        "With acme, required: Let's Encrypt production (trusted by browsers, strict rate limits) or staging "
+        "(untrusted certificates, generous limits: prove the DNS-01 setup first).",
+        None,
+        default_doc="required with acme",
+    )
+    email: str | None = setting(
+        "With acme: the ACME account's contact address.",
+        None,
+        parse=_matching(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an email address such as platform@example.com"),
+        allowed="an email address",
+    )
+    dns_zone: str | None = setting(
+        "With acme, required: the zone cert-manager writes `_acme-challenge` TXT records in, and nothing else: a "
+        "Route 53 hosted zone id (aws), a Cloud DNS managed zone name or projects/PROJECT/managedZones/ZONE (gcp), "
+        "an Azure DNS zone resource id (azure).",
+        None,
+        parse=_matching(r"\S+", "a DNS zone id"),
+        allowed="a DNS zone id",
+        default_doc="required with acme",
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Gateway:
     exposure: Literal["internal", "external"] = setting(
@@ -133,19 +203,25 @@ class Gateway:
     domain: str | None = setting(
         "Hostname suffix of model endpoints (Knative domain, Gateway hosts).",
         None,
-        parse=_matching(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", "a DNS domain such as models.example.com"),
+        parse=_dns_name(
+            DOMAIN_MAX,
+            "a DNS domain such as models.example.com: labels of lowercase letters, digits and "
+            f"'-' separated by single dots, at most {DOMAIN_MAX} characters",
+        ),
         allowed="a DNS domain",
         default_doc="127.0.0.1.sslip.io on kind, models.internal elsewhere",
     )
     certificate: str = setting(
-        "TLS secret (in istio-system, beside the gateway) the Gateway serves; kind generates a self-signed one.",
-        "turnout-gateway-tls",
-        parse=_matching(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", "a Kubernetes secret name"),
+        "TLS Secret (in istio-system, beside the gateway) the Gateway serves: the one tls.issuer writes, or yours.",
+        DEFAULT_CERTIFICATE,
+        parse=_dns_name(253, "a Kubernetes secret name: lowercase letters, digits, '-' and single dots"),
         allowed="a Kubernetes secret name",
     )
+    tls: GatewayTls = setting("Where the certificate comes from.", GatewayTls())
 
 
 ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts"
+KIND_AGENT_IMAGE = "kind.local/turnout-experiment-agent:0.1.0"  # built and `kind load`ed by make up
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,6 +242,13 @@ class Serving:
         Chart(version="27.42.2", repository="https://prometheus-community.github.io/helm-charts"),
     )
     gateway: Gateway = setting("The ingress gateway.", Gateway())
+    agent_image: str | None = setting(
+        "The experiment agent's image (bandit endpoints), as .github/workflows/release-agent.yml publishes it.",
+        None,
+        parse=_image,
+        allowed="an image reference",
+        default_doc=f"{KIND_AGENT_IMAGE} on kind (make up builds and loads it); required on clouds with a bandit",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,6 +295,14 @@ class Platform:
         values=_matching(r"\S+", "a principal"),
         allowed="a list of principals",
     )
+    registries: dict[str, str] = setting(
+        "azure only: each Azure Container Registry the endpoints' images come from, by login server, with its "
+        "resource id (it may be in another resource group or subscription); the clusters' kubelet identity gets "
+        "AcrPull on each.",
+        {},
+        values=_matching(r"\S+", "a registry resource id"),
+        allowed="a mapping of login server (acmemodels.azurecr.io) to resource id",
+    )
     address_space: str | None = setting(
         "Private range each region's /16 network is allocated from, in region order; give each blue/green cell "
         "its own so they can be peered.",
@@ -243,6 +334,14 @@ class DrTarget:
 @dataclass(frozen=True, kw_only=True)
 class Cache:
     engine: Literal["redis", "valkey"] = setting("Cache engine.", "redis")
+    primary_region: str | None = setting(
+        "aws: the region whose copy takes writes. Change it only to the region `turnout failover` promoted (its "
+        "runbook says so), so the stack agrees with the Global Datastore.",
+        None,
+        parse=_region,
+        allowed="a region of the stack that holds a copy of the cache",
+        default_doc="the stack's first region",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -278,6 +377,81 @@ def _strategy(value: object, path: str) -> Strategy:
     return parse_strategy(value, path)
 
 
+_EGRESS_HOST = re.compile(r"(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?(:\d{1,5})?")
+EGRESS_ALLOWED = (
+    "a hostname with at least two labels (a wildcard only as the whole first label, `*.`), and an optional :port "
+    "from 1 to 65535, such as s3.us-east-1.amazonaws.com or *.blob.core.windows.net:443"
+)
+
+
+def _egress(value: object, path: str) -> tuple[str, ...]:
+    """Hosts as `host:port` (port 443 unless given), each once; Istio's rules for ServiceEntry hosts."""
+    if not isinstance(value, list):
+        raise ConfigError(path, describe(value), "a list of hosts: " + EGRESS_ALLOWED)
+    hosts: list[str] = []
+    for index, item in enumerate(value):
+        text = item.lower() if isinstance(item, str) else item
+        if not isinstance(text, str) or not _EGRESS_HOST.fullmatch(text) or len(text.split(":")[0]) > 253:
+            raise ConfigError(f"{path}[{index}]", describe(item), EGRESS_ALLOWED)
+        host, _, port = text.partition(":")
+        if port and not 1 <= int(port) <= 65535:
+            raise ConfigError(f"{path}[{index}]", describe(item), EGRESS_ALLOWED)
+        entry = f"{host}:{int(port) if port else 443}"
+        if entry in hosts:
+            raise ConfigError(f"{path}[{index}]", f"{describe(item)}, listed twice", "each host and port once")
+        hosts.append(entry)
+    return tuple(hosts)
+
+
+_SECRET_NAME = _matching(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", "a Kubernetes secret name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PullSecret:
+    """An image pull Secret in the endpoint's namespace: yours (only `name`), or made by turnout."""
+
+    name: str = setting("The Secret's name.", parse=_SECRET_NAME, allowed="a Kubernetes secret name")
+    registry: str | None = setting(
+        "With username and passwordConfig, turnout creates the Secret (kubernetes.io/dockerconfigjson) for this "
+        "registry host.",
+        None,
+        parse=_matching(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?", "a registry host such as ghcr.io"),
+        allowed="a registry host",
+    )
+    username: str | None = setting("The registry user.", None, parse=_matching(r"\S+", "a user name"), allowed="a name")
+    password_config: str | None = setting(
+        "The Pulumi config key (NAMESPACE:KEY, not turnout:) holding the password or token, set with "
+        "`pulumi config set --secret`: it never appears in the stack file or the plan in clear.",
+        None,
+        parse=_matching(
+            r"(?!turnout:)[A-Za-z0-9_.-]+:[A-Za-z0-9_./-]+", "a Pulumi config key NAMESPACE:KEY outside turnout:"
+        ),
+        allowed="a config key NAMESPACE:KEY",
+    )
+
+
+def _pull_secrets(value: object, path: str) -> tuple[PullSecret, ...]:
+    """Each Secret named once; one turnout makes has all three of registry, username and passwordConfig."""
+    if not isinstance(value, list):
+        allowed = "a list of mappings with keys [name, registry, username, passwordConfig]"
+        raise ConfigError(path, describe(value), allowed)
+    secrets: list[PullSecret] = []
+    for index, item in enumerate(value):
+        secret = parse_object(PullSecret, item, f"{path}[{index}]")
+        given = {"registry": secret.registry, "username": secret.username, "passwordConfig": secret.password_config}
+        missing = [key for key, found in given.items() if found is None]
+        if missing and len(missing) < len(given):
+            raise ConfigError(
+                f"{path}[{index}].{missing[0]}",
+                "nothing",
+                "all of registry, username and passwordConfig (turnout makes the Secret), or none (it is yours)",
+            )
+        if any(other.name == secret.name for other in secrets):
+            raise ConfigError(f"{path}[{index}].name", f"{describe(secret.name)}, listed twice", "each Secret once")
+        secrets.append(secret)
+    return tuple(secrets)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Endpoint:
     backend: Literal["istio", "knative"] = setting("How versions are served and routed.", "istio")
@@ -290,11 +464,24 @@ class Endpoint:
     )
     strategy: Strategy | None = setting(
         "How versions meet users: `type` (recreate, rolling, blue-green, canary, ab-test, shadow, dark-launch, "
-        "feature-flag) and its fields; see Strategies.",
+        "feature-flag, bandit) and its fields; see Strategies.",
         None,
         parse=_strategy,
         allowed="a strategy mapping",
         default_doc="rolling of the only version",
+    )
+    egress: tuple[str, ...] = setting(
+        "Hosts outside the mesh the endpoint's pods may call over TLS (the mesh lets pods reach registered hosts "
+        "only): a hostname or `*.` and a domain, with an optional :port (443 by default); see Egress.",
+        (),
+        parse=_egress,
+        allowed="a list of hostnames with an optional :port",
+    )
+    pull_secrets: tuple[PullSecret, ...] = setting(
+        "Image pull Secrets for every version's pods; see Private registries.",
+        (),
+        parse=_pull_secrets,
+        allowed="a list of mappings",
     )
 
 
@@ -397,11 +584,11 @@ class StackConfig:
 
 def _endpoint_name(key: str, path: str) -> str:
     check_dns_label(key, path, "endpoint name")
-    if key in RESERVED_ENDPOINT_NAMES:
+    if key in RESERVED_ENDPOINT_NAMES or key.startswith(RESERVED_ENDPOINT_PREFIX):
         raise ConfigError(
             path,
             describe(key),
-            "a name that is not a system namespace (" + ", ".join(sorted(RESERVED_ENDPOINT_NAMES)) + ")",
+            "a name that is not a system namespace (" + ", ".join(sorted(RESERVED_ENDPOINT_NAMES)) + ", kube-*)",
         )
     return key
 
@@ -463,6 +650,8 @@ def validate(config: StackConfig) -> StackConfig:
     }
     resolved = dataclasses.replace(config, platform=platform, endpoints=endpoints)
     _validate_serving(resolved)
+    check_derived_names(resolved.platform.regions, resolved.endpoints)
+    check_schedulable(resolved)
     return resolved
 
 
@@ -586,12 +775,92 @@ def _validate_platform(platform: Platform) -> Platform:
         resolved.append(
             dataclasses.replace(pool, machine_type=pool.machine_type or DEFAULT_MACHINE_TYPES[platform.cloud])
         )
-    gateway = platform.serving.gateway
+    gateway = _validate_gateway_tls(platform.serving.gateway, platform.cloud)
     if gateway.domain is None:
         domain = KIND_DOMAIN if platform.cloud == "kind" else CLOUD_DOMAIN
         gateway = dataclasses.replace(gateway, domain=domain)
     serving = dataclasses.replace(platform.serving, gateway=gateway)
     return dataclasses.replace(platform, node_pools=tuple(resolved), serving=serving, **_cluster_access(platform))
+
+
+# Domains no public ACME CA can validate: special-use and private-use names (RFC 6761, RFC 8375, ICANN's
+# .internal) and the shared wildcard-DNS services, whose zones no stack can write a TXT record in.
+NON_PUBLIC_SUFFIXES = ("internal", "local", "localhost", "test", "example", "invalid", "alt", "home.arpa", "lan")
+SHARED_DNS_SUFFIXES = ("sslip.io", "nip.io")
+# The zone cert-manager solves DNS-01 in, as each cloud names it.
+DNS_ZONE_PATTERNS: dict[str, tuple[str, str]] = {
+    "aws": (r"Z[A-Z0-9]{1,31}", "a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ"),
+    "gcp": (
+        r"(projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/managedZones/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?",
+        "a Cloud DNS managed zone name such as models-zone, or projects/PROJECT/managedZones/ZONE",
+    ),
+    "azure": (
+        r"/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w.()]{1,90}/providers/Microsoft\.Network/dnszones/"
+        r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?",
+        "an Azure DNS zone resource id such as /subscriptions/SUBSCRIPTION/resourceGroups/dns/providers/"
+        "Microsoft.Network/dnszones/example.com",
+    ),
+}
+
+
+def _validate_gateway_tls(gateway: Gateway, cloud: str) -> Gateway:
+    """The gateway's certificate source, checked against the cloud and domain, with its default resolved: never
+    an issuer that cannot issue for the domain, never a quiet fallback to another one."""
+    path = key_path("platform.serving.gateway.tls")
+    tls = gateway.tls
+    domain = gateway.domain or (KIND_DOMAIN if cloud == "kind" else CLOUD_DOMAIN)
+    issuer = tls.issuer or (
+        "secret" if gateway.certificate != DEFAULT_CERTIFICATE else ("self-signed" if cloud == "kind" else "private-ca")
+    )
+    if issuer != "acme":
+        for key, value in (("server", tls.server), ("email", tls.email), ("dnsZone", tls.dns_zone)):
+            if value is not None:
+                raise ConfigError(f"{path}.{key}", f"{describe(value)} with issuer {issuer}", f"no {key}: it is acme's")
+    if issuer == "self-signed" and cloud != "kind":
+        raise ConfigError(
+            f"{path}.issuer",
+            f'"self-signed" with cloud {cloud}',
+            "acme, private-ca (cert-manager's CA, renewed in the cluster) or secret; self-signed is kind's",
+        )
+    if issuer == "acme":
+        if cloud == "kind":
+            raise ConfigError(
+                f"{path}.issuer",
+                '"acme" with cloud kind',
+                "self-signed, private-ca or secret: kind has no workload identity to write DNS-01 records with",
+            )
+        labels = domain.lower().split(".")
+        private = len(labels) < 2 or any(
+            domain.lower() == suffix or domain.lower().endswith("." + suffix)
+            for suffix in (*NON_PUBLIC_SUFFIXES, *SHARED_DNS_SUFFIXES)
+        )
+        if private:
+            written = f"domain {domain}" if gateway.domain else f"the default domain {domain}"
+            raise ConfigError(
+                f"{path}.issuer",
+                f'"acme" with {written}, which no public ACME CA can validate',
+                "private-ca (or secret) for it, or acme with platform.serving.gateway.domain set to a public "
+                "domain whose DNS zone you control",
+            )
+        if tls.server is None:
+            raise ConfigError(
+                f"{path}.server",
+                "nothing, with issuer acme",
+                "letsencrypt (production) or letsencrypt-staging: say which, there is no default",
+            )
+        pattern, example = DNS_ZONE_PATTERNS[cloud]
+        if tls.dns_zone is None:
+            raise ConfigError(f"{path}.dnsZone", "nothing, with issuer acme", f"on {cloud}, {example}")
+        if not re.fullmatch(pattern, tls.dns_zone):
+            raise ConfigError(f"{path}.dnsZone", describe(tls.dns_zone), f"on {cloud}, {example}")
+        zone_name = tls.dns_zone.rsplit("/", 1)[-1].lower() if cloud == "azure" else None
+        if zone_name and not (domain.lower() == zone_name or domain.lower().endswith("." + zone_name)):
+            raise ConfigError(
+                f"{path}.dnsZone",
+                f"zone {zone_name}, which does not hold domain {domain}",
+                f"the Azure DNS zone of {domain} or of a parent domain",
+            )
+    return dataclasses.replace(gateway, tls=dataclasses.replace(tls, issuer=issuer))
 
 
 # Who may be a cluster admin, as each cloud names principals.
@@ -694,6 +963,7 @@ def _validate_endpoint(endpoint: Endpoint, path: str, tier: str) -> Endpoint:
     versions = {
         name: _resolve_replicas(version, f"{path}.versions.{name}", tier) for name, version in endpoint.versions.items()
     }
+    _check_serving_replicas(endpoint.backend, strategy, endpoint.versions, path, tier)
     return dataclasses.replace(endpoint, strategy=strategy, versions=versions)
 
 
@@ -709,3 +979,84 @@ def _strategy_names() -> list[str]:
     from turnout.strategies import STRATEGY_TYPES
 
     return list(STRATEGY_TYPES)
+
+
+def _check_serving_replicas(
+    backend: str, strategy: Strategy, versions: Mapping[str, ModelVersion], path: str, tier: str
+):
+    """`replicas.min: 0` only where something brings pods back: Knative's activator, outside prod."""
+    from turnout.traffic import traffic_plan
+
+    plan = traffic_plan(strategy)
+    for name in plan.running_versions if backend == "knative" else plan.routed_versions:
+        if versions[name].replicas.min != 0:
+            continue
+        if backend == "istio":
+            raise ConfigError(
+                f"{path}.versions.{name}.replicas.min",
+                "0 for a version that serves traffic on the istio backend (it would get no pods and no autoscaler)",
+                "at least 1; scaling to zero needs backend: knative",
+            )
+        if tier == "prod":
+            raise ConfigError(
+                f"{path}.versions.{name}.replicas.min",
+                "0 in a prod stack (Knative would scale the version to zero between requests)",
+                "at least 1 in prod (the prod-min-replicas policy asks for 2)",
+            )
+
+
+def check_schedulable(config: StackConfig) -> None:
+    """GPU requests need a node that has them: kind has none; a cloud needs a GPU node pool."""
+    platform = config.platform
+    most = max((pool.gpu for pool in platform.node_pools), default=0)
+    for endpoint_name, endpoint in config.endpoints.items():
+        for version_name, version in endpoint.versions.items():
+            wanted = version.resources.gpu
+            if not wanted or wanted <= most:
+                continue
+            path = key_path(f"endpoints.{endpoint_name}.versions.{version_name}.resources.gpu")
+            if platform.cloud == "kind":
+                raise ConfigError(
+                    path, f"{wanted} GPU(s) with cloud kind", "0 on kind (kind nodes are containers without GPUs)"
+                )
+            pools = ", ".join(f"{p.name} ({p.gpu})" for p in platform.node_pools)
+            raise ConfigError(
+                path,
+                f"{wanted} GPU(s), but no node pool has that many GPUs per node (pools: {pools})",
+                f"at most {most}, or a pool in {key_path('platform.nodePools')} with gpu: {wanted} or more, "
+                f"e.g. {{name: gpu, machineType: ..., min: 0, max: 2, gpu: {wanted}}}",
+            )
+
+
+# Resource names turnout derives from keys, as `turnout.naming.child` joins them with '-' (see
+# stacks/turnout_cell.py and components/endpoint/): each template is one resource type, and two
+# resources of one type with one name are the same URN. The cluster is `<stack>-<region>` on every
+# cluster of the stack, so the region stands for it.
+_DERIVED_NAME_TEMPLATES = (
+    ("endpoint", lambda endpoint, version: (), "all"),  # ModelEndpoint `<cluster>-<endpoint>`
+    ("workload", lambda endpoint, version: (version,), "all"),  # ModelWorkload and its Deployment, HPA, PDB
+    ("Knative revision", lambda endpoint, version: ("knative", version), "knative"),  # its ServiceAccount, Config
+)
+
+
+def check_derived_names(regions: tuple[str, ...], endpoints: Mapping[str, Endpoint]) -> None:
+    """Different keys must not derive one resource name (`fraud` + version `score-v1` and `fraud-score`
+    + version `v1` both give `<cluster>-fraud-score-v1`): the engine refuses duplicate URNs."""
+    for what, suffix, backends in _DERIVED_NAME_TEMPLATES:
+        owners: dict[str, str] = {}
+        for region in regions:
+            for endpoint_name, endpoint in endpoints.items():
+                if backends != "all" and endpoint.backend != backends:
+                    continue
+                for version_name in endpoint.versions if suffix("e", "v") else [None]:
+                    name = child(region, endpoint_name, *suffix(endpoint_name, version_name))
+                    key = f"endpoints.{endpoint_name}" + (f".versions.{version_name}" if version_name else "")
+                    where = f"{key_path(key)}" + (f" in region {region}" if len(regions) > 1 else "")
+                    first = owners.setdefault(name, where)
+                    if first != where:
+                        raise ConfigError(
+                            key_path(key),
+                            f"a name that gives the {what} resource name {name.removeprefix(region + '-')!r} "
+                            f"(names are joined with '-'), which {first} gives too",
+                            "endpoint and version names that stay distinct when joined with '-': rename one of them",
+                        )

@@ -10,6 +10,9 @@ pilot light's standby runs no model pods until someone scales them up. The runbo
    a warning, not a failure, when the primary still looks healthy.
 3. cache promotion: `FailoverGlobalReplicationGroup` to REGION's member, then `DescribeGlobalReplicationGroups`
    until that member is PRIMARY and the datastore available: the measured "cache promotion" term of dr.json.
+   Then the stack file must say so: `turnout:cache.primaryRegion: REGION` (printed with the file to edit), so
+   the next `pulumi up` points workloads' writes at the promoted copy and agrees with the Global Datastore
+   (whose reported primary turnout ignores as a change, instead of replacing the datastore over it).
 4. standby capacity: for a pilot light, the exact `kubectl` commands that give REGION's model workloads the
    replicas the primary runs (the runbook holds AWS credentials, not cluster credentials).
 5. summary: each step's duration and the total against the stack's RTO estimate.
@@ -485,6 +488,8 @@ class Failover:
         if self.dry_run:
             self.emit(f"    would call {call}")
             self.emit(f"    would wait until {goal} (polling every {self.poll:g}s, timeout {self.timeout:g}s)")
+            for line in self.stack_file_change():
+                self.emit(f"    {line}")
             result.outcome = f"dry run: not promoted (dr.json estimates {estimate})"
             return
         began = self.clock()
@@ -524,9 +529,24 @@ class Failover:
                 )
             self.sleep(max(0.0, min(self.poll, deadline - self.clock())))
         self.promotion_seconds = self.clock() - began
+        for line in self.stack_file_change():
+            self.emit(f"    {line}")
         result.outcome = (
             f"{member} in {self.region} is primary after {self.promotion_seconds:.1f}s (dr.json estimates {estimate})"
         )
+
+    def stack_file_change(self) -> list[str]:
+        """What the stack file must say once REGION's copy is primary, and how to apply it."""
+        stack = short_name(self.facts.stack)
+        setting = f"turnout:cache: {{..., primaryRegion: {self.region}}}"
+        default = " (or no primaryRegion: the stack's first region is the default)"
+        return [
+            f"then make the stack agree: in environments/Pulumi.{stack}.yaml set {setting}"
+            + (default if self.region == self.facts.primary_region else ""),
+            f"and run `pulumi refresh --stack {self.facts.stack}` then `pulumi up --stack {self.facts.stack}`: the "
+            "workloads' writes move to the promoted copy, and the Global Datastore is neither replaced nor failed "
+            "back (its reported primary is ignored as a change)",
+        ]
 
     # 4. standby capacity
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 PROJECT = "turnout"
 K8S_NAME_MAX = 63
@@ -45,3 +46,27 @@ def labels(endpoint: str, version: str | None, tier: str) -> dict[str, str]:
         result["app.kubernetes.io/version"] = version
         result["turnout.dev/version"] = version
     return result
+
+
+HASH_SUFFIX = 9  # "-" and 8 hex digits
+HASHED_PREFIX_MAX = K8S_NAME_MAX - HASH_SUFFIX
+
+
+def content_hash(content: object) -> str:
+    """Eight hex digits of the SHA-256 of `content` as canonical JSON: equal contents give equal hashes."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def hashed_name_prefix(*parts: str) -> str:
+    """The parts joined, shortened like k8s_name's (head and a hash of the whole) to leave room for `-<hash>`."""
+    name = "-".join(parts)
+    if len(name) <= HASHED_PREFIX_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: HASHED_PREFIX_MAX - HASH_SUFFIX].rstrip('-')}-{digest}"
+
+
+def hashed_name(*parts: str, content: object) -> str:
+    """`<parts>-<hash of content>` within 63 characters: a name that changes exactly when `content` does."""
+    return f"{hashed_name_prefix(*parts)}-{content_hash(content)}"

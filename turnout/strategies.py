@@ -8,8 +8,9 @@ that strategy knows (weights that sum to 100, a default that is a variant, ...).
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from turnout.errors import ConfigError, describe
 from turnout.schema import parse_object, setting
@@ -305,18 +306,148 @@ class FeatureFlag:
             )
 
 
-Strategy = Recreate | Rolling | BlueGreen | Canary | AbTest | Shadow | DarkLaunch | FeatureFlag
+# Istio's default buckets of istio_request_duration_milliseconds (its stats filter): a `reward.latencyMs`
+# is a bucket boundary, so "answered within latencyMs" is a count Prometheus holds exactly.
+ISTIO_LATENCY_BUCKETS_MS = (
+    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
+)  # fmt: skip
+BANDIT_POLICIES = ("thompson", "ucb1", "epsilon-greedy")
+MAX_ARMS = 10
+_PRINCIPAL = re.compile(r"^[a-z0-9.-]+/ns/[a-z0-9]([-a-z0-9]*[a-z0-9])?/sa/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def _fraction(value: object, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(path, describe(value), "a number from 0 to 1, such as 0.1")
+    return float(value)
+
+
+def _latency_bucket(value: object, path: str) -> float:
+    allowed = "one of Istio's latency buckets (ms): " + ", ".join(f"{b:g}" for b in ISTIO_LATENCY_BUCKETS_MS)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value not in ISTIO_LATENCY_BUCKETS_MS:
+        raise ConfigError(path, describe(value), allowed)
+    return value
+
+
+def _caller(value: object, path: str) -> str:
+    if isinstance(value, str) and ("/" in value and _PRINCIPAL.match(value)):
+        return value
+    if isinstance(value, str) and "/" not in value:
+        return check_dns_label(value, path, "namespace")
+    raise ConfigError(
+        path, describe(value), "a namespace name, or a workload principal such as cluster.local/ns/shop/sa/checkout"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reward:
+    source: Literal["feedback", "slo"] = setting(
+        "feedback: callers report outcomes to the experiment agent; slo: a request without a 5xx answered within "
+        "latencyMs is a success, counted by the mesh.",
+        "feedback",
+    )
+    latency_ms: float | None = setting(
+        "With source slo: the latency (ms) a success answers within; one of Istio's histogram buckets.",
+        None,
+        parse=_latency_bucket,
+        allowed="one of Istio's latency buckets: 0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, ...",
+    )
+    unreported: Literal["zero", "unknown"] | None = setting(
+        "With source feedback: zero (callers report rewards only; a request without feedback earned 0) or unknown "
+        "(callers report every outcome, 0 included; unreported requests do not count).",
+        None,
+        default_doc='"zero"',
+    )
+    callers: tuple[str, ...] = setting(
+        "With source feedback: who may post feedback, namespaces or principals (cluster.local/ns/NS/sa/SA).",
+        (),
+        values=_caller,
+        allowed="a list of namespaces or principals",
+        default_doc="any workload of the mesh",
+    )
+
+    def validate(self, path: str) -> None:
+        if self.source == "slo" and self.latency_ms is None:
+            raise ConfigError(f"{path}.latencyMs", "nothing, with source slo", "the latency a success answers within")
+        if self.source == "feedback" and self.latency_ms is not None:
+            raise ConfigError(f"{path}.latencyMs", f"{self.latency_ms:g} with source feedback", "latencyMs with slo")
+        if self.source == "slo" and self.unreported is not None:
+            raise ConfigError(
+                f"{path}.unreported", repr(self.unreported) + " with source slo", "unreported with feedback"
+            )
+        if self.source == "slo" and self.callers:
+            raise ConfigError(f"{path}.callers", "callers with source slo", "no callers: the mesh measures slo rewards")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bandit:
+    TYPE: ClassVar[str] = "bandit"
+    arms: tuple[str, ...] = setting(
+        "The versions traffic is split across (2 to 10); the experiment agent moves traffic toward better ones.",
+        values=_version_key,
+        min_items=2,
+        allowed="a list of 2 to 10 versions",
+    )
+    policy: Literal["thompson", "ucb1", "epsilon-greedy"] = setting(
+        "How rewards become weights (turnout.experiments.bandit.allocate).", "thompson"
+    )
+    epsilon: float = setting(
+        "epsilon-greedy: the share the arms other than the best split.", 0.1, parse=_fraction, allowed="0 to 1"
+    )
+    reward: Reward = setting("What counts as a reward; see Experiments.", Reward())
+    interval: int = setting(
+        "Time between weight updates.", 30, parse=parse_duration, default_doc='"30s"', allowed="a duration"
+    )
+    min_weight: int = setting(
+        "Percent every arm keeps, so the agent never stops learning about it.",
+        5,
+        parse=_percent(0, 50),
+        allowed="an integer from 0 to 50",
+    )
+
+    def versions_named(self) -> dict[str, str]:
+        return {f"arms[{index}]": version for index, version in enumerate(self.arms)}
+
+    def validate(self, path: str) -> None:
+        if len(self.arms) > MAX_ARMS:
+            raise ConfigError(f"{path}.arms", f"{len(self.arms)} arms", f"2 to {MAX_ARMS} versions")
+        for index, arm in enumerate(self.arms):
+            if arm in self.arms[:index]:
+                raise ConfigError(f"{path}.arms[{index}]", f"{arm!r} listed twice", "distinct versions")
+        if self.min_weight * len(self.arms) > 100:
+            raise ConfigError(
+                f"{path}.minWeight",
+                f"{self.min_weight}, which {len(self.arms)} arms cannot all keep ({self.min_weight * len(self.arms)}%)",
+                f"at most {100 // len(self.arms)} with {len(self.arms)} arms",
+            )
+        if self.interval < 5 or self.interval > 86400:
+            raise ConfigError(f"{path}.interval", f"{self.interval} seconds", 'a duration from "5s" to "1d"')
+        self.reward.validate(f"{path}.reward")
+
+    def initial_weights(self) -> dict[str, int]:
+        """An even split in whole percentages, the remainder to the first arms (what allocate gives without data)."""
+        share, extra = divmod(100, len(self.arms))
+        return {arm: share + (1 if index < extra else 0) for index, arm in enumerate(self.arms)}
+
+
+Strategy = Recreate | Rolling | BlueGreen | Canary | AbTest | Shadow | DarkLaunch | FeatureFlag | Bandit
 
 STRATEGY_TYPES: dict[str, type] = {
-    cls.TYPE: cls for cls in (Recreate, Rolling, BlueGreen, Canary, AbTest, Shadow, DarkLaunch, FeatureFlag)
+    cls.TYPE: cls for cls in (Recreate, Rolling, BlueGreen, Canary, AbTest, Shadow, DarkLaunch, FeatureFlag, Bandit)
 }
 
 # What each backend can express. Knative routes by weight and by its own tag header only, so
-# header-, cookie- and mirror-based strategies need the Istio backend.
+# header-, cookie- and mirror-based strategies need the Istio backend. A bandit needs Istio too: its
+# answers carry x-turnout-version set per destination, which a Knative Route cannot set.
 BACKEND_STRATEGIES: dict[str, frozenset[str]] = {
     "istio": frozenset(STRATEGY_TYPES),
     "knative": frozenset({"recreate", "rolling", "canary", "ab-test"}),
 }
+
+
+def learns_from_traffic(strategy: Strategy | None) -> bool:
+    """Whether the endpoint runs an experiment agent (and its cluster the Prometheus the agent reads)."""
+    return isinstance(strategy, Bandit)
 
 
 def parse_strategy(value: Any, path: str) -> Strategy:
@@ -343,6 +474,13 @@ def with_default_version(strategy: Strategy, only_version: str | None, path: str
 
 
 def check_backend(strategy: Strategy, backend: str, path: str, backend_path: str) -> None:
+    if backend == "knative" and isinstance(strategy, Bandit):
+        raise ConfigError(
+            f"{path}.type",
+            f"'bandit' with backend 'knative' ({backend_path})",
+            "bandit with backend istio only: the experiment agent patches a VirtualService whose destinations set "
+            "x-turnout-version on each answer; a Knative Route sets no response header per revision",
+        )
     if strategy.TYPE not in BACKEND_STRATEGIES[backend]:
         supported = ", ".join(sorted(BACKEND_STRATEGIES[backend]))
         raise ConfigError(

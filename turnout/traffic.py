@@ -14,6 +14,7 @@ from typing import Any
 from turnout.strategies import (
     VARIANT_HEADER,
     AbTest,
+    Bandit,
     BlueGreen,
     Canary,
     DarkLaunch,
@@ -153,6 +154,11 @@ def _feature_flag(strategy: FeatureFlag) -> tuple[Route, ...]:
     return (*by_variant, Route(None, _all_to(strategy.variants[strategy.default_variant])))
 
 
+def _bandit(strategy: Bandit) -> tuple[Route, ...]:
+    """The initial split; the experiment agent rewrites these weights every `interval` from then on."""
+    return (Route(None, tuple(Destination(arm, weight) for arm, weight in strategy.initial_weights().items())),)
+
+
 _ROUTES: dict[type, Callable[[Any], tuple[Route, ...]]] = {
     Recreate: _single,
     Rolling: _single,
@@ -162,6 +168,7 @@ _ROUTES: dict[type, Callable[[Any], tuple[Route, ...]]] = {
     Shadow: _shadow,
     DarkLaunch: _dark_launch,
     FeatureFlag: _feature_flag,
+    Bandit: _bandit,
 }
 
 

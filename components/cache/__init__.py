@@ -35,6 +35,10 @@ SERVICES = {"kind": "in-cluster", "aws": "elasticache", "gcp": "memorystore", "a
 ENGINES = {"kind": ("redis", "valkey"), "aws": ("redis", "valkey"), "gcp": ("redis",), "azure": ("redis",)}
 # Clouds whose cache product replicates across regions (ElastiCache Global Datastore, Azure geo-replication).
 CROSS_REGION = ("aws", "azure")
+# Clouds whose cross-region replication excludes snapshots: Azure Cache for Redis refuses persistence on
+# geo-replicated caches ("Persistence isn't supported with geo-replication"); the geo-secondary is the copy, and a
+# point-in-time copy is an Export, which either linked cache allows, taken outside the stack.
+NO_SNAPSHOTS_WITH_REPLICAS = ("azure",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +68,9 @@ class CacheArgs:
     """How often a snapshot is taken; the cloud's nearest supported period is used (`backup_period`)."""
     backup_retention_days: int = DEFAULT_BACKUP_RETENTION_DAYS
     """How long snapshots are kept where the cloud lets it be set (ElastiCache); others keep the latest."""
+    primary_region: str | None = None
+    """The copy that takes writes now (`turnout:cache.primaryRegion`, ElastiCache only, after a failover); None:
+    `primary`'s. `primary` stays the copy the cache was founded on, whatever takes writes later."""
 
     @property
     def sites(self) -> tuple[CacheSite, ...]:
@@ -100,6 +107,12 @@ def backup_period(cloud: str, interval_seconds: int) -> int:
     return min(periods, key=lambda period: (abs(period - interval_seconds), period))
 
 
+def keeps_snapshots(cloud: str, replica_regions: tuple[str, ...]) -> bool:
+    """Whether the cache takes snapshots: always, except where its cross-region replicas exclude them (then the
+    backup interval and retention mean nothing, and are not checked)."""
+    return not (replica_regions and cloud in NO_SNAPSHOTS_WITH_REPLICAS)
+
+
 def check_cache_settings(
     *,
     cloud: str,
@@ -107,8 +120,11 @@ def check_cache_settings(
     backup_interval_seconds: int,
     backup_retention_days: int,
     replica_regions: tuple[str, ...] = (),
+    primary_region: str | None = None,
+    cache_regions: tuple[str, ...] = (),
 ) -> None:
-    """Refuse, naming the `turnout:cache` key, what the cloud's cache cannot do, before anything is created."""
+    """Refuse, naming the `turnout:cache` key, what the cloud's cache cannot do, before anything is created.
+    `cache_regions`: the regions that hold a copy (the founding one first), for `primary_region`."""
     if engine not in ENGINES[cloud]:
         raise NotSupportedError(
             key_path(f"{CACHE_KEY}.engine"),
@@ -117,7 +133,8 @@ def check_cache_settings(
         )
     periods = BACKUP_PERIODS.get(cloud)
     shortest = periods[0] if periods else KIND_MIN_BACKUP_SECONDS
-    if backup_interval_seconds < shortest:
+    snapshots = keeps_snapshots(cloud, replica_regions)
+    if snapshots and backup_interval_seconds < shortest:
         supported = ", ".join(f"{period}s" for period in periods) if periods else f"any interval from {shortest}s"
         raise ConfigError(
             key_path(f"{CACHE_KEY}.backupInterval"),
@@ -125,7 +142,7 @@ def check_cache_settings(
             f"at least {shortest}s: {SERVICES[cloud]} snapshots every {supported}",
         )
     low, high = AWS_RETENTION_DAYS if cloud == "aws" else (1, 3650)
-    if not low <= backup_retention_days <= high:
+    if snapshots and not low <= backup_retention_days <= high:
         raise ConfigError(
             key_path(f"{CACHE_KEY}.backupRetention"),
             f"{backup_retention_days} days on {cloud}",
@@ -142,6 +159,28 @@ def check_cache_settings(
             f"cross-region replicas in {', '.join(replica_regions)} on {cloud} ({reason})",
             "a single-region cache on kind and gcp; cross-region replicas on " + " and ".join(CROSS_REGION),
         )
+    if primary_region is not None:
+        check_primary_region(cloud, primary_region, cache_regions)
+
+
+PRIMARY_REGION_CLOUDS = ("aws",)
+
+
+def check_primary_region(cloud: str, primary_region: str, cache_regions: tuple[str, ...]) -> None:
+    """`turnout:cache.primaryRegion` names a region holding a copy, on a cloud whose failover turnout runs."""
+    path = key_path(f"{CACHE_KEY}.primaryRegion")
+    if cloud not in PRIMARY_REGION_CLOUDS:
+        raise NotSupportedError(
+            path,
+            f"{primary_region!r} on {cloud}",
+            "primaryRegion on " + ", ".join(PRIMARY_REGION_CLOUDS) + " (after `turnout failover`)",
+        )
+    if cache_regions and primary_region not in cache_regions:
+        raise ConfigError(
+            path,
+            f"{primary_region!r}, which holds no copy of the cache",
+            "a region with a copy: " + ", ".join(cache_regions),
+        )
 
 
 def check_cache_args(cloud: str, args: CacheArgs) -> None:
@@ -152,6 +191,8 @@ def check_cache_args(cloud: str, args: CacheArgs) -> None:
         backup_interval_seconds=args.backup_interval_seconds,
         backup_retention_days=args.backup_retention_days,
         replica_regions=tuple(site.region for site in args.replicas),
+        primary_region=args.primary_region,
+        cache_regions=tuple(site.region for site in args.sites),
     )
 
 

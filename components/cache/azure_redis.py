@@ -1,20 +1,26 @@
-"""Azure Cache for Redis beside the AKS clusters: a Premium cache per region with its replica in another zone,
-TLS 1.2 or newer on the TLS port only, no public network access (a private endpoint in the AKS VNet with its
-privatelink DNS zone), access-key AUTH, and RDB persistence at the supported frequency nearest the backup
-interval, written with a managed identity (no storage key anywhere) to a storage account that admits only
+"""Azure Cache for Redis beside the AKS clusters: a Premium cache per region, TLS 1.2 or newer on the TLS port
+only, no public network access (a private endpoint in the AKS node subnet), access-key AUTH, and, for a cache
+without geo-replication, its replica in another zone and RDB persistence at the supported frequency nearest the
+backup interval, written with a managed identity (no storage key anywhere) to a storage account that admits only
 trusted Azure services.
 
-With replicas, passive geo-replication links each replica region's cache to the primary as a read-only
-secondary. Azure refuses persistence on geo-replicated caches: the geo-secondary then is the copy, and
-`replication["backup"]` is null.
+With replicas, passive geo-replication links each replica region's cache to the primary as a read-only secondary.
+Azure's rules for linked caches ("Configure passive geo-replication for Premium Azure Cache for Redis instances"):
+- "Persistence isn't supported with geo-replication": the geo-secondary is the copy, `replication["backup"]` is
+  null, and a point-in-time copy is an Export (from either cache), which the stack does not schedule;
+- "Zone Redundancy isn't supported with geo-replication": linked caches are not zonal;
+- "Private links can't be added to caches that are already geo-replicated": the link waits for both caches'
+  private endpoints and their DNS.
+
+One `privatelink.redis.cache.windows.net` zone serves every region, linked to every region's VNet: a VNet can be
+linked to only one zone of a name, so per-region zones would leave a network peered with two regions (a runner, a
+hub) unable to resolve both caches. Cache and storage account names are unique across Azure: they carry a hash of
+the subscription (components/cluster/azure_limits.py).
 
 Encryption at rest uses Microsoft-managed keys: customer-managed keys are an Enterprise-tier feature.
 """
 
 from __future__ import annotations
-
-import hashlib
-import re
 
 import pulumi
 from pulumi_azure_native import authorization, managedidentity, network, privatedns, redis, resources, storage
@@ -25,30 +31,35 @@ from components.cache import (
     CacheConnection,
     CacheSite,
     backup_period,
-    bounded_name,
     check_cache_args,
+    keeps_snapshots,
     replication_document,
 )
 from components.cluster.aks import role_assignment_name, role_definition
+from components.cluster.azure_limits import azure_name, global_name
 from turnout.naming import child
 
 PORT = 6380  # the TLS port; the plain-text port 6379 stays disabled
 SKU_CAPACITY = {"prod": 2}  # Premium P2 (13 GB) in prod, P1 (6 GB) elsewhere
 DEFAULT_SKU_CAPACITY = 1
-ZONES = ["1", "2"]  # the primary and its one replica in different zones (geo-replication takes one replica)
+ZONES = ["1", "2"]  # a cache's primary and its one replica in different zones, when it is not geo-replicated
 REDIS_VERSION = "6"
 PRIVATE_DNS_ZONE = "privatelink.redis.cache.windows.net"
+GEO_REPLICATION_TAG = "turnout-geo-replication"  # primary or secondary on a linked cache (policies: cache-backups)
 # Built-in role: read and write blobs, nothing else on the account.
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
-CACHE_NAME_MAX = 63
-STORAGE_NAME_MAX = 24
 
 
-def storage_account_name(cache: str) -> str:
-    """A storage account name (3-24 lowercase letters and digits, globally unique) derived from the cache's:
-    its letters and digits, cut to leave room for 6 hex digits of its hash, which keep cut names distinct."""
-    stem = re.sub(r"[^a-z0-9]", "", cache.lower())
-    return stem[: STORAGE_NAME_MAX - 6] + hashlib.sha256(cache.encode()).hexdigest()[:6]
+def cache_name(site: str, subscription_id: str) -> str:
+    """The cache's name (its host is `<name>.redis.cache.windows.net`): unique across Azure, so it carries a hash of
+    the subscription."""
+    return global_name("redis", site, subscription_id)
+
+
+def storage_account_name(site: str, subscription_id: str) -> str:
+    """A storage account name (3-24 lowercase letters and digits, unique across Azure) derived from the cache site's:
+    its letters and digits, cut to leave room for 6 hex digits of a hash of subscription and site."""
+    return global_name("storage_account", site, subscription_id)
 
 
 class AzureRedisCache(CacheComponent):
@@ -58,13 +69,30 @@ class AzureRedisCache(CacheComponent):
         self.port = PORT
         self._client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         period = backup_period("azure", args.backup_interval_seconds)
+        replicas = tuple(site.region for site in args.replicas)
         # Persistence only without geo-replication, which Azure does not allow together with it.
-        persisted_minutes = None if args.replicas else period // 60
+        persisted_minutes = period // 60 if keeps_snapshots("azure", replicas) else None
+        zonal = not args.replicas  # Azure does not geo-replicate zone-redundant caches
+        mine = pulumi.ResourceOptions(parent=self)
 
-        primary, primary_group = self._region(name, args, args.primary, "primary", persisted_minutes)
+        primary_group = self._group(name, args, args.primary.region)
+        # One privatelink zone for every region, in the primary's resource group.
+        self._zone = privatedns.PrivateZone(
+            child(name, "dns"),
+            private_zone_name=PRIVATE_DNS_ZONE,
+            resource_group_name=primary_group.name,
+            location="global",
+            tags=self._tags(args),
+            opts=mine,
+        )
+        self._zone_group = primary_group
+        primary, primary_ready = self._region(
+            name, args, args.primary, primary_group, "primary", persisted_minutes, zonal
+        )
         self.auth_token = self.connection_for(args.primary.region).password
         for site in args.replicas:
-            secondary, _ = self._region(name, args, site, "replica", None)
+            group = self._group(name, args, site.region)
+            secondary, secondary_ready = self._region(name, args, site, group, "replica", None, zonal)
             redis.LinkedServer(
                 child(name, site.region, "geo-link"),
                 name=primary.name,
@@ -73,7 +101,8 @@ class AzureRedisCache(CacheComponent):
                 linked_redis_cache_id=secondary.id,
                 linked_redis_cache_location=site.region,
                 server_role="Secondary",
-                opts=pulumi.ResourceOptions(parent=self),
+                # Private links cannot be added to caches that are already geo-replicated.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*primary_ready, *secondary_ready]),
             )
 
         self.replication = replication_document(
@@ -81,8 +110,8 @@ class AzureRedisCache(CacheComponent):
             engine=args.engine,
             primary_region=args.primary.region,
             nodes_per_region=2,
-            zone_redundant=True,
-            replica_regions=tuple(site.region for site in args.replicas),
+            zone_redundant=zonal,
+            replica_regions=replicas,
             cross_region="azure-passive-geo-replication",
             backup=None
             if persisted_minutes is None
@@ -95,27 +124,40 @@ class AzureRedisCache(CacheComponent):
         )
         self._register()
 
+    @staticmethod
+    def _tags(args: CacheArgs) -> dict:
+        return {"managed-by": "pulumi", "turnout-cache": args.cache_name}
+
+    def _group(self, name: str, args: CacheArgs, region: str) -> resources.ResourceGroup:
+        return resources.ResourceGroup(
+            child(name, region, "rg"),
+            resource_group_name=azure_name("resource_group", child(args.cache_name, region, "rg")),
+            location=region,
+            tags=self._tags(args),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     def _region(
-        self, name: str, args: CacheArgs, site: CacheSite, role: str, persisted_minutes: int | None
-    ) -> tuple[redis.Redis, resources.ResourceGroup]:
-        """One region's cache, its private endpoint and DNS, and (when persisted) its backup storage."""
+        self,
+        name: str,
+        args: CacheArgs,
+        site: CacheSite,
+        group: resources.ResourceGroup,
+        role: str,
+        persisted_minutes: int | None,
+        zonal: bool,
+    ) -> tuple[redis.Redis, list[pulumi.Resource]]:
+        """One region's cache, its private endpoint and DNS, and (when persisted) its backup storage; returns the
+        cache and what must exist before it is geo-replicated."""
         cluster, region = site.cluster, site.region
         prefix = child(name, region)
-        mine = pulumi.ResourceOptions(parent=self)
-        cache_name = bounded_name(child(args.cache_name, region), CACHE_NAME_MAX)
-        tags = {"managed-by": "pulumi", "turnout-cache": args.cache_name}
-        group = resources.ResourceGroup(
-            child(prefix, "rg"),
-            resource_group_name=child(cache_name, "rg"),
-            location=region,
-            tags=tags,
-            opts=mine,
-        )
+        site_name = child(args.cache_name, region)
+        tags = self._tags(args)
         persistence: dict = {}
         identity = None
         after: list[pulumi.Resource] = []
         if persisted_minutes is not None:
-            identity, grant, blob_endpoint = self._backup_storage(prefix, cache_name, region, group, tags)
+            identity, grant, blob_endpoint = self._backup_storage(prefix, site_name, region, group, tags)
             after.append(grant)
             persistence = {
                 "rdb_backup_enabled": "true",
@@ -128,12 +170,12 @@ class AzureRedisCache(CacheComponent):
             }
         cache = redis.Redis(
             child(prefix, "cache"),
-            name=cache_name,
+            name=self._client.subscription_id.apply(lambda subscription: cache_name(site_name, subscription)),
             resource_group_name=group.name,
             location=region,
             sku={"name": "Premium", "family": "P", "capacity": SKU_CAPACITY.get(args.tier, DEFAULT_SKU_CAPACITY)},
             redis_version=REDIS_VERSION,
-            zones=ZONES,
+            zones=ZONES if zonal else None,
             replicas_per_primary=1,
             minimum_tls_version="1.2",
             enable_non_ssl_port=False,
@@ -141,10 +183,11 @@ class AzureRedisCache(CacheComponent):
             disable_access_key_authentication=False,
             identity=None if identity is None else {"type": "UserAssigned", "user_assigned_identities": [identity.id]},
             redis_configuration=persistence or None,
-            tags=tags,
+            # Visible to the policy pack (cache-backups): Azure keeps no snapshots of a geo-replicated cache.
+            tags={**tags, GEO_REPLICATION_TAG: "primary" if role == "primary" else "secondary"} if not zonal else tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=after),
         )
-        self._private_access(prefix, cache_name, region, cluster, group, cache, tags)
+        ready = self._private_access(prefix, site_name, region, cluster, group, cache, tags)
         keys = redis.list_redis_keys_output(
             resource_group_name=group.name, name=cache.name, opts=pulumi.InvokeOutputOptions(parent=self)
         )
@@ -158,17 +201,17 @@ class AzureRedisCache(CacheComponent):
                 role=role,
             ),
         )
-        return cache, group
+        return cache, ready
 
     def _backup_storage(
-        self, prefix: str, cache_name: str, region: str, group: resources.ResourceGroup, tags: dict
+        self, prefix: str, site_name: str, region: str, group: resources.ResourceGroup, tags: dict
     ) -> tuple[managedidentity.UserAssignedIdentity, authorization.RoleAssignment, pulumi.Output[str]]:
         """The storage account RDB snapshots go to, and the identity the cache writes them as, granted before the
         cache exists (a system-assigned identity could only be granted after Azure had already needed it)."""
         mine = pulumi.ResourceOptions(parent=self)
         identity = managedidentity.UserAssignedIdentity(
             child(prefix, "identity"),
-            resource_name_=child(cache_name, "identity"),
+            resource_name_=azure_name("managed_identity", child(site_name, "identity")),
             resource_group_name=group.name,
             location=region,
             tags=tags,
@@ -176,7 +219,9 @@ class AzureRedisCache(CacheComponent):
         )
         account = storage.StorageAccount(
             child(prefix, "backups"),
-            account_name=storage_account_name(cache_name),
+            account_name=self._client.subscription_id.apply(
+                lambda subscription: storage_account_name(site_name, subscription)
+            ),
             resource_group_name=group.name,
             location=region,
             kind="StorageV2",
@@ -193,7 +238,7 @@ class AzureRedisCache(CacheComponent):
         )
         grant = authorization.RoleAssignment(
             child(prefix, "identity-backups"),
-            role_assignment_name=role_assignment_name(cache_name, "identity-backups"),
+            role_assignment_name=role_assignment_name(site_name, "identity-backups"),
             scope=account.id,
             role_definition_id=role_definition(self._client.subscription_id, STORAGE_BLOB_DATA_CONTRIBUTOR),
             principal_id=identity.principal_id,
@@ -205,52 +250,49 @@ class AzureRedisCache(CacheComponent):
     def _private_access(
         self,
         prefix: str,
-        cache_name: str,
+        site_name: str,
         region: str,
         cluster,
         group: resources.ResourceGroup,
         cache: redis.Redis,
         tags: dict,
-    ) -> None:
-        """A private endpoint in the AKS node subnet, and the privatelink zone that resolves the cache's name to
-        it from the AKS VNet."""
+    ) -> list[pulumi.Resource]:
+        """A private endpoint in the AKS node subnet whose address the stack's privatelink zone answers, and that
+        zone linked to this region's VNet; returns them."""
         mine = pulumi.ResourceOptions(parent=self)
         endpoint = network.PrivateEndpoint(
             child(prefix, "endpoint"),
-            private_endpoint_name=child(cache_name, "pe"),
+            private_endpoint_name=azure_name("private_endpoint", child(site_name, "pe")),
             resource_group_name=group.name,
             location=region,
             subnet={"id": cluster.node_subnet_id},
             private_link_service_connections=[
-                {"name": cache_name, "private_link_service_id": cache.id, "group_ids": ["redisCache"]}
+                {
+                    "name": azure_name("private_endpoint", site_name),
+                    "private_link_service_id": cache.id,
+                    "group_ids": ["redisCache"],
+                }
             ],
             tags=tags,
             opts=mine,
         )
-        zone = privatedns.PrivateZone(
-            child(prefix, "dns"),
-            private_zone_name=PRIVATE_DNS_ZONE,
-            resource_group_name=group.name,
-            location="global",
-            tags=tags,
-            opts=mine,
-        )
-        privatedns.VirtualNetworkLink(
+        link = privatedns.VirtualNetworkLink(
             child(prefix, "dns-link"),
-            virtual_network_link_name=child(cache_name, "aks"),
-            private_zone_name=zone.name,
-            resource_group_name=group.name,
+            virtual_network_link_name=azure_name("private_dns_zone_link", cluster.name),
+            private_zone_name=self._zone.name,
+            resource_group_name=self._zone_group.name,
             location="global",
             virtual_network={"id": cluster.vnet_id},
             registration_enabled=False,
             tags=tags,
             opts=mine,
         )
-        network.PrivateDnsZoneGroup(
+        records = network.PrivateDnsZoneGroup(
             child(prefix, "endpoint-dns"),
             private_dns_zone_group_name="default",
             private_endpoint_name=endpoint.name,
             resource_group_name=group.name,
-            private_dns_zone_configs=[{"name": "redis", "private_dns_zone_id": zone.id}],
+            private_dns_zone_configs=[{"name": "redis", "private_dns_zone_id": self._zone.id}],
             opts=mine,
         )
+        return [endpoint, link, records]

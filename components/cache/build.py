@@ -60,6 +60,8 @@ def cache_args(
         backup_interval_seconds=backup_interval_seconds,
         backup_retention_days=backup_retention_days,
         replica_regions=tuple(replica_regions),
+        primary_region=cache.primary_region,
+        cache_regions=(primary.region, *replica_regions),
     )
     return CacheArgs(
         cache_name=name,
@@ -69,6 +71,7 @@ def cache_args(
         replicas=tuple(CacheSite(region=region, cluster=by_region[region]) for region in replica_regions),
         backup_interval_seconds=backup_interval_seconds,
         backup_retention_days=backup_retention_days,
+        primary_region=cache.primary_region,
     )
 
 

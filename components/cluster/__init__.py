@@ -17,6 +17,8 @@ class ClusterArgs:
     kubernetes_version: str
     """Minor version such as "1.34"."""
     node_pools: tuple[NodePool, ...]
+    tier: str = "dev"
+    """dev, staging or prod (`turnout:tier`): what the cluster may trade for cost (EKS: spot nodes outside prod)."""
     api_access: str = "in-network"
     """How the deployer reaches the API (turnout.config.ApiAccess): dns (GKE's DNS endpoint), allowlist (a
     public endpoint open only to `api_access_cidrs`) or in-network (a private endpoint only)."""
@@ -26,6 +28,8 @@ class ClusterArgs:
     """Principals given cluster admin besides the deployer, as the cloud names them (turnout.config.ADMIN_PATTERNS)."""
     network_cidr: str = "10.0.0.0/16"
     """The region's /16 (turnout.network): the cluster's network and subnets are carved from it."""
+    registries: tuple[str, ...] = ()
+    """azure only: resource ids of the container registries the nodes pull from (AcrPull for the kubelet)."""
     load_images: tuple[str, ...] = ()
     """kind only: local images to load into the nodes."""
 

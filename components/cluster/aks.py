@@ -2,12 +2,43 @@
 Azure RBAC and no local accounts, workload identity, and one autoscaled user pool per node pool.
 
 Choices the stack file does not expose:
-- Identity: a user-assigned control-plane identity, granted Network Contributor on the node subnet
-  before the cluster exists (a system-assigned one can only be granted after AKS has already needed it).
-- Network: Azure CNI overlay with the Cilium dataplane and Cilium network policy; node IPs come from
-  the node subnet, pod IPs from an overlay range that never touches the VNet.
-- Private API: AKS's Private Link private cluster (no API server subnet); `api_access_cidrs` switches
-  to a public endpoint restricted to exactly those CIDRs.
+- Identity: a user-assigned control-plane identity, granted Network Contributor on the node subnet (and, for a
+  private cluster, Private DNS Zone Contributor on its zone and VNet, as mspnp/aks-baseline does) before the
+  cluster exists (a system-assigned one can only be granted after AKS has already needed it).
+- Network: the region's /16 (`ClusterArgs.network_cidr`) is the VNet; the node subnet is its first /18 (the rest
+  is left free for private endpoints and later subnets). Azure CNI overlay with the Cilium dataplane and Cilium
+  network policy: node IPs come from the node subnet, pod IPs from `POD_CIDR` (RFC 6598 shared address space,
+  which AKS supports for overlay pods and turnout never gives a region: its networks are RFC 1918), Service IPs
+  from `SERVICE_CIDR`. Both are the same in every region (overlay pod and Service ranges are never routed
+  outside the cluster) and `check_cluster_ranges` refuses a region network that overlaps them.
+- API access (`ClusterArgs.api_access`, shown in the plan as `self.access`):
+  - `allowlist`: a public endpoint restricted to exactly `api_access_cidrs` (AKS takes at most 200 ranges).
+  - `in-network`: a Private Link private cluster (no public FQDN). Not API Server VNet Integration: that one
+    needs a delegated subnet and has been refused with AKSCapacityHeavyUsage in some regions (Microsoft Q&A,
+    2026), and converting a cluster to it is one-way; Private Link is available wherever AKS is. The private
+    DNS zone is turnout's own (`privatelink.<region>.azmk8s.io` in the cluster's resource group) rather than
+    AKS's system zone in the node resource group, so that it can be linked to every region's VNet
+    (`join_regions`) and to the VNet `pulumi up` runs from (a self-hosted runner peered with it).
+- Who may use the API: local accounts are off, so Azure RBAC is the only way in. The deployer (the identity
+  running `pulumi up`, from azure-native's client config) gets "Azure Kubernetes Service RBAC Cluster Admin" on the
+  cluster's resource group, and every `platform.admins` principal gets it on the cluster (two scopes, so a
+  deployer who is also listed never collides with its own assignment). A role assignment names its principal's
+  type (the SDK sends "User" when none is given, and Azure refuses a service principal named as a user): a
+  deployer signed in through Microsoft's public clients (the Azure CLI, Azure PowerShell, Visual Studio) is a
+  user, anyone else (a service principal, a managed identity, a federated CI identity) a service principal.
+  Admins say their type (`user:`, `group:`, `servicePrincipal:`).
+- Kubeconfig: the Entra ID `clusterUser` one in exec format, as AKS returns it (kubelogin with the interactive
+  device code), converted in code to `kubelogin get-token --login azurecli`, what `kubelogin convert-kubeconfig
+  -l azurecli` writes: the Kubernetes provider signs in as the identity `az login` (or GitHub's azure/login)
+  gave the Azure CLI, the same one the azure-native provider uses by default. kubelogin reads AAD_LOGIN_METHOD
+  before the kubeconfig's `--login`, so a runner picks another non-interactive mode there (workloadidentity
+  for a federated identity on CI, msi on a VM, spn with AZURE_CLIENT_ID/AZURE_CLIENT_SECRET).
+- Images: the kubelet identity gets AcrPull on every registry of `platform.registries` (components/cluster/
+  azure_registries.py refuses an Azure registry image whose registry is not listed).
+- Node counts: autoscaling moves each pool's `count`; `pulumi refresh` would read it back and the next `up`
+  reset it, so `count` (and the system pool's `agentPoolProfiles[0].count`) is ignored after creation. Only the
+  count: ignoring the whole `agentPoolProfiles` makes later cluster updates send the refreshed user pools back
+  (pulumi-azure-native#2719: "A new agent pool was introduced").
 - Add-ons: no Defender (a paid plan) and no Azure Policy add-on (turnout checks its policies at plan time
   with CrossGuard); both can be added to `addon_profiles` and `security_profile` later without replacing
   the cluster.
@@ -27,33 +58,29 @@ Choices the stack file does not expose:
   The vault's own audit log (every use of the key) goes to the same workspace.
 - Key Vault network access is `Public` (reachable over the internet, every call still needs an Entra ID
   token with a role on the key): AKS supports a `Private` vault only with API Server VNet Integration,
-  which this private-link cluster does not use (converting is one-way and capacity-limited by region), and
-  a vault firewall (selected networks, or public access disabled) is unsupported in `Public` mode as it
-  blocks the KMS plugin. `Private` would also take "Key Vault Contributor" for the identity (AKS makes
-  its own private endpoint) and a private endpoint for whoever creates the key; moving to it later means
-  disabling KMS first (AKS cannot switch an enabled vault's mode).
-- The Key Vault's name is global: a `pulumi destroy` keeps it soft-deleted (and, with purge protection,
-  unpurgeable) for `KEY_VAULT_RETENTION_DAYS`, so the same stack cannot be recreated in the same
-  subscription before then unless the vault is recovered first. The deployer creates the key through ARM
-  (`Microsoft.KeyVault/vaults/keys/write`, in Contributor) and needs no role on the vault's data plane.
-- With local accounts disabled, Azure RBAC is the only way in: whoever runs `pulumi up` needs
-  "Azure Kubernetes Service RBAC Cluster Admin" (or narrower roles) on the cluster, e.g. granted once on
-  the subscription. It is not granted here: a role assignment must name the principal's type (user or
-  service principal), which the deployment cannot know.
-- The kubeconfig is the Entra ID `clusterUser` one in exec format, as AKS returns it: kubelogin (on PATH)
-  gets the token with the login mode AKS wrote (device code); a non-interactive deploy needs another mode
-  (what `kubelogin convert-kubeconfig -l azurecli` writes).
+  which this private-link cluster does not use, and a vault firewall (selected networks, or public access
+  disabled) is unsupported in `Public` mode as it blocks the KMS plugin. `Private` would also take "Key Vault
+  Contributor" for the identity (AKS makes its own private endpoint) and a private endpoint for whoever creates
+  the key; moving to it later means disabling KMS first (AKS cannot switch an enabled vault's mode).
+- Names: every Azure name comes from components/cluster/azure_limits.py, within its service's length and
+  characters; the Key Vault's is global, so it carries a hash of the subscription. A `pulumi destroy` keeps the
+  vault soft-deleted (and, with purge protection, unpurgeable) for `KEY_VAULT_RETENTION_DAYS`, so the same stack
+  cannot be recreated in the same subscription before then unless the vault is recovered first. The deployer
+  creates the key through ARM (`Microsoft.KeyVault/vaults/keys/write`, in Contributor) and needs no role on the
+  vault's data plane.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import re
 import uuid
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 from pulumi_azure_native import (
     authorization,
     containerservice,
@@ -62,10 +89,13 @@ from pulumi_azure_native import (
     monitor,
     network,
     operationalinsights,
+    privatedns,
     resources,
 )
 
-from components.cluster import ClusterArgs
+from components.cluster import ApiAccessPath, ClusterArgs
+from components.cluster.azure_limits import RULES, azure_name
+from components.cluster.azure_registries import registry_subscription
 from components.cluster.gpu import NvidiaDevicePlugin, has_gpu_pools
 from turnout.config import DEFAULT_MACHINE_TYPES, NodePool, key_path
 from turnout.errors import ConfigError
@@ -79,29 +109,53 @@ CRITICAL_ADDONS_TAINT = "CriticalAddonsOnly=true:NoSchedule"
 
 SYSTEM_POOL = "system"
 SYSTEM_POOL_NODES = (2, 3)  # autoscaling bounds: system pods keep a node while another one is upgraded
-AGENT_POOL_NAME_MAX = 12  # Linux pools: lowercase letters and digits, starting with a letter
+AGENT_POOL_NAME_MAX = RULES["aks_agent_pool"].lengths[1]  # Linux pools: lowercase letters and digits, a letter first
+# What autoscaling changes behind Pulumi's back: ignored after creation (property paths as the engine names them).
+POOL_COUNT_DRIFT = ["count"]
+SYSTEM_POOL_COUNT_DRIFT = ["agentPoolProfiles[0].count"]
 
 CPU_MACHINE_TYPE = DEFAULT_MACHINE_TYPES["azure"]
 # What a GPU pool gets when its machine type is the CPU default: the smallest T4 size with enough GPUs.
 GPU_MACHINE_TYPES = ((1, "Standard_NC4as_T4_v3"), (4, "Standard_NC64as_T4_v3"))
 
-# AKS's own defaults, written out so the plan shows them: the VNet and the overlay ranges must not overlap.
-VNET_CIDR = "10.224.0.0/12"
-NODE_SUBNET_CIDR = "10.224.0.0/16"
-POD_CIDR = "10.244.0.0/16"
-SERVICE_CIDR = "10.0.0.0/16"
-DNS_SERVICE_IP = "10.0.0.10"
+# Address space. The node subnet is the first /18 of the region's /16. Pods and Services get ranges no region
+# network can take: turnout's networks are RFC 1918 (turnout/network.py), the pod range is RFC 6598 shared space
+# (supported for overlay pods, MicrosoftDocs/azure-aks-docs#322); the Service range is RFC 1918 outside the default
+# address space 10.0.0.0/12, and `check_cluster_ranges` refuses a region network that overlaps either.
+NODE_SUBNET_PREFIX = 18
+POD_CIDR = "100.64.0.0/14"  # a /24 per node (overlay): room for 1024 nodes per cluster
+SERVICE_CIDR = "10.255.0.0/16"  # smaller than /12, as AKS requires
+DNS_SERVICE_IP = "10.255.0.10"  # inside the Service range, not its first address
+MAX_NODES = ipaddress.ip_network(POD_CIDR).num_addresses // 256
+AUTHORIZED_IP_RANGES_MAX = 200  # "You can specify up to 200 authorized IP ranges" (api-server-authorized-ip-ranges)
 
-# Built-in Azure role definitions (the same GUID in every subscription).
+# Built-in Azure role definitions (the same GUID in every subscription; azure-docs built-in-roles).
 NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
 KEY_VAULT_CRYPTO_USER_ROLE = "12338af0-0e69-4776-bea7-57ae8d297424"
+PRIVATE_DNS_ZONE_CONTRIBUTOR_ROLE = "b12aa53e-6015-4669-85d0-8515ebb3ae7f"
+# "Lets you manage all resources in the cluster": DataActions Microsoft.ContainerService/managedClusters/*, and
+# listClusterUserCredential (the kubeconfig) among its Actions.
+AKS_RBAC_CLUSTER_ADMIN_ROLE = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+# Microsoft's public client applications: a token whose `appid` is one of these was issued to a signed-in user.
+USER_CLIENT_APPS = {
+    "04b07795-8ddb-461a-bbee-02f9e1bf7b46": "Azure CLI",
+    "1950a258-227b-4e31-a9cf-717495945fc2": "Azure PowerShell",
+    "872cd9fa-d31f-45e0-9eab-6e460a02d1f1": "Visual Studio",
+}
+ADMIN_PRINCIPAL_TYPES = {"user": "User", "group": "Group", "servicePrincipal": "ServicePrincipal"}
+OBJECT_ID = r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}"
+
+# kubelogin: the non-interactive login mode written into the kubeconfig (AAD_LOGIN_METHOD overrides it).
+KUBELOGIN_LOGIN = "azurecli"
+KUBELOGIN_INTERACTIVE = ("devicecode", "interactive")
 
 # The control plane's resource logs worth keeping (Azure Monitor's categories for managedClusters).
 AUDIT_LOG_CATEGORIES = ("kube-audit-admin", "guard", "kube-apiserver", "kube-controller-manager")
 AUDIT_LOG_RETENTION_DAYS = 90
 DIAGNOSTIC_SETTING_NAME = "turnout-audit"
 
-KEY_VAULT_NAME_MAX = 24  # 3-24 letters, digits and hyphens, starting with a letter; unique across Azure
+KEY_VAULT_NAME_MAX = RULES["key_vault"].lengths[1]  # 3-24 letters, digits and hyphens; unique across Azure
 KEY_VAULT_RETENTION_DAYS = 90  # how long a deleted vault (and key) stays recoverable: the longest allowed
 KMS_KEY_NAME = "etcd-kms"
 KMS_KEY_TYPE = "RSA-HSM"
@@ -109,6 +163,11 @@ KMS_KEY_SIZE = 3072
 KMS_KEY_ROTATION = "P1Y"
 KMS_KEY_OPERATIONS = ("encrypt", "decrypt")
 KMS_NETWORK_ACCESS = "Public"
+
+
+def private_dns_zone_name(region: str) -> str:
+    """The zone a private cluster's API name lives in (AKS's format for a custom private DNS zone)."""
+    return f"privatelink.{region}.azmk8s.io"
 
 
 def agent_pool_name(pool_name: str) -> str:
@@ -131,15 +190,15 @@ def agent_pool_names(pools: tuple[NodePool, ...]) -> dict[str, str]:
     """Each pool's Azure name, refusing two pools that would get the same one."""
     names: dict[str, str] = {}
     for index, pool in enumerate(pools):
-        azure_name = agent_pool_name(pool.name)
-        taken = next((other for other, name in names.items() if name == azure_name), None)
+        azure_name_ = agent_pool_name(pool.name)
+        taken = next((other for other, name in names.items() if name == azure_name_), None)
         if taken is not None:
             raise ConfigError(
                 key_path(f"platform.nodePools[{index}].name"),
-                f'"{pool.name}", whose AKS pool name "{azure_name}" is also pool "{taken}"\'s',
+                f'"{pool.name}", whose AKS pool name "{azure_name_}" is also pool "{taken}"\'s',
                 "pool names that stay distinct as AKS names (lowercase letters and digits, at most 12)",
             )
-        names[pool.name] = azure_name
+        names[pool.name] = azure_name_
     return names
 
 
@@ -160,11 +219,116 @@ def vm_size(pool: NodePool, index: int) -> str:
     )
 
 
-def api_server_access(api_access_cidrs: tuple[str, ...]) -> dict:
-    """A Private Link private cluster, or a public endpoint open to exactly the allowlist."""
-    if not api_access_cidrs:
-        return {"enable_private_cluster": True, "enable_private_cluster_public_fqdn": False}
-    return {"enable_private_cluster": False, "authorized_ip_ranges": list(api_access_cidrs)}
+def node_subnet_cidr(network_cidr: str) -> str:
+    """The node subnet: the first /18 of the region's network."""
+    return str(next(ipaddress.ip_network(network_cidr).subnets(new_prefix=NODE_SUBNET_PREFIX)))
+
+
+def check_cluster_ranges(args: ClusterArgs) -> None:
+    """Refuse a region network that overlaps the clusters' pod or Service range, and more nodes than the pod
+    range has room for (each node takes a /24 of it): AKS would accept the first and misroute, and stop adding
+    nodes at the second."""
+    region = ipaddress.ip_network(args.network_cidr)
+    for what, cidr in (("pod", POD_CIDR), ("Service", SERVICE_CIDR)):
+        if region.overlaps(ipaddress.ip_network(cidr)):
+            raise ConfigError(
+                key_path(f"platform.networks.{args.region}"),
+                f"{args.network_cidr} for {args.region}, which overlaps the AKS {what} range {cidr}",
+                f"a /16 outside {POD_CIDR} and {SERVICE_CIDR} (set platform.networks.{args.region}, or an "
+                "addressSpace that does not reach them)",
+            )
+    nodes = SYSTEM_POOL_NODES[1] + sum(pool.max for pool in args.node_pools)
+    if nodes > MAX_NODES:
+        raise ConfigError(
+            key_path("platform.nodePools"),
+            f"up to {nodes} nodes per cluster (the pools' max plus {SYSTEM_POOL_NODES[1]} system nodes)",
+            f"at most {MAX_NODES} on azure: each node takes a /24 of the overlay pod range {POD_CIDR}",
+        )
+
+
+def check_api_access(args: ClusterArgs) -> None:
+    """What AKS accepts for API access, checked before anything is created."""
+    if args.api_access not in ("allowlist", "in-network"):
+        raise ConfigError(
+            key_path("platform.apiAccess"),
+            f"{args.api_access!r} with cloud azure",
+            "allowlist (a public endpoint open only to apiAccessCidrs) or in-network (a private cluster)",
+        )
+    if args.api_access == "allowlist" and len(args.api_access_cidrs) > AUTHORIZED_IP_RANGES_MAX:
+        raise ConfigError(
+            key_path("platform.apiAccessCidrs"),
+            f"{len(args.api_access_cidrs)} CIDRs",
+            f"at most {AUTHORIZED_IP_RANGES_MAX} on azure (AKS's limit for authorized IP ranges)",
+        )
+    for index, principal in enumerate(args.admins):
+        kind, _, object_id = principal.partition(":")
+        if kind not in ADMIN_PRINCIPAL_TYPES or not re.fullmatch(OBJECT_ID, object_id):
+            raise ConfigError(
+                key_path(f"platform.admins[{index}]"),
+                repr(principal),
+                "user:, group: or servicePrincipal: and an Entra object id on azure",
+            )
+
+
+def api_server_access(args: ClusterArgs, private_dns_zone_id: pulumi.Input[str] | None = None) -> dict:
+    """A public endpoint open to exactly the allowlist, or a Private Link private cluster in turnout's own
+    private DNS zone, without a public FQDN."""
+    if args.api_access == "allowlist":
+        return {"enable_private_cluster": False, "authorized_ip_ranges": list(args.api_access_cidrs)}
+    return {
+        "enable_private_cluster": True,
+        "enable_private_cluster_public_fqdn": False,
+        "private_dns_zone": private_dns_zone_id,
+    }
+
+
+def access_path(args: ClusterArgs) -> ApiAccessPath:
+    """What the plan shows about reaching this cluster's API."""
+    if args.api_access == "allowlist":
+        reachable = "the public endpoint, only from " + ", ".join(args.api_access_cidrs)
+    else:
+        reachable = (
+            f"inside {args.network_cidr} (the cluster's VNet) or a network peered with it and linked to the private "
+            f"DNS zone {private_dns_zone_name(args.region)} (Private Link; no public endpoint)"
+        )
+    identity = (
+        f"Entra ID through kubelogin --login {KUBELOGIN_LOGIN}: the Azure CLI's signed-in identity, which the "
+        "azure-native provider also uses by default (AAD_LOGIN_METHOD picks another non-interactive mode, e.g. "
+        "workloadidentity on CI); it holds Azure Kubernetes Service RBAC Cluster Admin on the cluster's resource group"
+    )
+    return ApiAccessPath(mode=args.api_access, reachable_from=reachable, identity=identity, admins=tuple(args.admins))
+
+
+def deployer_principal_type(client_id: str) -> str:
+    """The principal type of the identity running `pulumi up`, from the client it signed in with."""
+    return "User" if client_id in USER_CLIENT_APPS else "ServicePrincipal"
+
+
+def admin_principal(principal: str) -> tuple[str, str]:
+    """(principal type, object id) of a `platform.admins` entry such as `group:<object id>`."""
+    kind, _, object_id = principal.partition(":")
+    return ADMIN_PRINCIPAL_TYPES[kind], object_id
+
+
+def non_interactive_kubeconfig(kubeconfig: str, login: str = KUBELOGIN_LOGIN) -> str:
+    """The kubeconfig with every kubelogin user converted to `login`, as `kubelogin convert-kubeconfig -l <login>`
+    does (kubelogin's converter keeps only `--server-id` for azurecli: the tenant and client come from the CLI).
+    Refuses a kubeconfig that has no kubelogin user or no server id: that cluster would hang or fail later."""
+    document = yaml.safe_load(kubeconfig) or {}
+    converted = 0
+    for user in document.get("users") or []:
+        credential = (user.get("user") or {}).get("exec") or {}
+        if "kubelogin" not in str(credential.get("command", "")).lower():
+            continue
+        args = [str(arg) for arg in credential.get("args") or []]
+        if "--server-id" not in args or args.index("--server-id") + 1 >= len(args):
+            raise ValueError(f"AKS returned a kubelogin user {user.get('name')!r} without --server-id")
+        server_id = args[args.index("--server-id") + 1]
+        credential["args"] = ["get-token", "--login", login, "--server-id", server_id]
+        converted += 1
+    if not converted:
+        raise ValueError("AKS returned a kubeconfig without a kubelogin user (is Entra ID integration off?)")
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 def role_assignment_name(*parts: str) -> str:
@@ -186,7 +350,11 @@ def key_vault_name(cluster_name: str, subscription_id: str) -> str:
     if not stem[:1].isalpha():
         stem = "kv" + stem
     digest = hashlib.sha256(f"{subscription_id}/{cluster_name}".encode()).hexdigest()[:6]
-    return f"{stem[: KEY_VAULT_NAME_MAX - len(digest) - 1].rstrip('-')}-{digest}"
+    name = f"{stem[: KEY_VAULT_NAME_MAX - len(digest) - 1].rstrip('-')}-{digest}"
+    problem = RULES["key_vault"].violation(name)
+    if problem:  # the table and this function disagree: a turnout bug
+        raise ValueError(problem)
+    return name
 
 
 def audit_logs(categories: tuple[str, ...] = AUDIT_LOG_CATEGORIES) -> list[dict]:
@@ -206,72 +374,104 @@ class AksCluster(pulumi.ComponentResource):
     name: str
     region: str
     kubeconfig: pulumi.Output[str]
-    """An Entra ID kubeconfig: its user runs `kubelogin get-token` (kubelogin must be on PATH)."""
+    """An Entra ID kubeconfig: its user runs `kubelogin get-token --login azurecli` (kubelogin must be on PATH)."""
     provider: k8s.Provider
+    access: ApiAccessPath
+    """How the deployer reaches the API: mode, from where, as whom, and the admins."""
     oidc_issuer: pulumi.Output[str]
     """Issuer URL of the cluster's service account tokens, for workload identity federation."""
     vnet_id: pulumi.Output[str]
     """The cluster's VNet, for private endpoints and DNS links of services beside it (caches)."""
     node_subnet_id: pulumi.Output[str]
     """The subnet the nodes (and so the pods' egress) live in."""
+    network_cidr: str
+    private_dns_zone: privatedns.PrivateZone | None
+    """A private cluster's API zone (None with allowlist access)."""
+    resource_group_name: pulumi.Output[str]
+    """The cluster's resource group, for the Azure identities of workloads inside it (cert-manager's)."""
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:cluster:AksCluster", name, None, opts)
+        check_api_access(args)
+        check_cluster_ranges(args)
         self.name = args.cluster_name
         self.region = args.region
+        self.network_cidr = args.network_cidr
+        self._resource_name = name
         pool_names = agent_pool_names(args.node_pools)
         sizes = [vm_size(pool, index) for index, pool in enumerate(args.node_pools)]
         mine = pulumi.ResourceOptions(parent=self)
         tags = {"managed-by": "pulumi", "turnout-cluster": args.cluster_name}
         client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        self._client = client
 
         group = resources.ResourceGroup(
             child(name, "rg"),
-            resource_group_name=child(args.cluster_name, "rg"),
+            resource_group_name=azure_name("resource_group", child(args.cluster_name, "rg")),
             location=args.region,
             tags=tags,
             opts=mine,
         )
+        self._group = group
         vnet = network.VirtualNetwork(
             child(name, "vnet"),
-            virtual_network_name=child(args.cluster_name, "vnet"),
+            virtual_network_name=azure_name("virtual_network", child(args.cluster_name, "vnet")),
             resource_group_name=group.name,
             location=args.region,
-            address_space={"address_prefixes": [VNET_CIDR]},
+            address_space={"address_prefixes": [args.network_cidr]},
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["subnets"]),  # subnets are their own resources
         )
         nodes_subnet = network.Subnet(
             child(name, "nodes"),
-            subnet_name="nodes",
+            subnet_name=azure_name("subnet", "nodes"),
             resource_group_name=group.name,
             virtual_network_name=vnet.name,
-            address_prefix=NODE_SUBNET_CIDR,
+            address_prefix=node_subnet_cidr(args.network_cidr),
             opts=mine,
         )
         self.vnet_id, self.node_subnet_id = vnet.id, nodes_subnet.id
+        self.resource_group_name = group.name
         identity = managedidentity.UserAssignedIdentity(
             child(name, "identity"),
-            resource_name_=child(args.cluster_name, "identity"),
+            resource_name_=azure_name("managed_identity", child(args.cluster_name, "identity")),
             resource_group_name=group.name,
             location=args.region,
             tags=tags,
             opts=mine,
         )
         # AKS joins nodes and internal load balancers to the subnet as this identity.
-        subnet_access = authorization.RoleAssignment(
-            child(name, "identity-network"),
-            role_assignment_name=role_assignment_name(args.cluster_name, "identity-network"),
-            scope=nodes_subnet.id,
-            role_definition_id=role_definition(client.subscription_id, NETWORK_CONTRIBUTOR_ROLE),
-            principal_id=identity.principal_id,
-            principal_type="ServicePrincipal",
-            opts=mine,
-        )
+        before_cluster = [
+            self._grant(
+                "identity-network", nodes_subnet.id, NETWORK_CONTRIBUTOR_ROLE, identity.principal_id, "ServicePrincipal"
+            )
+        ]
+        self.private_dns_zone = None
+        if args.api_access == "in-network":
+            self.private_dns_zone = privatedns.PrivateZone(
+                child(name, "api-dns"),
+                private_zone_name=private_dns_zone_name(args.region),
+                resource_group_name=group.name,
+                location="global",
+                tags=tags,
+                opts=mine,
+            )
+            self.link_network(args.cluster_name, vnet.id, mine)
+            # AKS writes the API's record into the zone and links it to the VNet as this identity.
+            for scope_name, scope in (("api-dns", self.private_dns_zone.id), ("vnet-dns", vnet.id)):
+                before_cluster.append(
+                    self._grant(
+                        f"identity-{scope_name}",
+                        scope,
+                        PRIVATE_DNS_ZONE_CONTRIBUTOR_ROLE,
+                        identity.principal_id,
+                        "ServicePrincipal",
+                    )
+                )
 
         logs = operationalinsights.Workspace(
             child(name, "logs"),
-            workspace_name=child(args.cluster_name, "logs"),
+            workspace_name=azure_name("log_analytics_workspace", child(args.cluster_name, "logs")),
             resource_group_name=group.name,
             location=args.region,
             sku={"name": "PerGB2018"},
@@ -326,22 +526,18 @@ class AksCluster(pulumi.ComponentResource):
             opts=mine,
         )
         # The KMS plugin encrypts and decrypts as the control-plane identity, from the cluster's first boot.
-        key_access = authorization.RoleAssignment(
-            child(name, "identity-kms"),
-            role_assignment_name=role_assignment_name(args.cluster_name, "identity-kms"),
-            scope=kms_key.id,
-            role_definition_id=role_definition(client.subscription_id, KEY_VAULT_CRYPTO_USER_ROLE),
-            principal_id=identity.principal_id,
-            principal_type="ServicePrincipal",
-            opts=mine,
+        before_cluster.append(
+            self._grant(
+                "identity-kms", kms_key.id, KEY_VAULT_CRYPTO_USER_ROLE, identity.principal_id, "ServicePrincipal"
+            )
         )
 
         cluster = containerservice.ManagedCluster(
             child(name, "aks"),
-            resource_name_=args.cluster_name,
+            resource_name_=azure_name("aks_cluster", args.cluster_name),
             resource_group_name=group.name,
             location=args.region,
-            dns_prefix=args.cluster_name,
+            dns_prefix=azure_name("aks_dns_prefix", args.cluster_name),
             # A minor version: AKS picks its latest GA patch.
             kubernetes_version=args.kubernetes_version,
             sku={"name": "Base", "tier": "Standard"},
@@ -349,7 +545,9 @@ class AksCluster(pulumi.ComponentResource):
             enable_rbac=True,
             aad_profile={"managed": True, "enable_azure_rbac": True},
             disable_local_accounts=True,
-            api_server_access_profile=api_server_access(args.api_access_cidrs),
+            api_server_access_profile=api_server_access(
+                args, self.private_dns_zone.id if self.private_dns_zone is not None else None
+            ),
             oidc_issuer_profile={"enabled": True},
             security_profile={
                 "workload_identity": {"enabled": True},
@@ -387,7 +585,7 @@ class AksCluster(pulumi.ComponentResource):
                 }
             ],
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[subnet_access, key_access]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=before_cluster, ignore_changes=SYSTEM_POOL_COUNT_DRIFT),
         )
         # Resource-specific tables (AKSAuditAdmin, AKSControlPlane), which AKS's own queries read.
         monitor.DiagnosticSetting(
@@ -422,6 +620,7 @@ class AksCluster(pulumi.ComponentResource):
                     os_type="Linux",
                     orchestrator_version=args.kubernetes_version,
                     vm_size=size,
+                    # The first size only: the autoscaler owns it afterwards (AKS wants it on create).
                     count=pool.min,
                     enable_auto_scaling=True,
                     min_count=pool.min,
@@ -434,9 +633,12 @@ class AksCluster(pulumi.ComponentResource):
                     # The NVIDIA device plugin, which advertises nvidia.com/gpu, is not part of the pool.
                     gpu_profile={"driver": "Install"} if pool.gpu else None,
                     tags=tags,
-                    opts=mine,
+                    opts=pulumi.ResourceOptions(parent=self, ignore_changes=POOL_COUNT_DRIFT),
                 )
             )
+
+        access = self._admins(args, group, cluster, client)
+        self._image_pulls(args, cluster)
 
         credentials = containerservice.list_managed_cluster_user_credentials_output(
             resource_group_name=group.name,
@@ -444,15 +646,114 @@ class AksCluster(pulumi.ComponentResource):
             format="exec",
             opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[cluster, *pools]),
         )
-        self.kubeconfig = pulumi.Output.secret(credentials.kubeconfigs[0].value.apply(decode_kubeconfig))
+        self.kubeconfig = pulumi.Output.secret(
+            credentials.kubeconfigs[0].value.apply(lambda value: non_interactive_kubeconfig(decode_kubeconfig(value)))
+        )
         self.oidc_issuer = cluster.oidc_issuer_profile.apply(lambda profile: profile.issuer_url)
+        self.access = access_path(args)
         self.provider = k8s.Provider(
             child(name, "k8s"),
             kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, *pools]),
+            # Usable once the nodes exist and the deployer may act in the cluster.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, *pools, *access]),
         )
         if has_gpu_pools(args.node_pools):
             NvidiaDevicePlugin(child(name, "gpu"), pulumi.ResourceOptions(parent=self, provider=self.provider))
         self.register_outputs(
-            {"name": self.name, "region": self.region, "kubeconfig": self.kubeconfig, "oidcIssuer": self.oidc_issuer}
+            {
+                "name": self.name,
+                "region": self.region,
+                "kubeconfig": self.kubeconfig,
+                "oidcIssuer": self.oidc_issuer,
+                "apiAccess": self.access.to_json(),
+            }
         )
+
+    def _grant(
+        self,
+        purpose: str,
+        scope: pulumi.Input[str],
+        role: str,
+        principal_id: pulumi.Input[str],
+        principal_type: pulumi.Input[str],
+        *,
+        name: pulumi.Input[str] | None = None,
+        role_subscription: pulumi.Input[str] | None = None,
+    ) -> authorization.RoleAssignment:
+        """A role assignment of this cluster's, named deterministically from what it is for."""
+        return authorization.RoleAssignment(
+            child(self._resource_name, purpose),
+            role_assignment_name=name or role_assignment_name(self.name, purpose),
+            scope=scope,
+            role_definition_id=role_definition(role_subscription or self._client.subscription_id, role),
+            principal_id=principal_id,
+            principal_type=principal_type,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _admins(self, args: ClusterArgs, group, cluster, client) -> list[authorization.RoleAssignment]:
+        """RBAC Cluster Admin for the deployer (on the resource group) and each admin (on the cluster)."""
+        grants = [
+            self._grant(
+                "deployer-admin",
+                group.id,
+                AKS_RBAC_CLUSTER_ADMIN_ROLE,
+                client.object_id,
+                client.client_id.apply(deployer_principal_type),
+                # A new deployer is a new assignment (the old one is removed after), never an in-place change.
+                name=client.object_id.apply(lambda object_id: role_assignment_name(self.name, "deployer", object_id)),
+            )
+        ]
+        for principal in args.admins:
+            principal_type, object_id = admin_principal(principal)
+            grants.append(
+                self._grant(
+                    f"admin-{object_id}",
+                    cluster.id,
+                    AKS_RBAC_CLUSTER_ADMIN_ROLE,
+                    object_id,
+                    principal_type,
+                    name=role_assignment_name(self.name, "admin", object_id),
+                )
+            )
+        return grants
+
+    def _image_pulls(self, args: ClusterArgs, cluster) -> None:
+        """AcrPull for the kubelet identity on every registry the stack pulls from."""
+        kubelet = cluster.identity_profile.apply(lambda profile: profile["kubeletidentity"].object_id)
+        for registry_id in args.registries:
+            registry = registry_id.rsplit("/", 1)[-1].lower()
+            self._grant(
+                f"acr-pull-{registry}",
+                registry_id,
+                ACR_PULL_ROLE,
+                kubelet,
+                "ServicePrincipal",
+                name=role_assignment_name(self.name, "acr-pull", registry_id.lower()),
+                # The role definition as seen from the registry's own subscription.
+                role_subscription=registry_subscription(registry_id),
+            )
+
+    def link_network(self, network_name: str, vnet_id: pulumi.Input[str], opts: pulumi.ResourceOptions) -> None:
+        """Resolve this private cluster's API name from `vnet_id` (a region's VNet of the same stack)."""
+        if self.private_dns_zone is None:
+            return
+        privatedns.VirtualNetworkLink(
+            child(self._resource_name, "api-dns", network_name),
+            virtual_network_link_name=azure_name("private_dns_zone_link", network_name),
+            private_zone_name=self.private_dns_zone.name,
+            resource_group_name=self._group.name,
+            location="global",
+            virtual_network={"id": vnet_id},
+            registration_enabled=False,
+            opts=opts,
+        )
+
+    @staticmethod
+    def join_regions(clusters: list[AksCluster]) -> None:
+        """Link every private cluster's API zone to every other region's VNet, so that one runner peered with the
+        regions (or a cluster's workloads) resolves every region's API name."""
+        for cluster in clusters:
+            for other in clusters:
+                if other is not cluster:
+                    cluster.link_network(other.name, other.vnet_id, pulumi.ResourceOptions(parent=cluster))

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.cluster.aws_limits import aws_name
 from turnout.naming import child
 
 CHART = "aws-load-balancer-controller"
@@ -113,7 +114,7 @@ class AwsLoadBalancerController(pulumi.ComponentResource):
         role_name = child(args.cluster_name, "lb-controller")
         self.role = aws.iam.Role(
             child(name, "role"),
-            name=role_name,
+            name=aws_name("iam-role", role_name, keep="-lb-controller"),
             description=f"AWS Load Balancer Controller of EKS cluster {args.cluster_name} (IRSA)",
             assume_role_policy=pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer).apply(
                 lambda values: irsa_trust_policy(values[0], values[1], NAMESPACE, SERVICE_ACCOUNT)
@@ -122,7 +123,7 @@ class AwsLoadBalancerController(pulumi.ComponentResource):
         )
         policy = aws.iam.Policy(
             child(name, "policy"),
-            name=role_name,
+            name=aws_name("iam-policy", role_name, keep="-lb-controller"),
             description=f"AWS Load Balancer Controller {CONTROLLER_VERSION}, as upstream documents it",
             policy=json.dumps(controller_iam_policy()),
             opts=mine,

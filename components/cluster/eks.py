@@ -1,8 +1,11 @@
-"""An EKS cluster in one region: its own VPC, KMS-encrypted secrets, IRSA, a managed node group per pool and
-the AWS Load Balancer Controller."""
+"""An EKS cluster in one region: its own VPC carved from the region's /16, KMS-encrypted secrets, IRSA, the API
+reachable the way `platform.apiAccess` says (and by the same identity as the AWS provider), managed baseline
+nodes, Karpenter for everything above the baseline (GPU nodes from zero included) and the AWS Load Balancer
+Controller."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 
@@ -11,9 +14,12 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.cluster import ClusterArgs
+from components.cluster import ApiAccessPath, ClusterArgs
+from components.cluster.aws_identity import DeployerIdentity, stack_identity
 from components.cluster.aws_lb_controller import AwsLoadBalancerController, AwsLoadBalancerControllerArgs
+from components.cluster.aws_limits import aws_name
 from components.cluster.gpu import NvidiaDevicePlugin, has_gpu_pools
+from components.cluster.karpenter import Karpenter, KarpenterArgs
 from turnout.config import DEFAULT_MACHINE_TYPES, NodePool, key_path
 from turnout.errors import ConfigError
 from turnout.naming import child
@@ -30,10 +36,10 @@ CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "sch
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
 AZ_COUNT = 3
-# Private subnets are large because the VPC CNI gives every pod a VPC address; public ones hold only NATs and LBs.
-VPC_CIDR = "10.0.0.0/16"
-PRIVATE_CIDRS = ("10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19")
-PUBLIC_CIDRS = ("10.0.96.0/24", "10.0.97.0/24", "10.0.98.0/24")
+# Availability Zones only: an account opted into a Local Zone sees it in the same list, sorted first
+# (us-east-1-bos-1a < us-east-1a), and EKS control planes and most instance types are not offered there.
+AVAILABILITY_ZONES_ONLY = [{"name": "opt-in-status", "values": ["opt-in-not-required"]}]
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
 
 @dataclass(frozen=True)
@@ -64,8 +70,83 @@ def node_group_settings(pool: NodePool, index: int) -> NodeGroupSettings:
     return NodeGroupSettings(machine_type, GPU_AMI_TYPE, {**labels, GPU_LABEL: "true"}, (dict(GPU_TAINT),))
 
 
-def eks_kubeconfig(cluster_name: str, region: str, endpoint: str, ca_data: str) -> str:
-    """A kubeconfig that authenticates with `aws eks get-token` (short-lived IAM tokens, no stored credentials)."""
+@dataclass(frozen=True)
+class SubnetLayout:
+    """How the region's /16 is split: a /18 per AZ for nodes and pods (the VPC CNI gives every pod a VPC
+    address: 16,379 usable each), a /24 per AZ for NAT gateways and load balancers, a quarter left free."""
+
+    vpc: str
+    private: tuple[str, ...]
+    public: tuple[str, ...]
+
+
+def subnet_layout(network_cidr: str) -> SubnetLayout:
+    network = ipaddress.IPv4Network(network_cidr)
+    if network.prefixlen != 16:
+        raise ValueError(f"EKS subnets are laid out for a /16, not {network_cidr}")
+    quarters = list(network.subnets(new_prefix=18))
+    public = list(quarters[3].subnets(new_prefix=24))[:AZ_COUNT]
+    return SubnetLayout(str(network), tuple(str(q) for q in quarters[:AZ_COUNT]), tuple(str(p) for p in public))
+
+
+def check_api_access(args: ClusterArgs) -> None:
+    """The access modes EKS has: a public endpoint only to declared CIDRs, or a private one only."""
+    if args.api_access not in ("allowlist", "in-network"):
+        raise ConfigError(
+            key_path("platform.apiAccess"),
+            f"{args.api_access!r} with cloud aws",
+            "allowlist (a public endpoint open only to apiAccessCidrs, and private) or in-network (private only)",
+        )
+    if args.api_access == "allowlist" and not args.api_access_cidrs:
+        raise ConfigError(
+            key_path("platform.apiAccessCidrs"), "nothing, with apiAccess allowlist", "the CIDRs `pulumi up` runs from"
+        )
+    if args.api_access != "allowlist" and args.api_access_cidrs:
+        raise ConfigError(
+            key_path("platform.apiAccessCidrs"),
+            f"{len(args.api_access_cidrs)} CIDR(s) with apiAccess {args.api_access}",
+            "apiAccessCidrs only with apiAccess allowlist",
+        )
+
+
+def check_node_pools(pools: tuple[NodePool, ...]) -> None:
+    """Karpenter's controller (and the other add-ons) run on managed nodes Karpenter does not launch: at least
+    one CPU pool keeps a node (`min` 1 or more)."""
+    if not any(pool.min >= 1 and not pool.gpu for pool in pools):
+        raise ConfigError(
+            key_path("platform.nodePools"),
+            "no pool without gpu and with min 1 or more",
+            "at least one CPU pool with min >= 1 on aws: its managed nodes run Karpenter, which adds every other "
+            "node (up to each pool's max), and the cluster's add-ons",
+        )
+
+
+def api_access_path(args: ClusterArgs, identity: DeployerIdentity) -> ApiAccessPath:
+    """What the plan shows about reaching this cluster's API."""
+    inside = f"inside {args.network_cidr} (the cluster's VPC) or a network routed to it"
+    reachable = (
+        f"{', '.join(args.api_access_cidrs)} (public endpoint, allowlisted), and {inside}"
+        if args.api_access == "allowlist"
+        else f"{inside} only (private endpoint): a self-hosted runner or VPN there"
+    )
+    command = " ".join(["aws eks get-token", *identity.get_token_args()])
+    profile = f" with AWS_PROFILE={identity.profile}" if identity.profile else ""
+    return ApiAccessPath(
+        mode=args.api_access,
+        reachable_from=reachable,
+        identity=f"{identity.describe()}: the AWS provider's, which EKS makes the cluster's creator and admin; "
+        f"the Kubernetes provider signs in as the same with `{command}`{profile}",
+        admins=tuple(args.admins),
+    )
+
+
+def eks_kubeconfig(
+    cluster_name: str, region: str, endpoint: str, ca_data: str, identity: DeployerIdentity | None = None
+) -> str:
+    """A kubeconfig that authenticates with `aws eks get-token` (short-lived IAM tokens, no stored credentials) as
+    `identity`: its role (`--role-arn`) and profile (AWS_PROFILE), those of the AWS provider that created the
+    cluster."""
+    identity = identity or DeployerIdentity()
     document = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -79,7 +160,16 @@ def eks_kubeconfig(cluster_name: str, region: str, endpoint: str, ca_data: str) 
                     "exec": {
                         "apiVersion": "client.authentication.k8s.io/v1beta1",
                         "command": "aws",
-                        "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region],
+                        "args": [
+                            "eks",
+                            "get-token",
+                            "--cluster-name",
+                            cluster_name,
+                            "--region",
+                            region,
+                            *identity.get_token_args(),
+                        ],
+                        **({"env": identity.get_token_env()} if identity.get_token_env() else {}),
                         "interactiveMode": "Never",
                     }
                 },
@@ -114,31 +204,41 @@ def _service_role(
 
 class EksCluster(pulumi.ComponentResource):
     name: str
+    """The cluster's name in AWS (`args.cluster_name`, fitted to EKS's limits)."""
     region: str
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
+    access: ApiAccessPath
     oidc_issuer: pulumi.Output[str]
     oidc_provider_arn: pulumi.Output[str]
     vpc_id: pulumi.Output[str]
-    """The cluster's VPC, for services that live beside it (caches)."""
+    """The cluster's VPC, for services that live beside it (caches, private DNS zones)."""
     private_subnet_ids: list[pulumi.Output[str]]
     """The private subnets (one per AZ) the nodes run in."""
     cluster_security_group_id: pulumi.Output[str]
     """The security group EKS attaches to the control plane and managed nodes (and so to pods)."""
     load_balancer_controller: AwsLoadBalancerController
     """The AWS Load Balancer Controller, which gives LoadBalancer Services (the Istio gateway's) their NLB."""
+    karpenter: Karpenter
+    """Karpenter, which adds nodes above the managed baseline, up to each pool's max."""
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:cluster:EksCluster", name, None, opts)
-        self.name = args.cluster_name
+        check_api_access(args)
+        check_node_pools(args.node_pools)
+        self.name = aws_name("eks-cluster", args.cluster_name)
         self.region = args.region
         pools = [node_group_settings(pool, index) for index, pool in enumerate(args.node_pools)]
+        identity = stack_identity()
+        self.access = api_access_path(args, identity)
 
-        # One explicit provider per cluster: the region comes from the stack, never from ambient AWS config.
+        # One explicit provider per cluster: the region comes from the stack, the identity from its aws: config
+        # (an explicit provider reads neither by itself).
         aws_provider = aws.Provider(
             child(name, "aws"),
             region=args.region,
-            default_tags=aws.ProviderDefaultTagsArgs(tags={"turnout.dev/cluster": args.cluster_name}),
+            default_tags=aws.ProviderDefaultTagsArgs(tags={"turnout.dev/cluster": self.name}),
+            **identity.provider_args(),
             opts=pulumi.ResourceOptions(parent=self),
         )
         mine = pulumi.ResourceOptions(parent=self, provider=aws_provider)
@@ -147,14 +247,14 @@ class EksCluster(pulumi.ComponentResource):
         self.private_subnet_ids = [subnet.id for subnet in private_subnets]
         key = aws.kms.Key(
             child(name, "secrets-key"),
-            description=f"EKS secrets envelope encryption for {args.cluster_name}",
+            description=f"EKS secrets envelope encryption for {self.name}",
             enable_key_rotation=True,
             deletion_window_in_days=30,
             opts=mine,
         )
         cluster_role, cluster_grants = _service_role(
             child(name, "cluster-role"),
-            child(args.cluster_name, "cluster"),
+            aws_name("iam-role", f"{self.name}-cluster", keep="-cluster"),
             "eks.amazonaws.com",
             CLUSTER_POLICIES,
             mine,
@@ -163,6 +263,7 @@ class EksCluster(pulumi.ComponentResource):
         cluster_grants.append(
             aws.iam.RolePolicy(
                 child(name, "cluster-role", "secrets-key"),
+                name="secrets-key",
                 role=cluster_role.name,
                 policy=key.arn.apply(
                     lambda arn: json.dumps(
@@ -182,14 +283,15 @@ class EksCluster(pulumi.ComponentResource):
             )
         )
 
-        public_api = bool(args.api_access_cidrs)
+        public_api = args.api_access == "allowlist"
         cluster = aws.eks.Cluster(
             child(name, "eks"),
-            name=args.cluster_name,
+            name=self.name,
             version=args.kubernetes_version,
             role_arn=cluster_role.arn,
             vpc_config=aws.eks.ClusterVpcConfigArgs(
                 subnet_ids=[subnet.id for subnet in private_subnets],
+                # Nodes (and an in-network deployer) reach the API privately in every mode.
                 endpoint_private_access=True,
                 # EKS makes the endpoint public (to 0.0.0.0/0) unless told otherwise: say so explicitly.
                 endpoint_public_access=public_api,
@@ -199,12 +301,14 @@ class EksCluster(pulumi.ComponentResource):
                 provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn), resources=["secrets"]
             ),
             enabled_cluster_log_types=list(CONTROL_PLANE_LOGS),
-            # Access entries only (no aws-auth ConfigMap); the creator is admin so the stack can deploy into it.
+            # Access entries only (no aws-auth ConfigMap). The creator (the AWS provider's identity, which the
+            # kubeconfig signs in as) is admin, so the stack can deploy into it; platform.admins get entries below.
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True
             ),
             opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, depends_on=cluster_grants),
         )
+        self._admins(name, args.admins, cluster, mine)
 
         # The VPC CNI enforces NetworkPolicies only with its policy agent on (v1.14+, the default for our versions);
         # turnout's model namespaces rely on them as defence in depth behind Istio's authorization.
@@ -229,8 +333,13 @@ class EksCluster(pulumi.ComponentResource):
         self.oidc_provider_arn = oidc.arn
 
         node_role, node_grants = _service_role(
-            child(name, "node-role"), child(args.cluster_name, "node"), "ec2.amazonaws.com", NODE_POLICIES, mine
+            child(name, "node-role"),
+            aws_name("iam-role", f"{self.name}-node", keep="-node"),
+            "ec2.amazonaws.com",
+            NODE_POLICIES,
+            mine,
         )
+        # The managed baseline: each pool's `min` nodes, fixed; Karpenter adds the rest up to `max`.
         node_groups = [
             aws.eks.NodeGroup(
                 child(name, "pool", pool.name),
@@ -241,7 +350,7 @@ class EksCluster(pulumi.ComponentResource):
                 instance_types=[settings.machine_type],
                 ami_type=settings.ami_type,
                 scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                    min_size=pool.min, max_size=pool.max, desired_size=pool.min
+                    min_size=pool.min, max_size=pool.min, desired_size=pool.min
                 ),
                 labels=settings.labels,
                 taints=[aws.eks.NodeGroupTaintArgs(**taint) for taint in settings.taints] or None,
@@ -249,42 +358,64 @@ class EksCluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     provider=aws_provider,
-                    # Nodes need their policies and a NAT route to join; the autoscaler owns the desired size.
+                    # Nodes need their policies and a NAT route to join.
                     depends_on=[*node_grants, *private_routes],
-                    ignore_changes=["scalingConfig.desiredSize"],
                 ),
             )
             for pool, settings in zip(args.node_pools, pools, strict=True)
+            if pool.min >= 1
         ]
 
         kubeconfig = pulumi.Output.all(cluster.endpoint, cluster.certificate_authority.data).apply(
-            lambda values: eks_kubeconfig(args.cluster_name, args.region, values[0], values[1])
+            lambda values: eks_kubeconfig(self.name, args.region, values[0], values[1], identity)
         )
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
-        # The load balancer controller installs through a provider of its own, usable once nodes exist.
+        # The add-ons install through a provider of their own, usable once nodes exist.
         addons_provider = k8s.Provider(
             child(name, "k8s-addons"),
             kubeconfig=self.kubeconfig,
             opts=pulumi.ResourceOptions(parent=self, depends_on=node_groups),
         )
+        addons = pulumi.ResourceOptions(parent=self, providers=[aws_provider, addons_provider])
         self.load_balancer_controller = AwsLoadBalancerController(
             child(name, "lb-controller"),
             AwsLoadBalancerControllerArgs(
-                cluster_name=args.cluster_name,
+                cluster_name=self.name,
                 region=args.region,
                 vpc_id=self.vpc_id,
                 oidc_provider_arn=self.oidc_provider_arn,
                 oidc_issuer=self.oidc_issuer,
             ),
-            pulumi.ResourceOptions(parent=self, providers=[aws_provider, addons_provider]),
+            addons,
         )
-        # Usable only once nodes and the load balancer controller exist: everything deployed through this
-        # provider waits for them, so the gateway's Service is created after the controller's webhook, which
-        # sets its (immutable) load balancer class, and on destroy the controller is deleted after that Service.
+        self.karpenter = Karpenter(
+            child(name, "karpenter"),
+            KarpenterArgs(
+                cluster_name=self.name,
+                eks_cluster=cluster.name,
+                region=args.region,
+                tier=args.tier,
+                node_pools=tuple(
+                    (pool, settings.machine_type) for pool, settings in zip(args.node_pools, pools, strict=True)
+                ),
+                baseline_nodes=sum(pool.min for pool in args.node_pools if not pool.gpu),
+                security_group_id=self.cluster_security_group_id,
+                oidc_provider_arn=self.oidc_provider_arn,
+                oidc_issuer=self.oidc_issuer,
+            ),
+            addons,
+        )
+        # Usable only once nodes, the load balancer controller and Karpenter's NodePools exist: everything deployed
+        # through this provider waits for them, so the gateway's Service is created after the controller's webhook,
+        # which sets its (immutable) load balancer class, pods that need a new node (a GPU) find a NodePool, and on
+        # destroy the controllers are deleted after what they serve (Karpenter's nodes go with its NodePools).
         self.provider = k8s.Provider(
             child(name, "k8s"),
             kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*node_groups, *self.load_balancer_controller.ready]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*node_groups, *self.load_balancer_controller.ready, *self.karpenter.ready],
+            ),
         )
         if has_gpu_pools(args.node_pools):
             NvidiaDevicePlugin(child(name, "gpu"), pulumi.ResourceOptions(parent=self, provider=self.provider))
@@ -295,25 +426,53 @@ class EksCluster(pulumi.ComponentResource):
                 "kubeconfig": self.kubeconfig,
                 "oidc_issuer": self.oidc_issuer,
                 "oidc_provider_arn": self.oidc_provider_arn,
+                "access": self.access.to_json(),
             }
         )
+
+    def _admins(
+        self, name: str, admins: tuple[str, ...], cluster: aws.eks.Cluster, mine: pulumi.ResourceOptions
+    ) -> list[pulumi.Resource]:
+        """An access entry per `platform.admins` principal with the cluster-wide AmazonEKSClusterAdminPolicy."""
+        grants: list[pulumi.Resource] = []
+        for index, principal in enumerate(admins):
+            entry = aws.eks.AccessEntry(
+                child(name, "admin", str(index)),
+                cluster_name=cluster.name,
+                principal_arn=principal,
+                type="STANDARD",
+                opts=mine,
+            )
+            grants.append(
+                aws.eks.AccessPolicyAssociation(
+                    child(name, "admin", str(index), "cluster-admin"),
+                    cluster_name=cluster.name,
+                    principal_arn=entry.principal_arn,
+                    policy_arn=CLUSTER_ADMIN_POLICY,
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                    opts=mine,
+                )
+            )
+        return grants
 
     def _network(
         self, name: str, args: ClusterArgs, mine: pulumi.ResourceOptions, aws_provider: aws.Provider
     ) -> tuple[list[aws.ec2.Subnet], list[aws.ec2.Route]]:
-        """A VPC over the region's first three AZs: public subnets for NATs and load balancers, private ones for
-        the control plane's interfaces and the nodes. One NAT gateway per AZ, so losing an AZ never cuts the
-        others' egress (it costs two more gateways than a shared one)."""
+        """A VPC on the region's /16 over its first three Availability Zones (`subnet_layout`): public subnets for
+        NATs and load balancers, private ones for the control plane's interfaces, the nodes and the pods. One NAT
+        gateway per AZ, so losing an AZ never cuts the others' egress (it costs two more gateways than a shared one)."""
+        layout = subnet_layout(args.network_cidr)
         zones = aws.get_availability_zones_output(
             state="available",
+            filters=AVAILABILITY_ZONES_ONLY,
             # The provider already sets the region; passing it too lets offline plans answer for the right region.
             region=args.region,
             opts=pulumi.InvokeOutputOptions(provider=aws_provider, parent=self),
         )
-        owned = {f"kubernetes.io/cluster/{args.cluster_name}": "owned"}
+        owned = {f"kubernetes.io/cluster/{self.name}": "owned"}
         vpc = aws.ec2.Vpc(
             child(name, "vpc"),
-            cidr_block=VPC_CIDR,
+            cidr_block=layout.vpc,
             # Required for the private API endpoint: nodes resolve it through the VPC's DNS.
             enable_dns_support=True,
             enable_dns_hostnames=True,
@@ -342,7 +501,7 @@ class EksCluster(pulumi.ComponentResource):
             public = aws.ec2.Subnet(
                 child(name, "public", az),
                 vpc_id=vpc.id,
-                cidr_block=PUBLIC_CIDRS[index],
+                cidr_block=layout.public[index],
                 availability_zone=zone,
                 map_public_ip_on_launch=False,
                 tags={"Name": child(name, "public", az), "kubernetes.io/role/elb": "1", **owned},
@@ -364,7 +523,7 @@ class EksCluster(pulumi.ComponentResource):
             private = aws.ec2.Subnet(
                 child(name, "private", az),
                 vpc_id=vpc.id,
-                cidr_block=PRIVATE_CIDRS[index],
+                cidr_block=layout.private[index],
                 availability_zone=zone,
                 map_public_ip_on_launch=False,
                 tags={"Name": child(name, "private", az), "kubernetes.io/role/internal-elb": "1", **owned},

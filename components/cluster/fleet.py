@@ -46,9 +46,11 @@ class Fleet(pulumi.ComponentResource):
         stack: str,
         opts: pulumi.ResourceOptions | None = None,
         regions: tuple[str, ...] | None = None,
+        tier: str = "dev",
     ) -> None:
         """`regions`: the regions that get a cluster now (default: every configured region); a
-        backup-restore DR tier builds only the primary and restores elsewhere after a loss."""
+        backup-restore DR tier builds only the primary and restores elsewhere after a loss. `tier`: the
+        stack's `turnout:tier`."""
         super().__init__("turnout:cluster:Fleet", name, None, opts)
         component = check_cloud(platform)
         self.platform = platform
@@ -60,13 +62,18 @@ class Fleet(pulumi.ComponentResource):
                 region=region,
                 kubernetes_version=platform.kubernetes_version,
                 node_pools=platform.node_pools,
+                tier=tier,
                 api_access=platform.api_access or "in-network",
                 api_access_cidrs=platform.api_access_cidrs,
                 admins=platform.admins,
                 network_cidr=platform.networks.get(region, "10.0.0.0/16"),
+                registries=tuple(platform.registries.values()),
                 load_images=platform.load_images,
             )
             self.clusters.append(component(cluster, args, pulumi.ResourceOptions(parent=self)))
+        # Resources that need every region's cluster (AKS: private DNS zones linked to every region's VNet).
+        if hasattr(component, "join_regions"):
+            component.join_regions(self.clusters)
         self.register_outputs({"clusters": [c.name for c in self.clusters]})
 
     def describe(self) -> list[dict]:

@@ -12,6 +12,7 @@ from components.globaltraffic import (
     build_global_traffic,
     check_global_traffic,
     regional_ingresses,
+    routing_name,
 )
 from turnout.config import CLOUD_DOMAIN, Platform
 from turnout.dr import DrPlan
@@ -50,7 +51,7 @@ def check_failover(plan: DrPlan, platform: Platform, stack: str) -> None:
         RegionalIngress(cluster=child(stack, region), region=region, address="placeholder", role=role)
         for region, role in zip(regions, _roles(plan, len(regions)), strict=True)
     )
-    check_global_traffic(platform.cloud, _args(plan, platform, child(stack, "models"), placeholders))
+    check_global_traffic(platform.cloud, _args(plan, platform, routing_name(stack), placeholders))
 
 
 def _roles(plan: DrPlan, count: int) -> list[str]:
@@ -65,5 +66,9 @@ def failover_routing(
     """The tier's global routing over the clusters' gateways; None for tiers (and clouds) without one."""
     if plan.settings.routing is None:
         return None
-    ingresses = regional_ingresses([(c.name, c.region) for c in clusters], addresses, plan.settings.routing.policy)
-    return build_global_traffic(platform.cloud, _args(plan, platform, child(stack, "models"), ingresses))
+    # The clusters' networks (EKS VPCs), which an internal gateway's private zone must be associated with.
+    networks = {c.name: c.vpc_id for c in clusters if getattr(c, "vpc_id", None) is not None}
+    ingresses = regional_ingresses(
+        [(c.name, c.region) for c in clusters], addresses, plan.settings.routing.policy, networks
+    )
+    return build_global_traffic(platform.cloud, _args(plan, platform, routing_name(stack), ingresses))

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import pulumi
 
+from components.endpoint.knative_revisions import named_revision
 from turnout.dr import STANDBY_LABEL, Settings, Standby
 
 # Objects whose pods serve a model: the label goes on the object and on its pod template.
+_KNATIVE_CONFIGURATION = "kubernetes:serving.knative.dev/v1:Configuration"
 _MARKED_TYPES = (
     "kubernetes:apps/v1:Deployment",
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
-    "kubernetes:serving.knative.dev/v1:Configuration",
+    _KNATIVE_CONFIGURATION,
 )
 
 
@@ -32,10 +34,10 @@ def mark_standby(standby: Standby) -> pulumi.ResourceTransformation:
         spec = props.get("spec")
         if isinstance(spec, dict) and isinstance(spec.get("template"), dict):
             template = spec["template"]
-            props["spec"] = {
-                **spec,
-                "template": {**template, "metadata": _with_label(template.get("metadata") or {}, standby)},
-            }
+            template = {**template, "metadata": _with_label(template.get("metadata") or {}, standby)}
+            if args.type_ == _KNATIVE_CONFIGURATION:  # a changed revision template needs a new revision name
+                template = named_revision(template)
+            props["spec"] = {**spec, "template": template}
         return pulumi.ResourceTransformationResult(props, args.opts)
 
     return transform

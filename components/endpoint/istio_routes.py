@@ -17,6 +17,17 @@ SERVICE_PORT = 80
 STICKY_MAX_AGE_S = 7 * 86400
 VERSION_LABEL = "turnout.dev/version"
 CANARY_ANNOTATION = "turnout.dev/canary-version"
+MIN_WEIGHT_ANNOTATION = "turnout.dev/bandit-min-weight"
+"""On a bandit's VirtualService: the floor every arm keeps (the bandit-min-weight policy reads it)."""
+WEIGHTS_OWNER_ANNOTATION = "turnout.dev/weights-owner"
+LEARNED_ROUTES = "spec.http"
+"""What the experiment agent owns after creation: Pulumi ignores it, so a later `pulumi up` keeps learned weights
+(a CRD's lists are atomic for server-side apply: the agent's update owns all of `http`, not one weight)."""
+
+
+def experiment_headers(version: str) -> dict[str, str]:
+    """Every answer of an experiment endpoint names its version, and a request id a caller can report back."""
+    return {"x-turnout-version": version, "x-turnout-request-id": f"{version}.%REQ(x-request-id)%"}
 
 
 def cookie_regex(name: str, value: str) -> str:
@@ -37,6 +48,10 @@ def route_name(route: Route, index: int) -> str:
     return f"{prefix}-{route.match.value}".strip("-")[:63] or f"route-{index}"
 
 
+def learned_annotations(min_weight: int) -> dict[str, str]:
+    return {MIN_WEIGHT_ANNOTATION: str(min_weight), WEIGHTS_OWNER_ANNOTATION: "experiment-agent"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Hosts:
     service: str
@@ -45,11 +60,13 @@ class Hosts:
     """FQDN of the Service in front of the shadow versions (mirror targets only)."""
 
 
-def _destination(destination: Destination, hosts: Hosts, sticky: Sticky | None) -> dict:
+def _destination(destination: Destination, hosts: Hosts, sticky: Sticky | None, experiment: bool = False) -> dict:
     spec = {
         "destination": {"host": hosts.service, "subset": destination.version, "port": {"number": SERVICE_PORT}},
         "weight": destination.weight,
     }
+    if experiment:
+        spec["headers"] = {"response": {"set": experiment_headers(destination.version)}}
     if sticky is not None:
         # The split route tells the client which version it got; later requests match on the cookie.
         cookie = f"{sticky.cookie}={destination.version}; Path=/; Max-Age={STICKY_MAX_AGE_S}; HttpOnly; SameSite=Lax"
@@ -64,7 +81,7 @@ def _mirror(mirror: Mirror, hosts: Hosts) -> dict:
     }
 
 
-def http_routes(plan: TrafficPlan, hosts: Hosts, sticky: Sticky | None = None) -> list[dict]:
+def http_routes(plan: TrafficPlan, hosts: Hosts, sticky: Sticky | None = None, experiment: bool = False) -> list[dict]:
     """The VirtualService's `http` list, one entry per plan route, in the plan's order."""
     routes = []
     for index, route in enumerate(plan.routes):
@@ -72,7 +89,7 @@ def http_routes(plan: TrafficPlan, hosts: Hosts, sticky: Sticky | None = None) -
         spec: dict = {"name": route_name(route, index)}
         if route.match is not None:
             spec["match"] = [match_spec(route.match)]
-        spec["route"] = [_destination(d, hosts, sticky if split else None) for d in route.to]
+        spec["route"] = [_destination(d, hosts, sticky if split else None, experiment and split) for d in route.to]
         if route.mirror:
             spec["mirrors"] = [_mirror(m, hosts) for m in route.mirror]
         routes.append(spec)
@@ -100,6 +117,8 @@ class IstioRoutesArgs:
     gateway: str
     """`namespace/name` of the Gateway the VirtualService binds to."""
     after: tuple[pulumi.Resource, ...]
+    min_weight: int | None = None
+    """A bandit's floor: its split route names versions in answers, and the experiment agent owns the weights."""
 
 
 class IstioRoutes(pulumi.ComponentResource):
@@ -134,13 +153,16 @@ class IstioRoutes(pulumi.ComponentResource):
                 "name": args.endpoint,
                 **meta,
                 **({"annotations": {CANARY_ANNOTATION: args.canary_version}} if args.canary_version else {}),
+                **({"annotations": learned_annotations(args.min_weight)} if args.min_weight is not None else {}),
             },
             spec={
                 # The public host through the Gateway, and the in-mesh name for callers inside the cluster.
                 "hosts": [args.public_host, hosts.service],
                 "gateways": [args.gateway, "mesh"],
-                "http": http_routes(args.plan, hosts, args.sticky),
+                "http": http_routes(args.plan, hosts, args.sticky, experiment=args.min_weight is not None),
             },
-            opts=after,
+            opts=pulumi.ResourceOptions.merge(
+                after, pulumi.ResourceOptions(ignore_changes=[LEARNED_ROUTES] if args.min_weight is not None else None)
+            ),
         )
         self.register_outputs({"host": args.public_host})

@@ -1,11 +1,17 @@
-"""An endpoint's traffic plan on Knative: Configurations whose revisions are named per version, and
-a Route whose traffic block carries the plan's weights, each version tagged so that it is also
+"""An endpoint's traffic plan on Knative: Configurations whose revisions are named per version and template,
+and a Route whose traffic block carries the plan's weights, each version tagged so that it is also
 reachable with the `Knative-Serving-Tag` header.
 
 recreate and rolling keep one Configuration (`<endpoint>`) whose revision changes with the version,
 so Knative replaces it in place (gradually for rolling, via rollout-duration). Strategies that run
 several versions at once get a Configuration per version (`<endpoint>-<version>`): a Knative
 Service's single template could not declare a version that has never been deployed before.
+
+A revision is named `<endpoint>-<version>-<hash of its template>`. Knative's webhook refuses a changed template
+under an unchanged revision name (`VerifyNameChange`, pkg/apis/serving/v1/revision_validation.go), and a name that
+does not start with `<Configuration name>-` (`validateRevisionName`); so any change to a version (image, env,
+replicas, resources, the cache's address, the DR standby label) renames its revision, and nothing else does.
+Routes follow each Configuration's latest ready revision, so they never name one.
 """
 
 from __future__ import annotations
@@ -17,17 +23,67 @@ import pulumi_kubernetes as k8s
 
 from components.endpoint.istio_routes import CANARY_ANNOTATION
 from components.endpoint.workload import GPU_RESOURCE, NO_ADDITIONS, RUN_AS, PodAdditions, container_security
-from turnout.config import ModelVersion
-from turnout.naming import child, k8s_name, labels
+from turnout.config import ModelVersion, key_path
+from turnout.errors import ConfigError, describe
+from turnout.naming import child, hashed_name, hashed_name_prefix, k8s_name, labels
 from turnout.strategies import Canary, Recreate, Rolling, Strategy
 from turnout.traffic import TrafficPlan
 
 VERSION_LABEL = "turnout.dev/version"
+ENDPOINT_LABEL = "turnout.dev/endpoint"
 ROLLOUT_SECONDS = 300  # rolling: Knative shifts traffic to the new revision over five minutes
 
 
 def single_configuration(strategy: Strategy) -> bool:
     return isinstance(strategy, (Recreate, Rolling))
+
+
+def check_knative_names(endpoint: str, versions: list[str]) -> None:
+    """Knative wants DNS-1035 labels, which start with a letter, where turnout's names are DNS-1123 labels: revision
+    names start with the endpoint's name (validateRevisionName) and the Route tags each version with its name
+    (route_validation.go)."""
+    if not endpoint[:1].isalpha():
+        raise ConfigError(
+            key_path(f"endpoints.{endpoint}"), describe(endpoint), "a name starting with a letter on backend knative"
+        )
+    for version in versions:
+        if not version[:1].isalpha():
+            raise ConfigError(
+                key_path(f"endpoints.{endpoint}.versions.{version}"),
+                describe(version),
+                "a version name starting with a letter on backend knative (Knative tags routes with it)",
+            )
+
+
+def configuration_name(endpoint: str, version: str, single: bool) -> str:
+    """The endpoint's one Configuration, or the version's own, named so that its revision names
+    (`<endpoint>-<version>-<hash>`) start with it and a dash, as Knative requires."""
+    return endpoint if single else hashed_name_prefix(endpoint, version)
+
+
+def _has_outputs(value: object) -> bool:
+    if isinstance(value, pulumi.Output):
+        return True
+    if isinstance(value, dict):
+        return any(_has_outputs(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_outputs(v) for v in value)
+    return False
+
+
+def named_revision(template: dict) -> dict:
+    """`template` with `metadata.name` set to `<endpoint>-<version>-<hash of the rest of the template>` (endpoint and
+    version from its turnout labels). Whoever changes a template after KnativeRevisions built it (the DR standby
+    marking) names it again with this; values not known yet (the cache's address) are hashed once they are."""
+    metadata = {key: value for key, value in (template.get("metadata") or {}).items() if key != "name"}
+    unnamed = {**template, "metadata": metadata}
+    parts = (metadata["labels"][ENDPOINT_LABEL], metadata["labels"][VERSION_LABEL])
+
+    def name(resolved: dict) -> str:
+        return hashed_name(*parts, content=resolved)
+
+    revision = pulumi.Output.from_input(unnamed).apply(name) if _has_outputs(unnamed) else name(unnamed)
+    return {**unnamed, "metadata": {**metadata, "name": revision}}
 
 
 def revision_template(
@@ -76,20 +132,22 @@ def revision_template(
             }
         ],
         **({"volumes": list(additions.volumes)} if additions.volumes else {}),
+        **({"imagePullSecrets": [{"name": name} for name in additions.pull_secrets]} if additions.pull_secrets else {}),
     }
     if version.resources.gpu:
         spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
-    return {
-        "metadata": {
-            "name": k8s_name(endpoint, version_name),  # the revision is named after the version
-            "labels": {**labels(endpoint, version_name, tier), "app": endpoint, "version": version_name},
-            "annotations": {
-                "autoscaling.knative.dev/min-scale": str(min_scale),
-                "autoscaling.knative.dev/max-scale": str(replicas.max),
+    return named_revision(
+        {
+            "metadata": {
+                "labels": {**labels(endpoint, version_name, tier), "app": endpoint, "version": version_name},
+                "annotations": {
+                    "autoscaling.knative.dev/min-scale": str(min_scale),
+                    "autoscaling.knative.dev/max-scale": str(replicas.max),
+                },
             },
-        },
-        "spec": spec,
-    }
+            "spec": spec,
+        }
+    )
 
 
 def route_traffic(endpoint: str, plan: TrafficPlan, single: bool) -> list[dict]:
@@ -99,7 +157,7 @@ def route_traffic(endpoint: str, plan: TrafficPlan, single: bool) -> list[dict]:
         return [{"configurationName": endpoint, "latestRevision": True, "percent": 100, "tag": route.to[0].version}]
     return [
         {
-            "configurationName": k8s_name(endpoint, d.version),
+            "configurationName": configuration_name(endpoint, d.version, single),
             "latestRevision": True,
             "percent": d.weight,
             "tag": d.version,
@@ -125,6 +183,7 @@ class KnativeRevisionsArgs:
 
 class KnativeRevisions(pulumi.ComponentResource):
     def __init__(self, name: str, args: KnativeRevisionsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        check_knative_names(args.endpoint, list(args.plan.running_versions))
         super().__init__("turnout:endpoint:KnativeRevisions", name, None, opts)
         after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         single = single_configuration(args.strategy)
@@ -152,7 +211,7 @@ class KnativeRevisions(pulumi.ComponentResource):
                     child(name, version_name, "config"),
                     api_version="serving.knative.dev/v1",
                     kind="Configuration",
-                    metadata={"name": args.endpoint if single else object_name, **meta},
+                    metadata={"name": configuration_name(args.endpoint, version_name, single), **meta},
                     spec={"template": template},
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, account]),
                 )

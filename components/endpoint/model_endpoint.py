@@ -3,6 +3,7 @@ front of them, and the routing objects that realise its strategy."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,17 +12,20 @@ import pulumi_kubernetes as k8s
 
 from components.cache import CacheConnection
 from components.cache.access import CacheAccess, CacheAccessArgs
+from components.endpoint.egress import EndpointEgress, EndpointEgressArgs
+from components.endpoint.experiment_agent import ExperimentAgent, ExperimentAgentArgs, traffic_note
 from components.endpoint.feature_flags import FlagDaemon, FlagDaemonArgs
 from components.endpoint.flagger_canary import FlaggerCanary, FlaggerCanaryArgs, analysed_versions
 from components.endpoint.istio_routes import IstioRoutes, IstioRoutesArgs
 from components.endpoint.knative_revisions import KnativeRevisions, KnativeRevisionsArgs
 from components.endpoint.namespace import ModelNamespace, ModelNamespaceArgs
+from components.endpoint.pull_secrets import PullSecrets, PullSecretsArgs
 from components.endpoint.workload import NO_ADDITIONS, ROLE_LABEL, ModelWorkload, ModelWorkloadArgs, is_autoscaled
 from components.mesh.platform import MeshInfo
 from turnout.config import Endpoint, key_path
 from turnout.errors import NotSupportedError
 from turnout.naming import child, labels
-from turnout.strategies import Canary, FeatureFlag, Recreate, Rolling, Strategy
+from turnout.strategies import Bandit, Canary, FeatureFlag, Recreate, Rolling, Strategy
 from turnout.traffic import TrafficPlan, traffic_plan
 
 DEFAULT_UPDATE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
@@ -85,7 +89,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         ).namespace
         in_namespace = (namespace,)
-        self._cache = NO_ADDITIONS
+        self._additions = NO_ADDITIONS
         if args.cache is not None:
             access = CacheAccess(
                 child(name, "cache"),
@@ -98,7 +102,8 @@ class ModelEndpoint(pulumi.ComponentResource):
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
-            in_namespace, self._cache = (namespace, *access.ready), access.additions
+            in_namespace, self._additions = (namespace, *access.ready), access.additions
+        in_namespace = self._egress_and_pull_secrets(name, args, in_namespace)
         public_host = f"{args.endpoint_name}.{args.mesh.domain}"
         if endpoint.backend == "knative":
             KnativeRevisions(
@@ -113,7 +118,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                     port=endpoint.port,
                     health_path=endpoint.health_path,
                     after=in_namespace,
-                    additions=self._cache,
+                    additions=self._additions,
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
@@ -121,6 +126,23 @@ class ModelEndpoint(pulumi.ComponentResource):
             self._flagger(name, args, public_host, in_namespace)
         else:
             self._istio(name, args, public_host, in_namespace)
+        bandit = isinstance(endpoint.strategy, Bandit)
+        if bandit:
+            ExperimentAgent(
+                child(name, "agent"),
+                ExperimentAgentArgs(
+                    endpoint=args.endpoint_name,
+                    namespace=namespace_name,
+                    tier=args.tier,
+                    strategy=endpoint.strategy,
+                    plan=self.plan,
+                    image=args.mesh.agent_image,
+                    pull_policy=args.mesh.image_pull_policy,
+                    prometheus_url=args.mesh.prometheus_url,
+                    after=in_namespace,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
         if isinstance(endpoint.strategy, FeatureFlag):
             FlagDaemon(
                 child(name, "flagd"),
@@ -140,9 +162,31 @@ class ModelEndpoint(pulumi.ComponentResource):
             "backend": endpoint.backend,
             "strategy": self.plan.strategy,
             "routes": self.plan.to_json(),
+            **({"agent": traffic_note(namespace_name, namespace_name, endpoint.strategy)} if bandit else {}),
         }
         # Names, not the traffic document: every nested value registered becomes an Output to await.
         self.register_outputs({"namespace": namespace_name, "versions": list(self.plan.running_versions)})
+
+    def _egress_and_pull_secrets(self, name: str, args: ModelEndpointArgs, in_namespace: tuple) -> tuple:
+        """ServiceEntries for the hosts the endpoint calls and the pull Secrets its pods use: workloads wait for
+        both."""
+        endpoint, common = args.endpoint, {"namespace": args.endpoint_name, "endpoint": args.endpoint_name}
+        if endpoint.egress:
+            egress = EndpointEgress(
+                child(name, "egress"),
+                EndpointEgressArgs(**common, tier=args.tier, hosts=endpoint.egress, after=(*in_namespace, *args.after)),
+                pulumi.ResourceOptions(parent=self),
+            )
+            in_namespace = (*in_namespace, *egress.ready)
+        if endpoint.pull_secrets:
+            secrets = PullSecrets(
+                child(name, "pull-secrets"),
+                PullSecretsArgs(**common, tier=args.tier, secrets=endpoint.pull_secrets, after=in_namespace[:1]),
+                pulumi.ResourceOptions(parent=self),
+            )
+            in_namespace = (*in_namespace, *secrets.ready)
+            self._additions = dataclasses.replace(self._additions, pull_secrets=secrets.names)
+        return in_namespace
 
     def _istio(self, name: str, args: ModelEndpointArgs, public_host: str, in_namespace: tuple) -> None:
         """A Deployment per running version, the Services in front of them, and the Istio routes."""
@@ -163,7 +207,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                     tier=args.tier,
                     update_strategy=update_strategy(endpoint.strategy),
                     pull_policy=args.mesh.image_pull_policy,
-                    additions=self._cache,
+                    additions=self._additions,
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
@@ -199,6 +243,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 public_host=public_host,
                 gateway=args.mesh.gateway,
                 after=in_namespace,
+                min_weight=endpoint.strategy.min_weight if isinstance(endpoint.strategy, Bandit) else None,
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -223,7 +268,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 update_strategy=update_strategy(strategy),
                 pull_policy=args.mesh.image_pull_policy,
                 unversioned=True,
-                additions=self._cache,
+                additions=self._additions,
             ),
             pulumi.ResourceOptions(parent=self),
         )

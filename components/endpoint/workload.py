@@ -17,14 +17,16 @@ GPU_RESOURCE = "nvidia.com/gpu"
 
 @dataclass(frozen=True)
 class PodAdditions:
-    """Environment, volumes and mounts added to a model container (and its pod) by what it uses."""
+    """Environment, volumes and mounts added to a model container (and its pod) by what it uses, and the
+    image pull Secrets of its namespace."""
 
     env: tuple[dict, ...] = ()
     volumes: tuple[dict, ...] = ()
     mounts: tuple[dict, ...] = ()
+    pull_secrets: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.env or self.volumes or self.mounts)
+        return bool(self.env or self.volumes or self.mounts or self.pull_secrets)
 
 
 NO_ADDITIONS = PodAdditions()
@@ -117,6 +119,7 @@ def pod_spec(args: ModelWorkloadArgs, service_account: str) -> dict:
         "securityContext": pod_security(),
         "containers": [container_spec(args)],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, *args.additions.volumes],
+        **({"imagePullSecrets": image_pull_secrets(args.additions)} if args.additions.pull_secrets else {}),
         "topologySpreadConstraints": [
             {
                 "maxSkew": 1,
@@ -130,6 +133,10 @@ def pod_spec(args: ModelWorkloadArgs, service_account: str) -> dict:
         spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
         spec["nodeSelector"] = {"nvidia.com/gpu.present": "true"}
     return spec
+
+
+def image_pull_secrets(additions: PodAdditions) -> list[dict]:
+    return [{"name": name} for name in additions.pull_secrets]
 
 
 def is_autoscaled(replicas) -> bool:

@@ -17,6 +17,7 @@ the component (none on kind: a single local cluster needs no global routing).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import re
 from collections.abc import Callable
@@ -60,6 +61,24 @@ GLOBAL_TRAFFIC_COMPONENTS = {
 }
 
 
+ROUTING_SUFFIX = "-models"
+NAME_MAX = 40
+
+
+def routing_name(stack: str) -> str:
+    """The name a stack's global routing derives every resource name from: `<stack>-models`, made a DNS label of at
+    most 40 characters (lowercased, other characters as '-', a stable hash of the whole when cut), so any stack
+    name Pulumi accepts works. Derived, never written by the user: an error about it would name no real key."""
+    name = f"{stack}{ROUTING_SUFFIX}"
+    if re.fullmatch(NAME_PATTERN, name):
+        return name
+    cleaned = re.sub("-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", stack.lower())).strip("-")
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    head = cleaned[: NAME_MAX - len(digest) - len(ROUTING_SUFFIX) - 1].rstrip("-")
+    fitted = f"{head}-{digest}{ROUTING_SUFFIX}" if head else f"m{digest}{ROUTING_SUFFIX}"
+    return fitted if fitted[0].isalpha() else f"m{fitted[1:]}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class RegionalIngress:
     """One region's way in: the ingress gateway's load balancer of that region's cluster."""
@@ -76,12 +95,16 @@ class RegionalIngress:
     latency and weighted routing: "active"."""
     weight: int = 1
     """weighted routing: share of answers, 0-255 (0 takes the region out of rotation); ignored otherwise."""
+    network_id: pulumi.Input[str] | None = None
+    """The network the region's clients are in (the cluster's VPC on AWS): a private zone must be associated with
+    it for them to resolve the records. None where unknown."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class GlobalTrafficArgs:
     name: str
-    """Names every resource (and the Traffic Manager profile's DNS label): a DNS label of at most 40 characters."""
+    """Names every resource (and the Traffic Manager profile's DNS label): a DNS label of at most 40 characters,
+    derived from the stack name with `routing_name`."""
     domain: str
     """The DNS zone the records go into (`models.example.com`); model hosts are `<endpoint>.<domain>`, so
     the records are `*.<domain>`. The zone itself is the user's: delegated and named by them."""
@@ -204,8 +227,10 @@ def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_
     if cloud not in CLOUDS:
         raise ConfigError(key_path("platform.cloud"), describe(cloud), "aws, gcp or azure for global traffic routing")
     if not isinstance(args.name, str) or not re.fullmatch(NAME_PATTERN, args.name):
-        raise ConfigError(
-            f"{key}.name", describe(args.name), "a DNS label of at most 40 lowercase letters, digits and '-'"
+        # The name is derived (`routing_name`), never written by the user: a bad one is a bug, not bad input.
+        raise ValueError(
+            f"GlobalTrafficArgs.name {args.name!r} is not a DNS label of at most 40 lowercase letters, digits and "
+            "'-': derive it with routing_name(stack)"
         )
     if not isinstance(args.domain, str) or not re.fullmatch(DOMAIN_PATTERN, args.domain):
         raise ConfigError(
@@ -320,16 +345,21 @@ def describe_records(
 
 
 def regional_ingresses(
-    clusters: list[tuple[str, str]], addresses: dict[str, pulumi.Input[str]], routing: Routing
+    clusters: list[tuple[str, str]],
+    addresses: dict[str, pulumi.Input[str]],
+    routing: Routing,
+    networks: dict[str, pulumi.Input[str]] | None = None,
 ) -> tuple[RegionalIngress, ...]:
     """One ingress per (cluster, region), in fleet order, with the roles `routing` needs: for failover the first
-    cluster is the primary and the others secondaries; otherwise every region is active (weight 1)."""
+    cluster is the primary and the others secondaries; otherwise every region is active (weight 1). `networks`:
+    each cluster's network id, where known."""
     return tuple(
         RegionalIngress(
             cluster=cluster,
             region=region,
             address=addresses[cluster],
             role=("primary" if index == 0 else "secondary") if routing == "failover" else "active",
+            network_id=(networks or {}).get(cluster),
         )
         for index, (cluster, region) in enumerate(clusters)
     )

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import pulumi
 
-from components.globaltraffic import DOMAIN_KEY, GlobalTrafficArgs, RegionalIngress, build_global_traffic
+from components.globaltraffic import (
+    DOMAIN_KEY,
+    GlobalTrafficArgs,
+    RegionalIngress,
+    build_global_traffic,
+    routing_name,
+)
 from turnout.config import CLOUD_DOMAIN, GlobalTraffic, Platform, StackConfig
 from turnout.dr import routing_for
 from turnout.errors import ConfigError
-from turnout.naming import child, cluster_name
+from turnout.naming import cluster_name
 
 
 def check_colour_routing(config: StackConfig) -> None:
@@ -37,6 +43,14 @@ def _address(ingresses: list[dict] | None, cell: str, cluster: str) -> str:
     )
 
 
+def _network(ingresses: list[dict] | None, cluster: str) -> str | None:
+    """The cell's network id for `cluster` (its VPC on AWS), if it exports one."""
+    for ingress in ingresses or []:
+        if ingress.get("cluster") == cluster:
+            return ingress.get("networkId")
+    return None
+
+
 def colour_ingresses(
     references: dict[str, pulumi.StackReference], routing: GlobalTraffic, regions: tuple[str, ...]
 ) -> tuple[RegionalIngress, ...]:
@@ -52,6 +66,7 @@ def colour_ingresses(
                     cluster=cluster,
                     region=region,
                     address=ingresses.apply(lambda items, cell=cell, cluster=cluster: _address(items, cell, cluster)),
+                    network_id=ingresses.apply(lambda items, cluster=cluster: _network(items, cluster)),
                     role="active",
                     weight=weights[colour],
                 )
@@ -71,7 +86,7 @@ def colour_routing(stack: str, platform: Platform, routing: GlobalTraffic) -> pu
     return build_global_traffic(
         platform.cloud,
         GlobalTrafficArgs(
-            name=child(stack, "models"),
+            name=routing_name(stack),
             domain=platform.serving.gateway.domain or "",
             ingresses=colour_ingresses(references, routing, platform.regions),
             routing="weighted",

@@ -13,8 +13,11 @@
   (the HTTPS target group, minimum < 1), period `interval` (one-minute metric: a multiple of 60 s),
   `failure_threshold` evaluation periods, missing data as breaching; the NLB and target group are found by
   the tags the AWS Load Balancer Controller puts on them.
+- Private zone (internal gateway): associated with every region's network (the clusters' VPCs, which the stack
+  creates, so nobody could have associated them before), or clients there could not resolve the records at all.
 - Exported per record, for `turnout failover`: `healthCheckId`, and `healthCheckAlarm` ({name, region}; null for
   endpoint checks), so the runbook reads each region's health without searching for it.
+- Every provider signs in as the stack's `aws:` identity; every name fits its AWS limit (`aws_limits`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from components.cluster.aws_identity import stack_identity
+from components.cluster.aws_limits import aws_name
 from components.globaltraffic import (
     GlobalTrafficArgs,
     RegionalIngress,
@@ -78,6 +83,17 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
         )
         self.zone_id = zone.zone_id
         on_dns = pulumi.ResourceOptions(parent=self, provider=dns)
+        if args.exposure == "internal":
+            # A private zone answers only inside the networks associated with it.
+            for ingress in args.ingresses:
+                if ingress.network_id is not None:
+                    aws.route53.ZoneAssociation(
+                        child(name, ingress.cluster, "zone"),
+                        zone_id=zone.zone_id,
+                        vpc_id=ingress.network_id,
+                        vpc_region=ingress.region,
+                        opts=on_dns,
+                    )
         # What `turnout failover` reads per region: the health check's id, and the alarm behind it if any.
         failover: dict[str, dict] = {}
         for ingress in args.ingresses:
@@ -93,7 +109,7 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
                     resource_path=plan.path,
                     request_interval=plan.interval_seconds,
                     failure_threshold=plan.failure_threshold,
-                    tags={"Name": child(name, ingress.cluster)},
+                    tags={"Name": aws_name("tag-value", child(name, ingress.cluster))},
                     opts=on_dns,
                 )
             aws.route53.Record(
@@ -103,13 +119,13 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
                 type="CNAME",
                 ttl=plan.ttl_seconds,
                 records=[ingress.address],
-                set_identifier=ingress.cluster,
+                set_identifier=aws_name("route53-set-identifier", ingress.cluster),
                 health_check_id=health.id,
                 **routing_policy(args.routing, ingress),
                 opts=on_dns,
             )
             failover[ingress.cluster] = {
-                "setIdentifier": ingress.cluster,
+                "setIdentifier": aws_name("route53-set-identifier", ingress.cluster),
                 "failover": FAILOVER_TYPES.get(ingress.role),
                 "healthCheckId": health.id,
                 "healthCheckAlarm": None if alarm is None else {"name": alarm.name, "region": ingress.region},
@@ -128,7 +144,10 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
         """One explicit provider per region: the region comes from the ingress, never from ambient AWS config."""
         if region not in self._region_providers:
             self._region_providers[region] = aws.Provider(
-                child(self._prefix, region, "aws"), region=region, opts=pulumi.ResourceOptions(parent=self)
+                child(self._prefix, region, "aws"),
+                region=region,
+                **stack_identity().provider_args(),
+                opts=pulumi.ResourceOptions(parent=self),
             )
         return self._region_providers[region]
 
@@ -154,7 +173,7 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
         alarm_name = child(self._prefix, ingress.cluster, "healthy-hosts")
         alarm = aws.cloudwatch.MetricAlarm(
             alarm_name,
-            name=alarm_name,
+            name=aws_name("cloudwatch-alarm", alarm_name, keep="-healthy-hosts"),
             alarm_description=f"No healthy ingress gateway target behind {ingress.cluster}'s NLB: fail over",
             namespace="AWS/NetworkELB",
             metric_name="HealthyHostCount",
@@ -173,7 +192,7 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
             cloudwatch_alarm_name=alarm.name,
             cloudwatch_alarm_region=ingress.region,
             insufficient_data_health_status="Unhealthy",
-            tags={"Name": child(self._prefix, ingress.cluster)},
+            tags={"Name": aws_name("tag-value", child(self._prefix, ingress.cluster))},
             opts=on_dns,
         )
         return health, alarm

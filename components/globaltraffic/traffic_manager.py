@@ -8,7 +8,9 @@
   cluster's region (what Performance routing measures); Priority gives the primary 1 and the secondaries 2,
   3, ... in order; Weighted takes the weight, and a weight of 0 (out of rotation; Traffic Manager only
   accepts 1-1000) becomes a disabled endpoint.
-- Names: the profile answers at `<name>.trafficmanager.net` (`profile_fqdn`); the user's zone points
+- Names: the profile answers at `<name>-<hash>.trafficmanager.net` (`profile_fqdn`): the DNS name is unique across
+  Azure, so it carries 6 hex digits of a hash of the subscription and the name, and the same stack in another
+  organisation's subscription never claims it (components/cluster/azure_limits.py). The user's zone points
   `*.<domain>` there with a CNAME (listed in `records`), as it owns that zone.
 - Internal gateways are refused by `check_global_traffic`: Traffic Manager probes from the internet and
   serves public DNS only; it cannot route to or monitor endpoints in a private network (Traffic Manager FAQ,
@@ -18,8 +20,9 @@
 from __future__ import annotations
 
 import pulumi
-from pulumi_azure_native import resources, trafficmanager
+from pulumi_azure_native import authorization, resources, trafficmanager
 
+from components.cluster.azure_limits import azure_name, global_name
 from components.globaltraffic import (
     GlobalTrafficArgs,
     HealthCheckPlan,
@@ -32,6 +35,12 @@ from turnout.naming import child
 
 ROUTING_METHODS = {"failover": "Priority", "latency": "Performance", "weighted": "Weighted"}
 TRAFFIC_MANAGER_DOMAIN = "trafficmanager.net"
+
+
+def profile_name(name: str, subscription_id: str) -> str:
+    """The profile's name and DNS name (`<it>.trafficmanager.net`): unique across Azure, so it carries a hash of the
+    subscription; a DNS label, which also fits the profile name's rule."""
+    return global_name("traffic_manager_dns_name", name, subscription_id)
 
 
 def monitor_config(plan: HealthCheckPlan) -> dict:
@@ -71,8 +80,8 @@ class TrafficManagerGlobalTraffic(pulumi.ComponentResource):
     records: pulumi.Output[list[dict]]
     detection_seconds: int
     ttl_seconds: int
-    profile_fqdn: str
-    """`<name>.trafficmanager.net`: where `*.<domain>` must point (CNAME)."""
+    profile_fqdn: pulumi.Output[str]
+    """`<profile>.trafficmanager.net`: where `*.<domain>` must point (CNAME)."""
 
     def __init__(self, name: str, args: GlobalTrafficArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:globaltraffic:TrafficManagerGlobalTraffic", name, None, opts)
@@ -80,19 +89,24 @@ class TrafficManagerGlobalTraffic(pulumi.ComponentResource):
         self.hostname = hostname_of(args)
         self.detection_seconds = plan.detection_seconds
         self.ttl_seconds = plan.ttl_seconds
-        self.profile_fqdn = f"{args.name}.{TRAFFIC_MANAGER_DOMAIN}"
         mine = pulumi.ResourceOptions(parent=self)
+        client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        dns_name = client.subscription_id.apply(lambda subscription: profile_name(args.name, subscription))
+        self.profile_fqdn = pulumi.Output.concat(dns_name, ".", TRAFFIC_MANAGER_DOMAIN)
         group = resources.ResourceGroup(
-            child(name, "rg"), resource_group_name=child(name, "rg"), location=args.ingresses[0].region, opts=mine
+            child(name, "rg"),
+            resource_group_name=azure_name("resource_group", child(name, "rg")),
+            location=args.ingresses[0].region,
+            opts=mine,
         )
         profile = trafficmanager.Profile(
             child(name, "profile"),
-            profile_name=args.name,
+            profile_name=dns_name,
             resource_group_name=group.name,
             location="global",
             profile_status="Enabled",
             traffic_routing_method=ROUTING_METHODS[args.routing],
-            dns_config={"relative_name": args.name, "ttl": plan.ttl_seconds},
+            dns_config={"relative_name": dns_name, "ttl": plan.ttl_seconds},
             monitor_config=monitor_config(plan),
             traffic_view_enrollment_status="Disabled",
             opts=mine,
@@ -101,7 +115,7 @@ class TrafficManagerGlobalTraffic(pulumi.ComponentResource):
         for ingress in args.ingresses:
             trafficmanager.Endpoint(
                 child(name, ingress.cluster),
-                endpoint_name=ingress.cluster,
+                endpoint_name=azure_name("traffic_manager_endpoint", ingress.cluster),
                 endpoint_type="ExternalEndpoints",
                 profile_name=profile.name,
                 resource_group_name=group.name,

@@ -1,4 +1,5 @@
-"""A self-signed TLS certificate for kind's gateway, made with openssl on `pulumi up`."""
+"""The gateway's certificate, from the source `gateway.tls.issuer` names: a self-signed one made with openssl on
+`pulumi up` (kind), cert-manager (acme or private-ca, `cert_manager.py`), or the stack's own Secret (secret)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
 
+from components.mesh.cert_manager import CHART_VERSION, CertManager, CertManagerArgs, issuer_name, uses_cert_manager
+from components.mesh.dns01 import Dns01Identity
+from turnout.config import Gateway
 from turnout.naming import child
 
 _PEM = re.compile(r"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----\n?", re.S)
@@ -56,3 +60,99 @@ class SelfSignedCertificate(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
         self.register_outputs({"secret": args.secret_name})
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayTlsArgs:
+    gateway: Gateway
+    """Validated settings: `tls.issuer` and `domain` resolved."""
+    cloud: str
+    tier: str
+    namespace: str
+    """The gateway's namespace, where the Secret it serves must be."""
+    cluster: pulumi.ComponentResource | None = None
+    """The cluster component (acme: its workload identity attributes)."""
+    after: tuple[pulumi.Resource, ...] = ()
+
+
+@dataclass(frozen=True)
+class GatewayTlsSource:
+    summary: str
+    """What the plan shows per cluster: `acme letsencrypt (Route 53 Z...)`, `private-ca`, `secret NAME (yours)`."""
+    cert_manager: str | None
+    """The cert-manager chart version, where it is installed."""
+
+
+def gateway_tls(name: str, args: GatewayTlsArgs, opts: pulumi.ResourceOptions) -> GatewayTlsSource:
+    """Create what makes the Secret the gateway serves, as `tls.issuer` says; nothing for `secret`."""
+    gateway = args.gateway
+    issuer = gateway.tls.issuer
+    if issuer == "self-signed":
+        SelfSignedCertificate(
+            name,
+            SelfSignedCertificateArgs(
+                domain=gateway.domain, secret_name=gateway.certificate, namespace=args.namespace, after=args.after
+            ),
+            opts,
+        )
+        return GatewayTlsSource(f"self-signed {gateway.certificate} (openssl)", None)
+    if not uses_cert_manager(issuer):
+        return GatewayTlsSource(f"secret {gateway.certificate} (yours)", None)
+    identity = dns01_identity(name, args, opts) if issuer == "acme" else None
+    CertManager(
+        name,
+        CertManagerArgs(
+            gateway=gateway,
+            cluster_name=getattr(args.cluster, "name", name),
+            tier=args.tier,
+            gateway_namespace=args.namespace,
+            identity=identity,
+            after=args.after,
+        ),
+        opts,
+    )
+    where = f", {identity.zone}" if identity else ""
+    return GatewayTlsSource(f"{issuer} {issuer_name(gateway)}{where}", CHART_VERSION)
+
+
+def dns01_identity(name: str, args: GatewayTlsArgs, opts: pulumi.ResourceOptions) -> Dns01Identity:
+    """The cluster's cloud identity for cert-manager's DNS-01 records, from the cloud's own module."""
+    cluster, zone = args.cluster, args.gateway.tls.dns_zone
+    identity_name = child(name, "dns01")
+    if args.cloud == "aws":
+        from components.mesh.dns01_aws import Route53Dns01, Route53Dns01Args
+
+        return Route53Dns01(
+            identity_name,
+            Route53Dns01Args(
+                cluster_name=cluster.name,
+                region=cluster.region,
+                oidc_provider_arn=cluster.oidc_provider_arn,
+                oidc_issuer=cluster.oidc_issuer,
+                hosted_zone_id=zone,
+            ),
+            opts,
+        ).identity
+    if args.cloud == "gcp":
+        from components.mesh.dns01_gcp import CloudDnsDns01, CloudDnsDns01Args
+
+        return CloudDnsDns01(
+            identity_name,
+            CloudDnsDns01Args(cluster_name=cluster.name, workload_pool=cluster.workload_pool, zone=zone),
+            opts,
+        ).identity
+    if args.cloud == "azure":
+        from components.mesh.dns01_azure import AzureDnsDns01, AzureDnsDns01Args
+
+        return AzureDnsDns01(
+            identity_name,
+            AzureDnsDns01Args(
+                cluster_name=cluster.name,
+                region=cluster.region,
+                resource_group_name=cluster.resource_group_name,
+                oidc_issuer=cluster.oidc_issuer,
+                zone_id=zone,
+            ),
+            opts,
+        ).identity
+    raise ValueError(f"no DNS-01 identity on cloud {args.cloud}")  # config validation refuses acme there

@@ -20,6 +20,8 @@ class FlaggerArgs:
     prometheus: Chart
     after: tuple[pulumi.Resource, ...]
     """The Istio control plane."""
+    install_flagger: bool = True
+    """False: only the Prometheus (the experiment agents of bandit endpoints read Istio's metrics from it)."""
 
 
 class Flagger(pulumi.ComponentResource):
@@ -45,6 +47,10 @@ class Flagger(pulumi.ComponentResource):
             },
             opts=after,
         )
+        if not args.install_flagger:
+            self.ready = [prometheus]
+            self.register_outputs({"version": None})
+            return
         flagger = k8s.helm.v3.Release(
             child(name, "flagger"),
             name="flagger",
@@ -52,7 +58,9 @@ class Flagger(pulumi.ComponentResource):
             version=args.flagger.version,
             repository_opts={"repo": args.flagger.repository},
             namespace=ISTIO_NAMESPACE,
-            values={"meshProvider": "istio", "metricsServer": PROMETHEUS_URL, "crd": {"create": True}},
+            # The chart's crds/ installs Flagger's CRDs; its `crd.create` (for Helm v2 only) would render them a
+            # second time as templates, and Helm 3 refuses objects it already created.
+            values={"meshProvider": "istio", "metricsServer": PROMETHEUS_URL},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, prometheus]),
         )
         self.ready = [flagger]

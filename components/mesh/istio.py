@@ -1,4 +1,9 @@
-"""Istio from its official charts (base → istiod → gateway), STRICT mTLS and the TLS Gateway."""
+"""Istio from its official charts (base → cni → istiod → gateway), STRICT mTLS and the TLS Gateway.
+
+Sidecar mode with the Istio CNI node agent: the agent (a privileged DaemonSet in `istio-system`)
+sets up each pod's traffic redirection, so injected pods carry only the unprivileged
+`istio-validation` init container instead of `istio-init`, whose NET_ADMIN and NET_RAW the
+`restricted` (and `baseline`) Pod Security Standard of model namespaces forbid."""
 
 from __future__ import annotations
 
@@ -15,13 +20,25 @@ ISTIO_NAMESPACE = "istio-system"
 # net-istio's manifests expect exactly this gateway: Service istio-ingressgateway in istio-system,
 # pods labelled istio: ingressgateway. Any other name breaks Knative routing.
 GATEWAY_NAMESPACE = ISTIO_NAMESPACE
+# The CNI DaemonSet mounts the node's CNI directories (hostPath), which only `privileged` admits; Istio's
+# "Install Istio with Pod Security Admission" labels istio-system so.
+ISTIO_NAMESPACE_LABELS = {"pod-security.kubernetes.io/enforce": "privileged"}
+CNI_RELEASE = "istio-cni"
 GATEWAY_RELEASE = "istio-ingressgateway"
 # The gateway chart labels its pods `istio: <release name without the "istio-" prefix>`.
 GATEWAY_SELECTOR = {"istio": "ingressgateway"}
 GATEWAY_NAME = "turnout-gateway"
 GATEWAY_PRINCIPAL = f"cluster.local/ns/{GATEWAY_NAMESPACE}/sa/{GATEWAY_RELEASE}"
+TLS_ISSUER_ANNOTATION = "turnout.dev/tls-issuer"
 # kind publishes the gateway's NodePorts on the host's loopback (components.cluster.kind).
 KIND_INGRESS_ADDRESS = "127.0.0.1"
+
+# An NLB's IP target groups over TCP replace the client's address with the NLB's own unless this target
+# group attribute is on (AWS Load Balancer Controller docs, "target-group-attributes"); the Service's
+# externalTrafficPolicy plays no part with IP targets, which bypass kube-proxy.
+AWS_PRESERVE_CLIENT_IP = {
+    "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=true"
+}
 
 # Load balancer annotations per cloud and exposure, for the gateway's Service.
 _LOAD_BALANCER_ANNOTATIONS: dict[str, dict[str, dict[str, str]]] = {
@@ -30,11 +47,13 @@ _LOAD_BALANCER_ANNOTATIONS: dict[str, dict[str, dict[str, str]]] = {
             "service.beta.kubernetes.io/aws-load-balancer-type": "external",
             "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
             "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+            **AWS_PRESERVE_CLIENT_IP,
         },
         "external": {
             "service.beta.kubernetes.io/aws-load-balancer-type": "external",
             "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
             "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+            **AWS_PRESERVE_CLIENT_IP,
         },
     },
     "gcp": {
@@ -63,7 +82,51 @@ def gateway_service_values(cloud: str, exposure: str) -> dict:
         "type": "LoadBalancer",
         "ports": ports,
         "annotations": dict(_LOAD_BALANCER_ANNOTATIONS[cloud][exposure]),
-        "externalTrafficPolicy": "Local",  # keeps client addresses for AuthorizationPolicies
+        # Keeps client addresses on GCP's and Azure's pass-through load balancers (no second hop through
+        # another node); on AWS the target group attribute above does it.
+        "externalTrafficPolicy": "Local",
+    }
+
+
+def gateway_values(cloud: str, exposure: str, tier: str) -> dict:
+    """The gateway chart's values: its Service, replicas (two in prod), their spread over zones and nodes,
+    and in prod a PodDisruptionBudget (the chart renders one only with more than one replica)."""
+    replicas = 2 if tier == "prod" else 1
+    pods = {"matchLabels": {"app": GATEWAY_RELEASE, **GATEWAY_SELECTOR}}
+    values: dict = {
+        "service": gateway_service_values(cloud, exposure),
+        "autoscaling": {"minReplicas": replicas},
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": pods}
+            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+        ],
+    }
+    if replicas > 1:
+        values["podDisruptionBudget"] = {"maxUnavailable": 1}
+    return values
+
+
+def cni_values(cloud: str) -> dict:
+    """The `cni` chart's values per cloud. kind (kindnet) uses the chart's defaults (/opt/cni/bin, chained
+    after the cluster's CNI); EKS (VPC CNI) and AKS (Azure CNI with Cilium) chain after theirs; GKE keeps
+    CNI binaries in /home/kubernetes/bin, and its `gke` platform profile adds the ResourceQuota that GKE
+    requires before system-node-critical pods run outside kube-system."""
+    if cloud == "gcp":
+        return {"cniBinDir": "/home/kubernetes/bin", "global": {"platform": "gke"}}
+    if cloud in ("aws", "azure"):
+        return {"chained": True}
+    return {}
+
+
+def istiod_values(tier: str) -> dict:
+    replicas = 2 if tier == "prod" else 1
+    return {
+        # Injected pods get istio-validation instead of istio-init: the CNI agent redirects their traffic.
+        "pilot": {"autoscaleMin": replicas, "replicaCount": replicas, "cni": {"enabled": True}},
+        # The injected containers get the RuntimeDefault profile themselves: `restricted` requires one, and a
+        # Knative revision's pod cannot carry a pod-level one (Knative's PodSpec field mask refuses it).
+        "global": {"proxy": {"seccompProfile": {"type": "RuntimeDefault"}}},
+        "meshConfig": {"accessLogFile": "/dev/stdout", "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}},
     }
 
 
@@ -108,6 +171,7 @@ class IstioMeshArgs:
 
 class IstioMesh(pulumi.ComponentResource):
     system_namespace: k8s.core.v1.Namespace
+    cni: k8s.helm.v3.Release
     control_plane: k8s.helm.v3.Release
     gateway_release: k8s.helm.v3.Release
     gateway: k8s.apiextensions.CustomResource
@@ -121,7 +185,9 @@ class IstioMesh(pulumi.ComponentResource):
         super().__init__("turnout:mesh:IstioMesh", name, None, opts)
         repo = {"repo": args.chart.repository}
         system = self.system_namespace = k8s.core.v1.Namespace(
-            child(name, "system-ns"), metadata={"name": ISTIO_NAMESPACE}, opts=pulumi.ResourceOptions(parent=self)
+            child(name, "system-ns"),
+            metadata={"name": ISTIO_NAMESPACE, "labels": dict(ISTIO_NAMESPACE_LABELS)},
+            opts=pulumi.ResourceOptions(parent=self),
         )
         base = k8s.helm.v3.Release(
             child(name, "base"),
@@ -133,7 +199,17 @@ class IstioMesh(pulumi.ComponentResource):
             values={"defaultRevision": "default"},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[system]),
         )
-        replicas = 2 if args.tier == "prod" else 1
+        # Before istiod, as Istio's Helm guide orders it: no pod is injected before its node can redirect it.
+        self.cni = k8s.helm.v3.Release(
+            child(name, "cni"),
+            name=CNI_RELEASE,
+            chart="cni",
+            version=args.chart.version,
+            repository_opts=repo,
+            namespace=ISTIO_NAMESPACE,
+            values=cni_values(args.cloud),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[base]),
+        )
         self.control_plane = k8s.helm.v3.Release(
             child(name, "istiod"),
             name="istiod",
@@ -141,11 +217,8 @@ class IstioMesh(pulumi.ComponentResource):
             version=args.chart.version,
             repository_opts=repo,
             namespace=ISTIO_NAMESPACE,
-            values={
-                "pilot": {"autoscaleMin": replicas, "replicaCount": replicas},
-                "meshConfig": {"accessLogFile": "/dev/stdout", "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}},
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[base]),
+            values=istiod_values(args.tier),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[base, self.cni]),
         )
         self.gateway_release = k8s.helm.v3.Release(
             child(name, "gateway"),
@@ -154,10 +227,7 @@ class IstioMesh(pulumi.ComponentResource):
             version=args.chart.version,
             repository_opts=repo,
             namespace=GATEWAY_NAMESPACE,
-            values={
-                "service": gateway_service_values(args.cloud, args.gateway.exposure),
-                "autoscaling": {"minReplicas": replicas},
-            },
+            values=gateway_values(args.cloud, args.gateway.exposure, args.tier),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.control_plane]),
         )
         # Mesh-wide: no plaintext between workloads.
@@ -173,7 +243,12 @@ class IstioMesh(pulumi.ComponentResource):
             child(name, "gateway-cr"),
             api_version="networking.istio.io/v1",
             kind="Gateway",
-            metadata={"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
+            # Says where its certificate comes from (tls-on-public-gateways accepts a Secret the stack brings).
+            metadata={
+                "name": GATEWAY_NAME,
+                "namespace": GATEWAY_NAMESPACE,
+                **({"annotations": {TLS_ISSUER_ANNOTATION: issuer}} if (issuer := args.gateway.tls.issuer) else {}),
+            },
             spec=gateway_spec(args.domain, args.gateway.certificate),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway_release]),
         )

@@ -1,10 +1,20 @@
 """Knative Serving with net-istio from the release manifests, configured for the tier.
 
 Knative's public routes are served through turnout's HTTPS Gateway (`istio-system/turnout-gateway`),
-not through the plain-HTTP `knative-serving/knative-ingress-gateway` that net-istio ships."""
+not through the plain-HTTP `knative-serving/knative-ingress-gateway` that net-istio ships.
+
+`knative-serving` joins the mesh, as Knative's "Enabling requests to Knative services when additional
+authorization policies are enabled" asks: under STRICT mTLS, model pods refuse the activator's and the
+autoscaler's plaintext, and an AuthorizationPolicy's `source.namespaces` matches only mTLS peers. The
+API server still reaches the (now injected) webhooks on port 8443 through the port-level PERMISSIVE
+PeerAuthentications that net-istio ships for them; serving's `controller` stays out of the mesh, as
+net-istio's own controller does: it resolves image tags at their registries, which the mesh's
+REGISTRY_ONLY egress would refuse."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -25,6 +35,16 @@ SHIPPED_INGRESS_GATEWAY = "knative-ingress-gateway"
 SHIPPED_LOCAL_GATEWAY = "knative-local-gateway"
 SHIPPED_LOCAL_GATEWAY_SERVICE = "knative-local-gateway.istio-system.svc.cluster.local"
 RELEASE_ANNOTATION = "turnout.dev/knative-release"
+# serving-core.yaml's Deployment that resolves image tags to digests (pkg/reconciler/revision/resolve.go).
+TAG_RESOLVING_DEPLOYMENT = "controller"
+INJECTION_LABEL = "istio-injection"
+POD_INJECTION_LABEL = "sidecar.istio.io/inject"
+# Pod-spec fields of turnout's revisions that Knative's webhook refuses unless config-features enables them
+# (pkg/apis/serving/fieldmask.go): GPU versions tolerate the GPU taint and select GPU nodes.
+REVISION_FEATURES = {
+    "kubernetes.podspec-tolerations": "Enabled",
+    "kubernetes.podspec-nodeselector": "Enabled",
+}
 
 
 def release_manifests(version: str, downloads: str) -> dict[str, str]:
@@ -43,7 +63,7 @@ def serving_config(tier: str, domain: str) -> dict[str, dict[str, str]]:
         # prod never scales a serving revision to zero: the first request would wait for a cold start.
         "config-autoscaler": {"enable-scale-to-zero": "false" if tier == "prod" else "true"},
         # Tagged revisions (previews, dark launches) are reachable with the Knative-Serving-Tag header.
-        "config-features": {"tag-header-based-routing": "Enabled"},
+        "config-features": {"tag-header-based-routing": "Enabled", **REVISION_FEATURES},
         "config-domain": {domain: ""},
         "config-network": {
             "ingress-class": ISTIO_INGRESS_CLASS,
@@ -51,8 +71,37 @@ def serving_config(tier: str, domain: str) -> dict[str, dict[str, str]]:
             # Redirected would make net-istio bind routes to per-route HTTP Gateways instead of turnout's;
             # turnout's Gateway already redirects port 80 to HTTPS.
             "http-protocol": "Enabled",
+            # Routes report the scheme they are served with: turnout's Gateway serves them over HTTPS.
+            "default-external-scheme": "https",
         },
     }
+
+
+def mesh_enrolment(resource_type: str, props: Mapping) -> dict | None:
+    """serving-core.yaml's objects as `knative-serving` joins the mesh: its Namespace labelled for sidecar
+    injection, the tag-resolving `controller`'s pods opted out. None for every other object (unchanged).
+
+    Applied as the release is created, so the Namespace exists labelled before any of its pods."""
+    metadata = props.get("metadata") or {}
+    if resource_type == "kubernetes:core/v1:Namespace" and metadata.get("name") == KNATIVE_NAMESPACE:
+        changed = copy.deepcopy(dict(props))
+        changed["metadata"].setdefault("labels", {})[INJECTION_LABEL] = "enabled"
+        return changed
+    if (
+        resource_type == "kubernetes:apps/v1:Deployment"
+        and metadata.get("namespace") == KNATIVE_NAMESPACE
+        and metadata.get("name") == TAG_RESOLVING_DEPLOYMENT
+    ):
+        changed = copy.deepcopy(dict(props))
+        template = changed.setdefault("spec", {}).setdefault("template", {}).setdefault("metadata", {})
+        template.setdefault("labels", {})[POD_INJECTION_LABEL] = "false"
+        return changed
+    return None
+
+
+def _enrol_in_mesh(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    props = mesh_enrolment(args.type_, args.props)
+    return None if props is None else pulumi.ResourceTransformResult(props=props, opts=args.opts)
 
 
 def _gateway_list(namespace: str, name: str, service: str) -> str:
@@ -94,7 +143,7 @@ class KnativeServingArgs:
     domain: str
     tier: str
     after: tuple[pulumi.Resource, ...]
-    """The Istio control plane, which net-istio needs."""
+    """The Istio control plane, which net-istio needs and whose injector must be up before Knative's pods."""
 
 
 class KnativeServing(pulumi.ComponentResource):
@@ -106,7 +155,9 @@ class KnativeServing(pulumi.ComponentResource):
         urls = release_manifests(args.release.version, args.release.repository)
         crds = k8s.yaml.v2.ConfigFile(child(name, "crds"), file=urls["crds"], opts=pulumi.ResourceOptions(parent=self))
         core = k8s.yaml.v2.ConfigFile(
-            child(name, "core"), file=urls["core"], opts=pulumi.ResourceOptions(parent=self, depends_on=[crds])
+            child(name, "core"),
+            file=urls["core"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, *args.after], transforms=[_enrol_in_mesh]),
         )
         networking = k8s.yaml.v2.ConfigFile(
             child(name, "net-istio"),

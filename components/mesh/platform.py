@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.mesh.certificate import SelfSignedCertificate, SelfSignedCertificateArgs
-from components.mesh.flagger import Flagger, FlaggerArgs
+from components.mesh.certificate import GatewayTlsArgs, gateway_tls
+from components.mesh.flagger import PROMETHEUS_URL, Flagger, FlaggerArgs
 from components.mesh.istio import (
     GATEWAY_NAME,
     GATEWAY_NAMESPACE,
@@ -17,8 +17,10 @@ from components.mesh.istio import (
     IstioMeshArgs,
 )
 from components.mesh.knative import KNATIVE_NAMESPACE, KnativeServing, KnativeServingArgs
-from turnout.config import Endpoint, Serving, platform_features
+from components.mesh.metrics_server import MetricsServer, MetricsServerArgs, needs_metrics_server
+from turnout.config import KIND_AGENT_IMAGE, Endpoint, Serving, platform_features
 from turnout.naming import child
+from turnout.strategies import learns_from_traffic
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +38,10 @@ class MeshInfo:
     """Namespaces whose pods may open connections to model pods (gateway, Knative, Prometheus)."""
     image_pull_policy: str
     """IfNotPresent on kind, whose images are loaded into the nodes; Always elsewhere."""
+    agent_image: str | None = None
+    """The experiment agent's image (None on a cloud whose stack names none: bandit endpoints are refused)."""
+    prometheus_url: str | None = None
+    """Where the experiment agents read Istio's metrics (set where an endpoint learns from traffic)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +50,8 @@ class ServingPlatformArgs:
     cloud: str
     tier: str
     endpoints: dict[str, Endpoint]
+    cluster: pulumi.ComponentResource | None = None
+    """The cluster the platform runs on (its workload identity, for cert-manager's DNS-01 records)."""
 
 
 class ServingPlatform(pulumi.ComponentResource):
@@ -68,17 +76,24 @@ class ServingPlatform(pulumi.ComponentResource):
         )
         self.ready = list(istio.ready)
         self.ingress_address = istio.ingress_address
-        if args.cloud == "kind":  # clouds reference a certificate managed outside the stack
-            SelfSignedCertificate(
-                child(name, "tls"),
-                SelfSignedCertificateArgs(
-                    domain=domain,
-                    secret_name=serving.gateway.certificate,
-                    namespace=GATEWAY_NAMESPACE,
-                    after=(istio.system_namespace,),
-                ),
+        if needs_metrics_server(args.cloud):  # GKE and AKS run their own
+            MetricsServer(
+                child(name, "metrics-server"),
+                MetricsServerArgs(cloud=args.cloud, tier=args.tier),
                 pulumi.ResourceOptions(parent=self),
             )
+        tls = gateway_tls(
+            child(name, "tls"),
+            GatewayTlsArgs(
+                gateway=serving.gateway,
+                cloud=args.cloud,
+                tier=args.tier,
+                namespace=GATEWAY_NAMESPACE,
+                cluster=args.cluster,
+                after=(istio.system_namespace,),
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
         if features.knative:
             knative = KnativeServing(
                 child(name, "knative"),
@@ -86,10 +101,17 @@ class ServingPlatform(pulumi.ComponentResource):
                 pulumi.ResourceOptions(parent=self),
             )
             self.ready += knative.ready
-        if features.flagger:
+        # Bandit endpoints' experiment agents read Istio's metrics from Flagger's Prometheus (alone without Flagger).
+        experiments = any(learns_from_traffic(endpoint.strategy) for endpoint in args.endpoints.values())
+        if features.flagger or experiments:
             flagger = Flagger(
                 child(name, "flagger"),
-                FlaggerArgs(flagger=serving.flagger, prometheus=serving.prometheus, after=tuple(istio.ready)),
+                FlaggerArgs(
+                    flagger=serving.flagger,
+                    prometheus=serving.prometheus,
+                    after=tuple(istio.ready),
+                    install_flagger=features.flagger,
+                ),
                 pulumi.ResourceOptions(parent=self),
             )
             self.ready += flagger.ready
@@ -100,11 +122,15 @@ class ServingPlatform(pulumi.ComponentResource):
             knative_namespace=KNATIVE_NAMESPACE if features.knative else None,
             platform_namespaces=(ISTIO_NAMESPACE, KNATIVE_NAMESPACE) if features.knative else (ISTIO_NAMESPACE,),
             image_pull_policy="IfNotPresent" if args.cloud == "kind" else "Always",
+            agent_image=serving.agent_image or (KIND_AGENT_IMAGE if args.cloud == "kind" else None),
+            prometheus_url=PROMETHEUS_URL if experiments else None,
         )
         self.versions = {
             "istio": serving.istio.version,
             "knative": serving.knative.version if features.knative else None,
             "flagger": serving.flagger.version if features.flagger else None,
-            "prometheus": serving.prometheus.version if features.flagger else None,
+            "prometheus": serving.prometheus.version if features.flagger or experiments else None,
+            "cert-manager": tls.cert_manager,
+            "tls": tls.summary,
         }
         self.register_outputs({"versions": self.versions})

@@ -3,7 +3,10 @@
 - ElastiCache replication groups: `snapshotRetentionLimit` above 0 (AWS's default, 0, keeps none).
 - Memorystore for Redis: `persistenceConfig.persistenceMode: RDB` (GCP's default is DISABLED).
 - Azure Cache for Redis: the Premium tier (`sku.name`) with `redisConfiguration.rdbBackupEnabled: "true"`;
-  Basic and Standard keep no backups.
+  Basic and Standard keep no backups. A Premium cache in passive geo-replication (tagged `turnout-geo-replication`
+  by components/cache/azure_redis.py) is exempt: Azure refuses persistence on linked caches ("Persistence isn't
+  supported with geo-replication"); its geo-secondary in another region is the copy, and an Export the recovery
+  point.
 - Azure Managed Redis databases: `persistence.rdbEnabled` (RDB snapshots).
 
 ElastiCache global datastores (replication is not a backup; their members are checked) and the
@@ -29,6 +32,7 @@ from ._cloud import (
 )
 
 MANDATORY_IN = ("prod",)  # advisory below prod
+GEO_REPLICATION_TAG = "turnout-geo-replication"
 
 
 def problem(resource_type: str, props) -> str | None:
@@ -46,7 +50,8 @@ def problem(resource_type: str, props) -> str | None:
         rdb = read(props, "redisConfiguration", "rdbBackupEnabled")
         if tier is not UNKNOWN and str(tier).lower() != "premium":
             return f"the {tier} tier keeps no backups (Premium with rdbBackupEnabled does)."
-        if rdb is not UNKNOWN and not is_true(rdb):
+        geo_replicated = read(props, "tags", GEO_REPLICATION_TAG) in ("primary", "secondary")
+        if rdb is not UNKNOWN and not is_true(rdb) and not geo_replicated:
             return 'keeps no snapshots (redisConfiguration.rdbBackupEnabled is not "true").'
     elif kind == AZURE_MANAGED_REDIS_DATABASE:
         rdb = read(props, "persistence", "rdbEnabled")

@@ -1,9 +1,11 @@
 """strict-mtls: where the stack installs Istio, a mesh-wide PeerAuthentication (istio-system, no
-selector) sets mTLS STRICT, and no PeerAuthentication turnout renders relaxes it to PERMISSIVE or
-DISABLE, for a whole workload or for one port.
+selector) sets mTLS STRICT, and no PeerAuthentication relaxes it to PERMISSIVE or DISABLE, for a
+whole workload or for one port.
 
-Upstream manifests are not judged: net-istio ships PERMISSIVE policies for Knative's webhooks,
-which the API server calls without a sidecar certificate."""
+One documented exception, wherever it comes from: net-istio's release (net-istio.yaml, which turnout
+applies) relaxes only the webhook port 8443 of Knative's two webhooks in `knative-serving` to
+PERMISSIVE, because the API server calls them without a sidecar certificate once `knative-serving` is
+injected. Anything wider, from turnout or from an upstream manifest, is a violation."""
 
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ from ._kubernetes import (
 )
 
 WEAK_MODES = ("PERMISSIVE", "DISABLE")
+KNATIVE_NAMESPACE = "knative-serving"
+# net-istio's config/400-webhook-peer-authentication.yaml: the pods it relaxes and the one port it relaxes.
+KNATIVE_WEBHOOKS = ("webhook", "net-istio-webhook")
+KNATIVE_WEBHOOK_PORT = "8443"
 
 
 def _installs_istio(resource) -> bool:
@@ -36,13 +42,24 @@ def _mesh_wide_strict(props) -> bool:
     )
 
 
+def _knative_webhook_exception(props) -> bool:
+    """A Knative webhook's policy that leaves the workload as the mesh has it and relaxes its port 8443 only."""
+    selector = get_path(props, "spec", "selector", "matchLabels") or {}
+    ports = get_path(props, "spec", "portLevelMtls") or {}
+    return (
+        get_path(props, "metadata", "namespace") == KNATIVE_NAMESPACE
+        and dict(selector).keys() == {"app"}
+        and selector.get("app") in KNATIVE_WEBHOOKS
+        and get_path(props, "spec", "mtls", "mode") in (None, "UNSET", "STRICT")
+        and {str(port) for port in ports} == {KNATIVE_WEBHOOK_PORT}
+        and all(get_path(setting, "mode") == "PERMISSIVE" for setting in ports.values())
+    )
+
+
 def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    policies = [
-        r
-        for r in args.resources
-        if is_kind(r.resource_type, "security.istio.io", "PeerAuthentication") and not shipped_upstream(r.urn)
-    ]
-    strict_clusters = {cluster_of(r) for r in policies if _mesh_wide_strict(r.props)}
+    policies = [r for r in args.resources if is_kind(r.resource_type, "security.istio.io", "PeerAuthentication")]
+    # The mesh-wide policy must be turnout's own: an upstream release is not trusted to keep it.
+    strict_clusters = {cluster_of(r) for r in policies if _mesh_wide_strict(r.props) and not shipped_upstream(r.urn)}
     for r in args.resources:
         if _installs_istio(r) and cluster_of(r) not in strict_clusters:
             report_violation(
@@ -51,6 +68,8 @@ def validate(args: StackValidationArgs, report_violation: ReportViolation) -> No
                 r.urn,
             )
     for r in policies:
+        if _knative_webhook_exception(r.props):
+            continue
         mode = get_path(r.props, "spec", "mtls", "mode")
         if mode in WEAK_MODES:
             report_violation(f"{object_name(r.props)} sets mtls.mode {mode}.", r.urn)
@@ -67,5 +86,6 @@ strict_mtls = StackValidationPolicy(
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=validate,
     remediation_steps="Keep the mesh-wide PeerAuthentication `default` in istio-system at mtls.mode STRICT (turnout "
-    "creates it) and remove PERMISSIVE or DISABLE settings; give non-mesh callers a sidecar instead.",
+    "creates it) and remove PERMISSIVE or DISABLE settings; give non-mesh callers a sidecar instead. The only "
+    "exception is net-istio's: port 8443 of knative-serving's webhook and net-istio-webhook pods.",
 )

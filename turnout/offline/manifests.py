@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from turnout.config import key_path
+from turnout.errors import ConfigError
 from turnout.offline.runtime import REDACTED, ResourceRecord, to_plain
 
 DEFAULT_CLUSTER = "default-provider"
@@ -30,6 +32,13 @@ _KIND_RANK = {
     "NetworkPolicy": 5,
 }
 _CUSTOM_RANK = 6
+REDACTED_ANNOTATION = "turnout.dev/redacted"
+# A redacted Secret keeps its key names, with `[secret]` in `data`: not base64, so an API server
+# refuses the object ("illegal base64 data") instead of storing the placeholder as the secret.
+REDACTED_PREAMBLE = (
+    "# REDACTED by turnout plan: the values below are placeholders, not the secret. Do not apply this\n"
+    "# file: the API server refuses it (`[secret]` is not base64); `pulumi up` creates the real Secret.\n"
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,22 @@ class Manifest:
     @property
     def kind(self) -> str:
         return self.body["kind"]
+
+    @property
+    def redacted(self) -> bool:
+        return REDACTED_ANNOTATION in (self.body.get("metadata", {}).get("annotations") or {})
+
+    @property
+    def preamble(self) -> str:
+        """Comment lines written above the document."""
+        return REDACTED_PREAMBLE if self.redacted else ""
+
+    @property
+    def identity(self) -> tuple[str, str, str, str, str]:
+        """What an API server keys an object by: cluster, API group, kind, namespace, name."""
+        metadata = self.body.get("metadata", {})
+        group = self.body["apiVersion"].rpartition("/")[0]
+        return (self.cluster, group, self.kind, metadata.get("namespace") or "", metadata.get("name", ""))
 
     @property
     def filename(self) -> str:
@@ -106,10 +131,57 @@ def _redact_secret(body: dict[str, Any], record: ResourceRecord) -> None:
         if isinstance(revealed.get(field), dict):
             keys |= set(revealed[field])
     if keys:
-        body["stringData"] = {key: REDACTED for key in sorted(keys)}
+        body["data"] = {key: REDACTED for key in sorted(keys)}
+        metadata = body.setdefault("metadata", {})
+        metadata["annotations"] = {
+            **(metadata.get("annotations") or {}),
+            REDACTED_ANNOTATION: "values are placeholders; pulumi up creates this Secret",
+        }
 
 
 def manifests(records: list[ResourceRecord]) -> list[Manifest]:
     by_urn = {r.urn: r for r in records}
     rendered = [render(r, by_urn) for r in records if is_kubernetes_object(r)]
+    check_one_owner(rendered)
     return sorted(rendered, key=lambda m: (m.cluster, m.filename))
+
+
+class SharedObjectError(RuntimeError):
+    """Two resources declare one Kubernetes object: a turnout bug when no user key explains it."""
+
+
+def check_one_owner(rendered: list[Manifest]) -> None:
+    """One resource per Kubernetes object: a second `create` of it fails on `pulumi up`, and its file
+    would overwrite the first's in the plan. When names from the stack file cause it (an endpoint
+    named like a platform namespace, a version named like a part of its endpoint), the key is named."""
+    owners: dict[tuple, Manifest] = {}
+    for manifest in rendered:
+        first = owners.setdefault(manifest.identity, manifest)
+        if first is manifest:
+            continue
+        cluster, _, kind, namespace, name = manifest.identity
+        shown = f"{kind} {namespace + '/' if namespace else ''}{name} on cluster {cluster}"
+        # The most specific key the stack file holds: a version's name before its endpoint's.
+        culprit = max((m for m in (manifest, first) if _user_key(m)), key=lambda m: len(_user_key(m)), default=None)
+        if culprit is None:
+            raise SharedObjectError(f"{first.record.urn} and {manifest.record.urn} both declare the {shown}")
+        other = first if culprit is manifest else manifest
+        raise ConfigError(
+            key_path(_user_key(culprit)),
+            f"a name that gives the {shown}, which {_owner(other)} declares too",
+            "a name no other object of the stack takes: rename it",
+        )
+
+
+def _user_key(manifest: Manifest) -> str | None:
+    """The stack key an object's name comes from: its endpoint, or the version it runs."""
+    labels = manifest.body.get("metadata", {}).get("labels") or {}
+    endpoint, version = labels.get("turnout.dev/endpoint"), labels.get("turnout.dev/version")
+    if endpoint is None:
+        return None
+    return f"endpoints.{endpoint}.versions.{version}" if version else f"endpoints.{endpoint}"
+
+
+def _owner(manifest: Manifest) -> str:
+    key = _user_key(manifest)
+    return key_path(key) if key else f"turnout's {manifest.record.name}"

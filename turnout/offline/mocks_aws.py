@@ -12,6 +12,11 @@ from turnout.offline.mocks import OFFLINE_CA_PEM, stable_hash
 ACCOUNT_ID = "123456789012"  # the documentation account ID AWS uses in its examples
 DEFAULT_REGION = "us-east-1"
 AVAILABILITY_ZONES = "aws:index/getAvailabilityZones:getAvailabilityZones"
+CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
+PARTITION = "aws:index/getPartition:getPartition"
+# The Local Zones this offline account has opted into: DescribeAvailabilityZones lists them with the region's
+# Availability Zones (sorted by name, so first) unless filtered by opt-in-status.
+OPTED_IN_LOCAL_ZONES = {"us-east-1": ("us-east-1-bos-1a",), "us-west-2": ("us-west-2-lax-1a",)}
 
 # EC2 resources: the prefix of their id (vpc-0abc…) and their ARN's resource type, by Pulumi type.
 _EC2_KINDS = {
@@ -69,6 +74,22 @@ def _computed(type_: str, name: str, inputs: dict, region: str) -> dict:
             "path": path,
             "policyId": f"ANPA{_hex(type_, name)}",
         }
+    if type_ == "aws:iam/rolePolicy:RolePolicy":
+        return {"id": f"{inputs.get('role')}:{inputs.get('name')}"}
+    if type_ == "aws:sqs/queue:Queue":
+        queue = inputs.get("name") or name
+        return {
+            "arn": f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{queue}",
+            "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT_ID}/{queue}",
+        }
+    if type_ == "aws:cloudwatch/eventRule:EventRule":
+        return {"arn": f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{inputs.get('name') or name}"}
+    if type_ == "aws:eks/accessEntry:AccessEntry":
+        cluster = inputs.get("clusterName") or "cluster"
+        return {
+            "accessEntryArn": f"arn:aws:eks:{region}:{ACCOUNT_ID}:access-entry/{cluster}/{_hex(type_, name, 12)}",
+            "type": inputs.get("type") or "STANDARD",
+        }
     if type_ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         url = str(inputs.get("url") or "").removeprefix("https://")
         return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"}
@@ -103,16 +124,42 @@ def _region_code(region: str) -> str:
     return parts[0] + "".join(part[0] for part in parts[1:-1]) + parts[-1]
 
 
-def invoke(token: str, args: dict) -> dict | None:
-    """Data sources turnout reads; None for functions of other providers."""
-    if token != AVAILABILITY_ZONES:
-        return None
+def _availability_zones(args: dict) -> dict:
+    """The region's three Availability Zones, and the Local Zones opted into, as DescribeAvailabilityZones lists
+    them (by name); `filters` on opt-in-status keep only the matching ones."""
     region = args.get("region") or DEFAULT_REGION
-    letters = ("a", "b", "c")
+    zones = [
+        (f"{region}{letter}", f"{_region_code(region)}-az{index}", region, "opt-in-not-required")
+        for index, letter in enumerate(("a", "b", "c"), start=1)
+    ]
+    zones += [
+        (zone, f"{_region_code(region)}-{zone.split('-')[-2]}-az1", zone[:-1], "opted-in")
+        for zone in OPTED_IN_LOCAL_ZONES.get(region, ())
+    ]
+    for wanted in args.get("filters") or ():
+        if wanted.get("name") == "opt-in-status":
+            zones = [zone for zone in zones if zone[3] in wanted.get("values", ())]
+    zones.sort()
     return {
         "id": region,
         "region": region,
-        "names": [f"{region}{letter}" for letter in letters],
-        "zoneIds": [f"{_region_code(region)}-az{index}" for index in range(1, len(letters) + 1)],
-        "groupNames": [region] * len(letters),
+        "names": [zone[0] for zone in zones],
+        "zoneIds": [zone[1] for zone in zones],
+        "groupNames": [zone[2] for zone in zones],
     }
+
+
+def invoke(token: str, args: dict) -> dict | None:
+    """Data sources turnout reads; None for functions of other providers."""
+    if token == AVAILABILITY_ZONES:
+        return _availability_zones(args)
+    if token == CALLER_IDENTITY:
+        return {
+            "id": ACCOUNT_ID,
+            "accountId": ACCOUNT_ID,
+            "arn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/deployer/offline",
+            "userId": "AROAOFFLINE:offline",
+        }
+    if token == PARTITION:
+        return {"id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws"}
+    return None

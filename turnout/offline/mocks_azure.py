@@ -37,6 +37,7 @@ NAMESPACES = {
     "keyvault": "Microsoft.KeyVault",
     "monitor": "Microsoft.Insights",
     "operationalinsights": "Microsoft.OperationalInsights",
+    "privatedns": "Microsoft.Network",
 }
 NAME_INPUTS = {
     "azure-native:resources:ResourceGroup": "resourceGroupName",
@@ -50,12 +51,15 @@ NAME_INPUTS = {
     "azure-native:keyvault:Key": "keyName",
     "azure-native:operationalinsights:Workspace": "workspaceName",
     "azure-native:monitor:DiagnosticSetting": "name",
+    "azure-native:privatedns:PrivateZone": "privateZoneName",
+    "azure-native:privatedns:VirtualNetworkLink": "virtualNetworkLinkName",
 }
 KEY_VAULT_DNS_SUFFIX = "vault.azure.net"
 
 # Clusters registered so far, by (resource group, name): the credentials invoke names only those two,
-# and a kubeconfig's server carries the cluster's region.
+# and a kubeconfig's server is the cluster's private or public API name.
 _clusters: dict[tuple[str, str], str] = {}
+_servers: dict[tuple[str, str], str] = {}
 # The ARM id each offline Pulumi id stands for: a diagnostic setting's state names its resource by ARM id.
 _arm_ids: dict[str, str] = {}
 
@@ -115,9 +119,11 @@ def _cluster_outputs(state: dict, name: str, inputs: dict) -> dict:
     digest = stable_hash("aks", group, name)
     if access.get("enablePrivateCluster"):
         state["privateFQDN"] = api_server_host(group, name, region)
+        _servers[(group, name)] = state["privateFQDN"]
     else:
         state["fqdn"] = f"{prefix}-{digest}.hcp.{region}.azmk8s.io"
         state["azurePortalFQDN"] = f"{prefix}-{digest}.portal.hcp.{region}.azmk8s.io"
+        _servers[(group, name)] = state["fqdn"]
     oidc = dict(inputs.get("oidcIssuerProfile") or {})
     if oidc.get("enabled"):
         oidc["issuerURL"] = f"https://{region}.oic.prod-aks.azure.com/{TENANT_ID}/{guid('oidc', group, name)}/"
@@ -162,6 +168,10 @@ def resource_outputs(type_: str, name: str, inputs: dict) -> dict | None:
     elif type_ == "azure-native:containerservice:AgentPool":
         cluster_id = _generic_id("azure-native:containerservice:ManagedCluster", inputs["resourceName"], inputs)
         state["id"] = f"{cluster_id}/agentPools/{azure_name}"
+    elif type_ == "azure-native:privatedns:VirtualNetworkLink":
+        zone = inputs.get("privateZoneName", "")
+        zone_id = f"{group_id(inputs.get('resourceGroupName', ''))}/providers/Microsoft.Network/privateDnsZones/{zone}"
+        state["id"] = f"{zone_id}/virtualNetworkLinks/{azure_name}"
     elif type_ == "azure-native:authorization:RoleAssignment":
         state["id"] = f"{inputs['scope']}/providers/Microsoft.Authorization/roleAssignments/{azure_name}"
     elif type_ == "azure-native:keyvault:Key":
@@ -192,6 +202,7 @@ def resource_outputs(type_: str, name: str, inputs: dict) -> dict | None:
 def user_kubeconfig(group: str, cluster: str, region: str) -> str:
     """The `clusterUser` kubeconfig of an Entra ID cluster in exec format: kubelogin fetches the token."""
     user = f"clusterUser_{group}_{cluster}"
+    server = _servers.get((group, cluster)) or api_server_host(group, cluster, region)
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -200,7 +211,7 @@ def user_kubeconfig(group: str, cluster: str, region: str) -> str:
                 "name": cluster,
                 "cluster": {
                     "certificate-authority-data": base64.b64encode(OFFLINE_CA_PEM.encode()).decode(),
-                    "server": f"https://{api_server_host(group, cluster, region)}:443",
+                    "server": f"https://{server}:443",
                 },
             }
         ],

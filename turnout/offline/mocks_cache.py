@@ -16,6 +16,7 @@ from turnout.offline import mocks_aws, mocks_azure, mocks_gcp
 from turnout.offline.mocks import OFFLINE_CA_PEM, stable_hash
 
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+RANDOM_ID = "random:index/randomId:RandomId"
 ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
@@ -46,6 +47,20 @@ def placeholder_secret(*parts: str, length: int = 32) -> str:
 def _random_password(name: str, inputs: dict) -> dict:
     length = int(inputs.get("length") or 16)
     return {**inputs, "result": placeholder_secret("password", name, length=length), "bcryptHash": ""}
+
+
+def _random_id(name: str, inputs: dict) -> dict:
+    """pulumi-random's RandomId: `byte_length` random bytes as hex, base64url and decimal (here from the name)."""
+    raw = hashlib.sha256(f"random-id/{name}".encode()).digest()[: int(inputs.get("byteLength") or 8)]
+    b64 = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return {
+        **inputs,
+        "hex": raw.hex(),
+        "b64Url": b64,
+        "b64Std": base64.b64encode(raw).decode(),
+        "dec": str(int.from_bytes(raw, "big")),
+        "id": b64,
+    }
 
 
 def _aws(type_: str, name: str, inputs: dict) -> dict | None:
@@ -185,6 +200,8 @@ def resource_outputs(type_: str, name: str, inputs: dict) -> dict | None:
     """Outputs of the cache resources; None for every other type (the cloud modules answer those)."""
     if type_ == RANDOM_PASSWORD:
         return _random_password(name, inputs)
+    if type_ == RANDOM_ID:
+        return _random_id(name, inputs)
     if type_ in (REPLICATION_GROUP, GLOBAL_REPLICATION_GROUP, SUBNET_GROUP):
         return _aws(type_, name, inputs)
     if type_ in (MEMORYSTORE, GLOBAL_ADDRESS, SERVICE_NETWORKING):

@@ -67,11 +67,45 @@ def _write_json(path: Path, document: Any) -> None:
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
+class PlanFolderError(Exception):
+    """DIR/STACK holds something turnout did not write: replacing it could destroy someone's work."""
+
+
+SUMMARY_TITLE = "# turnout plan: `{stack}`"
+
+
+def written_by_turnout(target: Path, stack: str) -> bool:
+    """A plan folder carries its own marker: summary.md's title and inventory.json's stack name."""
+    try:
+        with (target / "summary.md").open(encoding="utf-8") as summary_file:
+            title = summary_file.readline()
+        inventory_stack = json.loads((target / "inventory.json").read_text(encoding="utf-8")).get("stack")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return title.startswith(SUMMARY_TITLE.format(stack=stack)) and inventory_stack == stack
+
+
+def check_replaceable(target: Path, stack: str) -> None:
+    """Raise PlanFolderError unless `target` is absent, an empty folder or an earlier plan of `stack`."""
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise PlanFolderError(f"{target} exists and is not a plan folder; move it away or choose another --out")
+    if target.is_dir() and any(target.iterdir()) and not written_by_turnout(target, stack):
+        raise PlanFolderError(
+            f"{target} holds files that an earlier `turnout plan {stack}` did not write (no summary.md and "
+            "inventory.json of that stack), and planning replaces the folder; remove it yourself or choose "
+            "another --out"
+        )
+
+
 def write_plan(plan: StackPlan, out_dir: Path) -> Path:
-    """Write DIR/STACK/{inventory,traffic,dr,policy}.json, manifests/ and summary.md; return the folder."""
+    """Write DIR/STACK/{inventory,traffic,dr,policy}.json, manifests/ and summary.md; return the folder.
+
+    An earlier plan of the stack is replaced (a stale manifest must not survive); anything else there
+    is left alone and refused (PlanFolderError)."""
     target = out_dir / plan.stack
+    check_replaceable(target, plan.stack)
     if target.exists():
-        shutil.rmtree(target)  # a stale manifest from an earlier plan must not survive
+        shutil.rmtree(target)
     (target / "manifests").mkdir(parents=True)
     _write_json(target / "inventory.json", inventory(plan))
     _write_json(target / "traffic.json", plan.traffic)
@@ -84,7 +118,7 @@ def write_plan(plan: StackPlan, out_dir: Path) -> Path:
         folder = target / "manifests" / manifest.cluster
         folder.mkdir(parents=True, exist_ok=True)
         (folder / manifest.filename).write_text(
-            yaml.dump(manifest.body, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+            manifest.preamble + yaml.dump(manifest.body, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
         )
     (target / "summary.md").write_text(summary(plan))
     return target
@@ -98,7 +132,7 @@ def summary(plan: StackPlan) -> str:
     mandatory = len(plan.mandatory_violations)
     verdict = "❌ blocked" if mandatory else "✅ passes policy"
     lines = [
-        f"# turnout plan: `{plan.stack}` — {verdict}",
+        f"{SUMMARY_TITLE.format(stack=plan.stack)} — {verdict}",
         "",
         f"{len(plan.records)} resources, {len(plan.manifests)} Kubernetes objects, "
         f"{mandatory} mandatory and {len(plan.counted) - mandatory} advisory policy violations"
@@ -116,29 +150,75 @@ def summary(plan: StackPlan) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+# Strings from the stack file (header values, waiver reasons, resource names) reach summary.md:
+# each is escaped for where it lands, so no value can break a table, a code span or the diagram.
+
+
+def _code(value: object) -> str:
+    """An inline code span showing `value` as written (pipes escaped: GFM splits table cells on them)."""
+    text = str(value).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _text(value: object) -> str:
+    """Plain text on one line, with every Markdown and HTML character taken literally."""
+    text = re.sub(r"\s*\n\s*", " — ", str(value).strip())
+    return re.sub(r"([\\`*_\[\]<>|#!~&])", r"\\\1", text)
+
+
+def _label(value: object) -> str:
+    """Text inside a quoted Mermaid label: anything but plain characters as an entity code (#34;)."""
+    return re.sub(r"[^A-Za-z0-9 .,:%/=+_@()*-]", lambda m: f"#{ord(m.group())};", str(value))
+
+
+class _NodeIds:
+    """Readable Mermaid node ids (`cluster_prod_us_east_1`), kept distinct for distinct names: names
+    that read the same once punctuation becomes `_` (`a-b`/`c` and `a`/`b-c`) get a numbered suffix."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, ...], str] = {}
+
+    def __call__(self, *parts: str) -> str:
+        if parts not in self.ids:
+            base = re.sub(r"[^A-Za-z0-9_]", "_", "_".join(map(str, parts)))
+            taken = set(self.ids.values())
+            candidate, number = base, 2
+            while candidate in taken:
+                candidate, number = f"{base}_{number}", number + 1
+            self.ids[parts] = candidate
+        return self.ids[parts]
+
+
 def _platform_table(plan: StackPlan) -> list[str]:
     platform = plan.outputs.get("platform") or {}
     if not platform:
         return []
-    parts = ["istio", "knative", "flagger", "prometheus"]
+    parts = ["istio", "knative", "flagger", "prometheus", "cert-manager", "tls"]
     lines = ["## Serving platform", "", "| cluster | " + " | ".join(parts) + " |", "| --- |" + " --- |" * len(parts)]
     for cluster, versions in sorted(platform.items()):
-        lines.append(f"| `{cluster}` | " + " | ".join(versions.get(p) or "—" for p in parts) + " |")
+        lines.append(f"| {_code(cluster)} | " + " | ".join(_text(versions.get(p) or "—") for p in parts) + " |")
     return [*lines, ""]
 
 
 def _resources_table(plan: StackPlan) -> list[str]:
     counts = Counter(r.type for r in plan.records)
-    rows = [f"| `{t}` | {n} |" for t, n in sorted(counts.items())]
+    rows = [f"| {_code(t)} | {n} |" for t, n in sorted(counts.items())]
     return ["## Resources by type", "", "| type | count |", "| --- | ---: |", *rows, ""]
 
 
 def describe_match(match: dict[str, str] | None, only_route: bool = False) -> str:
     if match is None:
         return "all requests" if only_route else "every other request"
+    kind = "header" if "header" in match else "cookie"
+    return f"{kind} {_code(_match_label(match).removeprefix(kind + ' '))}"
+
+
+def _match_label(match: dict[str, str]) -> str:
     if "header" in match:
-        return f"header `{match['header']}: {match['value']}`"
-    return f"cookie `{match['cookie']}={match['value']}`"
+        return f"header {match['header']}: {match['value']}"
+    return f"cookie {match['cookie']}={match['value']}"
 
 
 def _traffic_tables(plan: StackPlan) -> list[str]:
@@ -148,14 +228,15 @@ def _traffic_tables(plan: StackPlan) -> list[str]:
         return [*lines, "No model endpoints.", ""]
     for endpoint in endpoints:
         lines += [
-            f"### `{endpoint['name']}` on `{endpoint['cluster']}` — {endpoint['strategy']} ({endpoint['backend']})",
+            f"### {_code(endpoint['name'])} on {_code(endpoint['cluster'])} — {_text(endpoint['strategy'])} "
+            f"({_text(endpoint['backend'])})",
             "",
             "| # | requests | served by | mirrored to |",
             "| ---: | --- | --- | --- |",
         ]
         for index, route in enumerate(endpoint["routes"], start=1):
-            served = ", ".join(f"`{d['version']}` {d['weight']}%" for d in route["to"])
-            mirrored = ", ".join(f"`{m['version']}` {m['percent']}%" for m in route.get("mirror") or []) or "—"
+            served = ", ".join(f"{_code(d['version'])} {d['weight']}%" for d in route["to"])
+            mirrored = ", ".join(f"{_code(m['version'])} {m['percent']}%" for m in route.get("mirror") or []) or "—"
             lines.append(
                 f"| {index} | {describe_match(route['match'], len(endpoint['routes']) == 1)} | {served} | {mirrored} |"
             )
@@ -179,11 +260,12 @@ def _dr_section(dr: dict[str, Any]) -> list[str]:
         "## Disaster recovery",
         "",
         f"- target: {wanted}",
-        f"- tier: **{dr.get('tier', 'none')}** over {', '.join(dr.get('regions', [])) or 'no regions'}",
+        f"- tier: **{_text(dr.get('tier', 'none'))}** over {_text(', '.join(dr.get('regions', [])) or 'no regions')}",
         f"- estimated RPO {estimate('estimatedRpoSeconds')}, RTO {estimate('estimatedRtoSeconds')}",
         f"- meets target: {'yes' if dr.get('meets') else '**no**'}",
     ]
-    lines += [f"  - {reason}" for reason in dr.get("reasons", [])]
+    # turnout's own sentences (with code spans meant as such); only kept on one line each
+    lines += [f"  - {' '.join(str(reason).split())}" for reason in dr.get("reasons", [])]
     return [*lines, ""]
 
 
@@ -192,11 +274,15 @@ def _global_traffic_section(plan: StackPlan) -> list[str]:
     routing = plan.outputs.get("globalTraffic")
     if not routing:
         return []
-    lines = [f"## Global traffic: `{routing.get('hostname')}`", ""]
+    lines = [f"## Global traffic: {_code(routing.get('hostname'))}", ""]
     if plan.outputs.get("liveColour"):
-        weights = ", ".join(f"{colour} {weight}%" for colour, weight in (plan.outputs.get("weights") or {}).items())
-        cells = ", ".join(f"{colour}: `{cell}`" for colour, cell in (plan.outputs.get("cells") or {}).items())
-        lines += [f"Live colour **{plan.outputs['liveColour']}** ({weights}); cells {cells}.", ""]
+        weights = ", ".join(
+            f"{_text(colour)} {weight}%" for colour, weight in (plan.outputs.get("weights") or {}).items()
+        )
+        cells = ", ".join(
+            f"{_text(colour)}: {_code(cell)}" for colour, cell in (plan.outputs.get("cells") or {}).items()
+        )
+        lines += [f"Live colour **{_text(plan.outputs['liveColour'])}** ({weights}); cells {cells}.", ""]
     lines += [
         "| cluster | region | routing | role / weight | target | health check | TTL |",
         "| --- | --- | --- | --- | --- | --- | ---: |",
@@ -209,8 +295,8 @@ def _global_traffic_section(plan: StackPlan) -> list[str]:
             f"{check.get('intervalSeconds', '?')} s × {check.get('failureThreshold', '?')}"
         )
         lines.append(
-            f"| `{record.get('cluster')}` | {record.get('region')} | {record.get('routing')} | {share} "
-            f"| `{record.get('target')}` | {probe} | {record.get('ttl')} s |"
+            f"| {_code(record.get('cluster'))} | {_text(record.get('region'))} | {_text(record.get('routing'))} "
+            f"| {_text(share)} | {_code(record.get('target'))} | {_text(probe)} | {_text(record.get('ttl'))} s |"
         )
     return [*lines, ""]
 
@@ -222,8 +308,7 @@ def _violations_section(violations: list[Violation]) -> list[str]:
     lines += ["| policy | level | resource | finding |", "| --- | --- | --- | --- |"]
     for v in violations:
         resource = v.urn.rsplit("::", 1)[-1] if v.urn else "(stack)"
-        finding = v.message.replace("\n", " — ").replace("|", "\\|")
-        lines.append(f"| `{v.policy}` | {v.level} | `{resource}` | {finding} |")
+        lines.append(f"| {_code(v.policy)} | {_text(v.level)} | {_code(resource)} | {_text(v.message)} |")
     return [*lines, ""]
 
 
@@ -237,51 +322,49 @@ def _waivers_section(plan: StackPlan) -> list[str]:
     if plan.waived:
         lines += ["| policy | level | resource | finding | reason | expires |", "| --- | --- | --- | --- | --- | --- |"]
         for v in plan.waived:
-            finding = v.message.splitlines()[-1].replace("|", "\\|")
-            reason = v.waiver.reason.replace("|", "\\|")
-            lines.append(f"| `{v.policy}` | {v.level} | `{v.resource}` | {finding} | {reason} | {v.waiver.expires} |")
+            finding = _text(v.message.splitlines()[-1])
+            lines.append(
+                f"| {_code(v.policy)} | {_text(v.level)} | {_code(v.resource)} | {finding} | "
+                f"{_text(v.waiver.reason)} | {_text(v.waiver.expires)} |"
+            )
         lines.append("")
     lines += [
-        f"- expired on {v.expired_waiver.expires}, counted again: `{v.policy}` on `{v.resource}`" for v in expired
+        f"- expired on {_text(v.expired_waiver.expires)}, counted again: {_code(v.policy)} on {_code(v.resource)}"
+        for v in expired
     ]
-    lines += [f"- covers no finding (remove it?): `{w.policy}` on `{w.resource}`" for w in unused]
+    lines += [f"- covers no finding (remove it?): {_code(w.policy)} on {_code(w.resource)}" for w in unused]
     return [*lines, ""]
-
-
-def _node_id(*parts: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", "_".join(parts))
 
 
 def _diagram(plan: StackPlan) -> list[str]:
     """Regions contain clusters; endpoints hang off their cluster; edges to versions carry the routes."""
     clusters = plan.outputs.get("clusters") or []
+    _node_id = _NodeIds()
     lines = ["```mermaid", "flowchart LR"]
     for region in sorted({c["region"] for c in clusters}):
-        lines.append(f'  subgraph {_node_id("region", region)}["region {region}"]')
+        lines.append(f'  subgraph {_node_id("region", region)}["region {_label(region)}"]')
         for c in (c for c in clusters if c["region"] == region):
-            lines.append(
-                f'    {_node_id("cluster", c["name"])}["{c["name"]}<br/>{c["cloud"]} · k8s {c["kubernetesVersion"]}"]'
-            )
+            text = f"{_label(c['name'])}<br/>{_label(c['cloud'])} · k8s {_label(c['kubernetesVersion'])}"
+            lines.append(f'    {_node_id("cluster", c["name"])}["{text}"]')
         lines.append("  end")
     for endpoint in plan.traffic.get("endpoints", []):
         ep = _node_id("endpoint", endpoint["cluster"], endpoint["name"])
-        lines.append(
-            f'  {_node_id("cluster", endpoint["cluster"])} --> {ep}(["{endpoint["name"]}<br/>{endpoint["strategy"]}"])'
-        )
+        text = f"{_label(endpoint['name'])}<br/>{_label(endpoint['strategy'])}"
+        lines.append(f'  {_node_id("cluster", endpoint["cluster"])} --> {ep}(["{text}"])')
         for route in endpoint["routes"]:
-            when = "" if route["match"] is None else describe_match(route["match"]).replace("`", "") + ": "
+            when = "" if route["match"] is None else _label(_match_label(route["match"])) + ": "
             for d in route["to"]:
                 version = _node_id("version", endpoint["cluster"], endpoint["name"], d["version"])
-                lines.append(f'  {ep} -->|"{when}{d["weight"]}%"| {version}["{d["version"]}"]')
+                lines.append(f'  {ep} -->|"{when}{d["weight"]}%"| {version}["{_label(d["version"])}"]')
             for m in route.get("mirror") or []:
                 version = _node_id("version", endpoint["cluster"], endpoint["name"], m["version"])
-                lines.append(f'  {ep} -.->|"mirror {m["percent"]}%"| {version}["{m["version"]} (shadow)"]')
+                lines.append(f'  {ep} -.->|"mirror {m["percent"]}%"| {version}["{_label(m["version"])} (shadow)"]')
     routing = plan.outputs.get("globalTraffic") or {}
     if routing.get("records"):
         dns = _node_id("dns", routing.get("hostname") or "dns")
-        lines.append(f'  {dns}{{{{"{routing.get("hostname")}"}}}}')
+        lines.append(f'  {dns}{{{{"{_label(routing.get("hostname"))}"}}}}')
         for record in routing["records"]:
             share = f"weight {record.get('weight')}" if record.get("routing") == "weighted" else record.get("role")
             cluster = record.get("cluster", "?")
-            lines.append(f'  {dns} -->|"{share}"| {_node_id("cluster", cluster)}["{cluster}"]')
+            lines.append(f'  {dns} -->|"{_label(share)}"| {_node_id("cluster", cluster)}["{_label(cluster)}"]')
     return [*lines, "```", ""]

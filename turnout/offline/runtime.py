@@ -71,6 +71,18 @@ def to_plain(value: Any, *, redact: bool) -> Any:
     return value
 
 
+class DuplicateUrnError(RuntimeError):
+    """Two registrations share a URN: the engine refuses the whole deployment, so the plan must too."""
+
+    def __init__(self, urn: str) -> None:
+        self.urn = urn
+        # The engine's own words (pkg/engine: "Duplicate resource URN '...'; try giving it a unique name").
+        super().__init__(
+            f"Duplicate resource URN {urn!r}; try giving it a unique name. Two resources of the same type "
+            "derive the same name: `pulumi up` would fail here, and one of them would be missing from this plan."
+        )
+
+
 def _struct(message) -> dict[str, Any]:
     return json_format.MessageToDict(message) if message is not None else {}
 
@@ -101,6 +113,8 @@ class RecordingMonitor(mocks.MockMonitor):
             dependencies=sorted(request.dependencies),
         )
         with self._lock:
+            if response.urn in self.records:
+                raise DuplicateUrnError(response.urn)
             self.records[response.urn] = record
             if request.type == "pulumi:pulumi:Stack":
                 self.stack_urn = response.urn

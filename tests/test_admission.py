@@ -1,0 +1,621 @@
+"""Admission emulation: every pod turnout would run, after Istio's sidecar injector and Knative have added theirs,
+against the Pod Security Standard its namespace enforces, as the API server would judge it at `pulumi up`.
+
+The mocks behind `turnout plan` never see admission; this test does, for every bundled stack, every README example
+and stacks that use every strategy, backend, cache and GPU option. The models: tests/admission/pod_security.py
+(the PSS checks of k8s.io/pod-security-admission), istio_injection.py (what the injector adds, under the settings of
+the plan's istiod release) and knative_pod.py (a revision's pod).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+import shutil
+
+import pytest
+
+from tests.admission import istio_injection, pod_security
+from tests.admission.istio_injection import MeshSettings, inject, is_injected
+from tests.admission.knative_pod import revision_pod
+from tests.admission.plan_pods import (
+    PlannedPod,
+    UnknownWorkloadError,
+    admission,
+    namespace_labels,
+    planned_pods,
+    unrendered_namespaces,
+)
+from tests.conftest import REPO, write_stack
+from turnout.config import NAMESPACE, load_stack_config
+from turnout.offline.manifests import Manifest
+from turnout.offline.planner import plan_stack
+from turnout.offline.runtime import ResourceRecord
+from turnout.offline.stackfile import find_project, read_stack
+
+# --- Pod Security, check by check -------------------------------------------------------------------------------
+
+
+def restricted_pod() -> dict:
+    """A pod every level admits: the starting point each case changes in one place."""
+    return {
+        "metadata": {"name": "model"},
+        "spec": {
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "app",
+                    "ports": [{"containerPort": 8080}],
+                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                }
+            ],
+            "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "token", "projected": {"sources": []}}],
+        },
+    }
+
+
+def changed(change) -> dict:
+    pod = restricted_pod()
+    change(pod["metadata"], pod["spec"], pod["spec"]["containers"][0])
+    return pod
+
+
+def app_context(**fields):
+    return lambda metadata, spec, app: app["securityContext"].update(fields)
+
+
+def pod_context(**fields):
+    return lambda metadata, spec, app: spec["securityContext"].update(fields)
+
+
+# (check, level it belongs to, a change it forbids, the detail the API server prints, a nearby change it allows)
+CASES = [
+    (
+        "hostNamespaces",
+        "baseline",
+        lambda m, s, a: s.update(hostNetwork=True, hostPID=True),
+        "hostNetwork=true, hostPID=true",
+        lambda m, s, a: s.update(hostNetwork=False),
+    ),
+    (
+        "privileged",
+        "baseline",
+        app_context(privileged=True),
+        'container "app" must not set securityContext.privileged=true',
+        app_context(privileged=False),
+    ),
+    (
+        "capabilities_baseline",
+        "baseline",
+        app_context(capabilities={"add": ["NET_ADMIN", "NET_RAW", "CHOWN"]}),
+        'container "app" must not include "NET_ADMIN", "NET_RAW" in securityContext.capabilities.add',
+        app_context(capabilities={"add": ["CHOWN", "NET_BIND_SERVICE"]}),
+    ),
+    (
+        "hostPathVolumes",
+        "baseline",
+        lambda m, s, a: s["volumes"].append({"name": "host", "hostPath": {"path": "/"}}),
+        'volume "host"',
+        lambda m, s, a: s["volumes"].append({"name": "data", "persistentVolumeClaim": {"claimName": "d"}}),
+    ),
+    (
+        "hostPorts",
+        "baseline",
+        lambda m, s, a: a["ports"].append({"containerPort": 9090, "hostPort": 9090}),
+        'container "app" uses hostPort 9090',
+        lambda m, s, a: a["ports"].append({"containerPort": 9090, "hostPort": 0}),
+    ),
+    (
+        "hostProbesAndHostLifecycle",
+        "baseline",
+        lambda m, s, a: a["readinessProbe"]["httpGet"].update(host="10.0.0.1"),
+        'container "app" uses probe or lifecycle host "10.0.0.1"',
+        lambda m, s, a: a.update(lifecycle={"preStop": {"exec": {"command": ["sleep", "5"]}}}),
+    ),
+    (
+        "appArmorProfile",
+        "baseline",
+        app_context(appArmorProfile={"type": "Unconfined"}),
+        'container "app" must not set AppArmor profile type to "Unconfined"',
+        app_context(appArmorProfile={"type": "Localhost", "localhostProfile": "k8s"}),
+    ),
+    (
+        "seLinuxOptions",
+        "baseline",
+        pod_context(seLinuxOptions={"type": "spc_t", "user": "root"}),
+        'pod set forbidden securityContext.seLinuxOptions: type "spc_t"; user may not be set',
+        pod_context(seLinuxOptions={"type": "container_engine_t", "level": "s0:c1"}),
+    ),
+    (
+        "procMount",
+        "baseline",
+        app_context(procMount="Unmasked"),
+        'container "app" must not set securityContext.procMount to "Unmasked"',
+        app_context(procMount="Default"),
+    ),
+    (
+        "seccompProfile_baseline",
+        "baseline",
+        pod_context(seccompProfile={"type": "Unconfined"}),
+        'pod must not set securityContext.seccompProfile.type to "Unconfined"',
+        pod_context(seccompProfile={"type": "Localhost", "localhostProfile": "p.json"}),
+    ),
+    (
+        "sysctls",
+        "baseline",
+        pod_context(sysctls=[{"name": "kernel.msgmax", "value": "1"}]),
+        "kernel.msgmax",
+        pod_context(sysctls=[{"name": "net.ipv4.tcp_keepalive_time", "value": "60"}]),
+    ),
+    (
+        "windowsHostProcess",
+        "baseline",
+        app_context(windowsOptions={"hostProcess": True}),
+        'container "app" must not set securityContext.windowsOptions.hostProcess=true',
+        app_context(windowsOptions={"hostProcess": False}),
+    ),
+    (
+        "restrictedVolumes",
+        "restricted",
+        lambda m, s, a: s["volumes"].append({"name": "share", "nfs": {"server": "nfs", "path": "/"}}),
+        'volume "share" uses restricted volume type "nfs"',
+        lambda m, s, a: s["volumes"].append({"name": "cert", "csi": {"driver": "csi.example.com"}}),
+    ),
+    (
+        "allowPrivilegeEscalation",
+        "restricted",
+        lambda m, s, a: a["securityContext"].pop("allowPrivilegeEscalation"),
+        'container "app" must set securityContext.allowPrivilegeEscalation=false',
+        app_context(allowPrivilegeEscalation=False),
+    ),
+    (
+        "runAsNonRoot",
+        "restricted",
+        lambda m, s, a: s["securityContext"].pop("runAsNonRoot"),
+        'pod or container "app" must set securityContext.runAsNonRoot=true',
+        lambda m, s, a: (s["securityContext"].pop("runAsNonRoot"), a["securityContext"].update(runAsNonRoot=True)),
+    ),
+    (
+        "runAsUser",
+        "restricted",
+        app_context(runAsUser=0),
+        'container "app" must not set runAsUser=0',
+        app_context(runAsUser=1000),
+    ),
+    (
+        "seccompProfile_restricted",
+        "restricted",
+        lambda m, s, a: s["securityContext"].pop("seccompProfile"),
+        'pod or container "app" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"',
+        lambda m, s, a: (
+            s["securityContext"].pop("seccompProfile"),
+            a["securityContext"].update(seccompProfile={"type": "RuntimeDefault"}),
+        ),
+    ),
+    (
+        "capabilities_restricted",
+        "restricted",
+        app_context(capabilities={"add": ["NET_RAW"]}),
+        'container "app" must set securityContext.capabilities.drop=["ALL"]; '
+        'container "app" must not include "NET_RAW" in securityContext.capabilities.add',
+        app_context(capabilities={"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}),
+    ),
+]
+
+
+def failures(level: str, pod: dict, version=pod_security.LATEST) -> dict[str, str]:
+    return {f.check: f.detail for f in pod_security.evaluate(level, version, pod["metadata"], pod["spec"])}
+
+
+def test_every_check_of_the_reference_implementation_has_a_case():
+    assert {check.id for check in pod_security.CHECKS} == {case[0] for case in CASES} | {"procMount_restricted"}
+
+
+def test_the_starting_pod_is_admitted_at_every_level():
+    for level in pod_security.LEVELS:
+        assert failures(level, restricted_pod()) == {}
+
+
+@pytest.mark.parametrize(("check", "level", "forbidden", "detail", "allowed"), CASES, ids=[c[0] for c in CASES])
+def test_each_check_forbids_what_kubernetes_forbids(check, level, forbidden, detail, allowed):
+    assert failures(level, changed(forbidden)) == {check: detail}
+    assert failures(level, changed(allowed)) == {}
+    assert failures("privileged", changed(forbidden)) == {}, "privileged checks nothing"
+
+
+def test_restricted_replaces_the_baseline_checks_it_tightens():
+    """One failure per rule, under the restricted check's name (OverrideCheckIDs)."""
+    assert failures("restricted", changed(app_context(capabilities={"add": ["SYS_ADMIN"], "drop": ["ALL"]}))) == {
+        "capabilities_restricted": 'container "app" must not include "SYS_ADMIN" in securityContext.capabilities.add'
+    }
+    host = changed(lambda m, s, a: s["volumes"].append({"name": "host", "hostPath": {"path": "/"}}))
+    assert set(failures("restricted", host)) == {"restrictedVolumes"}
+
+
+def test_checks_apply_from_the_version_that_introduced_them():
+    probe_host = changed(lambda m, s, a: a["readinessProbe"]["httpGet"].update(host="10.0.0.1"))
+    assert failures("baseline", probe_host, (1, 33)) == {}
+    assert set(failures("baseline", probe_host, (1, 34))) == {"hostProbesAndHostLifecycle"}
+    assert set(failures("baseline", probe_host, (1, 99))) == {"hostProbesAndHostLifecycle"}, "later: as latest"
+    engine = changed(pod_context(seLinuxOptions={"type": "container_engine_t"}))
+    assert set(failures("baseline", engine, (1, 30))) == {"seLinuxOptions"}
+    assert failures("baseline", engine, (1, 31)) == {}
+
+
+def test_user_namespaces_relax_root_checks_from_1_35_but_not_proc_mount_in_restricted():
+    pod = changed(
+        lambda m, s, a: (s.update(hostUsers=False), a["securityContext"].update(runAsUser=0, procMount="Unmasked"))
+    )
+    assert set(failures("restricted", pod, (1, 34))) == {"runAsUser", "procMount"}
+    assert set(failures("restricted", pod, (1, 35))) == {"procMount_restricted"}
+    assert failures("baseline", pod, (1, 35)) == {}
+
+
+def test_windows_pods_are_exempt_from_linux_only_fields():
+    pod = changed(
+        lambda m, s, a: (s.update(os={"name": "windows"}), a.pop("securityContext"), s.pop("securityContext"))
+    )
+    assert set(failures("restricted", pod)) == {"runAsNonRoot"}
+
+
+def test_the_namespace_label_decides_the_level_and_a_missing_label_means_privileged():
+    assert str(pod_security.enforced_policy({})) == "privileged:latest"
+    assert (
+        str(pod_security.enforced_policy({"pod-security.kubernetes.io/enforce": "restricted"})) == "restricted:latest"
+    )
+    pinned = pod_security.enforced_policy(
+        {"pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/enforce-version": "v1.30"}
+    )
+    assert (pinned.level, pinned.version) == ("baseline", (1, 30))
+    # An unknown level fails closed; an unknown version evaluates at latest.
+    assert pod_security.enforced_policy({"pod-security.kubernetes.io/enforce": "strict"}).level == "restricted"
+    assert pod_security.enforced_policy({"pod-security.kubernetes.io/enforce-version": "1.30"}).version == (
+        pod_security.LATEST
+    )
+
+
+# --- what the injector adds ----------------------------------------------------------------------------------
+
+INJECTED = {"istio-injection": "enabled", "pod-security.kubernetes.io/enforce": "restricted"}
+
+
+def model_pod(**labels) -> dict:
+    pod = restricted_pod()
+    pod["metadata"]["labels"] = {"app": "m", **labels}
+    return pod
+
+
+def test_who_the_injector_mutates():
+    settings = MeshSettings()
+    assert is_injected("m", INJECTED, model_pod(), settings)
+    assert not is_injected("m", INJECTED, model_pod(), None), "no istiod, no injector"
+    assert not is_injected("m", {"istio-injection": "disabled"}, model_pod(), settings)
+    assert not is_injected("m", {}, model_pod(), settings)
+    assert not is_injected("m", INJECTED, model_pod(**{"sidecar.istio.io/inject": "false"}), settings)
+    annotated = model_pod()
+    annotated["metadata"]["annotations"] = {"sidecar.istio.io/inject": "false"}
+    assert not is_injected("m", INJECTED, annotated, settings)
+    host_network = model_pod()
+    host_network["spec"]["hostNetwork"] = True
+    assert not is_injected("m", INJECTED, host_network, settings)
+    assert is_injected("m", {}, model_pod(**{"sidecar.istio.io/inject": "true"}), settings)
+    assert not is_injected("kube-system", {}, model_pod(**{"sidecar.istio.io/inject": "true"}), settings)
+    assert is_injected("m", {"istio.io/rev": "default"}, model_pod(), settings)
+    assert not is_injected("m", {"istio.io/rev": "canary"}, model_pod(), settings)
+    assert not is_injected("m", INJECTED, model_pod(), MeshSettings(auto_inject="disabled"))
+    assert is_injected("m", {}, model_pod(), MeshSettings(namespaces_by_default=True))
+
+
+def containers_by_name(pod: dict) -> dict[str, dict]:
+    spec = pod["spec"]
+    return {c["name"]: c for c in [*spec.get("initContainers", []), *spec["containers"]]}
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_without_the_cni_plugin_the_pod_writes_its_own_iptables_rules_as_root(native):
+    injected = inject(model_pod(), MeshSettings(), native=native)
+    init = containers_by_name(injected)["istio-init"]["securityContext"]
+    assert init["capabilities"]["add"] == ["NET_ADMIN", "NET_RAW"] and init["runAsUser"] == 0
+    assert failures("restricted", injected) == {
+        "capabilities_restricted": 'container "istio-init" must not include "NET_ADMIN", "NET_RAW" in '
+        "securityContext.capabilities.add",
+        "runAsNonRoot": 'container "istio-init" must not set securityContext.runAsNonRoot=false',
+        "runAsUser": 'container "istio-init" must not set runAsUser=0',
+    }
+    assert set(failures("baseline", injected)) == {"capabilities_baseline"}, "baseline refuses NET_ADMIN too"
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_with_the_cni_plugin_the_injected_containers_meet_restricted(native):
+    injected = inject(
+        model_pod(), MeshSettings.from_istiod_values({"pilot": {"cni": {"enabled": True}}}), native=native
+    )
+    containers = containers_by_name(injected)
+    assert "istio-init" not in containers and containers["istio-validation"]["securityContext"]["runAsUser"] == 1337
+    assert ("restartPolicy" in containers["istio-proxy"]) is native
+    assert failures("restricted", injected) == {}
+    assert {v["name"] for v in injected["spec"]["volumes"]} >= {"tmp", "istio-envoy", "istio-token", "istiod-ca-cert"}
+
+
+def test_injected_containers_take_the_pods_seccomp_profile_unless_istio_sets_one():
+    bare = model_pod()
+    bare["spec"]["securityContext"].pop("seccompProfile")
+    bare["spec"]["containers"][0]["securityContext"]["seccompProfile"] = {"type": "RuntimeDefault"}
+    cni = {"pilot": {"cni": {"enabled": True}}}
+    assert failures("restricted", inject(bare, MeshSettings.from_istiod_values(cni), native=True)) == {
+        "seccompProfile_restricted": 'pod or containers "istio-validation", "istio-proxy" must set '
+        'securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"'
+    }
+    with_profile = MeshSettings.from_istiod_values(
+        {**cni, "global": {"proxy": {"seccompProfile": {"type": "RuntimeDefault"}}}}
+    )
+    assert failures("restricted", inject(bare, with_profile, native=True)) == {}
+
+
+def test_root_proxies_fail_restricted_even_with_the_cni_plugin():
+    cni = {"pilot": {"cni": {"enabled": True}}}
+    tproxy = MeshSettings.from_istiod_values({**cni, "meshConfig": {"defaultConfig": {"interceptionMode": "TPROXY"}}})
+    assert set(failures("restricted", inject(model_pod(), tproxy, native=True))) == {
+        "capabilities_restricted",
+        "runAsNonRoot",
+        "runAsUser",
+    }
+    bind = MeshSettings.from_istiod_values({**cni, "global": {"proxy": {"capNetBindService": True}}})
+    assert set(failures("restricted", inject(model_pod(), bind, native=True))) == {"runAsNonRoot", "runAsUser"}
+    user_volume = model_pod()
+    user_volume["metadata"]["annotations"] = {"sidecar.istio.io/userVolume": '{"host": {"hostPath": {"path": "/"}}}'}
+    assert set(failures("restricted", inject(user_volume, MeshSettings.from_istiod_values(cni), native=True))) == {
+        "restrictedVolumes"
+    }
+
+
+def test_mesh_settings_come_from_the_istiod_values_over_the_chart_defaults():
+    assert MeshSettings.from_istiod_values({}) == MeshSettings()
+    assert MeshSettings.from_istiod_values({"pilot": {"cni": {"enabled": True}, "replicaCount": 2}}).cni
+    assert MeshSettings.from_istiod_values({"global": {"platform": "openshift"}}).cni, "the OpenShift profile"
+    assert not MeshSettings.from_istiod_values({"platform": "openshift", "pilot": {"cni": {"enabled": False}}}).cni
+    native = MeshSettings.from_istiod_values({"pilot": {"env": {"ENABLE_NATIVE_SIDECARS": "false"}}})
+    assert not native.native_sidecar(34) and MeshSettings().native_sidecar(33) and not MeshSettings().native_sidecar(32)
+
+
+def test_a_knative_revision_pod_is_its_template_and_the_queue_proxy():
+    template = {
+        "metadata": {"name": "m-v1-abc", "labels": {"app": "m"}},
+        "spec": {"containers": [{"name": "model", "securityContext": {"runAsNonRoot": True}}]},
+    }
+    pod = revision_pod("m-v1", template)
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["model", "queue-proxy"]
+    assert pod["metadata"]["labels"]["serving.knative.dev/revision"] == "m-v1-abc"
+    assert "securityContext" not in pod["spec"], "Knative rejects pod-level security contexts by default"
+    queue_only = {"metadata": {}, "spec": {"containers": [pod["spec"]["containers"][1]]}}
+    assert failures("restricted", queue_only) == {}
+
+
+# --- the plans ------------------------------------------------------------------------------------------------
+
+VERSIONS = {v: {"image": f"ghcr.io/acme/model:1.{i}.0"} for i, v in enumerate(["v1", "v2", "v3"])}
+GPU_VERSIONS = {v: {**spec, "resources": {"cpu": "2", "memory": "8Gi", "gpu": 1}} for v, spec in VERSIONS.items()}
+STRATEGIES = {
+    "recreate": {"type": "recreate", "version": "v2"},
+    "rolling": {"type": "rolling", "version": "v1"},
+    "blue-green": {"type": "blue-green", "active": "v1", "preview": "v2"},
+    "canary": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 10, "sticky": {"cookie": "model"}},
+    "ab-test": {
+        "type": "ab-test",
+        "variants": {"v2": 60, "v3": 40},
+        "segment": {"header": "x-cohort", "value": "beta"},
+        "default": "v1",
+    },
+    "shadow": {"type": "shadow", "primary": "v1", "shadows": {"v2": 50, "v3": 5}},
+    "dark-launch": {"type": "dark-launch", "live": "v1", "dark": "v3"},
+    "feature-flag": {
+        "type": "feature-flag",
+        "flag": "ranker",
+        "variants": {"on": "v2", "off": "v1"},
+        "defaultVariant": "off",
+    },
+    "progressive": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 5, "progressive": {"maxWeight": 40}},
+    "progressive-bg": {"type": "blue-green", "active": "v1", "preview": "v2", "progressive": {"iterations": 4}},
+    "progressive-shadow": {"type": "shadow", "primary": "v1", "shadows": {"v3": 40}, "progressive": {"iterations": 4}},
+}
+KNATIVE = {
+    "recreate": STRATEGIES["recreate"],
+    "rolling": STRATEGIES["rolling"],
+    "canary": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 10},
+    "ab-test": {"type": "ab-test", "variants": {"v1": 50, "v2": 30, "v3": 20}},
+}
+
+
+def every_strategy_on_kind() -> dict:
+    """kind: every strategy on Istio (with Flagger and flagd), every Knative strategy, the in-cluster cache."""
+    endpoints = {name: {"versions": VERSIONS, "strategy": strategy} for name, strategy in STRATEGIES.items()}
+    endpoints |= {
+        f"kn-{name}": {"backend": "knative", "versions": VERSIONS, "strategy": s} for name, s in KNATIVE.items()
+    }
+    return {"platform": {"cloud": "kind", "regions": ["lab"]}, "cache": {"engine": "valkey"}, "endpoints": endpoints}
+
+
+def gpus_and_caches_on(cloud: str, region: str) -> dict:
+    """A prod cloud stack: GPU versions on Istio, on Knative and under Flagger, flagd, the cloud's cache (the bundled
+    stacks cover DR's standby regions)."""
+    return {
+        "tier": "prod",
+        "platform": {
+            "cloud": cloud,
+            "regions": [region],
+            "nodePools": [{"name": "general", "min": 2, "max": 6}, {"name": "gpu", "min": 0, "max": 4, "gpu": 1}],
+            "serving": {"gateway": {"exposure": "external", "domain": "models.example.com"}},
+        },
+        "cache": {"engine": "redis"},
+        "endpoints": {
+            "gpu-canary": {"versions": GPU_VERSIONS, "strategy": KNATIVE["canary"]},
+            "gpu-knative": {"backend": "knative", "versions": GPU_VERSIONS, "strategy": KNATIVE["ab-test"]},
+            "gpu-progressive": {"versions": GPU_VERSIONS, "strategy": STRATEGIES["progressive"]},
+            "flags": {"versions": VERSIONS, "strategy": STRATEGIES["feature-flag"]},
+        },
+    }
+
+
+OPTION_STACKS = {
+    "adm-kind": every_strategy_on_kind(),
+    "adm-aws": gpus_and_caches_on("aws", "us-east-1"),
+    "adm-gcp": gpus_and_caches_on("gcp", "europe-west4"),
+    "adm-azure": gpus_and_caches_on("azure", "westeurope"),
+}
+BUNDLED = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (REPO / "environments").glob("Pulumi.*.yaml"))
+README_EXAMPLES = {
+    m["name"]: m["body"]
+    for m in re.finditer(
+        r"<!-- example: (?P<name>[a-z0-9-]+), resources: \d+ -->\s*```yaml\n(?P<body>.*?)```",
+        (REPO / "README.md").read_text(),
+        re.S,
+    )
+}
+STACKS = [*BUNDLED, *(f"readme-{name}" for name in README_EXAMPLES), *OPTION_STACKS]
+# Global stacks hold DNS only: their cells' pods are planned with the cells themselves.
+GLOBAL_STACKS = {
+    s for s in BUNDLED if "turnout:globalTraffic" in (REPO / "environments" / f"Pulumi.{s}.yaml").read_text()
+}
+CELL_STACKS = [s for s in STACKS if s not in GLOBAL_STACKS]
+
+
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    records: list[ResourceRecord]
+    manifests: list[Manifest]
+    kubelet_minor: int
+
+
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory) -> dict[str, Planned]:
+    project_root = tmp_path_factory.mktemp("project")
+    shutil.copy(REPO / "Pulumi.yaml", project_root)
+    for folder in ("stacks", "policies", "environments"):
+        shutil.copytree(REPO / folder, project_root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name, body in README_EXAMPLES.items():
+        (project_root / "environments" / f"Pulumi.readme-{name}.yaml").write_text(body)
+    for name, config in OPTION_STACKS.items():
+        write_stack(project_root, name, config)
+    project = find_project(project_root)
+    planned, results = {}, {}
+    for stack in STACKS:
+        settings = read_stack(project, stack)
+        config = load_stack_config(
+            {k.split(":", 1)[1]: v for k, v in settings.config.items() if k.startswith(f"{NAMESPACE}:")}
+        )
+        plan = plan_stack(project, stack, planned=planned)
+        minor = int(config.platform.kubernetes_version.split(".")[1])
+        results[stack] = Planned(plan.records, plan.manifests, minor)
+    return results
+
+
+def test_the_option_stacks_reach_every_kind_of_pod(plans):
+    """The corpus is only as good as what it holds: every workload turnout renders is in it."""
+    sources = [p for name in OPTION_STACKS for p in planned_pods(plans[name].manifests)]
+    kinds = {p.source.split()[0] for p in sources}
+    assert kinds == {"Deployment", "StatefulSet", "Configuration"}
+    names = {p.source.split()[1] for p in sources}
+    assert {"flags/flags-flagd", "progressive/progressive", "gpu-progressive/gpu-progressive"} <= names
+    assert any(p.pod["spec"].get("tolerations") for p in sources if p.source.startswith("Configuration")), "GPU"
+    assert any(p.pod["spec"].get("tolerations") for p in sources if p.source.startswith("Deployment")), "GPU"
+    cache_volumes = [p for p in sources if any(v["name"] == "turnout-cache" for v in p.pod["spec"].get("volumes", []))]
+    assert {p.cluster.split("-")[1] for p in cache_volumes} >= {"kind", "aws", "gcp", "azure"}
+
+
+@pytest.mark.parametrize("stack", CELL_STACKS)
+def test_every_planned_pod_is_admitted_after_sidecar_injection(plans, stack):
+    planned = plans[stack]
+    pods, rejections = admission(planned.records, planned.manifests, planned.kubelet_minor)
+    assert pods, "a cell stack runs model pods"
+    assert not rejections, (
+        f"{len(rejections)} of {len(pods)} pod templates would be rejected at `pulumi up`:\n"
+        + "\n".join(f"- {r}" for r in rejections)
+    )
+
+
+@pytest.mark.parametrize("stack", CELL_STACKS)
+def test_pods_the_plan_cannot_show_run_where_no_level_is_enforced(plans, stack):
+    """Helm charts and Knative's release manifests create pods this test cannot see offline: their namespaces must
+    not enforce a level until those pods are rendered here too."""
+    planned = plans[stack]
+    labels = namespace_labels(planned.manifests)
+    assert unrendered_namespaces(planned.records), "every cell runs Istio from its charts"
+    enforcing = {
+        (cluster, namespace): (str(pod_security.enforced_policy(labels.get((cluster, namespace)))), sources)
+        for (cluster, namespace), sources in unrendered_namespaces(planned.records).items()
+        if pod_security.enforced_policy(labels.get((cluster, namespace))).level != "privileged"
+    }
+    assert not enforcing, enforcing
+
+
+# --- the same plans under another istiod configuration -----------------------------------------------------------
+
+
+def with_istiod_values(records: list[ResourceRecord], values: dict) -> list[ResourceRecord]:
+    """The plan's records with every istiod release's values merged with `values` (what a changed IstioMesh would
+    record)."""
+    changed_records = []
+    for record in records:
+        if record.type == "kubernetes:helm.sh/v3:Release" and record.inputs.get("chart") == "istiod":
+            merged = istio_injection.merge_values(record.inputs.get("values") or {}, values)
+            record = dataclasses.replace(record, inputs={**record.inputs, "values": merged})
+        changed_records.append(record)
+    return changed_records
+
+
+NO_CNI = {"pilot": {"cni": {"enabled": False}}}
+CNI = {"pilot": {"cni": {"enabled": True}}}
+PROXY_SECCOMP = {"global": {"proxy": {"seccompProfile": {"type": "RuntimeDefault"}}}}
+NO_PROXY_SECCOMP = {"global": {"proxy": {"seccompProfile": None}}}
+
+
+def test_without_the_cni_plugin_every_injected_pod_is_rejected_by_restricted(plans):
+    """The injector's settings are read from the plan's istiod release: without CNI (main before issue 11), each
+    model pod gets istio-init, and the namespace's `restricted` level rejects it, naming why."""
+    local = plans["local"]
+    pods, rejections = admission(with_istiod_values(local.records, NO_CNI), local.manifests, local.kubelet_minor)
+    assert len(rejections) == len(pods) == 4
+    for rejection in rejections:
+        message = str(rejection)
+        assert message.startswith(f"local: {rejection.pod.source}: ")
+        assert f'pods in namespace "{rejection.pod.namespace}", after sidecar injection (istio-init, no CNI' in message
+        assert 'violate PodSecurity "restricted:latest": capabilities_restricted: ' in message
+        assert {"capabilities_restricted", "runAsNonRoot", "runAsUser"} <= {f.check for f in rejection.forbidden}
+
+
+def pod_level_seccomp(planned: PlannedPod) -> bool:
+    return bool((planned.pod["spec"].get("securityContext") or {}).get("seccompProfile"))
+
+
+@pytest.mark.parametrize("stack", ["local", "adm-kind", "adm-aws"])
+def test_with_the_cni_plugin_pods_are_admitted_where_a_seccomp_profile_covers_the_injected_containers(plans, stack):
+    """istiod with `pilot.cni.enabled: true`, recorded in the plan as IstioMesh records its values: every pod with a
+    pod-level seccomp profile (Deployments, StatefulSets) is admitted. A Knative revision's pod has none (Knative's
+    webhook refuses one unless config-features allows it): its injected containers then need
+    `global.proxy.seccompProfile`, and with it every pod is admitted."""
+    planned = plans[stack]
+    records = with_istiod_values(planned.records, {**CNI, **NO_PROXY_SECCOMP})
+    pods, rejections = admission(records, planned.manifests, planned.kubelet_minor)
+    assert {r.pod.source for r in rejections} == {p.source for p in pods if not pod_level_seccomp(p)}
+    for rejection in rejections:
+        assert [(f.check, f.detail) for f in rejection.forbidden] == [
+            (
+                "seccompProfile_restricted",
+                'pod or containers "istio-validation", "istio-proxy" must set securityContext.seccompProfile.type '
+                'to "RuntimeDefault" or "Localhost"',
+            )
+        ]
+    records = with_istiod_values(planned.records, {**CNI, **PROXY_SECCOMP})
+    pods, rejections = admission(records, planned.manifests, planned.kubelet_minor)
+    assert pods and not rejections
+
+
+def test_an_unknown_workload_kind_with_a_pod_spec_is_not_silently_skipped(plans):
+    manifest = next(m for m in plans["local"].manifests if m.kind == "Deployment")
+    odd = dataclasses.replace(
+        manifest, body={**copy.deepcopy(manifest.body), "apiVersion": "apps.example.com/v1", "kind": "Rollout"}
+    )
+    with pytest.raises(UnknownWorkloadError, match="Rollout"):
+        planned_pods([odd])
