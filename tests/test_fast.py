@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -125,3 +126,37 @@ def test_exit_now_on_a_broken_pipe_does_not_claim_success():
     child.stdout.close()  # the reader is gone before the child flushes
     child.wait(timeout=60)
     assert child.returncode == 120, child.stderr.read()
+
+
+def test_the_console_script_and_python_m_exit_through_exit_now():
+    import tomllib
+
+    from turnout import cli
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["turnout"] == "turnout.cli:run"
+    assert "exit_now(main())" in inspect.getsource(cli.run)
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "said"),
+    [
+        (["plan", "no-such-stack"], 2, "no stack 'no-such-stack'"),
+        (["config-reference"], 0, ""),
+    ],
+)
+def test_the_cli_keeps_its_exit_status_and_output(args, status, said):
+    done = subprocess.run(
+        [sys.executable, "-m", "turnout.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == status, done.stderr
+    assert said in done.stderr
+    if args == ["config-reference"]:
+        from turnout.reference import config_reference
+
+        assert done.stdout == config_reference()  # all of it, although the process never tore down

@@ -37,8 +37,12 @@ def freeze_imports() -> None:
 
     Before forking workers: a collection in a worker then never writes to the parent's pages, which
     stay shared instead of being copied into each worker."""
-    gc.collect()
     gc.freeze()
+
+
+def thaw_imports() -> None:
+    """Undo `freeze_imports` once the workers are done (a library caller's process goes on)."""
+    gc.unfreeze()
 
 
 def exit_now(status: int) -> NoReturn:
