@@ -4,11 +4,12 @@
  * the yardstick of benchmarks/peer_ratio.py, which times `cdk synth` of it against `turnout plan prod-aws`.
  *
  * Per region (us-east-1 primary, us-west-2 standby): a VPC, EKS 1.34 with KMS secrets encryption, control
- * plane logs, an API allowlist, a general and a GPU managed node group, the platform admins' role; the
- * VPC CNI (network policies), AWS Load Balancer Controller, Istio (base, istiod, ingress gateway) and
- * NVIDIA device plugin add-ons; the endpoints' Kubernetes objects of the turnout plan being compared;
- * a Valkey replication group of one ElastiCache Global Datastore; a Route 53 failover record with a
- * health check on the region's ingress gateway. Offline: cdk.context.json answers the lookups.
+ * plane logs, an API allowlist, a system managed node group, the platform admins' access entry; the VPC
+ * CNI (network policies), AWS Load Balancer Controller, Karpenter (with interruption handling), metrics
+ * server, Istio (base, CNI, istiod, ingress gateway) and NVIDIA device plugin add-ons; the Kubernetes
+ * objects of the turnout plan being compared (endpoints, Karpenter's node pools and node class, the mesh's
+ * policies); a Valkey replication group of one ElastiCache Global Datastore; a Route 53 failover record
+ * with a health check on the region's ingress gateway. Offline: cdk.context.json answers the lookups.
  */
 import * as path from "path";
 import * as blueprints from "@aws-quickstart/eks-blueprints";
@@ -18,7 +19,7 @@ import * as eks from "aws-cdk-lib/aws-eks";
 import * as elasticache from "aws-cdk-lib/aws-elasticache";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { AUTH_SECRET, RegionalCache } from "../lib/cache";
-import { EndpointObjectsAddOn } from "../lib/endpoint-objects";
+import { PlanObjectsAddOn } from "../lib/plan-objects";
 import { FailoverRecord } from "../lib/failover-dns";
 import { NvidiaDevicePluginAddOn } from "../lib/nvidia-device-plugin";
 
@@ -33,7 +34,7 @@ function clusterProvider(): blueprints.GenericClusterProvider {
   return new blueprints.GenericClusterProvider({
     version: eks.KubernetesVersion.V1_34,
     endpointAccess: eks.EndpointAccess.PUBLIC_AND_PRIVATE.onlyFrom(...API_ACCESS_CIDRS),
-    authenticationMode: eks.AuthenticationMode.API,
+    authenticationMode: eks.AuthenticationMode.API_AND_CONFIG_MAP, // Blueprints' Karpenter maps its node role in aws-auth
     managedNodeGroups: [
       {
         id: "general",
@@ -42,19 +43,8 @@ function clusterProvider(): blueprints.GenericClusterProvider {
         amiType: eks.NodegroupAmiType.AL2023_X86_64_STANDARD,
         minSize: 2,
         desiredSize: 2,
-        maxSize: 6,
+        maxSize: 2, // the system pool: Karpenter's node pools (from the plan) scale the rest
         labels: { "turnout.dev/pool": "general" },
-      },
-      {
-        id: "gpu",
-        nodegroupName: "gpu",
-        instanceTypes: [new ec2.InstanceType("g5.xlarge")],
-        amiType: eks.NodegroupAmiType.AL2023_X86_64_NVIDIA,
-        minSize: 0,
-        desiredSize: 0,
-        maxSize: 4,
-        labels: { "turnout.dev/pool": "gpu", "nvidia.com/gpu.present": "true" },
-        taints: [{ key: "nvidia.com/gpu", value: "present", effect: eks.TaintEffect.NO_SCHEDULE }],
       },
     ],
   });
@@ -69,6 +59,8 @@ function addOns(manifests: string, cluster: string): blueprints.ClusterAddOn[] {
       enableServiceMutatorWebhook: true,
       values: { replicaCount: 2, podDisruptionBudget: { maxUnavailable: 1 } },
     }),
+    new blueprints.addons.KarpenterV1AddOn({ version: "1.14.1", interruptionHandling: true }),
+    new blueprints.addons.MetricsServerAddOn({ version: "3.13.1" }),
     new blueprints.addons.IstioBaseAddOn({ version: ISTIO }),
     new blueprints.addons.IstioControlPlaneAddOn({
       version: ISTIO,
@@ -77,6 +69,7 @@ function addOns(manifests: string, cluster: string): blueprints.ClusterAddOn[] {
         pilot: { autoscaleMin: 2, replicaCount: 2 },
       } as never,
     }),
+    new blueprints.addons.IstioCniAddon({ version: ISTIO }),
     new blueprints.addons.IstioIngressGatewayAddon({
       version: ISTIO,
       values: {
@@ -93,7 +86,7 @@ function addOns(manifests: string, cluster: string): blueprints.ClusterAddOn[] {
       },
     }),
     new NvidiaDevicePluginAddOn(),
-    new EndpointObjectsAddOn(path.join(manifests, cluster)),
+    new PlanObjectsAddOn(path.join(manifests, cluster)),
   ];
 }
 

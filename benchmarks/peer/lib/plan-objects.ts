@@ -7,18 +7,20 @@ import { Construct } from "constructs";
 type KubernetesObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } };
 
 /**
- * The endpoints' Kubernetes objects (Deployments, Services, VirtualServices, ...) of one cluster, one
- * KubernetesManifest each, read from the turnout plan being compared (`manifests/<cluster>/*.yaml`): the
- * same objects as the plan, as a CDK app would hold them. The add-ons create what the charts own.
+ * The Kubernetes objects of one cluster that no add-on creates (the endpoints' Deployments, Services,
+ * VirtualServices..., Karpenter's node pools and node class, the mesh's policies), one KubernetesManifest
+ * each, read from the turnout plan being compared (`manifests/<cluster>/*.yaml`): the same objects as the
+ * plan, as a CDK app would declare them. Istio's namespace is the Istio add-on's.
  */
-export class EndpointObjectsAddOn implements blueprints.ClusterAddOn {
-  readonly id = "endpoint-objects";
+export class PlanObjectsAddOn implements blueprints.ClusterAddOn {
+  readonly id = "plan-objects";
 
   constructor(private readonly folder: string) {}
 
   async deploy(clusterInfo: blueprints.ClusterInfo): Promise<Construct> {
     const cluster = clusterInfo.cluster;
     const istio = await clusterInfo.getScheduledAddOn("IstioControlPlaneAddOn");
+    const karpenter = await clusterInfo.getScheduledAddOn("KarpenterV1AddOn");
     const objects = fs
       .readdirSync(this.folder)
       .filter((file) => file.endsWith(".yaml"))
@@ -26,7 +28,7 @@ export class EndpointObjectsAddOn implements blueprints.ClusterAddOn {
       .flatMap((file) => yaml.loadAll(fs.readFileSync(path.join(this.folder, file), "utf8")) as KubernetesObject[])
       .filter((object) => !(object.kind === "Namespace" && object.metadata.name === "istio-system"));
     const namespaces = new Map<string, Construct>();
-    const scope = new Construct(cluster.stack, "endpoint-objects");
+    const scope = new Construct(cluster.stack, "plan-objects");
     for (const object of objects) {
       const id = [object.kind, object.metadata.namespace ?? "cluster", object.metadata.name].join("-");
       const manifest = cluster.addManifest(id, object);
@@ -37,6 +39,9 @@ export class EndpointObjectsAddOn implements blueprints.ClusterAddOn {
       }
       if (istio && object.apiVersion.includes("istio.io")) {
         manifest.node.addDependency(istio);
+      }
+      if (karpenter && object.apiVersion.startsWith("karpenter.")) {
+        manifest.node.addDependency(karpenter);
       }
       scope.node.addDependency(manifest);
     }
