@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import inspect
 import subprocess
 import sys
 import textwrap
@@ -128,14 +127,21 @@ def test_exit_now_on_a_broken_pipe_does_not_claim_success():
     assert child.returncode == 120, child.stderr.read()
 
 
-def test_the_console_script_and_python_m_exit_through_exit_now():
+def test_the_console_script_runs_main_without_the_collector_and_exits_with_its_status():
     import tomllib
-
-    from turnout import cli
 
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["turnout"] == "turnout.cli:run"
-    assert "exit_now(main())" in inspect.getsource(cli.run)
+    done = _run(
+        """
+        import atexit, gc
+        from turnout import cli
+        atexit.register(lambda: print("torn down"))
+        cli.main = lambda argv=None: print("collector on:", gc.isenabled()) or 1
+        cli.run()
+        """
+    )
+    assert (done.returncode, done.stdout) == (1, "collector on: False\n"), done.stderr
 
 
 @pytest.mark.parametrize(

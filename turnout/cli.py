@@ -343,10 +343,12 @@ def failover_command(args: argparse.Namespace) -> int:
 
 
 def run() -> None:
-    """The console script: main(), then exit without the interpreter's teardown (turnout/offline/fast.py)."""
-    from turnout.offline.fast import exit_now
+    """The console script: main() without the cyclic garbage collector, then exit without the interpreter's
+    teardown (turnout/offline/fast.py)."""
+    from turnout.offline import fast
 
-    exit_now(main())
+    fast.collect_nothing()
+    fast.exit_now(main())
 
 
 if __name__ == "__main__":

@@ -32,6 +32,13 @@ def no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+def collect_nothing() -> None:
+    """For a command-line process that ends with `exit_now`: no cyclic collection at all, before, during
+    or after its plans (the operating system takes the garbage back with the process). Workers forked
+    from it inherit this; what a worker's plans leave in cycles stays until it exits (a few MiB a stack)."""
+    gc.disable()
+
+
 def freeze_imports() -> None:
     """Move every object alive now (imported modules, their classes) out of the collector's sight.
 
