@@ -155,3 +155,28 @@ def test_a_moved_settling_internal_is_named_in_the_error(monkeypatch, name, reas
     with pytest.raises(sdk.SdkIncompatibleError) as caught:
         sdk.check_sdk()
     assert name in str(caught.value) and reason in str(caught.value)
+
+
+def test_an_offline_run_walks_no_stack_per_resource(monkeypatch):
+    """The SDK's stack trace of each registration (for the engine's source positions) is skipped offline."""
+    import traceback
+
+    walks = []
+    extract_stack = traceback.extract_stack
+    monkeypatch.setattr(traceback, "extract_stack", lambda *a, **k: walks.append(1) or extract_stack(*a, **k))
+    run = run_function(_many_outputs_program(50))
+    assert len([r for r in run.records if r.type == "test:index:Thing"]) == 50
+    assert walks == []
+    from pulumi.runtime import resource
+
+    assert resource._get_stack_trace().frames is not None  # outside a run: the SDK's own again
+    assert walks == [1]
+
+
+def test_a_moved_stack_walk_is_named_in_the_error(monkeypatch):
+    from pulumi.runtime import resource
+
+    monkeypatch.setattr(resource, "_get_stack_trace", lambda depth: None)
+    with pytest.raises(sdk.SdkIncompatibleError) as caught:
+        sdk.check_sdk()
+    assert "_get_stack_trace" in str(caught.value) and "source positions" in str(caught.value)

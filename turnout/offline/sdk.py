@@ -13,14 +13,17 @@ The internals, and what for:
 - `settings.SETTINGS` (rpc_manager, outputs, lock, ...): the state reset per stack;
 - `settings._get_rpc_manager()` (`rpcs`, `unhandled_exception`, `exception_traceback`) and
   `SETTINGS.outputs` holding every pending output's task (`Output._track`): `settle_outputs`, which
-  waits for the program's outputs once for all instead of the SDK's wait of one per output.
+  waits for the program's outputs once for all instead of the SDK's wait of one per output;
+- `resource._get_stack_trace`, called by name from `resource.register_resource`:
+  `no_source_positions`, which skips the stack walk the mock monitor never reads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from typing import Any
 
@@ -42,7 +45,7 @@ class SdkIncompatibleError(RuntimeError):
 
 def check_sdk() -> None:
     """Raise `SdkIncompatibleError` naming the first internal that is missing or changed."""
-    from pulumi.runtime import config, mocks, rpc, settings, stack, sync_await
+    from pulumi.runtime import config, mocks, resource, rpc, settings, stack, sync_await
 
     problems = []
 
@@ -93,6 +96,13 @@ def check_sdk() -> None:
         manager = get_rpc_manager()
         for attr in ("rpcs", "unhandled_exception", "exception_traceback"):
             need(hasattr(manager, attr), f"pulumi.runtime.rpc_manager.RPCManager.{attr} (settling outputs)")
+    walk = getattr(resource, "_get_stack_trace", None)
+    need(
+        inspect.isfunction(walk)
+        and not inspect.signature(walk).parameters
+        and "_get_stack_trace" in resource.register_resource.__code__.co_names,
+        "pulumi.runtime.resource._get_stack_trace(), called by name from register_resource (source positions)",
+    )
     if problems:
         raise SdkIncompatibleError(
             f"the installed Pulumi SDK (pulumi {version('pulumi')}) changed internals that `turnout plan` uses: "
@@ -147,3 +157,21 @@ def settled(program: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
         await settle_outputs()
 
     return run
+
+
+@contextmanager
+def no_source_positions() -> Iterator[None]:
+    """Register resources without the SDK's stack trace of each (the source position a real engine shows).
+
+    The SDK walks the Python stack on every registration (`traceback.extract_stack`, a file URI per
+    frame: ~6% of a plan) to tell the engine which line declared the resource; the mock monitor keeps
+    neither, so offline every registration carries the empty trace the SDK sends when it finds no frame."""
+    from pulumi.runtime import resource
+    from pulumi.runtime.proto import source_pb2
+
+    walk = resource._get_stack_trace
+    resource._get_stack_trace = source_pb2.StackTrace  # called with no argument: an empty trace
+    try:
+        yield
+    finally:
+        resource._get_stack_trace = walk
