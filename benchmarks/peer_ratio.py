@@ -136,7 +136,10 @@ def cloudformation_resources(cdk_out: Path) -> int:
 
 
 def python_env(root: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(root)}
+    """As on a developer's machine: bytecode cached after the first run (some CI images turn that off)."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def peer_ratio(runs: int) -> float:
