@@ -5,14 +5,14 @@ warm-up of each, so that a ratio holds while a shared machine's speed drifts: pe
 CPU seconds (user + system, the process and the children it waited for) and peak memory (the largest
 single process, from wait4). Ratios are taken pair by pair; the medians are quoted.
 
-1. The peer (benchmarks/peer/: two regions, EKS with the Istio, AWS Load Balancer Controller, VPC CNI and
-   NVIDIA device plugin add-ons, the endpoints' Kubernetes objects of the very plan it is compared with,
-   ElastiCache Global Datastore, Route 53 failover): installed with `npm ci` and compiled with `tsc` first
-   (install steps, not timed), synthesized offline from cdk.context.json. Target: turnout <= 0.6x its wall.
-2. `turnout plan --all` against the same command at BASELINE_COMMIT (extracted with `git archive`), and
-   against the wall time recorded on that commit. Target: <= 0.5x on 2 cores.
+1. The peer (benchmarks/peer/README.md: two regions, EKS with the Istio, AWS Load Balancer Controller,
+   Karpenter and NVIDIA device plugin add-ons, the Kubernetes objects of the very plan it is compared
+   with, ElastiCache Global Datastore, Route 53 failover): installed with `npm ci` and compiled with `tsc`
+   first (install steps, not timed), synthesized offline from cdk.context.json. Target: turnout <= 0.6x.
+2. `turnout plan --all` against the same command at BASELINE_COMMIT (or --baseline COMMIT), extracted
+   with `git archive`, and against the wall time recorded on that commit. Target: <= 0.5x on 2 cores.
 
-    python benchmarks/peer_ratio.py [--runs 5] [--all-runs 3] [--skip-peer] [--skip-all]
+    python benchmarks/peer_ratio.py [--runs 5] [--all-runs 3] [--skip-peer] [--skip-all] [--baseline COMMIT]
 
 Not a test: machines differ. The README's performance section records its output.
 """
@@ -169,27 +169,32 @@ def peer_ratio(runs: int) -> float:
     return ratio
 
 
-def all_ratio(runs: int) -> float:
+def plan_resources(out: Path) -> tuple[int, int]:
+    """Stacks and resources in a plan folder."""
+    inventories = list(out.glob("*/inventory.json"))
+    return len(inventories), sum(len(json.loads(p.read_text())["resources"]) for p in inventories)
+
+
+def all_ratio(runs: int, commit: str) -> float:
     with tempfile.TemporaryDirectory(prefix="turnout-all-") as tmp:
         baseline = Path(tmp) / "baseline"
         baseline.mkdir()
-        archive = subprocess.run(
-            ["git", "-C", str(REPO), "archive", BASELINE_COMMIT], check=True, capture_output=True
-        ).stdout
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
         now = [sys.executable, "-m", "turnout.cli", "plan", "--all", "--out", str(Path(tmp) / "now")]
         then = [sys.executable, "-m", "turnout.cli", "plan", "--all", "--out", str(Path(tmp) / "then")]
-        print(f"`turnout plan --all` (A) against it at {BASELINE_COMMIT} (B), {runs} pairs ...", file=sys.stderr)
+        print(f"`turnout plan --all` (A) against it at {commit} (B), {runs} pairs ...", file=sys.stderr)
         pairs = paired(now, REPO, python_env(REPO), then, baseline, python_env(baseline), runs)
-        stacks = len(list((Path(tmp) / "now").iterdir()))
+        sizes = plan_resources(Path(tmp) / "now"), plan_resources(Path(tmp) / "then")
     ratio = median(x.wall_s / y.wall_s for x, y in pairs)
-    recorded = median(x.wall_s for x, _ in pairs) / BASELINE_ALL["wall_s"]
-    print(f"\n### `turnout plan --all` ({stacks} stacks) against {BASELINE_COMMIT}, before issue 16's changes\n")
-    table(pairs, ("now", BASELINE_COMMIT), None)
-    print(
-        f"\n{spread(pairs)}; target <= {ALL_TARGET}: {'met' if ratio <= ALL_TARGET else 'NOT met'} ({ratio:.2f}); "
-        f"against the wall time recorded at {BASELINE_COMMIT} ({BASELINE_ALL['wall_s']} s): {recorded:.2f}"
-    )
+    print(f"\n### `turnout plan --all` against the same command at {commit}\n")
+    table(pairs, ("now", commit), None)
+    print(f"| stacks, resources | {sizes[0][0]}, {sizes[0][1]} | {sizes[1][0]}, {sizes[1][1]} | |")
+    verdict = f"target <= {ALL_TARGET}: {'met' if ratio <= ALL_TARGET else 'NOT met'} ({ratio:.2f})"
+    if commit == BASELINE_COMMIT:
+        recorded = median(x.wall_s for x, _ in pairs) / BASELINE_ALL["wall_s"]
+        verdict += f"; against the {BASELINE_ALL['wall_s']} s recorded at {commit}: {recorded:.2f}"
+    print(f"\n{spread(pairs)}; {verdict}")
     return ratio
 
 
@@ -199,6 +204,11 @@ def main() -> int:
     parser.add_argument("--all-runs", type=int, default=3, help="pairs of the --all comparison (default 3)")
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--skip-all", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        default=BASELINE_COMMIT,
+        help=f"the commit --all is compared with (default {BASELINE_COMMIT}, before issue 16's changes)",
+    )
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(
@@ -208,7 +218,7 @@ def main() -> int:
     if not args.skip_peer:
         peer_ratio(args.runs)
     if not args.skip_all:
-        all_ratio(args.all_runs)
+        all_ratio(args.all_runs, args.baseline)
     return 0
 
 
