@@ -232,3 +232,28 @@ def test_the_kubernetes_modules_imported_before_forking_are_those_a_plan_uses():
     assert "pulumi_kubernetes.apiextensions" in loaded
     for name in workers.KUBERNETES_MODULES:
         __import__(name)
+
+
+def test_warm_imports_take_the_projects_own_components_as_the_program_would(tmp_path):
+    (tmp_path / "components").mkdir()
+    (tmp_path / "components" / "__init__.py").write_text("")
+    (tmp_path / "components" / "extra.py").write_text("IMPORTED = True\n")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from turnout.offline import workers
+        workers.warm_imports(Path({str(tmp_path)!r}))
+        print(sys.modules["components"].__file__, sys.modules["components.extra"].IMPORTED)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+    )
+    assert done.stdout.split() == [str(tmp_path / "components" / "__init__.py"), "True"]

@@ -145,6 +145,7 @@ def plan_command(args: argparse.Namespace) -> int:
         lambda stack, progress, planned: _plan_one(project, stack, out_dir, logger, progress, planned),
         workers=workers.default_workers(),
         cells=lambda stack: workers.cells_of(project, stack),
+        warm=lambda: workers.warm_imports(project.root),
     )
 
 

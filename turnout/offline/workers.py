@@ -96,9 +96,12 @@ def jobs(stacks: list[str], cells: Callable[[str], list[str]]) -> list[list[int]
     return sorted((sorted(m, key=lambda i: (bool(reads[i]), i)) for m in members.values()), key=min)
 
 
-def warm_imports() -> None:
-    """Import what planning any stack imports: the SDK, the planner and policy evaluation, every component
-    module (so every provider package's top level), and the Kubernetes modules of KUBERNETES_MODULES."""
+def warm_imports(project_root: Path) -> None:
+    """Import what planning any stack of the project imports: the SDK, the planner and policy evaluation,
+    every component module (so every provider package's top level), and KUBERNETES_MODULES. The project
+    comes first on the path, as runtime.run_program puts it, so its own components are the ones imported."""
+    if str(project_root) not in sys.path:
+        sys.path.insert(0, str(project_root))
     import components
     import turnout.offline.planner  # noqa: F401 — the SDK, the offline runtime, the policy pack's loader
 
@@ -114,7 +117,7 @@ def plan_stacks(
     *,
     workers: int,
     cells: Callable[[str], list[str]],
-    warm: Callable[[], None] = warm_imports,
+    warm: Callable[[], None],
 ) -> int:
     """Plan `stacks` with `plan_one`, in up to `workers` processes forked after `warm`; the worst status."""
     progress = [f"[{index}/{len(stacks)}]" for index in range(1, len(stacks) + 1)]
