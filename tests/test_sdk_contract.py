@@ -110,7 +110,7 @@ def _many_outputs_program(count: int, chain: int = 0):
 
 def test_pending_outputs_are_awaited_together_not_one_wait_per_output(monkeypatch):
     """The SDK's wait_for_rpcs waits for the first of the pending outputs, then for the first of the rest...:
-    one wait (a callback on every pending output) per output. sdk.settle_outputs waits for them all at once."""
+    one wait (a callback on every pending output) per output. sdk.wait_for_rpcs waits for them all at once."""
     calls = _count_waits(monkeypatch)
     run = run_function(_many_outputs_program(200, chain=30))
     assert sorted(r.inputs["value"] for r in run.records if r.type == "test:index:Thing") == sorted(
@@ -120,20 +120,19 @@ def test_pending_outputs_are_awaited_together_not_one_wait_per_output(monkeypatc
     assert calls[0] <= 5, f"{calls[0]} waits for a chain of 30 resources and 200 resources waiting on it"
 
 
-def test_settled_programs_leave_nothing_pending_for_the_sdks_wait(monkeypatch):
-    from pulumi.runtime import settings as sdk_settings
+def test_the_sdks_own_wait_is_back_after_a_run():
+    from pulumi.runtime import stack
 
-    seen = {}
-    settle = sdk.settle_outputs
+    own = stack.wait_for_rpcs
+    run_function(_many_outputs_program(20, chain=5))
+    assert stack.wait_for_rpcs is own and own is not sdk.wait_for_rpcs
 
-    async def settle_and_look():
-        await settle()
-        seen.update(outputs=len(sdk_settings.SETTINGS.outputs), rpcs=len(sdk_settings._get_rpc_manager().rpcs))
 
-    monkeypatch.setattr(sdk, "settle_outputs", settle_and_look)
-    run = run_function(_many_outputs_program(20, chain=5))
-    assert seen == {"outputs": 0, "rpcs": 0}
-    assert len([r for r in run.records if r.type == "test:index:Thing"]) == 20
+def test_stack_outputs_registered_after_the_program_are_waited_for():
+    """The stack's outputs are registered once the program has returned: the final wait must not end first."""
+    for index in range(20):
+        run = run_function(lambda n=index: pulumi.export("n", n))
+        assert run.stack_outputs == {"n": index}
 
 
 def test_a_failed_output_still_fails_the_run():
@@ -147,11 +146,13 @@ def test_a_failed_output_still_fails_the_run():
 
 
 @pytest.mark.parametrize(
-    ("name", "reason"),
-    [("_get_rpc_manager", "settling outputs")],
+    ("module", "name", "reason"),
+    [("settings", "_get_rpc_manager", "settling outputs"), ("stack", "wait_for_rpcs", "settling outputs")],
 )
-def test_a_moved_settling_internal_is_named_in_the_error(monkeypatch, name, reason):
-    monkeypatch.delattr(settings, name)
+def test_a_moved_settling_internal_is_named_in_the_error(monkeypatch, module, name, reason):
+    import pulumi.runtime.stack
+
+    monkeypatch.delattr({"settings": settings, "stack": pulumi.runtime.stack}[module], name)
     with pytest.raises(sdk.SdkIncompatibleError) as caught:
         sdk.check_sdk()
     assert name in str(caught.value) and reason in str(caught.value)

@@ -11,9 +11,10 @@ The internals, and what for:
   `sync_await._sync_await`: running a program on a fresh mock runtime per stack (runtime.py);
 - the wire-format signatures of `rpc` (below): reading what the program registered;
 - `settings.SETTINGS` (rpc_manager, outputs, lock, ...): the state reset per stack;
-- `settings._get_rpc_manager()` (`rpcs`, `unhandled_exception`, `exception_traceback`) and
-  `SETTINGS.outputs` holding every pending output's task (`Output._track`): `settle_outputs`, which
-  waits for the program's outputs once for all instead of the SDK's wait of one per output;
+- `stack.wait_for_rpcs`, called by name from `stack.run_pulumi_func`, `settings._get_rpc_manager()`
+  (`rpcs`, `unhandled_exception`, `exception_traceback`) and `SETTINGS.outputs` holding every pending
+  output's task (`Output._track`): `one_wait_for_outputs`, the SDK's final wait with one wait for all
+  the pending outputs instead of one per output;
 - `resource._get_stack_trace`, called by name from `resource.register_resource`:
   `no_source_positions`, which skips the stack walk the mock monitor never reads.
 """
@@ -22,10 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
-from typing import Any
 
 TESTED_SDK = {"pulumi": "3.272", "pulumi-policy": "1.21"}
 
@@ -90,6 +90,13 @@ def check_sdk() -> None:
         isinstance(getattr(settings.SETTINGS, "outputs", None), set),
         "pulumi.runtime.settings.SETTINGS.outputs as the set of pending outputs' tasks (settling outputs)",
     )
+    need(
+        inspect.iscoroutinefunction(getattr(stack, "wait_for_rpcs", None))
+        and "await_all_outstanding_tasks" in inspect.signature(stack.wait_for_rpcs).parameters
+        and "wait_for_rpcs" in stack.run_pulumi_func.__code__.co_names,
+        "pulumi.runtime.stack.wait_for_rpcs(await_all_outstanding_tasks), called by name from run_pulumi_func "
+        "(settling outputs)",
+    )
     get_rpc_manager = getattr(settings, "_get_rpc_manager", None)
     need(callable(get_rpc_manager), "pulumi.runtime.settings._get_rpc_manager (settling outputs)")
     if callable(get_rpc_manager):
@@ -112,21 +119,21 @@ def check_sdk() -> None:
         )
 
 
-async def settle_outputs() -> None:
-    """Wait until the running program has no registration RPC and no output pending.
+async def wait_for_rpcs(await_all_outstanding_tasks: bool = True) -> None:
+    """The SDK's `pulumi.runtime.stack.wait_for_rpcs`, but with one wait for all the pending outputs.
 
-    The SDK does the same once the program returns (`pulumi.runtime.stack.wait_for_rpcs`), but waits
-    for the first of the pending outputs to complete, then again for the first of the rest, and so on:
-    a callback on every pending output per completion (prod-aws: ~630 outputs, ~130,000 callbacks). This
-    waits for all that are pending at once, and again for those they scheduled, until none is left; the
-    SDK's own wait then finds nothing to do. A failed RPC or output raises as it would there.
-    """
+    The SDK waits, once the program has returned, until no registration RPC and no output is pending:
+    in turn, for each RPC, then for the first of the pending outputs to complete, then again for the
+    first of the rest, and so on: a callback on every pending output per completion (prod-aws: ~600
+    outputs, ~130,000 callbacks). This waits in the same order, at the same points, but for all the
+    outputs pending at once, then for those they scheduled, until none is left. A failed RPC or output
+    raises as it does there."""
     from pulumi.runtime import settings
 
     rpc_manager = settings._get_rpc_manager()
     while True:
         while rpc_manager.rpcs:
-            await asyncio.sleep(0)  # as the SDK does: let what was just queued start first
+            await asyncio.sleep(0)  # as the SDK does: let what was just scheduled start (and queue its RPC)
             try:
                 await rpc_manager.rpcs.pop()
             except Exception as exn:
@@ -135,28 +142,30 @@ async def settle_outputs() -> None:
                 raise
         if rpc_manager.unhandled_exception is not None:
             raise rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
-        with settings.SETTINGS.lock:
-            pending = list(settings.SETTINGS.outputs)
-            settings.SETTINGS.outputs.clear()
-        if not pending:
-            if not rpc_manager.rpcs:
-                return
-            continue
-        await asyncio.wait(pending)
-        for task in pending:
-            await task  # re-raises a failed output's exception, as the SDK's wait does
+        while await_all_outstanding_tasks:
+            with settings.SETTINGS.lock:
+                pending = list(settings.SETTINGS.outputs)
+                settings.SETTINGS.outputs.clear()
+            if not pending:
+                break
+            await asyncio.wait(pending)
+            for task in pending:
+                await task  # re-raises a failed output's exception, as the SDK's wait does
+        if not rpc_manager.rpcs:
+            return
 
 
-def settled(program: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
-    """`program` as a coroutine function that returns once its outputs have settled (`settle_outputs`)."""
+@contextmanager
+def one_wait_for_outputs() -> Iterator[None]:
+    """While the block runs, the SDK ends a program with `wait_for_rpcs` above instead of its own."""
+    from pulumi.runtime import stack
 
-    async def run() -> None:
-        result = program()
-        if inspect.isawaitable(result):
-            await result
-        await settle_outputs()
-
-    return run
+    own = stack.wait_for_rpcs
+    stack.wait_for_rpcs = wait_for_rpcs
+    try:
+        yield
+    finally:
+        stack.wait_for_rpcs = own
 
 
 @contextmanager
