@@ -71,3 +71,113 @@ def test_provider_invokes_run_under_the_offline_mocks():
 
     run = run_function(program)
     assert run.stack_outputs == {"answer": {}}
+
+
+def _count_waits(monkeypatch) -> list[int]:
+    """How many times asyncio.wait is called, by the SDK or by turnout."""
+    import asyncio
+
+    calls = [0]
+    original = asyncio.wait
+
+    async def counting_wait(*args, **kwargs):
+        calls[0] += 1
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "wait", counting_wait)
+    return calls
+
+
+def _many_outputs_program(count: int, chain: int = 0):
+    """`count` resources whose inputs wait on a chain of `chain` resources, each declared in an apply on the
+    previous one's output (as a Kubernetes provider waits on its cluster): many outputs pending at once,
+    while the chain resolves one registration at a time."""
+
+    def declare_chain(link: int, previous: pulumi.Output) -> pulumi.Output:
+        thing = pulumi.CustomResource("test:index:Link", f"link-{link}", {"previous": previous})
+        if link + 1 >= chain:
+            return thing.urn
+        return thing.urn.apply(lambda urn: declare_chain(link + 1, pulumi.Output.from_input(urn)))
+
+    def program():
+        end = declare_chain(0, pulumi.Output.from_input("start")) if chain else pulumi.Output.from_input("")
+        for index in range(count):
+            value = end.apply(lambda _, n=index: n + 1).apply(str)
+            pulumi.CustomResource("test:index:Thing", f"thing-{index}", {"value": value})
+
+    return program
+
+
+def test_pending_outputs_are_awaited_together_not_one_wait_per_output(monkeypatch):
+    """The SDK's wait_for_rpcs waits for the first of the pending outputs, then for the first of the rest...:
+    one wait (a callback on every pending output) per output. sdk.wait_for_rpcs waits for them all at once."""
+    calls = _count_waits(monkeypatch)
+    run = run_function(_many_outputs_program(200, chain=30))
+    assert sorted(r.inputs["value"] for r in run.records if r.type == "test:index:Thing") == sorted(
+        str(n + 1) for n in range(200)
+    )
+    assert len([r for r in run.records if r.type == "test:index:Link"]) == 30
+    assert calls[0] <= 5, f"{calls[0]} waits for a chain of 30 resources and 200 resources waiting on it"
+
+
+def test_the_sdks_own_wait_is_back_after_a_run():
+    from pulumi.runtime import stack
+
+    own = stack.wait_for_rpcs
+    run_function(_many_outputs_program(20, chain=5))
+    assert stack.wait_for_rpcs is own and own is not sdk.wait_for_rpcs
+
+
+def test_stack_outputs_registered_after_the_program_are_waited_for():
+    """The stack's outputs are registered once the program has returned: the final wait must not end first."""
+    for index in range(20):
+        run = run_function(lambda n=index: pulumi.export("n", n))
+        assert run.stack_outputs == {"n": index}
+
+
+def test_a_failed_output_still_fails_the_run():
+    def program():
+        pulumi.CustomResource(
+            "test:index:Thing", "thing", {"value": pulumi.Output.from_input(1).apply(lambda n: n / 0)}
+        )
+
+    with pytest.raises(ZeroDivisionError):
+        run_function(program)
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "reason"),
+    [("settings", "_get_rpc_manager", "settling outputs"), ("stack", "wait_for_rpcs", "settling outputs")],
+)
+def test_a_moved_settling_internal_is_named_in_the_error(monkeypatch, module, name, reason):
+    import pulumi.runtime.stack
+
+    monkeypatch.delattr({"settings": settings, "stack": pulumi.runtime.stack}[module], name)
+    with pytest.raises(sdk.SdkIncompatibleError) as caught:
+        sdk.check_sdk()
+    assert name in str(caught.value) and reason in str(caught.value)
+
+
+def test_an_offline_run_walks_no_stack_per_resource(monkeypatch):
+    """The SDK's stack trace of each registration (for the engine's source positions) is skipped offline."""
+    import traceback
+
+    walks = []
+    extract_stack = traceback.extract_stack
+    monkeypatch.setattr(traceback, "extract_stack", lambda *a, **k: walks.append(1) or extract_stack(*a, **k))
+    run = run_function(_many_outputs_program(50))
+    assert len([r for r in run.records if r.type == "test:index:Thing"]) == 50
+    assert walks == []
+    from pulumi.runtime import resource
+
+    assert resource._get_stack_trace().frames is not None  # outside a run: the SDK's own again
+    assert walks == [1]
+
+
+def test_a_moved_stack_walk_is_named_in_the_error(monkeypatch):
+    from pulumi.runtime import resource
+
+    monkeypatch.setattr(resource, "_get_stack_trace", lambda depth: None)
+    with pytest.raises(sdk.SdkIncompatibleError) as caught:
+        sdk.check_sdk()
+    assert "_get_stack_trace" in str(caught.value) and "source positions" in str(caught.value)

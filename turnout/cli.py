@@ -138,11 +138,16 @@ def plan_command(args: argparse.Namespace) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.WARNING)
         logger.propagate = False
-    status = EXIT_OK
-    planned: dict = {}  # plans by stack: a global stack's cells are planned once, and reused when listed
-    for index, stack in enumerate(stacks, start=1):
-        status = max(status, _plan_one(project, stack, out_dir, logger, f"[{index}/{len(stacks)}]", planned))
-    return status
+    from turnout.offline import workers
+
+    # Several stacks: in workers forked once the SDKs are imported (workers.py); output and status as if in turn.
+    return workers.plan_stacks(
+        stacks,
+        lambda stack, progress, planned: _plan_one(project, stack, out_dir, logger, progress, planned),
+        workers=workers.default_workers(),
+        cells=lambda stack: workers.cells_of(project, stack),
+        warm=lambda: workers.warm_imports(project.root),
+    )
 
 
 def _check_stack_names(project, stacks: list[str]) -> None:
@@ -339,5 +344,14 @@ def failover_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run() -> None:
+    """The console script: main() without the cyclic garbage collector, then exit without the interpreter's
+    teardown (turnout/offline/fast.py)."""
+    from turnout.offline import fast
+
+    fast.collect_nothing()
+    fast.exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

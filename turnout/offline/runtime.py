@@ -17,7 +17,7 @@ from pulumi.runtime import mocks, settings
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from turnout.offline import sdk
+from turnout.offline import fast, sdk
 from turnout.offline.mocks import OfflineMocks
 
 REDACTED = "[secret]"
@@ -210,6 +210,8 @@ def run_function(
     monitor = RecordingMonitor(OfflineMocks(stack_outputs))
     _fresh_runtime(monitor, project, stack, root or Path.cwd(), logger or logging.getLogger("turnout.plan"))
     runtime_config.set_all_config(dict(config or {}), list(secret_keys or []))
-    _sync_await(run_in_stack(program))
+    # fast.py, sdk.py: what a plan need not spend time on (the collector, one wait per output, stack walks)
+    with fast.no_cyclic_gc(), sdk.one_wait_for_outputs(), sdk.no_source_positions():
+        _sync_await(run_in_stack(program))
     records = sorted(monitor.records.values(), key=lambda r: r.urn)
     return ProgramRun(records=records, stack_outputs=monitor.stack_outputs)

@@ -4,11 +4,27 @@ The mock runtime is public API (`pulumi.runtime.set_mocks`), but planning severa
 process and recording what the program registers needs a few internals besides. They are pinned
 in pyproject.toml; `check_sdk` fails with the reason when an upgrade moves any of them, and
 tests/test_sdk_contract.py runs it, so an SDK bump that breaks planning fails CI loudly.
+
+The internals, and what for:
+- `mocks.MockMonitor` (RegisterResource, RegisterResourceOutputs), `MockSettings`, `MockEngine`,
+  `settings.configure`, `settings.set_root_resource`, `config.set_all_config`, `stack.run_in_stack`,
+  `sync_await._sync_await`: running a program on a fresh mock runtime per stack (runtime.py);
+- the wire-format signatures of `rpc` (below): reading what the program registered;
+- `settings.SETTINGS` (rpc_manager, outputs, lock, ...): the state reset per stack;
+- `stack.wait_for_rpcs`, called by name from `stack.run_pulumi_func`, `settings._get_rpc_manager()`
+  (`rpcs`, `unhandled_exception`, `exception_traceback`) and `SETTINGS.outputs` holding every pending
+  output's task (`Output._track`): `one_wait_for_outputs`, the SDK's final wait with one wait for all
+  the pending outputs instead of one per output;
+- `resource._get_stack_trace`, called by name from `resource.register_resource`:
+  `no_source_positions`, which skips the stack walk the mock monitor never reads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 
 TESTED_SDK = {"pulumi": "3.272", "pulumi-policy": "1.21"}
@@ -29,7 +45,7 @@ class SdkIncompatibleError(RuntimeError):
 
 def check_sdk() -> None:
     """Raise `SdkIncompatibleError` naming the first internal that is missing or changed."""
-    from pulumi.runtime import config, mocks, rpc, settings, stack, sync_await
+    from pulumi.runtime import config, mocks, resource, rpc, settings, stack, sync_await
 
     problems = []
 
@@ -70,6 +86,30 @@ def check_sdk() -> None:
     settings_attrs = ("rpc_manager", "outputs", "lock", "package_refs", "base_providers_by_ref", "monitor_features")
     for attr in settings_attrs:
         need(hasattr(settings.SETTINGS, attr), f"pulumi.runtime.settings.SETTINGS.{attr} (state reset per stack)")
+    need(
+        isinstance(getattr(settings.SETTINGS, "outputs", None), set),
+        "pulumi.runtime.settings.SETTINGS.outputs as the set of pending outputs' tasks (settling outputs)",
+    )
+    need(
+        inspect.iscoroutinefunction(getattr(stack, "wait_for_rpcs", None))
+        and "await_all_outstanding_tasks" in inspect.signature(stack.wait_for_rpcs).parameters
+        and "wait_for_rpcs" in stack.run_pulumi_func.__code__.co_names,
+        "pulumi.runtime.stack.wait_for_rpcs(await_all_outstanding_tasks), called by name from run_pulumi_func "
+        "(settling outputs)",
+    )
+    get_rpc_manager = getattr(settings, "_get_rpc_manager", None)
+    need(callable(get_rpc_manager), "pulumi.runtime.settings._get_rpc_manager (settling outputs)")
+    if callable(get_rpc_manager):
+        manager = get_rpc_manager()
+        for attr in ("rpcs", "unhandled_exception", "exception_traceback"):
+            need(hasattr(manager, attr), f"pulumi.runtime.rpc_manager.RPCManager.{attr} (settling outputs)")
+    walk = getattr(resource, "_get_stack_trace", None)
+    need(
+        inspect.isfunction(walk)
+        and not inspect.signature(walk).parameters
+        and "_get_stack_trace" in resource.register_resource.__code__.co_names,
+        "pulumi.runtime.resource._get_stack_trace(), called by name from register_resource (source positions)",
+    )
     if problems:
         raise SdkIncompatibleError(
             f"the installed Pulumi SDK (pulumi {version('pulumi')}) changed internals that `turnout plan` uses: "
@@ -77,3 +117,70 @@ def check_sdk() -> None:
             + f". turnout is tested with pulumi {TESTED_SDK['pulumi']}.x: reinstall the pinned versions "
             "(pip install -e .) or update turnout/offline/sdk.py and runtime.py for the new SDK."
         )
+
+
+async def wait_for_rpcs(await_all_outstanding_tasks: bool = True) -> None:
+    """The SDK's `pulumi.runtime.stack.wait_for_rpcs`, but with one wait for all the pending outputs.
+
+    The SDK waits, once the program has returned, until no registration RPC and no output is pending:
+    in turn, for each RPC, then for the first of the pending outputs to complete, then again for the
+    first of the rest, and so on: a callback on every pending output per completion (prod-aws: ~600
+    outputs, ~130,000 callbacks). This waits in the same order, at the same points, but for all the
+    outputs pending at once, then for those they scheduled, until none is left. A failed RPC or output
+    raises as it does there."""
+    from pulumi.runtime import settings
+
+    rpc_manager = settings._get_rpc_manager()
+    while True:
+        while rpc_manager.rpcs:
+            await asyncio.sleep(0)  # as the SDK does: let what was just scheduled start (and queue its RPC)
+            try:
+                await rpc_manager.rpcs.pop()
+            except Exception as exn:
+                if rpc_manager.unhandled_exception is not None:
+                    raise exn from rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+                raise
+        if rpc_manager.unhandled_exception is not None:
+            raise rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+        while await_all_outstanding_tasks:
+            with settings.SETTINGS.lock:
+                pending = list(settings.SETTINGS.outputs)
+                settings.SETTINGS.outputs.clear()
+            if not pending:
+                break
+            await asyncio.wait(pending)
+            for task in pending:
+                await task  # re-raises a failed output's exception, as the SDK's wait does
+        if not rpc_manager.rpcs:
+            return
+
+
+@contextmanager
+def one_wait_for_outputs() -> Iterator[None]:
+    """While the block runs, the SDK ends a program with `wait_for_rpcs` above instead of its own."""
+    from pulumi.runtime import stack
+
+    own = stack.wait_for_rpcs
+    stack.wait_for_rpcs = wait_for_rpcs
+    try:
+        yield
+    finally:
+        stack.wait_for_rpcs = own
+
+
+@contextmanager
+def no_source_positions() -> Iterator[None]:
+    """Register resources without the SDK's stack trace of each (the source position a real engine shows).
+
+    The SDK walks the Python stack on every registration (`traceback.extract_stack`, a file URI per
+    frame: ~6% of a plan) to tell the engine which line declared the resource; the mock monitor keeps
+    neither, so offline every registration carries the empty trace the SDK sends when it finds no frame."""
+    from pulumi.runtime import resource
+    from pulumi.runtime.proto import source_pb2
+
+    walk = resource._get_stack_trace
+    resource._get_stack_trace = source_pb2.StackTrace  # called with no argument: an empty trace
+    try:
+        yield
+    finally:
+        resource._get_stack_trace = walk
