@@ -216,8 +216,15 @@ def test_updates_keep_what_the_stack_created_and_nothing_else_is_touched(tmp_pat
     kube.put("configmaps", f"{NAMESPACE}-agent-state", {"metadata": {"labels": stack_labels}})
     agent = one_agent(tmp_path, kube, agents, prometheus=f"http://127.0.0.1:{prometheus.server_port}")
     http("POST", agent.url + FEEDBACK, {"version": "v2", "reward": 1})
-    state = wait_for(lambda: (kube.get("configmaps", f"{NAMESPACE}-agent-state") or {}).get("data"), 15, "a round")
-    assert json.loads(state["state.json"])["replicas"] == {"agent-0": {"v2": [1, 1.0]}}
+
+    def saved_replicas() -> dict | None:
+        """The replicas' counts in the state ConfigMap, once a round after the feedback has saved them (a round
+        already under way when the feedback arrived may save the counts from before it)."""
+        data = (kube.get("configmaps", f"{NAMESPACE}-agent-state") or {}).get("data")
+        replicas = json.loads(data["state.json"])["replicas"] if data else None
+        return replicas if replicas and replicas.get("agent-0") else None
+
+    assert wait_for(saved_replicas, 15, "a round after the feedback") == {"agent-0": {"v2": [1, 1.0]}}
     assert kube.get("configmaps", f"{NAMESPACE}-agent-state")["metadata"]["labels"] == stack_labels
     lease = kube.get("leases", f"{NAMESPACE}-agent")
     assert lease["metadata"]["labels"] == stack_labels and lease["spec"]["holderIdentity"] == "agent-0"

@@ -13,6 +13,7 @@ import pytest
 from components.endpoint.experiment_agent import check_experiment_agents
 from components.endpoint.istio_routes import LEARNED_ROUTES
 from components.endpoint.workload import container_security, pod_security
+from components.observability.prometheus import PROMETHEUS_URL
 from tests.conftest import CRDS, REPO, load, write_stack
 from tests.crd_schema import load_crds, validate_custom_resource
 from tests.test_strategies_render import documents, routes_from_istio
@@ -116,7 +117,7 @@ def test_the_agent_runs_with_settings_it_accepts_and_writes_the_route_pulumi_ren
     } == {w["destination"]["subset"]: w for w in split["route"]}, (
         "the agent rewrites exactly the destinations Pulumi rendered, with new weights"
     )
-    assert settings.prometheus_url == "http://prometheus-server.istio-system"
+    assert settings.prometheus_url == PROMETHEUS_URL == "http://prometheus-server.turnout-monitoring"
     assert settings.lease_name == "scores-agent" and settings.state_config_map == "scores-agent-state"
     assert settings.ledger_path.parent.as_posix() == "/var/lib/turnout-agent"
 

@@ -50,7 +50,6 @@ STACKS = {
     "kn-bg-dev": knative_stack(BLUE_GREEN, tier="dev"),
     "kn-bg-switched": knative_stack({**BLUE_GREEN, "active": "v2", "preview": "v1"}),
     "kn-dl": knative_stack(DARK_LAUNCH),
-    "kn-bg-min0": knative_stack(BLUE_GREEN, replicas={"min": 0, "max": 3}),
     "kn-bg-min0-dev": knative_stack(BLUE_GREEN, tier="dev", replicas={"min": 0, "max": 3}),
 }
 
@@ -163,19 +162,26 @@ def test_tag_hosts_are_served_by_turnouts_gateway_and_its_certificate(plans):
 # --- min-scale: the switch never cold-starts in prod ---------------------------------------------------------------
 
 
-def test_prod_keeps_the_preview_warm_even_when_asked_for_zero(plans):
+def test_prod_keeps_the_preview_warm_and_refuses_zero(plans, project, tmp_path, capsys):
+    """A preview at 0% keeps its pods in prod: a min of 0 there is refused (exit 2, naming the key), never raised
+    silently; dev scales to zero when asked."""
     min_scale = {
         stack: {
             n: c["spec"]["template"]["metadata"]["annotations"][MIN_SCALE]
             for n, c in configurations(plans, stack).items()
         }
-        for stack in ("kn-bg", "kn-bg-min0", "kn-bg-min0-dev")
+        for stack in ("kn-bg", "kn-bg-min0-dev")
     }
     assert min_scale["kn-bg"] == {"scores-v1": "2", "scores-v2": "2"}, "prod's default replicas, preview included"
-    assert min_scale["kn-bg-min0"]["scores-v2"] == "1", "prod: a preview at 0% still keeps a pod"
     assert min_scale["kn-bg-min0-dev"]["scores-v2"] == "0", "dev scales to zero when asked"
     autoscaler = [o for o in documents(plans / "kn-bg") if o["metadata"]["name"] == "config-autoscaler"]
     assert autoscaler[0]["data"]["enable-scale-to-zero"] == "false"
+    status, err = plan_status(
+        project, tmp_path, capsys, "kn-bg-min0", knative_stack(BLUE_GREEN, replicas={"min": 0, "max": 3})
+    )
+    assert status == 2, err
+    assert "turnout:endpoints.scores.versions.v2.replicas.min: found 0 in a prod stack" in err
+    assert "Traceback" not in err
 
 
 # --- the header is Knative's ------------------------------------------------------------------------------------
