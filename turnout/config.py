@@ -32,10 +32,10 @@ NAMESPACE = "turnout"
 Cloud = Literal["kind", "aws", "gcp", "azure"]
 Tier = Literal["dev", "staging", "prod"]
 
-# Names an endpoint cannot take: each endpoint gets a namespace named after it. These are the
-# namespaces of Kubernetes, of kind, and of the platform turnout installs (Istio, Knative, Flagger, cert-manager,
-# turnout-monitoring with the cluster Prometheus, and turnout-system, where a DR stack keeps its record); tests/test_bad_input.py checks that every
-# namespace a plan creates, other than an endpoint's, is listed here.
+# Names an endpoint cannot take: each endpoint gets a namespace named after it. These are the namespaces of
+# Kubernetes, of kind, and of the platform turnout installs (Istio, Knative, Flagger, cert-manager,
+# turnout-monitoring with the cluster Prometheus, and turnout-system, where a DR stack keeps its record);
+# tests/test_bad_input.py checks that every namespace a plan creates, other than an endpoint's, is listed here.
 RESERVED_ENDPOINT_NAMES = frozenset(
     {
         "default",

@@ -35,9 +35,7 @@ from turnout.naming import child, hashed_name, k8s_name, labels
 RUNNER = Path(__file__).resolve().parent.parent.parent / "apps" / "acceptance-runner" / "runner.py"
 # The tag says which Python and Debian; the digest pins the multi-platform image index (as Docker Hub served it on
 # 2026-08-29), so what runs the tests never changes under a rebuilt tag, and checkov's CKV_K8S_43 holds.
-RUNNER_IMAGE = (
-    "python:3.12.11-slim-bookworm@sha256:519591d6871b7bc437060736b9f7456b8731f1499a57e22e6c285135ae657bf7"
-)
+RUNNER_IMAGE = "python:3.12.11-slim-bookworm@sha256:519591d6871b7bc437060736b9f7456b8731f1499a57e22e6c285135ae657bf7"
 RUNNER_PORT = 8080
 MOUNT = "/opt/turnout-acceptance"
 SERVICE_PORT = 80
