@@ -11,28 +11,24 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
-import shutil
 
 import pytest
 
+from components.mesh.knative import KNATIVE_NAMESPACE
 from tests.admission import istio_injection, pod_security
+from tests.admission.corpus import CELL_STACKS, OPTION_STACKS, Planned, corpus_plans
 from tests.admission.istio_injection import MeshSettings, inject, is_injected
 from tests.admission.knative_pod import revision_pod
 from tests.admission.plan_pods import (
     PlannedPod,
     UnknownWorkloadError,
     admission,
+    mesh_settings,
     namespace_labels,
     planned_pods,
     unrendered_namespaces,
 )
-from tests.conftest import REPO, write_stack
-from turnout.config import NAMESPACE, load_stack_config
-from turnout.offline.manifests import Manifest
-from turnout.offline.planner import plan_stack
 from turnout.offline.runtime import ResourceRecord
-from turnout.offline.stackfile import find_project, read_stack
 
 # --- Pod Security, check by check -------------------------------------------------------------------------------
 
@@ -395,122 +391,10 @@ def test_a_knative_revision_pod_is_its_template_and_the_queue_proxy():
 
 # --- the plans ------------------------------------------------------------------------------------------------
 
-VERSIONS = {v: {"image": f"ghcr.io/acme/model:1.{i}.0"} for i, v in enumerate(["v1", "v2", "v3"])}
-GPU_VERSIONS = {v: {**spec, "resources": {"cpu": "2", "memory": "8Gi", "gpu": 1}} for v, spec in VERSIONS.items()}
-STRATEGIES = {
-    "recreate": {"type": "recreate", "version": "v2"},
-    "rolling": {"type": "rolling", "version": "v1"},
-    "blue-green": {"type": "blue-green", "active": "v1", "preview": "v2"},
-    "canary": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 10, "sticky": {"cookie": "model"}},
-    "ab-test": {
-        "type": "ab-test",
-        "variants": {"v2": 60, "v3": 40},
-        "segment": {"header": "x-cohort", "value": "beta"},
-        "default": "v1",
-    },
-    "shadow": {"type": "shadow", "primary": "v1", "shadows": {"v2": 50, "v3": 5}},
-    "dark-launch": {"type": "dark-launch", "live": "v1", "dark": "v3"},
-    "feature-flag": {
-        "type": "feature-flag",
-        "flag": "ranker",
-        "variants": {"on": "v2", "off": "v1"},
-        "defaultVariant": "off",
-    },
-    "progressive": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 5, "progressive": {"maxWeight": 40}},
-    "progressive-bg": {"type": "blue-green", "active": "v1", "preview": "v2", "progressive": {"iterations": 4}},
-    "progressive-shadow": {"type": "shadow", "primary": "v1", "shadows": {"v3": 40}, "progressive": {"iterations": 4}},
-}
-KNATIVE = {
-    "recreate": STRATEGIES["recreate"],
-    "rolling": STRATEGIES["rolling"],
-    "canary": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 10},
-    "ab-test": {"type": "ab-test", "variants": {"v1": 50, "v2": 30, "v3": 20}},
-    "blue-green": STRATEGIES["blue-green"],
-    "dark-launch": STRATEGIES["dark-launch"],
-}
-
-
-def every_strategy_on_kind() -> dict:
-    """kind: every strategy on Istio (with Flagger and flagd), every Knative strategy, the in-cluster cache."""
-    endpoints = {name: {"versions": VERSIONS, "strategy": strategy} for name, strategy in STRATEGIES.items()}
-    endpoints |= {
-        f"kn-{name}": {"backend": "knative", "versions": VERSIONS, "strategy": s} for name, s in KNATIVE.items()
-    }
-    return {"platform": {"cloud": "kind", "regions": ["lab"]}, "cache": {"engine": "valkey"}, "endpoints": endpoints}
-
-
-def gpus_and_caches_on(cloud: str, region: str) -> dict:
-    """A prod cloud stack: GPU versions on Istio, on Knative and under Flagger, flagd, the cloud's cache (the bundled
-    stacks cover DR's standby regions)."""
-    return {
-        "tier": "prod",
-        "platform": {
-            "cloud": cloud,
-            "regions": [region],
-            "nodePools": [{"name": "general", "min": 2, "max": 6}, {"name": "gpu", "min": 0, "max": 4, "gpu": 1}],
-            "serving": {"gateway": {"exposure": "external", "domain": "models.example.com"}},
-        },
-        "cache": {"engine": "redis"},
-        "endpoints": {
-            "gpu-canary": {"versions": GPU_VERSIONS, "strategy": KNATIVE["canary"]},
-            "gpu-knative": {"backend": "knative", "versions": GPU_VERSIONS, "strategy": KNATIVE["ab-test"]},
-            "gpu-progressive": {"versions": GPU_VERSIONS, "strategy": STRATEGIES["progressive"]},
-            "flags": {"versions": VERSIONS, "strategy": STRATEGIES["feature-flag"]},
-        },
-    }
-
-
-OPTION_STACKS = {
-    "adm-kind": every_strategy_on_kind(),
-    "adm-aws": gpus_and_caches_on("aws", "us-east-1"),
-    "adm-gcp": gpus_and_caches_on("gcp", "europe-west4"),
-    "adm-azure": gpus_and_caches_on("azure", "westeurope"),
-}
-BUNDLED = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (REPO / "environments").glob("Pulumi.*.yaml"))
-README_EXAMPLES = {
-    m["name"]: m["body"]
-    for m in re.finditer(
-        r"<!-- example: (?P<name>[a-z0-9-]+), resources: \d+ -->\s*```yaml\n(?P<body>.*?)```",
-        (REPO / "README.md").read_text(),
-        re.S,
-    )
-}
-STACKS = [*BUNDLED, *(f"readme-{name}" for name in README_EXAMPLES), *OPTION_STACKS]
-# Global stacks hold DNS only: their cells' pods are planned with the cells themselves.
-GLOBAL_STACKS = {
-    s for s in BUNDLED if "turnout:globalTraffic" in (REPO / "environments" / f"Pulumi.{s}.yaml").read_text()
-}
-CELL_STACKS = [s for s in STACKS if s not in GLOBAL_STACKS]
-
-
-@dataclasses.dataclass(frozen=True)
-class Planned:
-    records: list[ResourceRecord]
-    manifests: list[Manifest]
-    kubelet_minor: int
-
 
 @pytest.fixture(scope="module")
-def plans(tmp_path_factory) -> dict[str, Planned]:
-    project_root = tmp_path_factory.mktemp("project")
-    shutil.copy(REPO / "Pulumi.yaml", project_root)
-    for folder in ("stacks", "policies", "environments"):
-        shutil.copytree(REPO / folder, project_root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name, body in README_EXAMPLES.items():
-        (project_root / "environments" / f"Pulumi.readme-{name}.yaml").write_text(body)
-    for name, config in OPTION_STACKS.items():
-        write_stack(project_root, name, config)
-    project = find_project(project_root)
-    planned, results = {}, {}
-    for stack in STACKS:
-        settings = read_stack(project, stack)
-        config = load_stack_config(
-            {k.split(":", 1)[1]: v for k, v in settings.config.items() if k.startswith(f"{NAMESPACE}:")}
-        )
-        plan = plan_stack(project, stack, planned=planned)
-        minor = int(config.platform.kubernetes_version.split(".")[1])
-        results[stack] = Planned(plan.records, plan.manifests, minor)
-    return results
+def plans() -> dict[str, Planned]:
+    return corpus_plans()
 
 
 def test_the_option_stacks_reach_every_kind_of_pod(plans):
@@ -528,9 +412,12 @@ def test_the_option_stacks_reach_every_kind_of_pod(plans):
 
 @pytest.mark.parametrize("stack", CELL_STACKS)
 def test_every_planned_pod_is_admitted_after_sidecar_injection(plans, stack):
+    """The pods the plan renders and those its Helm releases install (their inventories' pod templates), each after
+    the sidecar injector where its namespace is injected, against its namespace's level."""
     planned = plans[stack]
     pods, rejections = admission(planned.records, planned.manifests, planned.kubelet_minor)
-    assert pods, "a cell stack runs model pods"
+    assert planned_pods(planned.manifests), "a cell stack runs model pods"
+    assert any("(Helm chart istiod " in p.source for p in pods), "every cell runs istiod from its chart"
     assert not rejections, (
         f"{len(rejections)} of {len(pods)} pod templates would be rejected at `pulumi up`:\n"
         + "\n".join(f"- {r}" for r in rejections)
@@ -538,18 +425,27 @@ def test_every_planned_pod_is_admitted_after_sidecar_injection(plans, stack):
 
 
 @pytest.mark.parametrize("stack", CELL_STACKS)
-def test_pods_the_plan_cannot_show_run_where_no_level_is_enforced(plans, stack):
-    """Helm charts and Knative's release manifests create pods this test cannot see offline: their namespaces must
-    not enforce a level until those pods are rendered here too."""
+def test_pods_nothing_offline_renders_run_where_no_level_is_enforced(plans, stack):
+    """Knative's release manifests (fetched at deploy time, not vendored: only their CRDs are, in tests/crds) create
+    pods this test cannot see: knative-serving must not enforce a level. Helm releases are not among them: their
+    pods are admitted above, from their inventories."""
     planned = plans[stack]
     labels = namespace_labels(planned.manifests)
-    assert unrendered_namespaces(planned.records), "every cell runs Istio from its charts"
+    unrendered = unrendered_namespaces(planned.records)
+    assert {namespace for _, namespace in unrendered} <= {KNATIVE_NAMESPACE}, unrendered
     enforcing = {
         (cluster, namespace): (str(pod_security.enforced_policy(labels.get((cluster, namespace)))), sources)
-        for (cluster, namespace), sources in unrendered_namespaces(planned.records).items()
+        for (cluster, namespace), sources in unrendered.items()
         if pod_security.enforced_policy(labels.get((cluster, namespace))).level != "privileged"
     }
     assert not enforcing, enforcing
+
+
+def test_the_knative_stacks_have_unrendered_pods(plans):
+    """The test above is not vacuous: the stacks with Knative endpoints list its release manifests."""
+    unrendered = unrendered_namespaces(plans["adm-kind"].records)
+    assert [namespace for _, namespace in unrendered] == [KNATIVE_NAMESPACE]
+    assert any("serving-core.yaml" in what for what in next(iter(unrendered.values())))
 
 
 # --- the same plans under another istiod configuration -----------------------------------------------------------
@@ -557,7 +453,8 @@ def test_pods_the_plan_cannot_show_run_where_no_level_is_enforced(plans, stack):
 
 def with_istiod_values(records: list[ResourceRecord], values: dict) -> list[ResourceRecord]:
     """The plan's records with every istiod release's values merged with `values` (what a changed IstioMesh would
-    record)."""
+    record): read for the injector's settings (mesh_settings), while the charts' pods stay those of the plan (the
+    changed istiod release has no inventory)."""
     changed_records = []
     for record in records:
         if record.type == "kubernetes:helm.sh/v3:Release" and record.inputs.get("chart") == "istiod":
@@ -577,8 +474,9 @@ def test_without_the_cni_plugin_every_injected_pod_is_rejected_by_restricted(pla
     """The injector's settings are read from the plan's istiod release: without CNI (main before issue 11), each
     model pod gets istio-init, and the namespace's `restricted` level rejects it, naming why."""
     local = plans["local"]
-    pods, rejections = admission(with_istiod_values(local.records, NO_CNI), local.manifests, local.kubelet_minor)
-    assert len(rejections) == len(pods) == 4
+    mesh = mesh_settings(with_istiod_values(local.records, NO_CNI))
+    pods, rejections = admission(local.records, local.manifests, local.kubelet_minor, mesh)
+    assert len(rejections) == len(planned_pods(local.manifests)) == 4, "the model pods; no chart pod is injected"
     for rejection in rejections:
         message = str(rejection)
         assert message.startswith(f"local: {rejection.pod.source}: ")
@@ -598,9 +496,10 @@ def test_with_the_cni_plugin_pods_are_admitted_where_a_seccomp_profile_covers_th
     webhook refuses one unless config-features allows it): its injected containers then need
     `global.proxy.seccompProfile`, and with it every pod is admitted."""
     planned = plans[stack]
-    records = with_istiod_values(planned.records, {**CNI, **NO_PROXY_SECCOMP})
-    pods, rejections = admission(records, planned.manifests, planned.kubelet_minor)
-    assert {r.pod.source for r in rejections} == {p.source for p in pods if not pod_level_seccomp(p)}
+    mesh = mesh_settings(with_istiod_values(planned.records, {**CNI, **NO_PROXY_SECCOMP}))
+    pods, rejections = admission(planned.records, planned.manifests, planned.kubelet_minor, mesh)
+    model_pods = planned_pods(planned.manifests)
+    assert {r.pod.source for r in rejections} == {p.source for p in model_pods if not pod_level_seccomp(p)}
     for rejection in rejections:
         assert [(f.check, f.detail) for f in rejection.forbidden] == [
             (
@@ -609,8 +508,8 @@ def test_with_the_cni_plugin_pods_are_admitted_where_a_seccomp_profile_covers_th
                 'to "RuntimeDefault" or "Localhost"',
             )
         ]
-    records = with_istiod_values(planned.records, {**CNI, **PROXY_SECCOMP})
-    pods, rejections = admission(records, planned.manifests, planned.kubelet_minor)
+    mesh = mesh_settings(with_istiod_values(planned.records, {**CNI, **PROXY_SECCOMP}))
+    pods, rejections = admission(planned.records, planned.manifests, planned.kubelet_minor, mesh)
     assert pods and not rejections
 
 
