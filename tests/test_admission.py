@@ -11,23 +11,30 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 
 import pytest
 
 from components.mesh.knative import KNATIVE_NAMESPACE
+from components.observability import prometheus
+from tests import helm_inventory
 from tests.admission import istio_injection, pod_security
 from tests.admission.corpus import CELL_STACKS, OPTION_STACKS, Planned, corpus_plans
 from tests.admission.istio_injection import MeshSettings, inject, is_injected
 from tests.admission.knative_pod import revision_pod
 from tests.admission.plan_pods import (
+    MissingInventoryError,
     PlannedPod,
     UnknownWorkloadError,
     admission,
+    chart_pods,
     mesh_settings,
     namespace_labels,
     planned_pods,
     unrendered_namespaces,
 )
+from tests.conftest import REPO
+from tests.helm_inventory import ReleaseInputs
 from turnout.offline.runtime import ResourceRecord
 
 # --- Pod Security, check by check -------------------------------------------------------------------------------
@@ -446,6 +453,155 @@ def test_the_knative_stacks_have_unrendered_pods(plans):
     unrendered = unrendered_namespaces(plans["adm-kind"].records)
     assert [namespace for _, namespace in unrendered] == [KNATIVE_NAMESPACE]
     assert any("serving-core.yaml" in what for what in next(iter(unrendered.values())))
+
+
+# --- the pods of Helm charts ------------------------------------------------------------------------------------
+
+CHART_EXAMPLES = REPO / "tests" / "charts" / "examples"
+
+
+def chart_pod(planned: Planned, source_prefix: str) -> PlannedPod:
+    return next(p for p in chart_pods(planned.records) if p.source.startswith(source_prefix))
+
+
+def test_chart_pods_are_the_workloads_of_each_releases_inventory(plans):
+    """Each Helm release's pods are its inventory's pod templates, in the namespace the chart puts them."""
+    prod = plans["prod-aws"]
+    sources = {p.source for p in chart_pods(prod.records)}
+    for expected in (
+        "Deployment turnout-monitoring/prometheus-server (Helm chart prometheus 27.42.2, release prometheus)",
+        "Deployment turnout-monitoring/prometheus-kube-state-metrics (Helm chart prometheus 27.42.2, release",
+        "StatefulSet turnout-monitoring/prometheus-alertmanager (Helm chart prometheus 27.42.2, release prometheus)",
+        "DaemonSet istio-system/istio-cni-node (Helm chart cni 1.30.4, release istio-cni)",
+        "Deployment istio-system/istiod (Helm chart istiod 1.30.4, release istiod)",
+    ):
+        assert any(source.startswith(expected) for source in sources), (expected, sorted(sources))
+    assert not any("node-exporter" in source or "pushgateway" in source for source in sources)
+    server = chart_pod(prod, "Deployment turnout-monitoring/prometheus-server ")
+    assert server.pod["spec"]["securityContext"] == prometheus.POD_SECURITY, "the values turnout passes"
+    dev = plans["dev-aws"]
+    startup = chart_pod(dev, "Job cert-manager/cert-manager-startupapicheck ")
+    assert startup.namespace == "cert-manager", "a hook Job is admitted like any pod"
+
+
+def test_a_release_without_an_inventory_is_named_not_skipped(plans):
+    dev = plans["dev-aws"]
+    records = [
+        dataclasses.replace(r, inputs={**r.inputs, "values": {**r.inputs["values"], "server": {"hostPID": True}}})
+        if r.type == helm_inventory.RELEASE_TYPE and r.inputs.get("chart") == "prometheus"
+        else r
+        for r in dev.records
+    ]
+    message = r"run `scripts/render-charts`\):\n- prometheus 27\.42\.2 \(release turnout-monitoring/prometheus, values "
+    with pytest.raises(MissingInventoryError, match=message):
+        admission(records, dev.manifests, dev.kubelet_minor)
+
+
+def copy_inventory(charts, record: ResourceRecord, edit=None) -> None:
+    """A copy of a Helm release's inventory under `charts`, its templates changed by `edit`."""
+    release = ReleaseInputs.from_inputs(record.inputs)
+    inventory = helm_inventory.load(release.inventory)
+    if edit:
+        edit(inventory["templates"])
+    (charts / release.inventory.name).write_text(json.dumps(inventory))
+
+
+def test_a_chart_pod_with_host_namespaces_in_a_restricted_namespace_is_rejected(plans, tmp_path, monkeypatch):
+    """The check behind the Prometheus values (node-exporter off, security contexts on every pod): a chart pod that
+    shares the node's namespaces in turnout-monitoring is refused, named by its chart; a Helm test hook is not a pod
+    the release runs."""
+    dev = plans["dev-aws"]
+
+    def host_pid(templates):
+        server = next(t for t in templates if t["name"] == "prometheus-server" and t["kind"] == "Deployment")
+        server["podTemplate"]["spec"] |= {"hostPID": True, "hostNetwork": True}
+        templates.append(copy.deepcopy(server) | {"kind": "Pod", "name": "prometheus-test", "hook": "test"})
+
+    for record in dev.records:
+        if record.type == helm_inventory.RELEASE_TYPE:
+            copy_inventory(tmp_path, record, host_pid if record.inputs["chart"] == "prometheus" else None)
+    monkeypatch.setattr(helm_inventory, "CHARTS", tmp_path)
+    pods, rejections = admission(dev.records, dev.manifests, dev.kubelet_minor)
+    assert any("prometheus-server" in p.source for p in pods)
+    assert not any("prometheus-test" in p.source for p in pods)
+    assert [str(r) for r in rejections] == [
+        "dev-aws-us-east-1: Deployment turnout-monitoring/prometheus-server (Helm chart prometheus 27.42.2, release "
+        'prometheus): pods in namespace "turnout-monitoring" violate PodSecurity "restricted:latest": hostNamespaces: '
+        "host namespaces (hostNetwork=true, hostPID=true)"
+    ]
+
+
+def test_the_node_exporter_the_prometheus_values_disable_would_be_rejected(plans):
+    """tests/charts/examples/prometheus-27.42.2-node-exporter.json: the prod-aws Prometheus release rendered with
+    `prometheus-node-exporter.enabled: true`. Its DaemonSet shares the node's network and PIDs and mounts /proc,
+    /sys and / from the host: turnout-monitoring's `restricted` level refuses it, which is why the values turn it
+    off (the Istio sidecars' metrics and kube-state-metrics are what the rules and dashboards read)."""
+    inventory = helm_inventory.load(CHART_EXAMPLES / "prometheus-27.42.2-node-exporter.json")
+    assert inventory["values"]["prometheus-node-exporter"] == {"enabled": True}
+    exporter = next(t for t in inventory["templates"] if t["kind"] == "DaemonSet")
+    policy = pod_security.enforced_policy(prometheus.NAMESPACE_LABELS)
+    verdict = {
+        f.check: f.detail for f in pod_security.evaluate(policy.level, policy.version, **exporter["podTemplate"])
+    }
+    assert verdict["hostNamespaces"] == "hostNetwork=true, hostPID=true"
+    assert verdict["restrictedVolumes"].startswith(
+        'volumes "proc", "sys", "root" use restricted volume type "hostPath"'
+    )
+    released = [
+        record.inputs["values"]
+        for planned in plans.values()
+        for record in planned.records
+        if record.type == helm_inventory.RELEASE_TYPE and record.inputs["chart"] == "prometheus"
+    ]
+    assert released and all(values["prometheus-node-exporter"] == {"enabled": False} for values in released)
+
+
+def test_the_istio_cni_node_agent_is_why_istio_system_stays_privileged(plans):
+    """The CNI node agent writes each pod's iptables rules from the node: as root with SYS_ADMIN, NET_ADMIN and more,
+    with the node's CNI folders and /proc mounted.
+    Baseline refuses it, so istio-system (where the charts put it) enforces `privileged`; every other chart pod
+    there (istiod, the gateways, Flagger) would meet baseline."""
+    prod = plans["prod-aws"]
+    agent = chart_pod(prod, "DaemonSet istio-system/istio-cni-node ")
+    assert {"capabilities_baseline", "hostPathVolumes"} <= set(failures("baseline", agent.pod))
+    labels = namespace_labels(prod.manifests)
+    assert pod_security.enforced_policy(labels[(agent.cluster, "istio-system")]).level == "privileged"
+    mesh = mesh_settings(prod.records)[agent.cluster]
+    for other in chart_pods(prod.records):
+        if other.namespace == "istio-system" and other is not agent and "istio-cni-node" not in other.source:
+            pod = other.pod
+            if is_injected(other.namespace, labels[(other.cluster, "istio-system")], pod, mesh):
+                pod = inject(pod, mesh, native=True)
+            assert failures("baseline", pod) == {}, other.source
+
+
+def test_a_gateway_pod_gets_the_gateway_template_not_the_sidecar(plans):
+    """The gateway chart's pods select `inject.istio.io/templates: gateway`: the injector fills in their istio-proxy
+    (uid 1337, the chart's own security context kept) and adds no init container, with or without the CNI plugin."""
+    gateway = chart_pod(plans["prod-aws"], "Deployment istio-system/istio-ingressgateway ")
+    assert istio_injection.template(gateway.pod) == "gateway"
+    for settings in (MeshSettings(), MeshSettings(cni=True)):
+        injected = inject(gateway.pod, settings, native=True)
+        assert "initContainers" not in injected["spec"]
+        (proxy,) = injected["spec"]["containers"]
+        assert proxy["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "runAsGroup": 1337,
+            "runAsNonRoot": True,
+            "runAsUser": 1337,
+        }
+        assert {v["name"] for v in injected["spec"]["volumes"]} >= {"istio-envoy", "istio-token", "istiod-ca-cert"}
+        assert failures("restricted", injected) == {
+            "seccompProfile_restricted": 'pod or container "istio-proxy" must set securityContext.seccompProfile.type '
+            'to "RuntimeDefault" or "Localhost"'
+        }
+    odd = copy.deepcopy(gateway.pod)
+    odd["metadata"]["annotations"][istio_injection.TEMPLATES_ANNOTATION] = "waypoint"
+    with pytest.raises(istio_injection.UnknownTemplateError, match="waypoint"):
+        inject(odd, MeshSettings(), native=True)
 
 
 # --- the same plans under another istiod configuration -----------------------------------------------------------

@@ -191,9 +191,12 @@ def admission(
             assert settings is not None
             native = settings.native_sidecar(kubelet_minor)
             pod = istio_injection.inject(pod, settings, native=native)
-            injected = ("istio-validation, CNI" if settings.cni else "istio-init, no CNI") + (
-                ", native sidecar" if native else ""
-            )
+            if istio_injection.template(planned.pod) == "gateway":
+                injected = "the gateway template"
+            else:
+                injected = ("istio-validation, CNI" if settings.cni else "istio-init, no CNI") + (
+                    ", native sidecar" if native else ""
+                )
         policy = pod_security.enforced_policy(labels)
         forbidden = pod_security.evaluate(policy.level, policy.version, pod["metadata"], pod["spec"])
         if forbidden:
