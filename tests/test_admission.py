@@ -2,7 +2,8 @@
 against the Pod Security Standard its namespace enforces, as the API server would judge it at `pulumi up`.
 
 The mocks behind `turnout plan` never see admission; this test does, for every bundled stack, every README example
-and stacks that use every strategy, backend, cache and GPU option. The models: tests/admission/pod_security.py
+and stacks that use every strategy, backend, cache and GPU option (tests/admission/corpus.py), and for the pods of
+every Helm release they install (the pod templates of tests/charts/, rendered by scripts/render-charts). The models: tests/admission/pod_security.py
 (the PSS checks of k8s.io/pod-security-admission), istio_injection.py (what the injector adds, under the settings of
 the plan's istiod release) and knative_pod.py (a revision's pod).
 """
