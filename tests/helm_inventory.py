@@ -2,8 +2,10 @@
 
 One inventory per chart, version and values: the kind, namespace and name of every object the chart
 renders with exactly the values turnout passes, split into the chart's `crds/` (which Helm 3 installs
-first) and its templates. `values_hash` names it; the plan recomputes it from a Helm Release's recorded
-inputs, so a changed value without a fresh inventory is caught (test_helm_ownership)."""
+first) and its templates, with the pod template of every built-in workload (what Pod Security admission
+and Istio's sidecar injector read: tests/admission/plan_pods.py admits the chart's pods). `values_hash`
+names it; the plan recomputes it from a Helm Release's recorded inputs, so a changed value without a
+fresh inventory is caught (test_helm_ownership)."""
 
 from __future__ import annotations
 
@@ -54,6 +56,19 @@ CLUSTER_SCOPED_KINDS = frozenset(
         "VolumeAttachment",
     }
 )
+
+# Where each workload kind keeps its pod template (the built-in kinds only: a kind of another API group is not one
+# of these even when it has the same name).
+POD_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "Pod": (),
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 against the Pod Security Standard its namespace enforces, as the API server would judge it at `pulumi up`.
 
 The mocks behind `turnout plan` never see admission; this test does, for every bundled stack, every README example
-and stacks that use every strategy, backend, cache and GPU option. The models: tests/admission/pod_security.py
+and stacks that use every strategy, backend, cache and GPU option (tests/admission/corpus.py), and for the pods of
+every Helm release they install (the pod templates of tests/charts/, rendered by scripts/render-charts). The models: tests/admission/pod_security.py
 (the PSS checks of k8s.io/pod-security-admission), istio_injection.py (what the injector adds, under the settings of
 the plan's istiod release) and knative_pod.py (a revision's pod).
 """
@@ -11,28 +12,31 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
-import shutil
+import json
 
 import pytest
 
+from components.mesh.knative import KNATIVE_NAMESPACE
+from components.observability import prometheus
+from tests import helm_inventory
 from tests.admission import istio_injection, pod_security
+from tests.admission.corpus import CELL_STACKS, OPTION_STACKS, Planned, corpus_plans
 from tests.admission.istio_injection import MeshSettings, inject, is_injected
 from tests.admission.knative_pod import revision_pod
 from tests.admission.plan_pods import (
+    MissingInventoryError,
     PlannedPod,
     UnknownWorkloadError,
     admission,
+    chart_pods,
+    mesh_settings,
     namespace_labels,
     planned_pods,
     unrendered_namespaces,
 )
-from tests.conftest import REPO, write_stack
-from turnout.config import NAMESPACE, load_stack_config
-from turnout.offline.manifests import Manifest
-from turnout.offline.planner import plan_stack
+from tests.conftest import REPO
+from tests.helm_inventory import ReleaseInputs
 from turnout.offline.runtime import ResourceRecord
-from turnout.offline.stackfile import find_project, read_stack
 
 # --- Pod Security, check by check -------------------------------------------------------------------------------
 
@@ -395,122 +399,10 @@ def test_a_knative_revision_pod_is_its_template_and_the_queue_proxy():
 
 # --- the plans ------------------------------------------------------------------------------------------------
 
-VERSIONS = {v: {"image": f"ghcr.io/acme/model:1.{i}.0"} for i, v in enumerate(["v1", "v2", "v3"])}
-GPU_VERSIONS = {v: {**spec, "resources": {"cpu": "2", "memory": "8Gi", "gpu": 1}} for v, spec in VERSIONS.items()}
-STRATEGIES = {
-    "recreate": {"type": "recreate", "version": "v2"},
-    "rolling": {"type": "rolling", "version": "v1"},
-    "blue-green": {"type": "blue-green", "active": "v1", "preview": "v2"},
-    "canary": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 10, "sticky": {"cookie": "model"}},
-    "ab-test": {
-        "type": "ab-test",
-        "variants": {"v2": 60, "v3": 40},
-        "segment": {"header": "x-cohort", "value": "beta"},
-        "default": "v1",
-    },
-    "shadow": {"type": "shadow", "primary": "v1", "shadows": {"v2": 50, "v3": 5}},
-    "dark-launch": {"type": "dark-launch", "live": "v1", "dark": "v3"},
-    "feature-flag": {
-        "type": "feature-flag",
-        "flag": "ranker",
-        "variants": {"on": "v2", "off": "v1"},
-        "defaultVariant": "off",
-    },
-    "progressive": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 5, "progressive": {"maxWeight": 40}},
-    "progressive-bg": {"type": "blue-green", "active": "v1", "preview": "v2", "progressive": {"iterations": 4}},
-    "progressive-shadow": {"type": "shadow", "primary": "v1", "shadows": {"v3": 40}, "progressive": {"iterations": 4}},
-}
-KNATIVE = {
-    "recreate": STRATEGIES["recreate"],
-    "rolling": STRATEGIES["rolling"],
-    "canary": {"type": "canary", "stable": "v1", "canary": "v2", "weight": 10},
-    "ab-test": {"type": "ab-test", "variants": {"v1": 50, "v2": 30, "v3": 20}},
-    "blue-green": STRATEGIES["blue-green"],
-    "dark-launch": STRATEGIES["dark-launch"],
-}
-
-
-def every_strategy_on_kind() -> dict:
-    """kind: every strategy on Istio (with Flagger and flagd), every Knative strategy, the in-cluster cache."""
-    endpoints = {name: {"versions": VERSIONS, "strategy": strategy} for name, strategy in STRATEGIES.items()}
-    endpoints |= {
-        f"kn-{name}": {"backend": "knative", "versions": VERSIONS, "strategy": s} for name, s in KNATIVE.items()
-    }
-    return {"platform": {"cloud": "kind", "regions": ["lab"]}, "cache": {"engine": "valkey"}, "endpoints": endpoints}
-
-
-def gpus_and_caches_on(cloud: str, region: str) -> dict:
-    """A prod cloud stack: GPU versions on Istio, on Knative and under Flagger, flagd, the cloud's cache (the bundled
-    stacks cover DR's standby regions)."""
-    return {
-        "tier": "prod",
-        "platform": {
-            "cloud": cloud,
-            "regions": [region],
-            "nodePools": [{"name": "general", "min": 2, "max": 6}, {"name": "gpu", "min": 0, "max": 4, "gpu": 1}],
-            "serving": {"gateway": {"exposure": "external", "domain": "models.example.com"}},
-        },
-        "cache": {"engine": "redis"},
-        "endpoints": {
-            "gpu-canary": {"versions": GPU_VERSIONS, "strategy": KNATIVE["canary"]},
-            "gpu-knative": {"backend": "knative", "versions": GPU_VERSIONS, "strategy": KNATIVE["ab-test"]},
-            "gpu-progressive": {"versions": GPU_VERSIONS, "strategy": STRATEGIES["progressive"]},
-            "flags": {"versions": VERSIONS, "strategy": STRATEGIES["feature-flag"]},
-        },
-    }
-
-
-OPTION_STACKS = {
-    "adm-kind": every_strategy_on_kind(),
-    "adm-aws": gpus_and_caches_on("aws", "us-east-1"),
-    "adm-gcp": gpus_and_caches_on("gcp", "europe-west4"),
-    "adm-azure": gpus_and_caches_on("azure", "westeurope"),
-}
-BUNDLED = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (REPO / "environments").glob("Pulumi.*.yaml"))
-README_EXAMPLES = {
-    m["name"]: m["body"]
-    for m in re.finditer(
-        r"<!-- example: (?P<name>[a-z0-9-]+), resources: \d+ -->\s*```yaml\n(?P<body>.*?)```",
-        (REPO / "README.md").read_text(),
-        re.S,
-    )
-}
-STACKS = [*BUNDLED, *(f"readme-{name}" for name in README_EXAMPLES), *OPTION_STACKS]
-# Global stacks hold DNS only: their cells' pods are planned with the cells themselves.
-GLOBAL_STACKS = {
-    s for s in BUNDLED if "turnout:globalTraffic" in (REPO / "environments" / f"Pulumi.{s}.yaml").read_text()
-}
-CELL_STACKS = [s for s in STACKS if s not in GLOBAL_STACKS]
-
-
-@dataclasses.dataclass(frozen=True)
-class Planned:
-    records: list[ResourceRecord]
-    manifests: list[Manifest]
-    kubelet_minor: int
-
 
 @pytest.fixture(scope="module")
-def plans(tmp_path_factory) -> dict[str, Planned]:
-    project_root = tmp_path_factory.mktemp("project")
-    shutil.copy(REPO / "Pulumi.yaml", project_root)
-    for folder in ("stacks", "policies", "environments"):
-        shutil.copytree(REPO / folder, project_root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name, body in README_EXAMPLES.items():
-        (project_root / "environments" / f"Pulumi.readme-{name}.yaml").write_text(body)
-    for name, config in OPTION_STACKS.items():
-        write_stack(project_root, name, config)
-    project = find_project(project_root)
-    planned, results = {}, {}
-    for stack in STACKS:
-        settings = read_stack(project, stack)
-        config = load_stack_config(
-            {k.split(":", 1)[1]: v for k, v in settings.config.items() if k.startswith(f"{NAMESPACE}:")}
-        )
-        plan = plan_stack(project, stack, planned=planned)
-        minor = int(config.platform.kubernetes_version.split(".")[1])
-        results[stack] = Planned(plan.records, plan.manifests, minor)
-    return results
+def plans() -> dict[str, Planned]:
+    return corpus_plans()
 
 
 def test_the_option_stacks_reach_every_kind_of_pod(plans):
@@ -528,9 +420,12 @@ def test_the_option_stacks_reach_every_kind_of_pod(plans):
 
 @pytest.mark.parametrize("stack", CELL_STACKS)
 def test_every_planned_pod_is_admitted_after_sidecar_injection(plans, stack):
+    """The pods the plan renders and those its Helm releases install (their inventories' pod templates), each after
+    the sidecar injector where its namespace is injected, against its namespace's level."""
     planned = plans[stack]
     pods, rejections = admission(planned.records, planned.manifests, planned.kubelet_minor)
-    assert pods, "a cell stack runs model pods"
+    assert planned_pods(planned.manifests), "a cell stack runs model pods"
+    assert any("(Helm chart istiod " in p.source for p in pods), "every cell runs istiod from its chart"
     assert not rejections, (
         f"{len(rejections)} of {len(pods)} pod templates would be rejected at `pulumi up`:\n"
         + "\n".join(f"- {r}" for r in rejections)
@@ -538,18 +433,176 @@ def test_every_planned_pod_is_admitted_after_sidecar_injection(plans, stack):
 
 
 @pytest.mark.parametrize("stack", CELL_STACKS)
-def test_pods_the_plan_cannot_show_run_where_no_level_is_enforced(plans, stack):
-    """Helm charts and Knative's release manifests create pods this test cannot see offline: their namespaces must
-    not enforce a level until those pods are rendered here too."""
+def test_pods_nothing_offline_renders_run_where_no_level_is_enforced(plans, stack):
+    """Knative's release manifests (fetched at deploy time, not vendored: only their CRDs are, in tests/crds) create
+    pods this test cannot see: knative-serving must not enforce a level. Helm releases are not among them: their
+    pods are admitted above, from their inventories."""
     planned = plans[stack]
     labels = namespace_labels(planned.manifests)
-    assert unrendered_namespaces(planned.records), "every cell runs Istio from its charts"
+    unrendered = unrendered_namespaces(planned.records)
+    assert {namespace for _, namespace in unrendered} <= {KNATIVE_NAMESPACE}, unrendered
     enforcing = {
         (cluster, namespace): (str(pod_security.enforced_policy(labels.get((cluster, namespace)))), sources)
-        for (cluster, namespace), sources in unrendered_namespaces(planned.records).items()
+        for (cluster, namespace), sources in unrendered.items()
         if pod_security.enforced_policy(labels.get((cluster, namespace))).level != "privileged"
     }
     assert not enforcing, enforcing
+
+
+def test_the_knative_stacks_have_unrendered_pods(plans):
+    """The test above is not vacuous: the stacks with Knative endpoints list its release manifests."""
+    unrendered = unrendered_namespaces(plans["adm-kind"].records)
+    assert [namespace for _, namespace in unrendered] == [KNATIVE_NAMESPACE]
+    assert any("serving-core.yaml" in what for what in next(iter(unrendered.values())))
+
+
+# --- the pods of Helm charts ------------------------------------------------------------------------------------
+
+CHART_EXAMPLES = REPO / "tests" / "charts" / "examples"
+
+
+def chart_pod(planned: Planned, source_prefix: str) -> PlannedPod:
+    return next(p for p in chart_pods(planned.records) if p.source.startswith(source_prefix))
+
+
+def test_chart_pods_are_the_workloads_of_each_releases_inventory(plans):
+    """Each Helm release's pods are its inventory's pod templates, in the namespace the chart puts them."""
+    prod = plans["prod-aws"]
+    sources = {p.source for p in chart_pods(prod.records)}
+    for expected in (
+        "Deployment turnout-monitoring/prometheus-server (Helm chart prometheus 27.42.2, release prometheus)",
+        "Deployment turnout-monitoring/prometheus-kube-state-metrics (Helm chart prometheus 27.42.2, release",
+        "StatefulSet turnout-monitoring/prometheus-alertmanager (Helm chart prometheus 27.42.2, release prometheus)",
+        "DaemonSet istio-system/istio-cni-node (Helm chart cni 1.30.4, release istio-cni)",
+        "Deployment istio-system/istiod (Helm chart istiod 1.30.4, release istiod)",
+    ):
+        assert any(source.startswith(expected) for source in sources), (expected, sorted(sources))
+    assert not any("node-exporter" in source or "pushgateway" in source for source in sources)
+    server = chart_pod(prod, "Deployment turnout-monitoring/prometheus-server ")
+    assert server.pod["spec"]["securityContext"] == prometheus.POD_SECURITY, "the values turnout passes"
+    dev = plans["dev-aws"]
+    startup = chart_pod(dev, "Job cert-manager/cert-manager-startupapicheck ")
+    assert startup.namespace == "cert-manager", "a hook Job is admitted like any pod"
+
+
+def test_a_release_without_an_inventory_is_named_not_skipped(plans):
+    dev = plans["dev-aws"]
+    records = [
+        dataclasses.replace(r, inputs={**r.inputs, "values": {**r.inputs["values"], "server": {"hostPID": True}}})
+        if r.type == helm_inventory.RELEASE_TYPE and r.inputs.get("chart") == "prometheus"
+        else r
+        for r in dev.records
+    ]
+    message = r"run `scripts/render-charts`\):\n- prometheus 27\.42\.2 \(release turnout-monitoring/prometheus, values "
+    with pytest.raises(MissingInventoryError, match=message):
+        admission(records, dev.manifests, dev.kubelet_minor)
+
+
+def copy_inventory(charts, record: ResourceRecord, edit=None) -> None:
+    """A copy of a Helm release's inventory under `charts`, its templates changed by `edit`."""
+    release = ReleaseInputs.from_inputs(record.inputs)
+    inventory = helm_inventory.load(release.inventory)
+    if edit:
+        edit(inventory["templates"])
+    (charts / release.inventory.name).write_text(json.dumps(inventory))
+
+
+def test_a_chart_pod_with_host_namespaces_in_a_restricted_namespace_is_rejected(plans, tmp_path, monkeypatch):
+    """The check behind the Prometheus values (node-exporter off, security contexts on every pod): a chart pod that
+    shares the node's namespaces in turnout-monitoring is refused, named by its chart; a Helm test hook is not a pod
+    the release runs."""
+    dev = plans["dev-aws"]
+
+    def host_pid(templates):
+        server = next(t for t in templates if t["name"] == "prometheus-server" and t["kind"] == "Deployment")
+        server["podTemplate"]["spec"] |= {"hostPID": True, "hostNetwork": True}
+        templates.append(copy.deepcopy(server) | {"kind": "Pod", "name": "prometheus-test", "hook": "test"})
+
+    for record in dev.records:
+        if record.type == helm_inventory.RELEASE_TYPE:
+            copy_inventory(tmp_path, record, host_pid if record.inputs["chart"] == "prometheus" else None)
+    monkeypatch.setattr(helm_inventory, "CHARTS", tmp_path)
+    pods, rejections = admission(dev.records, dev.manifests, dev.kubelet_minor)
+    assert any("prometheus-server" in p.source for p in pods)
+    assert not any("prometheus-test" in p.source for p in pods)
+    assert [str(r) for r in rejections] == [
+        "dev-aws-us-east-1: Deployment turnout-monitoring/prometheus-server (Helm chart prometheus 27.42.2, release "
+        'prometheus): pods in namespace "turnout-monitoring" violate PodSecurity "restricted:latest": hostNamespaces: '
+        "host namespaces (hostNetwork=true, hostPID=true)"
+    ]
+
+
+def test_the_node_exporter_the_prometheus_values_disable_would_be_rejected(plans):
+    """tests/charts/examples/prometheus-27.42.2-node-exporter.json: the prod-aws Prometheus release rendered with
+    `prometheus-node-exporter.enabled: true`. Its DaemonSet shares the node's network and PIDs and mounts /proc,
+    /sys and / from the host: turnout-monitoring's `restricted` level refuses it, which is why the values turn it
+    off (the Istio sidecars' metrics and kube-state-metrics are what the rules and dashboards read)."""
+    inventory = helm_inventory.load(CHART_EXAMPLES / "prometheus-27.42.2-node-exporter.json")
+    assert inventory["values"]["prometheus-node-exporter"] == {"enabled": True}
+    exporter = next(t for t in inventory["templates"] if t["kind"] == "DaemonSet")
+    policy = pod_security.enforced_policy(prometheus.NAMESPACE_LABELS)
+    verdict = {
+        f.check: f.detail for f in pod_security.evaluate(policy.level, policy.version, **exporter["podTemplate"])
+    }
+    assert verdict["hostNamespaces"] == "hostNetwork=true, hostPID=true"
+    assert verdict["restrictedVolumes"].startswith(
+        'volumes "proc", "sys", "root" use restricted volume type "hostPath"'
+    )
+    released = [
+        record.inputs["values"]
+        for planned in plans.values()
+        for record in planned.records
+        if record.type == helm_inventory.RELEASE_TYPE and record.inputs["chart"] == "prometheus"
+    ]
+    assert released and all(values["prometheus-node-exporter"] == {"enabled": False} for values in released)
+
+
+def test_the_istio_cni_node_agent_is_why_istio_system_stays_privileged(plans):
+    """The CNI node agent writes each pod's iptables rules from the node: as root with SYS_ADMIN, NET_ADMIN and more,
+    with the node's CNI folders and /proc mounted.
+    Baseline refuses it, so istio-system (where the charts put it) enforces `privileged`; every other chart pod
+    there (istiod, the gateways, Flagger) would meet baseline."""
+    prod = plans["prod-aws"]
+    agent = chart_pod(prod, "DaemonSet istio-system/istio-cni-node ")
+    assert {"capabilities_baseline", "hostPathVolumes"} <= set(failures("baseline", agent.pod))
+    labels = namespace_labels(prod.manifests)
+    assert pod_security.enforced_policy(labels[(agent.cluster, "istio-system")]).level == "privileged"
+    mesh = mesh_settings(prod.records)[agent.cluster]
+    for other in chart_pods(prod.records):
+        if other.namespace == "istio-system" and other is not agent and "istio-cni-node" not in other.source:
+            pod = other.pod
+            if is_injected(other.namespace, labels[(other.cluster, "istio-system")], pod, mesh):
+                pod = inject(pod, mesh, native=True)
+            assert failures("baseline", pod) == {}, other.source
+
+
+def test_a_gateway_pod_gets_the_gateway_template_not_the_sidecar(plans):
+    """The gateway chart's pods select `inject.istio.io/templates: gateway`: the injector fills in their istio-proxy
+    (uid 1337, the chart's own security context kept) and adds no init container, with or without the CNI plugin."""
+    gateway = chart_pod(plans["prod-aws"], "Deployment istio-system/istio-ingressgateway ")
+    assert istio_injection.template(gateway.pod) == "gateway"
+    for settings in (MeshSettings(), MeshSettings(cni=True)):
+        injected = inject(gateway.pod, settings, native=True)
+        assert "initContainers" not in injected["spec"]
+        (proxy,) = injected["spec"]["containers"]
+        assert proxy["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "runAsGroup": 1337,
+            "runAsNonRoot": True,
+            "runAsUser": 1337,
+        }
+        assert {v["name"] for v in injected["spec"]["volumes"]} >= {"istio-envoy", "istio-token", "istiod-ca-cert"}
+        assert failures("restricted", injected) == {
+            "seccompProfile_restricted": 'pod or container "istio-proxy" must set securityContext.seccompProfile.type '
+            'to "RuntimeDefault" or "Localhost"'
+        }
+    odd = copy.deepcopy(gateway.pod)
+    odd["metadata"]["annotations"][istio_injection.TEMPLATES_ANNOTATION] = "waypoint"
+    with pytest.raises(istio_injection.UnknownTemplateError, match="waypoint"):
+        inject(odd, MeshSettings(), native=True)
 
 
 # --- the same plans under another istiod configuration -----------------------------------------------------------
@@ -557,7 +610,8 @@ def test_pods_the_plan_cannot_show_run_where_no_level_is_enforced(plans, stack):
 
 def with_istiod_values(records: list[ResourceRecord], values: dict) -> list[ResourceRecord]:
     """The plan's records with every istiod release's values merged with `values` (what a changed IstioMesh would
-    record)."""
+    record): read for the injector's settings (mesh_settings), while the charts' pods stay those of the plan (the
+    changed istiod release has no inventory)."""
     changed_records = []
     for record in records:
         if record.type == "kubernetes:helm.sh/v3:Release" and record.inputs.get("chart") == "istiod":
@@ -577,8 +631,9 @@ def test_without_the_cni_plugin_every_injected_pod_is_rejected_by_restricted(pla
     """The injector's settings are read from the plan's istiod release: without CNI (main before issue 11), each
     model pod gets istio-init, and the namespace's `restricted` level rejects it, naming why."""
     local = plans["local"]
-    pods, rejections = admission(with_istiod_values(local.records, NO_CNI), local.manifests, local.kubelet_minor)
-    assert len(rejections) == len(pods) == 4
+    mesh = mesh_settings(with_istiod_values(local.records, NO_CNI))
+    pods, rejections = admission(local.records, local.manifests, local.kubelet_minor, mesh)
+    assert len(rejections) == len(planned_pods(local.manifests)) == 4, "the model pods; no chart pod is injected"
     for rejection in rejections:
         message = str(rejection)
         assert message.startswith(f"local: {rejection.pod.source}: ")
@@ -598,9 +653,10 @@ def test_with_the_cni_plugin_pods_are_admitted_where_a_seccomp_profile_covers_th
     webhook refuses one unless config-features allows it): its injected containers then need
     `global.proxy.seccompProfile`, and with it every pod is admitted."""
     planned = plans[stack]
-    records = with_istiod_values(planned.records, {**CNI, **NO_PROXY_SECCOMP})
-    pods, rejections = admission(records, planned.manifests, planned.kubelet_minor)
-    assert {r.pod.source for r in rejections} == {p.source for p in pods if not pod_level_seccomp(p)}
+    mesh = mesh_settings(with_istiod_values(planned.records, {**CNI, **NO_PROXY_SECCOMP}))
+    pods, rejections = admission(planned.records, planned.manifests, planned.kubelet_minor, mesh)
+    model_pods = planned_pods(planned.manifests)
+    assert {r.pod.source for r in rejections} == {p.source for p in model_pods if not pod_level_seccomp(p)}
     for rejection in rejections:
         assert [(f.check, f.detail) for f in rejection.forbidden] == [
             (
@@ -609,8 +665,8 @@ def test_with_the_cni_plugin_pods_are_admitted_where_a_seccomp_profile_covers_th
                 'to "RuntimeDefault" or "Localhost"',
             )
         ]
-    records = with_istiod_values(planned.records, {**CNI, **PROXY_SECCOMP})
-    pods, rejections = admission(records, planned.manifests, planned.kubelet_minor)
+    mesh = mesh_settings(with_istiod_values(planned.records, {**CNI, **PROXY_SECCOMP}))
+    pods, rejections = admission(planned.records, planned.manifests, planned.kubelet_minor, mesh)
     assert pods and not rejections
 
 

@@ -7,7 +7,9 @@ release in the mirror; turnout pins the 1.30.4 charts), of:
   mutatingwebhook.yaml, then the injector's own policy, `injectRequired` in pkg/kube/inject/inject.go (host network
   and kube-system are never injected; the `sidecar.istio.io/inject` label, or annotation, decides before the
   never/always selectors and `global.proxy.autoInject`);
-- what is added: manifests/charts/istio-control/istio-discovery/files/injection-template.yaml. There is no separate
+- what is added: manifests/charts/istio-control/istio-discovery/files/injection-template.yaml (the `sidecar` template;
+  a pod annotated `inject.istio.io/templates: gateway`, as the gateway chart's are, gets gateway-injection-template.yaml
+  instead: no init container, and istio-proxy filled in where the pod declares it). There is no separate
   CNI template: the same file switches on `pilot.cni.enabled`. Without the CNI plugin the pod gets `istio-init`,
   which writes the pod's iptables rules itself (NET_ADMIN and NET_RAW, uid 0, not runAsNonRoot); with it, the node's
   CNI plugin writes them and the pod gets `istio-validation` (no added capability, uid 1337, runAsNonRoot). The
@@ -30,6 +32,8 @@ PROXY_UID = 1337  # `.ProxyUID` / `.ProxyGID`: 1337 unless OpenShift assigns a r
 INJECT_LABEL = "sidecar.istio.io/inject"
 REVISION_LABEL = "istio.io/rev"
 INJECTION_NAMESPACE_LABEL = "istio-injection"
+TEMPLATES_ANNOTATION = "inject.istio.io/templates"
+TEMPLATES = ("sidecar", "gateway")  # the injection templates modelled here
 IGNORED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
 
 # The istiod chart's values.yaml defaults for what the model reads.
@@ -107,6 +111,8 @@ class MeshSettings:
     mount_mtls_certs: bool = False
     status_port: int = 15020
     startup_probe: bool = True
+    gateway_security_context: dict = field(default_factory=dict)
+    """`gateways.securityContext`: the gateway template's pod security context (else the unprivileged-port sysctl)."""
 
     @classmethod
     def from_istiod_values(cls, values: dict | None) -> MeshSettings:
@@ -138,6 +144,7 @@ class MeshSettings:
             mount_mtls_certs=bool(merged["global"].get("mountMtlsCerts")),
             status_port=int(proxy.get("statusPort", 15020)),
             startup_probe=bool((proxy.get("startupProbe") or {}).get("enabled", True)),
+            gateway_security_context=dict((merged.get("gateways") or {}).get("securityContext") or {}),
         )
 
     def native_sidecar(self, kubelet_minor: int) -> bool:
@@ -379,9 +386,64 @@ def _json_mapping(text: str | None) -> dict:
     return json.loads(text) if text else {}
 
 
+class UnknownTemplateError(Exception):
+    """A pod selects an injection template this model does not know."""
+
+
+def template(pod: dict) -> str:
+    """The injection template a pod selects (`inject.istio.io/templates`, `sidecar` by default)."""
+    chosen = _annotation(pod.get("metadata") or {}, TEMPLATES_ANNOTATION, "sidecar")
+    if chosen not in TEMPLATES:
+        raise UnknownTemplateError(f"{TEMPLATES_ANNOTATION}: {chosen!r} (modelled: {', '.join(TEMPLATES)})")
+    return chosen
+
+
+def _inject_gateway(metadata: dict, spec: dict, settings: MeshSettings) -> dict:
+    """gateway-injection-template.yaml overlaid on the pod (the template's pod security context over the pod's, its
+    volumes added), then the pod's own istio-proxy fields over the template's (the injector's reinsertOverrides):
+    istio-proxy runs as the proxy's uid and gid unless the pod says otherwise. No init container."""
+    template_context = settings.gateway_security_context or {
+        "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]
+    }
+    spec["securityContext"] = {**(spec.get("securityContext") or {}), **copy.deepcopy(template_context)}
+    proxy_context = {"runAsUser": PROXY_UID, "runAsGroup": PROXY_UID}
+    containers = spec.get("containers") or []
+    own = next((c for c in containers if c["name"] == "istio-proxy"), None)
+    if own is None:
+        containers.append({"name": "istio-proxy", "securityContext": proxy_context})
+    else:
+        own["securityContext"] = {**proxy_context, **(own.get("securityContext") or {})}
+    spec["containers"] = containers
+    volumes = [v for v in _volumes(metadata, spec, settings) if v["name"] in GATEWAY_TEMPLATE_VOLUMES]
+    names = {v["name"] for v in volumes}
+    spec["volumes"] = [*(v for v in spec.get("volumes") or () if v["name"] not in names), *volumes]
+    metadata.setdefault("annotations", {})["istio.io/rev"] = settings.revision or "default"
+    return {"metadata": metadata, "spec": spec}
+
+
+# The gateway template's volumes: the sidecar template's but the CRL, the mTLS certificates and user volumes.
+GATEWAY_TEMPLATE_VOLUMES = frozenset(
+    {
+        "workload-socket",
+        "credential-socket",
+        "workload-certs",
+        "gke-workload-certificate",
+        "custom-bootstrap-volume",
+        "istio-envoy",
+        "istio-data",
+        "istio-podinfo",
+        "istio-token",
+        "istiod-ca-cert",
+    }
+)
+
+
 def inject(pod: dict, settings: MeshSettings, *, native: bool) -> dict:
-    """The pod after the injector's patch: `pod` is {"metadata": ..., "spec": ...}; returns a new one."""
+    """The pod after the injector's patch: `pod` is {"metadata": ..., "spec": ...}; returns a new one. `native` only
+    matters to the sidecar template."""
     metadata, spec = copy.deepcopy(pod.get("metadata") or {}), copy.deepcopy(pod.get("spec") or {})
+    if template(pod) == "gateway":
+        return _inject_gateway(metadata, spec, settings)
     mode = _annotation(metadata, "sidecar.istio.io/interceptionMode", settings.interception_mode)
     tproxy = mode == "TPROXY"
     native = _annotation(metadata, "sidecar.istio.io/nativeSidecar", _text(native)) != "false"

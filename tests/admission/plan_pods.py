@@ -3,8 +3,10 @@ and whether the Pod Security level of its namespace admits the result.
 
 The plan is what `turnout plan` records (turnout.offline): the rendered Kubernetes objects (one folder per cluster
 in `manifests/`) and every resource's inputs (`inventory.json`), where the istiod Helm release's values say how the
-injector is configured. Objects whose pods the plan does not hold (Helm charts, Knative's release manifests) are
-listed apart, with the namespace they run in.
+injector is configured. A Helm release's pods are those of its inventory (tests/charts/, which
+`scripts/render-charts` renders from the pinned chart with exactly the values the plan records). Objects whose pods
+nothing offline holds (Knative's release manifests, fetched at deploy time) are listed apart, with the namespace
+they run in.
 """
 
 from __future__ import annotations
@@ -14,24 +16,20 @@ from dataclasses import dataclass
 from components.mesh.knative import KNATIVE_NAMESPACE
 from tests.admission import istio_injection, pod_security
 from tests.admission.knative_pod import revision_pod
+from tests.helm_inventory import POD_TEMPLATES, RELEASE_TYPE, RENDER_COMMAND, ReleaseInputs, load
 from turnout.offline.manifests import Manifest, cluster_of
 from turnout.offline.runtime import ResourceRecord
 
-# Where each workload kind keeps its pod template.
-POD_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "Pod": (),
-    "Deployment": ("spec", "template"),
-    "StatefulSet": ("spec", "template"),
-    "DaemonSet": ("spec", "template"),
-    "ReplicaSet": ("spec", "template"),
-    "ReplicationController": ("spec", "template"),
-    "Job": ("spec", "template"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template"),
-}
 KNATIVE_SERVING = "serving.knative.dev/"
 KNATIVE_TEMPLATES = ("Configuration", "Service")  # a revision's pod comes from spec.template
-HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
+HELM_TYPES = (RELEASE_TYPE, "kubernetes:helm.sh/v4:Chart")
+# Helm never installs a chart's test hooks (`helm test` runs them).
+TEST_HOOKS = frozenset({"test", "test-success", "test-failure"})
 MANIFEST_TYPES = ("kubernetes:yaml/v2:ConfigFile", "kubernetes:yaml/v2:ConfigGroup", "kubernetes:yaml:ConfigFile")
+
+
+class MissingInventoryError(Exception):
+    """A Helm release has no inventory: its pods cannot be admitted until `scripts/render-charts` renders it."""
 
 
 class UnknownWorkloadError(Exception):
@@ -103,6 +101,36 @@ def planned_pods(manifests: list[Manifest]) -> list[PlannedPod]:
     return pods
 
 
+def chart_pods(records: list[ResourceRecord]) -> list[PlannedPod]:
+    """A pod per workload each Helm release installs (test hooks aside), from the release's inventory. Raises
+    MissingInventoryError naming every release without one."""
+    by_urn = {r.urn: r for r in records}
+    pods, missing = [], []
+    for record in records:
+        if record.type != RELEASE_TYPE:
+            continue
+        release = ReleaseInputs.from_inputs(record.inputs)
+        if not release.inventory.exists():
+            missing.append(f"{release.describe()}: no {release.inventory.name}")
+            continue
+        cluster = cluster_of(record, by_urn)
+        for template in load(release.inventory)["templates"]:
+            hooks = set(str(template.get("hook", "")).split(","))
+            if "podTemplate" not in template or hooks & TEST_HOOKS:
+                continue
+            source = (
+                f"{template['kind']} {template['namespace']}/{template['name']} "
+                f"(Helm chart {release.chart_name} {release.version}, release {release.name})"
+            )
+            pods.append(PlannedPod(cluster, template["namespace"], source, template["podTemplate"]))
+    if missing:
+        raise MissingInventoryError(
+            f"cannot admit the pods of {len(missing)} Helm release(s) without an inventory (run `{RENDER_COMMAND}`):\n"
+            + "\n".join(f"- {m}" for m in missing)
+        )
+    return pods
+
+
 def namespace_labels(manifests: list[Manifest]) -> dict[tuple[str, str], dict[str, str]]:
     """(cluster, namespace) → labels of the Namespaces the plan creates or patches."""
     labels: dict[tuple[str, str], dict[str, str]] = {}
@@ -125,12 +153,13 @@ def mesh_settings(records: list[ResourceRecord]) -> dict[str, istio_injection.Me
 
 
 def unrendered_namespaces(records: list[ResourceRecord]) -> dict[tuple[str, str], list[str]]:
-    """(cluster, namespace) → what runs pods there that the plan does not render: Helm charts (rendered by Helm at
-    deploy time) and Knative's release manifests (fetched at deploy time; they run in knative-serving)."""
+    """(cluster, namespace) → what runs pods there that nothing offline renders: Knative's release manifests (fetched
+    at deploy time; they run in knative-serving) and Helm v4 Charts (no inventory is rendered for them). Helm v3
+    Releases are not among them: their inventories hold their pods (chart_pods)."""
     by_urn = {r.urn: r for r in records}
     found: dict[tuple[str, str], list[str]] = {}
     for record in records:
-        if record.type in HELM_TYPES:
+        if record.type in HELM_TYPES and record.type != RELEASE_TYPE:
             namespace = record.inputs.get("namespace") or "default"
             what = f"Helm chart {record.inputs.get('chart')} (release {record.inputs.get('name') or record.name})"
         elif record.type in MANIFEST_TYPES and "knative" in str(record.inputs.get("file", "")):
@@ -147,11 +176,12 @@ def admission(
     kubelet_minor: int,
     mesh: dict[str, istio_injection.MeshSettings] | None = None,
 ) -> tuple[list[PlannedPod], list[Rejection]]:
-    """Every planned pod, and those its namespace's Pod Security level would reject once injected. `mesh`
-    replaces the settings read from the plan (to try another istiod configuration)."""
+    """Every planned pod (those the plan renders and those its Helm releases install), and those its namespace's Pod
+    Security level would reject once injected. `mesh` replaces the settings read from the plan (to try another
+    istiod configuration)."""
     mesh = mesh_settings(records) if mesh is None else mesh
     namespaces = namespace_labels(manifests)
-    pods = planned_pods(manifests)
+    pods = planned_pods(manifests) + chart_pods(records)
     rejections = []
     for planned in pods:
         labels = namespaces.get((planned.cluster, planned.namespace), {})
@@ -161,9 +191,12 @@ def admission(
             assert settings is not None
             native = settings.native_sidecar(kubelet_minor)
             pod = istio_injection.inject(pod, settings, native=native)
-            injected = ("istio-validation, CNI" if settings.cni else "istio-init, no CNI") + (
-                ", native sidecar" if native else ""
-            )
+            if istio_injection.template(planned.pod) == "gateway":
+                injected = "the gateway template"
+            else:
+                injected = ("istio-validation, CNI" if settings.cni else "istio-init, no CNI") + (
+                    ", native sidecar" if native else ""
+                )
         policy = pod_security.enforced_policy(labels)
         forbidden = pod_security.evaluate(policy.level, policy.version, pod["metadata"], pod["spec"])
         if forbidden:
