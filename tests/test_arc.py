@@ -382,16 +382,16 @@ def test_arc_scales_inside_the_clusters_only_in_the_model_namespaces(planned):
 
 def test_dr_json_counts_the_plans_terms_and_the_policy_agrees(planned):
     warm = planned["warm"]["dr"]
-    assert (warm["tier"], warm["meets"], warm["estimatedRtoSeconds"]) == ("warm-standby", True, 300)
+    assert (warm["tier"], warm["meets"], warm["estimatedRtoSeconds"]) == ("warm-standby", True, 308)
     assert warm["settings"]["automation"]["trigger"] == {"period": 60, "evaluationPeriods": 1, "minDelayMinutes": 60}
     assert not [r for r in warm["reasons"] if "runbook" in r]
     active = planned["active"]["dr"]
-    assert (active["tier"], active["meets"], active["estimatedRtoSeconds"]) == ("active-active", False, 230)
+    assert (active["tier"], active["meets"], active["estimatedRtoSeconds"]) == ("active-active", False, 238)
     # re-derived from the plan, its trigger and alarms, and the records' checks (the calculated ones not timed)
     assert planned["warm"]["violations"] == [] and planned["pilot"]["violations"] == []
     assert planned["active"]["violations"] == [
         "The stack's topology meets its declared RPO and RTO.\n"
-        "active-active over us-east-1, us-west-2 recovers in 230s; the target RTO is 180s."
+        "active-active over us-east-1, us-west-2 recovers in 238s; the target RTO is 180s."
     ]
 
 

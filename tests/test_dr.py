@@ -46,26 +46,30 @@ def test_each_tier_creates_its_settings_and_estimates_from_them():
     assert (backup.rpo, backup.rto) == (86400, 4320)
 
     assert pilot.settings.standby == "zero" and pilot.settings.cluster_regions == ("us-east-1", "us-west-2")
-    assert pilot.settings.routing == dr.Routing("failover", 30, 3, 60)
+    assert pilot.settings.routing == dr.Routing("failover", 30, 3, 60, aggregate_seconds=dr.HEALTH_AGGREGATE_LAG)
     assert pilot.settings.cache_replicas == ("us-west-2",)
     assert terms(pilot) == (
         {"replication lag": 1},
-        {"detection": 90, "dns": 60, "runbook": 300, "cache promotion": 60, "nodes": 300, "endpoints": 120},
+        {"detection": 98, "dns": 60, "runbook": 300, "cache promotion": 60, "nodes": 300, "endpoints": 120},
     )
 
-    assert warm.settings.standby == "reduced" and warm.settings.routing == dr.Routing("failover", 10, 3, 60)
+    assert warm.settings.standby == "reduced" and warm.settings.routing == dr.Routing(
+        "failover", 10, 3, 60, aggregate_seconds=8
+    )
     # the Global Datastore's promotion is manual: someone runs `turnout failover`
-    assert terms(warm)[1] == {"detection": 30, "dns": 60, "runbook": 300, "cache promotion": 60, "scale-out": 90}
-    assert warm.rto == 540
+    assert terms(warm)[1] == {"detection": 38, "dns": 60, "runbook": 300, "cache promotion": 60, "scale-out": 90}
+    assert warm.rto == 548
 
-    assert active.settings.standby == "full" and active.settings.routing == dr.Routing("latency", 10, 2, 30)
-    assert terms(active)[1] == {"detection": 20, "dns": 30, "runbook": 300, "cache promotion": 60}
-    assert active.rto == 410
+    assert active.settings.standby == "full" and active.settings.routing == dr.Routing(
+        "latency", 10, 2, 30, aggregate_seconds=8
+    )
+    assert terms(active)[1] == {"detection": 28, "dns": 30, "runbook": 300, "cache promotion": 60}
+    assert active.rto == 418
 
 
 def test_a_stateless_stack_loses_no_data_and_needs_no_cache_terms():
     warm = dr.estimate("warm-standby", TWO_AWS, has_cache=False)
-    assert terms(warm) == ({"data": 0}, {"detection": 30, "dns": 60, "scale-out": 90})
+    assert terms(warm) == ({"data": 0}, {"detection": 38, "dns": 60, "scale-out": 90})
     assert warm.settings.backup_interval is None and warm.settings.cache_replicas == ()
 
 
@@ -73,18 +77,21 @@ def test_the_cheapest_tier_that_meets_the_target_is_chosen_and_the_cheaper_ones_
     plan = dr.assess(DrTarget(rpo=30, rto=600), TWO_AWS, has_cache=True)
     assert (plan.tier, plan.meets) == ("warm-standby", True)
     document = plan.to_json()
-    assert document["estimatedRpoSeconds"] == 1 and document["estimatedRtoSeconds"] == 540
+    assert document["estimatedRpoSeconds"] == 1 and document["estimatedRtoSeconds"] == 548
     assert "not backup-restore: rpo 1d > 30s; rto 72m > 10m (largest term: cache restore)" in document["reasons"]
-    assert "not pilot-light: rto 930s > 10m (largest term: runbook)" in document["reasons"]
-    assert "rto detection: 30s (health check every 10 s × 3 failures)" in document["reasons"]
+    assert "not pilot-light: rto 938s > 10m (largest term: runbook)" in document["reasons"]
+    assert (
+        "rto detection: 38s (health check every 10 s × 3 failures of the health route, which answers for the models "
+        "up to 8 s late (a round every 5 s, 3 s per answer))"
+    ) in document["reasons"]
     stateless = dr.assess(DrTarget(rpo=30, rto=300), TWO_AWS, has_cache=False)
-    assert (stateless.tier, stateless.estimate.rto) == ("warm-standby", 180)  # no cache: nothing manual
+    assert (stateless.tier, stateless.estimate.rto) == ("warm-standby", 188)  # no cache: nothing manual
     assert dr.assess(DrTarget(rpo=86400, rto=86400), TWO_AWS, has_cache=True).tier == "backup-restore"
     assert dr.assess(DrTarget(rpo=60, rto=900), TWO_AWS, has_cache=True).tier == "warm-standby"
     assert dr.assess(DrTarget(rpo=60, rto=1800), TWO_AWS, has_cache=True).tier == "pilot-light"
     unmet = dr.assess(DrTarget(rpo=30, rto=300), TWO_AWS, has_cache=True)
     assert (unmet.tier, unmet.meets) == ("active-active", False)
-    assert unmet.reasons[-1] == "the target is not met: rto 410s > 5m (largest term: runbook)"
+    assert unmet.reasons[-1] == "the target is not met: rto 418s > 5m (largest term: runbook)"
 
 
 def test_clouds_differ_in_what_backups_recover():
@@ -237,13 +244,25 @@ def test_warm_standby_plans_health_checked_failover_records(capsys, project, tmp
     status, err, folder = plan_stack(capsys, project, tmp_path, "warm", config)
     assert "dr-target-achievable" not in err
     document = json.loads((folder / "dr.json").read_text())
-    assert (document["tier"], document["meets"], document["estimatedRtoSeconds"]) == ("warm-standby", True, 180)
+    assert (document["tier"], document["meets"], document["estimatedRtoSeconds"]) == ("warm-standby", True, 188)
     inventory = json.loads((folder / "inventory.json").read_text())
     checks = [r["inputs"] for r in inventory["resources"] if r["type"] == "aws:route53/healthCheck:HealthCheck"]
     probes = [c for c in checks if c["type"] != "CALCULATED"]  # the primary's also needs the Region switch plan's
-    assert [(c["requestInterval"], c["failureThreshold"], c["port"]) for c in probes] == [(10, 3, 15021)] * 2
+    # the health route over HTTPS with SNI: each region's own health host
+    assert [(c["requestInterval"], c["failureThreshold"], c["port"], c["type"], c["enableSni"]) for c in probes] == [
+        (10, 3, 443, "HTTPS", True)
+    ] * 2
+    assert sorted(c["fqdn"] for c in probes) == [
+        "turnout-health-warm-us-east-1.models.example.com",
+        "turnout-health-warm-us-west-2.models.example.com",
+    ]
     assert [c["childHealthThreshold"] for c in checks if c["type"] == "CALCULATED"] == [2]
     records = [r["inputs"] for r in inventory["resources"] if r["type"] == "aws:route53/record:Record"]
+    health_hosts = [r for r in records if "failoverRoutingPolicies" not in r]
+    assert sorted(r["name"] for r in health_hosts) == sorted(c["fqdn"] for c in probes)
+    records = [r for r in records if "failoverRoutingPolicies" in r]
+    routes = [r for r in inventory["resources"] if r["type"] == "kubernetes:networking.istio.io/v1:VirtualService"]
+    assert sum(r["inputs"]["metadata"]["name"] == "turnout-health" for r in routes) == 2  # one per cluster
     assert sorted(r["failoverRoutingPolicies"][0]["type"] for r in records) == ["PRIMARY", "SECONDARY"]
     assert {r["ttl"] for r in records} == {60}
     standby = folder / "manifests" / "warm-us-west-2" / "04-deployment-m-m-v1.yaml"
@@ -324,9 +343,9 @@ def test_failover_is_manual_by_default_and_the_runbook_term_stays():
         == "manual"
     )
     manual = dr.assess(DrTarget(rpo=5, rto=180), TWO_AWS, has_cache=True)
-    assert (manual.tier, manual.meets, manual.estimate.rto) == ("active-active", False, 410)
+    assert (manual.tier, manual.meets, manual.estimate.rto) == ("active-active", False, 418)
     assert "rto runbook: 5m (someone starts `turnout failover` to promote the cache replica)" in manual.reasons
-    assert manual.reasons[-1] == "the target is not met: rto 410s > 3m (largest term: runbook)"
+    assert manual.reasons[-1] == "the target is not met: rto 418s > 3m (largest term: runbook)"
     assert manual.settings.automation.trigger is None  # the plan exists, for `turnout failover` to start
 
 
@@ -334,7 +353,7 @@ def test_automatic_replaces_the_runbook_by_the_plans_terms_each_with_its_source(
     plan = dr.assess(AUTOMATIC, TWO_AWS, has_cache=True)
     rto = {t.name: t for t in plan.estimate.rto_terms}
     assert {name: t.seconds for name, t in rto.items()} == {
-        "detection": 20,
+        "detection": 28,
         "dns": 30,
         "trigger alarm": 60,
         "trigger": 60,
@@ -352,8 +371,8 @@ def test_the_issues_target_is_not_met_even_automatically_and_dr_json_says_which_
     """Two AWS regions, an external gateway, a cache, rpo 5s, rto 3m (issue 13): the plan's documented terms add to
     230 s; even with ARC starting at once the alarm's minute and the promotion's leave 50 s for everything else."""
     plan = dr.assess(AUTOMATIC, TWO_AWS, has_cache=True)
-    assert (plan.tier, plan.meets, plan.estimate.rpo, plan.estimate.rto) == ("active-active", False, 1, 230)
-    assert plan.reasons[-1] == "the target is not met: rto 230s > 3m (largest term: trigger alarm)"
+    assert (plan.tier, plan.meets, plan.estimate.rpo, plan.estimate.rto) == ("active-active", False, 1, 238)
+    assert plan.reasons[-1] == "the target is not met: rto 238s > 3m (largest term: trigger alarm)"
     assert any(r.startswith("failover automatic: an arc-region-switch plan (activeActive") for r in plan.reasons)
     assert dr.assess(DrTarget(rpo=5, rto=240, failover="automatic"), TWO_AWS, has_cache=True).meets
     assert not dr.assess(DrTarget(rpo=5, rto=240), TWO_AWS, has_cache=True).meets  # manual: 410 s
@@ -363,13 +382,15 @@ def test_the_plans_steps_run_side_by_side_and_count_as_the_longest():
     warm = dr.estimate("warm-standby", TWO_AWS, has_cache=True, failover="automatic")
     steps = [t for t in warm.rto_terms if t.parallel]
     assert [(t.name, t.seconds) for t in steps] == [("cache promotion", 60), ("scale-out", 90)]
-    assert warm.rto == 30 + 60 + 60 + 60 + 90  # detection, dns, alarm, trigger, then max(60, 90)
+    assert (
+        warm.rto == 38 + 60 + 60 + 60 + 90
+    )  # detection (with the health route), dns, alarm, trigger, then max(60, 90)
     pilot = dr.estimate("pilot-light", TWO_AWS, has_cache=True, failover="automatic")
     assert {t.name: t.seconds for t in pilot.rto_terms if t.parallel} == {
         "cache promotion": 60,
         "standby capacity": 420,
     }
-    assert pilot.rto == 90 + 60 + 60 + 60 + 420
+    assert pilot.rto == 98 + 60 + 60 + 60 + 420
     assert warm.settings.automation.steps == ("promote-cache", "scale-models", "route-traffic")
 
 

@@ -609,3 +609,73 @@ def test_fleet_order_gives_failover_roles_and_other_routings_active_regions():
     assert {i.role for i in regional_ingresses(clusters, addresses, "latency")} == {"active"}
     assert check_global_traffic("aws", traffic(*failover)).detection_seconds == 90
     assert exported(None) is None
+
+
+# The health route (DR failover: components/dr/health.py): HTTPS through the gateway with the health host as SNI.
+
+
+def test_route53_probes_each_regions_health_route_over_https_with_sni_on_its_own_host():
+    records, outputs = plan("aws", traffic(EAST, WEST, health_route=True, health_check_interval_seconds=10))
+    checks = of_type(records, HEALTH_CHECK)
+    for ingress_ in (EAST, WEST):
+        host = f"turnout-health-{ingress_.cluster}.models.example.com"
+        check = checks[f"models-{ingress_.cluster}-health"].inputs
+        assert (check["type"], check["port"], check["resourcePath"]) == ("HTTPS", 443, "/ready")
+        # Route 53 resolves the name to reach this region and sends it as Host and in the ClientHello (SNI).
+        assert (check["fqdn"], check["enableSni"]) == (host, True)
+        assert (check["requestInterval"], check["failureThreshold"]) == (10, 3)
+        # ...through a plain record of its own to this region's NLB, beside the routed wildcard.
+        own = records[(RECORD, f"models-{ingress_.cluster}-health-host")].inputs
+        assert (own["name"], own["type"], own["records"]) == (host, "CNAME", [ingress_.address])
+        assert not any(key.endswith("RoutingPolicies") for key in own)
+        routed = records[(RECORD, f"models-{ingress_.cluster}")].inputs
+        assert routed["healthCheckId"] == mock_id(HEALTH_CHECK, f"models-{ingress_.cluster}-health")
+    # interval x failures, after the aggregator's lag (a round every 5 s, 3 s per answer)
+    assert outputs["detection_seconds"] == 8 + 10 * 3
+    health = outputs["records"][0]["healthCheck"]
+    assert (health["mechanism"], health["protocol"], health["port"], health["path"]) == (
+        "health-route",
+        "HTTPS",
+        443,
+        "/ready",
+    )
+    assert (health["host"], health["aggregateSeconds"]) == ("turnout-health.models.example.com", 8)
+
+
+def test_route53_internal_keeps_the_nlb_alarm_without_the_health_route():
+    records, outputs = plan("aws", traffic(EAST, WEST, exposure="internal", health_route=True))
+    assert {check.inputs["type"] for check in of_type(records, HEALTH_CHECK).values()} == {"CLOUDWATCH_METRIC"}
+    assert not [name for (_, name) in records if name.endswith("-health-host")]
+    assert outputs["detection_seconds"] == 60 * 3
+
+
+def test_cloud_dns_probes_the_health_route_over_https_with_the_health_host():
+    args = traffic(*gcp_ingresses("primary", "secondary"), health_route=True, failure_threshold=2)
+    records, outputs = plan("gcp", args)
+    check = gcp_health_check(records)
+    assert check.inputs["httpsHealthCheck"] == {
+        "port": 443,
+        "requestPath": "/ready",
+        "host": "turnout-health.models.example.com",
+    }
+    assert "httpHealthCheck" not in check.inputs
+    assert (check.inputs["checkIntervalSec"], check.inputs["unhealthyThreshold"]) == (30, 2)
+    (record_set,) = of_type(records, RECORD_SET).values()
+    assert record_set.inputs["routingPolicy"]["primaryBackup"]["primary"] == {"externalEndpoints": ["34.1.2.3"]}
+    assert outputs["detection_seconds"] == 8 + 30 * 2
+
+
+def test_traffic_manager_monitors_the_health_route_over_https_with_the_health_host():
+    args = traffic(*azure_ingresses("primary", "secondary"), health_route=True, health_check_interval_seconds=10)
+    records, outputs = plan("azure", args)
+    (profile,) = of_type(records, PROFILE).values()
+    assert profile.inputs["monitorConfig"] == {
+        "protocol": "HTTPS",
+        "port": 443,
+        "path": "/ready",
+        "intervalInSeconds": 10,
+        "timeoutInSeconds": 5,
+        "toleratedNumberOfFailures": 2,
+        "customHeaders": [{"name": "Host", "value": "turnout-health.models.example.com"}],
+    }
+    assert outputs["detection_seconds"] == 8 + 10 * 3

@@ -55,6 +55,33 @@ def warm_stack(interval=10, threshold=3, ttl=60):
     return lambda: (dr_record(), health_check(interval, threshold), record(ttl))
 
 
+ROUTED = {**WARM, "aggregateSeconds": 8}  # failover DNS probes the health route: its aggregator's lag counts
+
+
+def health_aggregator(period=5, timeout=3, readable=True, name="turnout-health"):
+    """The health aggregator's ConfigMap as components/dr/health.py creates it."""
+    config = {"gateway": "istio-ingressgateway.istio-system.svc.cluster.local", "port": 443, "endpoints": []}
+    config.update({"period": period, "timeout": timeout} if readable else {})
+    return k8s.core.v1.ConfigMap(
+        f"health-{period}-{timeout}-{readable}-{name}",
+        metadata={"name": name, "namespace": "turnout-system"},
+        data={"config.json": json.dumps(config), "aggregator.py": "..."},
+    )
+
+
+def routed_stack(aggregator=True, **aggregator_args):
+    """A warm standby whose failover DNS probes the health route: the record counts 8 s of aggregator lag."""
+
+    def program():
+        dr_record(estimated=(1, 248), routing=ROUTED)
+        health_check()
+        record()
+        if aggregator:
+            health_aggregator(**aggregator_args)
+
+    return program
+
+
 AUTOMATIC = {
     "orchestrator": "arc-region-switch",
     "recoveryApproach": "activePassive",
@@ -231,6 +258,30 @@ CASES = {
             "warm-standby over us-east-1, us-west-2 loses up to 86400s of data; the target RPO is 30s.",
         ),
         missing(lambda: dr_record(data=False), "the DR record turnout-system/turnout-dr is unreadable."),
+        passes(routed_stack()),
+        passes(routed_stack(period=2, timeout=2)),  # quicker than counted
+        fails(
+            routed_stack(period=60, timeout=10),  # 70 s of lag, not 8: 248 + 62 = 310 s
+            "warm-standby over us-east-1, us-west-2 recovers in 310s; the target RTO is 300s.",
+        ),
+        fails(
+            routed_stack(aggregator=False),
+            "warm-standby counts the health route's lag (8s), but the stack serves no health route "
+            "(turnout-system/turnout-health): failover DNS probes a path nothing answers.",
+            "warm-standby over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 300s.",
+        ),
+        fails(
+            routed_stack(readable=False),
+            "warm-standby over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 300s.",
+            "warm-standby: a health aggregator's configuration is unreadable, so nothing bounds when the health "
+            "route notices an outage.",
+        ),
+        fails(
+            routed_stack(name="something-else"),  # a ConfigMap that is not the aggregator's
+            "warm-standby counts the health route's lag (8s), but the stack serves no health route "
+            "(turnout-system/turnout-health): failover DNS probes a path nothing answers.",
+            "warm-standby over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 300s.",
+        ),
         passes(automatic_stack()),
         fails(
             automatic_stack(alarm_period=300),  # a 5-minute alarm, not the minute the estimate counted

@@ -126,6 +126,10 @@ HEALTH_CHECK_INTERVALS: dict[tuple[str, str], tuple[int, ...]] = {
     ("azure", "external"): (10, 30),
 }
 
+# Where failover DNS cannot probe the health route through the gateway and judges the load balancer's own health
+# instead (Route 53's checkers cannot reach a private NLB: a CloudWatch alarm on its healthy targets decides).
+LOAD_BALANCER_HEALTH = frozenset({("aws", "internal")})
+
 PLATFORM_INSTALL = 600
 """Istio, Knative, Flagger and the gateway's load balancer on a new cluster."""
 ENDPOINTS_READY = 120
@@ -169,6 +173,14 @@ GLOBAL_DATASTORE_PROMOTION_SOURCE = (
 )
 
 
+HEALTH_AGGREGATE_PERIOD = 5
+"""Seconds between the health aggregator's rounds of requests to every model endpoint (components/dr/health.py)."""
+HEALTH_AGGREGATE_TIMEOUT = 3
+"""Seconds the aggregator waits for each endpoint's answer."""
+HEALTH_AGGREGATE_LAG = HEALTH_AGGREGATE_PERIOD + HEALTH_AGGREGATE_TIMEOUT
+"""How late the health route can learn of an outage: the round after it starts, once its probes time out."""
+
+
 @dataclass(frozen=True)
 class Routing:
     """Health-checked global DNS routing over the regions' ingress load balancers."""
@@ -177,10 +189,14 @@ class Routing:
     health_check_interval: int
     failure_threshold: int
     ttl: int
+    aggregate_seconds: int = 0
+    """What the probed health route adds before the cloud's first failed check: the health aggregator's lag
+    (`HEALTH_AGGREGATE_LAG`) where the cloud probes the models through the gateway, 0 where it probes the load
+    balancer's own health (AWS internal gateways: a CloudWatch alarm on the NLB's healthy targets)."""
 
     @property
     def detection(self) -> int:
-        return self.health_check_interval * self.failure_threshold
+        return self.aggregate_seconds + self.health_check_interval * self.failure_threshold
 
 
 @dataclass(frozen=True)
@@ -345,7 +361,9 @@ def routing_for(tier: Tier, cloud: str, exposure: str) -> Routing | None:
     if nominal is None or not intervals:
         return None
     interval = min((i for i in intervals if i >= nominal.health_check_interval), default=intervals[-1])
-    return dataclasses.replace(nominal, health_check_interval=interval)
+    # AWS internal gateways are judged by an alarm on the NLB's healthy targets, not through the health route.
+    lag = 0 if (cloud, exposure) in LOAD_BALANCER_HEALTH else HEALTH_AGGREGATE_LAG
+    return dataclasses.replace(nominal, health_check_interval=interval, aggregate_seconds=lag)
 
 
 def automation_for(settings: Settings, cloud: str, failover: FailoverMode) -> Automation | None:
@@ -429,6 +447,16 @@ def _rpo_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
     return (Term("cache data", None, "the cache has neither backups nor a cross-region replica"),)
 
 
+def _detection_why(routing: Routing) -> str:
+    checks = f"health check every {routing.health_check_interval} s × {routing.failure_threshold} failures"
+    if not routing.aggregate_seconds:
+        return checks
+    return (
+        f"{checks} of the health route, which answers for the models up to {routing.aggregate_seconds} s late "
+        f"(a round every {HEALTH_AGGREGATE_PERIOD} s, {HEALTH_AGGREGATE_TIMEOUT} s per answer)"
+    )
+
+
 def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tuple[Term, ...]:
     routing = settings.routing
     if settings.standby == "none":
@@ -446,11 +474,7 @@ def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
     if routing is None:
         return (Term("detection", None, "no health-checked global routing fails over to the standby"),)
     terms = [
-        Term(
-            "detection",
-            routing.detection,
-            f"health check every {routing.health_check_interval} s × {routing.failure_threshold} failures",
-        ),
+        Term("detection", routing.detection, _detection_why(routing)),
         Term("dns", routing.ttl, "clients keep the failed region's answer for the TTL"),
     ]
     manual = (["scale the pilot light up"] if settings.standby == "zero" else []) + (

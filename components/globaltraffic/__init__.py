@@ -5,10 +5,21 @@ answer), `records` (what the plan shows: routing, each region's target, role and
 (how long the cloud takes to declare a region down, from the settings the stack creates) and `ttl_seconds`.
 The DR estimate reads the last two: a region's outage reaches clients within detection + TTL.
 
-What is checked, and how, on every cloud: the Istio ingress gateway's readiness endpoint, plain HTTP on
-its status port (15021, `/healthz/ready`), which the gateway Service already exposes on its load balancer
-next to 80 and 443. It answers 200 only while Envoy is up and configured by istiod, without depending on
-a Gateway host or a TLS certificate (HTTPS on 443 would need SNI and a route answering the path).
+What is checked, and how:
+
+- DR failover routing (`health_route=True`): the region's health route (components/dr/health.py) through the
+  gateway, HTTPS on 443 with the stack's health host as Host and SNI, `GET /ready`, which answers 200 only while
+  every model endpoint of the region answers through that gateway. A region whose certificate is missing (the TLS
+  handshake fails), whose gateway is down, or whose models all (or any) stop answering is taken out of DNS. Route 53
+  resolves the check's name to reach a region, so each cluster has its own health host
+  (`turnout-health-<cluster>.<domain>`, a plain record to its load balancer); Cloud DNS and Traffic Manager probe
+  each region's address with the shared `turnout-health.<domain>` as Host (and SNI). The detection time adds the
+  aggregator's lag (`turnout.dr.HEALTH_AGGREGATE_LAG`) to interval x failures.
+- AWS internal gateways: Route 53's checkers cannot reach a private NLB; a CloudWatch alarm on its healthy HTTPS
+  targets decides (the NLB's own check, of the gateway pods, not of the models).
+- Blue/green colours (`health_route=False`: a global stack cannot know its cells serve the route): the Istio
+  ingress gateway's readiness endpoint, plain HTTP on its status port (15021, `/healthz/ready`), which the gateway
+  Service exposes on its load balancer next to 80 and 443; 200 while Envoy is up and configured by istiod.
 
 `check_global_traffic(cloud, args)` validates the args against what the cloud allows before anything is
 created and returns the settings the component will create; `build_global_traffic(cloud, args)` picks
@@ -26,7 +37,9 @@ from typing import Literal
 
 import pulumi
 
+from components.dr.health import HEALTH_PATH, health_host
 from turnout.config import key_path
+from turnout.dr import HEALTH_AGGREGATE_LAG
 from turnout.errors import ConfigError, describe
 
 Role = Literal["primary", "secondary", "active"]
@@ -43,6 +56,7 @@ DOMAIN_KEY = key_path("platform.serving.gateway.domain")
 GATEWAY_STATUS_PORT = 15021
 GATEWAY_READY_PATH = "/healthz/ready"
 HEALTH_CHECK_PROTOCOL = "HTTP"
+HEALTH_ROUTE_PORT = 443  # the health route: HTTPS through the gateway's Gateway server for *.<domain>
 # Per-probe timeout where the cloud lets us choose (Cloud DNS and Traffic Manager): valid for every interval.
 HEALTH_CHECK_TIMEOUT_SECONDS = 5
 
@@ -117,7 +131,11 @@ class GlobalTrafficArgs:
     """failover: the primary region while healthy, else a secondary; latency: the nearest healthy region;
     weighted: healthy regions in proportion to their weights (blue/green across colours)."""
     health_check_path: str = GATEWAY_READY_PATH
-    """HTTP path probed on the gateway's status port."""
+    """HTTP path probed on the gateway's status port (without `health_route`)."""
+    health_route: bool = False
+    """Probe the region's health route (components/dr/health.py: HTTPS through the gateway, SNI the health host,
+    `/ready`, 200 only while every model answers) instead of the gateway's readiness port. The clusters must serve
+    it: DR stacks create it on every cluster (`HealthRoute`)."""
     health_check_interval_seconds: int | None = None
     """Seconds between probes; None: the cloud's standard interval (30 s; 60 s for AWS internal)."""
     failure_threshold: int = 3
@@ -141,8 +159,13 @@ class HealthCheckPlan:
     failure_threshold: int
     timeout_seconds: int | None
     detection_seconds: int
-    """How long the cloud takes to declare a region down: interval x consecutive failures."""
+    """How long the cloud takes to declare a region down: interval x consecutive failures, plus the health
+    aggregator's lag when the health route is probed."""
     ttl_seconds: int
+    host: str | None = None
+    """The Host header and SNI sent (the shared health host) where the health route is probed; None otherwise."""
+    aggregate_seconds: int = 0
+    """The health aggregator's lag included in `detection_seconds` (0 without the health route)."""
 
 
 def _interval_rule(cloud: str, exposure: str) -> tuple[int, str, Callable[[int], bool]]:
@@ -278,6 +301,20 @@ def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_
             detection_seconds=interval * threshold,
             ttl_seconds=ttl,
         )
+    if args.health_route:
+        return HealthCheckPlan(
+            mechanism="health-route",
+            protocol="HTTPS",
+            port=HEALTH_ROUTE_PORT,
+            path=HEALTH_PATH,
+            interval_seconds=interval,
+            failure_threshold=threshold,
+            timeout_seconds=None if cloud == "aws" else HEALTH_CHECK_TIMEOUT_SECONDS,
+            detection_seconds=HEALTH_AGGREGATE_LAG + interval * threshold,
+            ttl_seconds=ttl,
+            host=health_host(args.domain),
+            aggregate_seconds=HEALTH_AGGREGATE_LAG,
+        )
     return HealthCheckPlan(
         mechanism="endpoint",
         protocol=HEALTH_CHECK_PROTOCOL,
@@ -325,6 +362,7 @@ def describe_records(
         "intervalSeconds": plan.interval_seconds,
         "failureThreshold": plan.failure_threshold,
         "detectionSeconds": plan.detection_seconds,
+        **({"host": plan.host, "aggregateSeconds": plan.aggregate_seconds} if plan.host else {}),
     }
     rows = []
     for ingress in args.ingresses:

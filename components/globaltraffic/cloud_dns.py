@@ -10,7 +10,11 @@
   weighted -> `wrr`, one weighted item per region.
 - Health: Cloud DNS health-checks public IPs ("external endpoints", GA since February 2025) with one global
   compute health check carrying exactly three source regions, which restricts it to HTTP/HTTPS/TCP and an
-  interval of 30 s or more. It probes the gateway's status port (15021, `/healthz/ready`) over HTTP.
+  interval of 30 s or more. DR routing (`health_route`): it probes the region's health route, HTTPS on 443,
+  `/ready`, with `host` the shared health host `turnout-health.<domain>` (the Host header; the Gateway's
+  `*.<domain>` server is chosen by SNI, so the probe must send it as SNI too, as an HTTPS client does for a named
+  host): 200 only while every model of the region answers. Blue/green colours: the gateway's status port (15021,
+  `/healthz/ready`) over HTTP.
 - APIs: Cloud DNS and Compute Engine (the health check) are enabled first (components/cluster/gcp_apis.py);
   the health check's name fits GCP's limits (components/cluster/gcp_limits.py).
 - Internal gateways are refused by `check_global_traffic`: Cloud DNS judges an internal passthrough load
@@ -108,12 +112,18 @@ def health_check_args(name: str, plan: HealthCheckPlan, regions: list[str]) -> d
     """The global compute health check Cloud DNS probes the regions' IPs with."""
     return {
         "name": gcp_name("health_check", name),
-        "description": "Istio ingress gateway readiness, for Cloud DNS routing",
+        "description": "The regions' model health route, for Cloud DNS routing"
+        if plan.host is not None
+        else "Istio ingress gateway readiness, for Cloud DNS routing",
         "check_interval_sec": plan.interval_seconds,
         "timeout_sec": plan.timeout_seconds,
         "unhealthy_threshold": plan.failure_threshold,
         "healthy_threshold": plan.failure_threshold,
-        "http_health_check": {"port": plan.port, "request_path": plan.path},
+        **(
+            {"https_health_check": {"port": plan.port, "request_path": plan.path, "host": plan.host}}
+            if plan.host is not None
+            else {"http_health_check": {"port": plan.port, "request_path": plan.path}}
+        ),
         "source_regions": regions,
     }
 

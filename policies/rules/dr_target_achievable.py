@@ -4,6 +4,10 @@ The DR record (`turnout-dr` ConfigMap) carries the target and the estimate term 
 does not take the estimate on trust: it re-derives the failover-detection and DNS terms from the
 health checks and records the stack really creates, and fails when the corrected estimate exceeds
 the target, when the record says the target is not met, or when routing it relies on is missing.
+Where the record counts the health route's lag (`settings.routing.aggregateSeconds`: failover DNS probes the
+models through the gateway), it re-derives that from the health aggregators the stack creates (their round period
+plus per-answer timeout, from their ConfigMap); a record that counts the route while the stack serves none has no
+bounded detection (the cloud's HTTPS check could never succeed).
 
 With `failover: automatic` the record counts an orchestrator's trigger instead of someone starting the runbook
 (`settings.automation`). The rule re-derives that too, from the ARC Region switch plan the stack creates: the plan
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
 
-from ._dr import ARC_PLAN, METRIC_ALARM, STEP_BLOCKS, dr_records, plan_blocks, trigger_alarms
+from ._dr import ARC_PLAN, METRIC_ALARM, STEP_BLOCKS, dr_records, health_aggregate_lags, plan_blocks, trigger_alarms
 from ._kubernetes import get_path, number
 
 MANDATORY_IN = ("staging", "prod")  # a declared target that cannot be met is a release blocker
@@ -134,15 +138,32 @@ def validate(args: StackValidationArgs, report_violation: ReportViolation) -> No
         rpo, rto = number(document.get("estimatedRpoSeconds")), number(document.get("estimatedRtoSeconds"))
         routing = get_path(document, "settings", "routing")
         if isinstance(routing, dict) and rto is not None:
+            claimed_aggregate = number(routing.get("aggregateSeconds")) or 0
             claimed_detection = (number(routing.get("healthCheckInterval")) or 0) * (
                 number(routing.get("failureThreshold")) or 0
             )
             claimed_ttl = number(routing.get("ttl")) or 0
+            lags = health_aggregate_lags(args.resources)
             if detection is None:
                 report_violation(f"{tier} relies on health-checked failover, but the stack creates no health check.")
                 rto = None
+            elif claimed_aggregate and not lags:
+                report_violation(
+                    f"{tier} counts the health route's lag ({claimed_aggregate:g}s), but the stack serves no health "
+                    "route (turnout-system/turnout-health): failover DNS probes a path nothing answers.",
+                    resource.urn,
+                )
+                rto = None
+            elif claimed_aggregate and float("inf") in lags:
+                report_violation(
+                    f"{tier}: a health aggregator's configuration is unreadable, so nothing bounds when the health "
+                    "route notices an outage.",
+                    resource.urn,
+                )
+                rto = None
             else:
-                rto += max(0.0, detection - claimed_detection) + max(0.0, (ttl or 0) - claimed_ttl)
+                aggregate = max(0.0, max(lags, default=0.0) - claimed_aggregate) if claimed_aggregate else 0.0
+                rto += max(0.0, detection - claimed_detection) + aggregate + max(0.0, (ttl or 0) - claimed_ttl)
         automation = get_path(document, "settings", "automation")
         if isinstance(automation, dict) and rto is not None:
             delay = automated_failover_delay(automation, args.resources, tier, report_violation)
