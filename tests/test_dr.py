@@ -276,10 +276,17 @@ def test_an_internal_aws_gateway_fails_over_on_cloudwatch_alarms_a_minute_apart(
     assert terms(warm)[1]["detection"] == 180
 
 
-def test_gcp_and_azure_need_external_gateways_for_failover_tiers():
-    for cloud, regions in (("gcp", ("europe-west1", "europe-west4")), ("azure", ("westeurope", "northeurope"))):
-        pilot = dr.estimate("pilot-light", Platform(cloud=cloud, regions=regions), has_cache=False)
-        assert "turnout:platform.serving.gateway.exposure: external" in pilot.unavailable
+def test_azure_needs_an_external_gateway_for_failover_tiers_and_gcp_does_not():
+    azure = Platform(cloud="azure", regions=("westeurope", "northeurope"))
+    pilot = dr.estimate("pilot-light", azure, has_cache=False)
+    assert "turnout:platform.serving.gateway.exposure: external" in pilot.unavailable
+    internal = Platform(cloud="gcp", regions=("europe-west1", "europe-west4"))  # internal is the default exposure
+    pilot = dr.estimate("pilot-light", internal, has_cache=False)
+    assert pilot.unavailable is None
+    # Cloud DNS reads GKE's check of each internal load balancer: every 3 s, down after 2 failures, whatever the tier
+    assert pilot.settings.routing == dr.Routing("failover", 3, 2, 60, checked_by=dr.GKE_L4_HEALTH_CHECK_SOURCE)
+    (detection,) = [t for t in pilot.rto_terms if t.name == "detection"]
+    assert detection.seconds == 6 and "kubernetes/ingress-gce" in detection.source
     gcp = dr.estimate(
         "warm-standby", Platform(cloud="gcp", regions=("europe-west1", "europe-west4"), serving=EXTERNAL), False
     )
@@ -457,3 +464,50 @@ def test_dr_json_carries_the_plan_it_counts():
         "steps": ["promote-cache", "route-traffic"],
         "trigger": {"period": 60, "evaluationPeriods": 1, "minDelayMinutes": 60},
     }
+
+
+def test_a_two_region_gcp_internal_stack_gets_failover_dns_over_its_internal_load_balancers(capsys, project, tmp_path):
+    """The issue's example: GCP, two regions, an internal gateway, `dr: {rpo: 1m, rto: 15m}`: a failover tier."""
+    config = {
+        "tier": "prod",
+        "platform": {
+            "cloud": "gcp",
+            "regions": ["europe-west4", "europe-west1"],
+            "serving": {"gateway": {"exposure": "internal", "domain": "models.example.com"}},
+        },
+        "dr": {"rpo": "1m", "rto": "15m"},
+        "endpoints": {"m": {"versions": {"v1": {"image": "ghcr.io/acme/m:1.0.0", "replicas": {"min": 2, "max": 6}}}}},
+    }
+    status, err, folder = plan_stack(capsys, project, tmp_path, "gcpint", config)
+    assert status == 0 and "dr-target-achievable" not in err
+    document = json.loads((folder / "dr.json").read_text())
+    assert (document["tier"], document["meets"]) == ("pilot-light", True)
+    inventory = json.loads((folder / "inventory.json").read_text())
+    by_type = lambda t: [r["inputs"] for r in inventory["resources"] if r["type"] == t]  # noqa: E731
+    (zone,) = by_type("gcp:dns/managedZone:ManagedZone")
+    assert (zone["visibility"], zone["dnsName"]) == ("private", "models.example.com.")
+    networks = sorted(n["networkUrl"] for n in zone["privateVisibilityConfig"]["networks"])
+    assert [n.rsplit("/", 1)[-1] for n in networks] == ["gcpint-europe-west1", "gcpint-europe-west4"]
+    peerings = by_type("gcp:compute/networkPeering:NetworkPeering")
+    assert sorted((p["network"], p["peerNetwork"]) for p in peerings) == [tuple(networks), tuple(reversed(networks))]
+    (record_set,) = by_type("gcp:dns/recordSet:RecordSet")
+    policy = record_set["routingPolicy"]
+    assert "healthCheck" not in policy
+    (primary,) = policy["primaryBackup"]["primary"]["internalLoadBalancers"]
+    assert (primary["loadBalancerType"], primary["port"], primary["ipProtocol"], primary["region"]) == (
+        "regionalL4ilb",
+        "443",
+        "tcp",
+        "europe-west4",
+    )
+    assert primary["networkUrl"].endswith("/gcpint-europe-west4") and primary["project"] == "turnout-offline"
+    (backup,) = policy["primaryBackup"]["backupGeos"]
+    assert backup["location"] == "europe-west1"
+    assert backup["healthCheckedTargets"]["internalLoadBalancers"][0]["region"] == "europe-west1"
+    assert not by_type("gcp:compute/healthCheck:HealthCheck")  # GKE's own check of each load balancer decides
+    # the gateways' internal load balancers accept clients from other regions (the peered networks)
+    releases = [r for r in by_type("kubernetes:helm.sh/v3:Release") if r.get("name") == "istio-ingressgateway"]
+    assert len(releases) == 2
+    for release in releases:
+        annotations = release["values"]["service"]["annotations"]
+        assert annotations["networking.gke.io/internal-load-balancer-allow-global-access"] == "true"

@@ -8,6 +8,7 @@ import json
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from tests.policy_cases import fails, missing, passes
@@ -53,6 +54,44 @@ def record(ttl=60):
 
 def warm_stack(interval=10, threshold=3, ttl=60):
     return lambda: (dr_record(), health_check(interval, threshold), record(ttl))
+
+
+GKE_INTERNAL = {"healthCheckInterval": 3, "failureThreshold": 2, "ttl": 60, "policy": "failover"}
+
+
+def gcp_internal_stack(targets="internal_load_balancers", ttl=60):
+    """A pilot light on GCP with an internal gateway: Cloud DNS over the internal load balancers, judged by GKE's own
+    check of each (3 s x 2), which the stack does not create; the record counts 6 s of detection (estimate 666 s)."""
+
+    def program():
+        dr_record(tier="pilot-light", rto=900, estimated=(0, 666), routing=GKE_INTERNAL)
+        target = (
+            {
+                "internal_load_balancers": [
+                    {
+                        "ip_address": "10.0.0.9",
+                        "ip_protocol": "tcp",
+                        "port": "443",
+                        "network_url": "projects/p/global/networks/n",
+                        "project": "p",
+                        "load_balancer_type": "regionalL4ilb",
+                        "region": "europe-west4",
+                    }
+                ]
+            }
+            if targets == "internal_load_balancers"
+            else {"external_endpoints": ["34.1.2.3"]}
+        )
+        gcp.dns.RecordSet(
+            "internal-record",
+            managed_zone="models-example-com-private",
+            name="*.models.example.com.",
+            type="A",
+            ttl=ttl,
+            routing_policy={"primary_backup": {"primary": target, "backup_geos": []}},
+        )
+
+    return program
 
 
 ROUTED = {**WARM, "aggregateSeconds": 8}  # failover DNS probes the health route: its aggregator's lag counts
@@ -258,6 +297,16 @@ CASES = {
             "warm-standby over us-east-1, us-west-2 loses up to 86400s of data; the target RPO is 30s.",
         ),
         missing(lambda: dr_record(data=False), "the DR record turnout-system/turnout-dr is unreadable."),
+        passes(gcp_internal_stack()),  # GKE's 3 s x 2 check of each internal load balancer counts
+        fails(
+            gcp_internal_stack(ttl=300),
+            "pilot-light over us-east-1, us-west-2 recovers in 906s; the target RTO is 900s.",
+        ),
+        fails(
+            gcp_internal_stack(targets="external_endpoints"),  # no internal targets, and no health check created
+            "pilot-light relies on health-checked failover, but the stack creates no health check.",
+            "pilot-light over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 900s.",
+        ),
         passes(routed_stack()),
         passes(routed_stack(period=2, timeout=2)),  # quicker than counted
         fails(

@@ -71,6 +71,11 @@ def _roles(plan: DrPlan, count: int) -> list[str]:
     return ["primary"] + ["secondary"] * (count - 1)
 
 
+def _network(cluster) -> pulumi.Output[str] | None:
+    """A cluster's network as global routing names it: the EKS VPC's id, the GKE network's self link."""
+    return getattr(cluster, "vpc_id", None) or getattr(cluster, "network_self_link", None)
+
+
 def failover_routing(
     plan: DrPlan,
     platform: Platform,
@@ -83,8 +88,8 @@ def failover_routing(
     `switch_checks`: the Region switch plan's health check per region (components/dr/arc.py), where there is one."""
     if plan.settings.routing is None:
         return None
-    # The clusters' networks (EKS VPCs), which an internal gateway's private zone must be associated with.
-    networks = {c.name: c.vpc_id for c in clusters if getattr(c, "vpc_id", None) is not None}
+    # The clusters' networks (EKS VPCs, GKE networks), which an internal gateway's private zone must be visible to.
+    networks = {c.name: _network(c) for c in clusters if _network(c) is not None}
     ingresses = regional_ingresses(
         [(c.name, c.region) for c in clusters], addresses, plan.settings.routing.policy, networks, switch_checks
     )

@@ -60,6 +60,7 @@ HEALTH_ROUTE_PORT = 443  # the health route: HTTPS through the gateway's Gateway
 # Per-probe timeout where the cloud lets us choose (Cloud DNS and Traffic Manager): valid for every interval.
 HEALTH_CHECK_TIMEOUT_SECONDS = 5
 
+GKE_L4_FAILURES = 2  # GKE's internal load balancer health check (ETP Local): unhealthy after 2 failures
 FAILURE_THRESHOLDS = range(1, 11)  # Route 53 1-10; GCP unhealthy threshold 1-10; Traffic Manager 0-9 tolerated + 1
 TTL_SECONDS = range(0, 2**31)  # RFC 2181's 0..2^31-1, as Route 53, Cloud DNS and Traffic Manager accept
 WEIGHTS = range(0, 256)  # Route 53's weights; Cloud DNS takes any non-negative weight, Traffic Manager 1-1000
@@ -151,7 +152,8 @@ class HealthCheckPlan:
     """The health-check and DNS settings a component creates, as the cloud will apply them."""
 
     mechanism: str
-    """What decides a region's health: "endpoint" probes, or "cloudwatch-alarm" (AWS internal)."""
+    """What decides a region's health: "health-route" or "endpoint" probes, "cloudwatch-alarm" (AWS internal) or
+    "load-balancer" (GCP internal: the health check GKE gives the internal load balancer, which Cloud DNS reads)."""
     protocol: str
     port: int
     path: str
@@ -177,6 +179,13 @@ def _interval_rule(cloud: str, exposure: str) -> tuple[int, str, Callable[[int],
             "a multiple of 60 from 60 to 3600 (an alarm on the NLB's one-minute metric)",
             (lambda seconds: 60 <= seconds <= 3600 and seconds % 60 == 0),
         )
+    if cloud == "gcp" and exposure == "internal":
+        # Cloud DNS reads the internal load balancer's own health check, which GKE creates: every 3 s, fixed.
+        return (
+            3,
+            "3 (GKE creates the internal load balancer's health check, every 3 s; the stack cannot change it)",
+            (lambda seconds: seconds == 3),
+        )
     if cloud == "gcp":
         # A health check with source regions (what Cloud DNS needs for public IPs) probes every 30 s or slower.
         return (
@@ -197,16 +206,10 @@ def _check_int(value: object, path: str, allowed: range, what: str) -> int:
 def _check_exposure(cloud: str, exposure: str) -> None:
     if exposure not in ("internal", "external"):
         raise ConfigError(EXPOSURE_KEY, describe(exposure), "internal or external")
-    if exposure == "external" or cloud == "aws":
+    if exposure == "external" or cloud in ("aws", "gcp"):
         return
-    reason = {
-        # Cloud DNS checks an internal passthrough LB only through the LB's own backend health check, which
-        # GKE creates and the stack neither sets nor sees; and each cluster's VPC is its own.
-        "gcp": "Cloud DNS judges internal load balancers by the health check GKE manages for them, whose "
-        "interval and threshold the stack cannot set or report",
-        # Traffic Manager's probes come from the internet and it answers public DNS only.
-        "azure": "Traffic Manager probes endpoints from the internet and cannot route to or check private addresses",
-    }[cloud]
+    # Traffic Manager's probes come from the internet and it answers public DNS only.
+    reason = "Traffic Manager probes endpoints from the internet and cannot route to or check private addresses"
     raise ConfigError(
         EXPOSURE_KEY,
         f'"internal" with global traffic routing on {cloud}',
@@ -289,6 +292,25 @@ def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_
     )
     ttl = _check_int(args.ttl_seconds, f"{key}.ttlSeconds", TTL_SECONDS, "an integer from 0 to 2147483647")
 
+    if cloud == "gcp" and args.exposure == "internal":
+        if threshold != GKE_L4_FAILURES:
+            raise ConfigError(
+                f"{key}.healthCheck.failureThreshold",
+                describe(threshold),
+                f"{GKE_L4_FAILURES} on gcp with an internal gateway (GKE's health check of its internal load "
+                "balancer, which Cloud DNS reads, is unhealthy after 2 failures; the stack cannot change it)",
+            )
+        return HealthCheckPlan(
+            mechanism="load-balancer",
+            protocol="HTTP",
+            port=0,  # the gateway Service's healthCheckNodePort, which Kubernetes allocates
+            path="/healthz",
+            interval_seconds=interval,
+            failure_threshold=threshold,
+            timeout_seconds=1,
+            detection_seconds=interval * threshold,
+            ttl_seconds=ttl,
+        )
     if cloud == "aws" and args.exposure == "internal":
         return HealthCheckPlan(
             mechanism="cloudwatch-alarm",

@@ -2,7 +2,8 @@
 
 The DR record (`turnout-dr` ConfigMap) carries the target and the estimate term by term. The rule
 does not take the estimate on trust: it re-derives the failover-detection and DNS terms from the
-health checks and records the stack really creates, and fails when the corrected estimate exceeds
+health checks and records the stack really creates (a Cloud DNS record set over internal load balancers counts the
+health check GKE gives them, which the stack cannot change), and fails when the corrected estimate exceeds
 the target, when the record says the target is not met, or when routing it relies on is missing.
 Where the record counts the health route's lag (`settings.routing.aggregateSeconds`: failover DNS probes the
 models through the gateway), it re-derives that from the health aggregators the stack creates (their round period
@@ -17,6 +18,8 @@ A missing piece leaves nothing to start or do that step: the recovery time is un
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
 
@@ -45,6 +48,22 @@ DNS_RECORDS = {
     "gcp:dns/recordSet:RecordSet": lambda p: p.get("ttl"),
     TRAFFIC_MANAGER: lambda p: get_path(p, "dnsConfig", "ttl"),
 }
+GCP_RECORD_SET = "gcp:dns/recordSet:RecordSet"
+# Cloud DNS judges an internal load balancer target by the load balancer's own health check, which GKE creates for the
+# gateway's Service (externalTrafficPolicy Local): every 3 s, unhealthy after 2 failures (kubernetes/ingress-gce
+# pkg/healthchecksl4). The stack cannot change it, so a record set over internal load balancers implies it.
+GKE_L4_HEALTH_CHECK = (3, 2)
+
+
+def _has_internal_targets(value) -> bool:
+    """Whether a routing policy (as the engine hands it over) targets internal load balancers anywhere."""
+    if isinstance(value, Mapping):
+        return bool(value.get("internalLoadBalancers")) or any(_has_internal_targets(v) for v in value.values())
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return any(_has_internal_targets(v) for v in value)
+    return False
+
+
 DEFAULT_HEALTH_CHECK = {  # what the clouds use when the property is left out
     ROUTE53_HEALTH_CHECK: (30, 3),
     METRIC_ALARM: (60, 1),
@@ -72,6 +91,8 @@ def created_detection_and_ttl(resources) -> tuple[float | None, float | None]:
             interval = number(interval) or default_interval
             threshold = number(threshold) or default_threshold
             detections.append(interval * threshold)
+        if r.resource_type == GCP_RECORD_SET and _has_internal_targets(r.props.get("routingPolicy")):
+            detections.append(GKE_L4_HEALTH_CHECK[0] * GKE_L4_HEALTH_CHECK[1])
         if r.resource_type in DNS_RECORDS:
             ttl = number(DNS_RECORDS[r.resource_type](r.props))
             if ttl is not None:
