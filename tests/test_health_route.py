@@ -132,3 +132,27 @@ def test_an_endpoint_cannot_take_a_health_host(name):
         check_failover(plan, platform, "prod", {name: object()})
     assert caught.value.path == f"turnout:endpoints.{name}"
     check_failover(plan, platform, "prod", {"turnout-healthy": object()})  # only the route's own names
+
+
+def test_the_planned_health_route_passes_strict_validation_and_its_crd(tmp_path):
+    """prod-aws as planned: the route's core objects against kubernetes-validate --strict, its VirtualService against
+    Istio's CRD, on both clusters."""
+    import kubernetes_validate
+    import yaml
+
+    from tests.conftest import CRDS, REPO
+    from tests.crd_schema import load_crds, validate_custom_resource
+    from turnout.cli import main
+
+    assert main(["plan", "prod-aws", "--project", str(REPO), "--out", str(tmp_path)]) == 0
+    files = sorted((tmp_path / "prod-aws" / "manifests").rglob("*-turnout-system-turnout-health.yaml"))
+    documents = [yaml.safe_load(path.read_text()) for path in files]
+    kinds = sorted(d["kind"] for d in documents)
+    expected = ["ConfigMap", "ServiceAccount", "Service", "Deployment", "NetworkPolicy", "PodDisruptionBudget"]
+    assert kinds == sorted([*expected, "VirtualService"] * 2)
+    crds = load_crds(CRDS)
+    for document in documents:
+        if document["kind"] == "VirtualService":
+            assert validate_custom_resource(document, crds) == []
+        else:
+            kubernetes_validate.validate(document, "1.33.0", strict=True)
