@@ -442,7 +442,7 @@ def estimate(tier: Tier, platform: Platform, has_cache: bool, failover: Failover
         unavailable = (
             f"{tier} needs health-checked global routing, which {platform.cloud} offers only for external gateways"
             f" ({key_path('platform.serving.gateway.exposure')}: external)"
-            if platform.cloud in ("gcp", "azure")
+            if platform.cloud == "azure"
             else f"{tier} needs health-checked global routing, which {platform.cloud} does not have"
         )
     return Estimate(

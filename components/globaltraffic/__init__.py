@@ -209,7 +209,11 @@ def _check_exposure(cloud: str, exposure: str) -> None:
     if exposure == "external" or cloud in ("aws", "gcp"):
         return
     # Traffic Manager's probes come from the internet and it answers public DNS only.
-    reason = "Traffic Manager probes endpoints from the internet and cannot route to or check private addresses"
+    # Front Door Premium reaches private origins through Private Link, but only behind its public endpoint.
+    reason = (
+        "Traffic Manager probes endpoints from the internet and cannot route to or check private addresses; "
+        "Front Door Premium would reach them through Private Link, but only behind a public endpoint"
+    )
     raise ConfigError(
         EXPOSURE_KEY,
         f'"internal" with global traffic routing on {cloud}',
