@@ -156,3 +156,34 @@ def test_the_planned_health_route_passes_strict_validation_and_its_crd(tmp_path)
             assert validate_custom_resource(document, crds) == []
         else:
             kubernetes_validate.validate(document, "1.33.0", strict=True)
+
+
+@pytest.mark.parametrize(
+    ("cloud", "regions"), [("gcp", ["europe-west4", "europe-west1"]), ("azure", ["westeurope", "northeurope"])]
+)
+def test_gcp_and_azure_dr_stacks_probe_the_health_route_and_the_policy_agrees(
+    cloud, regions, capsys, project, tmp_path
+):
+    """An external-gateway DR stack on GCP and Azure: the cloud's check requests the route, every cluster serves it, and
+    dr-target-achievable (which refuses a record counting the route while a probe checks something else) passes."""
+    from tests.conftest import write_stack
+    from turnout.cli import main
+
+    config = {
+        "tier": "prod",
+        "platform": {
+            "cloud": cloud,
+            "regions": regions,
+            "serving": {"gateway": {"exposure": "external", "domain": DOMAIN}},
+        },
+        "dr": {"rpo": "1m", "rto": "15m"},
+        "endpoints": {"m": {"versions": {"v1": {"image": "ghcr.io/acme/m:1.0.0", "replicas": {"min": 2, "max": 6}}}}},
+    }
+    write_stack(project, "routed", config)
+    assert main(["plan", "routed", "--project", str(project), "--out", str(tmp_path / "out")]) == 0
+    assert "dr-target-achievable" not in capsys.readouterr().err
+    inventory = json.loads((tmp_path / "out" / "routed" / "inventory.json").read_text())
+    routes = [r for r in inventory["resources"] if r["type"] == "kubernetes:networking.istio.io/v1:VirtualService"]
+    assert sum(r["inputs"]["metadata"]["name"] == "turnout-health" for r in routes) == 2
+    document = json.loads((tmp_path / "out" / "routed" / "dr.json").read_text())
+    assert document["settings"]["routing"]["aggregateSeconds"] == dr.HEALTH_AGGREGATE_LAG

@@ -34,13 +34,16 @@ def dr_record(rpo=30, rto=300, tier="warm-standby", estimated=(1, 240), routing=
     )
 
 
-def health_check(interval=10, threshold=3, name="hc"):
+def health_check(interval=10, threshold=3, name="hc", route=False, type="HTTPS", port=443):
+    """A Route 53 probe: of the gateway (the record counts no health route), or with `route` of the health route
+    (HTTPS on 443 with SNI on the cluster's health host, /ready)."""
     return aws.route53.HealthCheck(
         name,
-        type="HTTPS",
-        fqdn="gw.us-east-1.example.com",
-        port=443,
-        resource_path="/healthz/ready",
+        type=type,
+        fqdn="turnout-health-prod-us-east-1.models.example.com" if route else "gw.us-east-1.example.com",
+        port=port,
+        resource_path="/ready" if route else "/healthz/ready",
+        enable_sni=True if route else None,
         request_interval=interval,
         failure_threshold=threshold,
     )
@@ -108,12 +111,12 @@ def health_aggregator(period=5, timeout=3, readable=True, name="turnout-health")
     )
 
 
-def routed_stack(aggregator=True, **aggregator_args):
+def routed_stack(aggregator=True, probe=None, **aggregator_args):
     """A warm standby whose failover DNS probes the health route: the record counts 8 s of aggregator lag."""
 
     def program():
         dr_record(estimated=(1, 248), routing=ROUTED)
-        health_check()
+        health_check(**(probe or {"route": True}))
         record()
         if aggregator:
             health_aggregator(**aggregator_args)
@@ -312,6 +315,12 @@ CASES = {
         fails(
             routed_stack(period=60, timeout=10),  # 70 s of lag, not 8: 248 + 62 = 310 s
             "warm-standby over us-east-1, us-west-2 recovers in 310s; the target RTO is 300s.",
+        ),
+        fails(
+            routed_stack(probe={"type": "HTTP", "port": 15021}),  # the gateway's status port, not the models
+            "warm-standby counts on the health route, but hc probes something else (not HTTPS on 443 with the health "
+            "host, /ready): a region whose models stop answering stays in DNS.",
+            "warm-standby over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 300s.",
         ),
         fails(
             routed_stack(aggregator=False),

@@ -72,6 +72,45 @@ DEFAULT_HEALTH_CHECK = {  # what the clouds use when the property is left out
 }
 
 
+HEALTH_ROUTE_PATH = "/ready"
+HEALTH_ROUTE_PORT = 443
+
+
+def _probe_target(resource) -> tuple[str, float | None, str, bool] | None:
+    """(protocol, port, path, names a host) of an endpoint probe as created; None for what is not one (calculated and
+    alarm checks, record sets)."""
+    props, kind = resource.props, resource.resource_type
+    if kind == ROUTE53_HEALTH_CHECK:
+        if props.get("type") in ("CLOUDWATCH_METRIC", "CALCULATED"):
+            return None
+        return (
+            str(props.get("type")),
+            number(props.get("port")),
+            str(props.get("resourcePath")),
+            bool(props.get("enableSni")),
+        )
+    if kind == "gcp:compute/healthCheck:HealthCheck":
+        https = props.get("httpsHealthCheck")
+        if isinstance(https, Mapping):
+            return ("HTTPS", number(https.get("port")), str(https.get("requestPath")), bool(https.get("host")))
+        return ("HTTP", None, "", False)
+    if kind == TRAFFIC_MANAGER:
+        monitor = props.get("monitorConfig") or {}
+        headers = [h for h in monitor.get("customHeaders") or [] if str(get_path(h, "name")).lower() == "host"]
+        return (str(monitor.get("protocol")), number(monitor.get("port")), str(monitor.get("path")), bool(headers))
+    return None
+
+
+def probes_off_the_route(resources) -> list:
+    """Endpoint probes that do not request the health route (HTTPS on 443, `/ready`, with the health host)."""
+    off = []
+    for r in resources:
+        target = _probe_target(r)
+        if target is not None and target != ("HTTPS", HEALTH_ROUTE_PORT, HEALTH_ROUTE_PATH, True):
+            off.append(r)
+    return off
+
+
 def created_detection_and_ttl(resources) -> tuple[float | None, float | None]:
     """The slowest failover detection and the longest TTL among what the stack creates."""
     detections, ttls = [], []
@@ -174,6 +213,15 @@ def validate(args: StackValidationArgs, report_violation: ReportViolation) -> No
                     "route (turnout-system/turnout-health): failover DNS probes a path nothing answers.",
                     resource.urn,
                 )
+                rto = None
+            elif claimed_aggregate and probes_off_the_route(args.resources):
+                for probe in probes_off_the_route(args.resources):
+                    report_violation(
+                        f"{tier} counts on the health route, but {probe.name} probes something else (not HTTPS on "
+                        f"{HEALTH_ROUTE_PORT} with the health host, {HEALTH_ROUTE_PATH}): a region whose models stop "
+                        "answering stays in DNS.",
+                        probe.urn,
+                    )
                 rto = None
             elif claimed_aggregate and float("inf") in lags:
                 report_violation(
