@@ -34,7 +34,7 @@ def check_buildable(config: StackConfig, stack: str) -> None:
     if config.dr is not None:
         check_achievable(config.dr, config.platform, has_cache=has_cache)
     plan = assess(config.dr, config.platform, has_cache)
-    check_failover(plan, config.platform, stack)
+    check_failover(plan, config.platform, stack, config.endpoints)
     if config.cache is not None:
         check_cache_settings(
             cloud=config.platform.cloud,

@@ -6,7 +6,7 @@ import pulumi
 from components.cache.build import build_cache, cache_connection, cache_replication
 from components.cluster.fleet import Fleet
 from components.dr import arc
-from components.dr.failover import failover_routing
+from components.dr.failover import failover_routing, health_routes
 from components.dr.record import dr_records
 from components.dr.standby import endpoint_options
 from components.endpoint.model_endpoint import ModelEndpoint, ModelEndpointArgs
@@ -66,7 +66,8 @@ def compose_cell(stack: StackConfig) -> None:
         for cluster in fleet.clusters
         for name, endpoint in dr.region_endpoints(stack.endpoints, recovery.settings, cluster.region).items()
     ]
-    dr_records(recovery, fleet.clusters)
+    records = dr_records(recovery, fleet.clusters)
+    health_routes(recovery, stack.platform, stack.tier, stack.endpoints, fleet.clusters, platforms, records)
     switch = arc.region_switch(recovery, stack, pulumi.get_stack(), fleet.clusters, cache)
     routing = failover_routing(
         recovery,

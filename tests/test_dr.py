@@ -46,26 +46,30 @@ def test_each_tier_creates_its_settings_and_estimates_from_them():
     assert (backup.rpo, backup.rto) == (86400, 4320)
 
     assert pilot.settings.standby == "zero" and pilot.settings.cluster_regions == ("us-east-1", "us-west-2")
-    assert pilot.settings.routing == dr.Routing("failover", 30, 3, 60)
+    assert pilot.settings.routing == dr.Routing("failover", 30, 3, 60, aggregate_seconds=dr.HEALTH_AGGREGATE_LAG)
     assert pilot.settings.cache_replicas == ("us-west-2",)
     assert terms(pilot) == (
         {"replication lag": 1},
-        {"detection": 90, "dns": 60, "runbook": 300, "cache promotion": 60, "nodes": 300, "endpoints": 120},
+        {"detection": 98, "dns": 60, "runbook": 300, "cache promotion": 60, "nodes": 300, "endpoints": 120},
     )
 
-    assert warm.settings.standby == "reduced" and warm.settings.routing == dr.Routing("failover", 10, 3, 60)
+    assert warm.settings.standby == "reduced" and warm.settings.routing == dr.Routing(
+        "failover", 10, 3, 60, aggregate_seconds=8
+    )
     # the Global Datastore's promotion is manual: someone runs `turnout failover`
-    assert terms(warm)[1] == {"detection": 30, "dns": 60, "runbook": 300, "cache promotion": 60, "scale-out": 90}
-    assert warm.rto == 540
+    assert terms(warm)[1] == {"detection": 38, "dns": 60, "runbook": 300, "cache promotion": 60, "scale-out": 90}
+    assert warm.rto == 548
 
-    assert active.settings.standby == "full" and active.settings.routing == dr.Routing("latency", 10, 2, 30)
-    assert terms(active)[1] == {"detection": 20, "dns": 30, "runbook": 300, "cache promotion": 60}
-    assert active.rto == 410
+    assert active.settings.standby == "full" and active.settings.routing == dr.Routing(
+        "latency", 10, 2, 30, aggregate_seconds=8
+    )
+    assert terms(active)[1] == {"detection": 28, "dns": 30, "runbook": 300, "cache promotion": 60}
+    assert active.rto == 418
 
 
 def test_a_stateless_stack_loses_no_data_and_needs_no_cache_terms():
     warm = dr.estimate("warm-standby", TWO_AWS, has_cache=False)
-    assert terms(warm) == ({"data": 0}, {"detection": 30, "dns": 60, "scale-out": 90})
+    assert terms(warm) == ({"data": 0}, {"detection": 38, "dns": 60, "scale-out": 90})
     assert warm.settings.backup_interval is None and warm.settings.cache_replicas == ()
 
 
@@ -73,18 +77,21 @@ def test_the_cheapest_tier_that_meets_the_target_is_chosen_and_the_cheaper_ones_
     plan = dr.assess(DrTarget(rpo=30, rto=600), TWO_AWS, has_cache=True)
     assert (plan.tier, plan.meets) == ("warm-standby", True)
     document = plan.to_json()
-    assert document["estimatedRpoSeconds"] == 1 and document["estimatedRtoSeconds"] == 540
+    assert document["estimatedRpoSeconds"] == 1 and document["estimatedRtoSeconds"] == 548
     assert "not backup-restore: rpo 1d > 30s; rto 72m > 10m (largest term: cache restore)" in document["reasons"]
-    assert "not pilot-light: rto 930s > 10m (largest term: runbook)" in document["reasons"]
-    assert "rto detection: 30s (health check every 10 s × 3 failures)" in document["reasons"]
+    assert "not pilot-light: rto 938s > 10m (largest term: runbook)" in document["reasons"]
+    assert (
+        "rto detection: 38s (health check every 10 s × 3 failures of the health route, which answers for the models "
+        "up to 8 s late (a round every 5 s, 3 s per answer))"
+    ) in document["reasons"]
     stateless = dr.assess(DrTarget(rpo=30, rto=300), TWO_AWS, has_cache=False)
-    assert (stateless.tier, stateless.estimate.rto) == ("warm-standby", 180)  # no cache: nothing manual
+    assert (stateless.tier, stateless.estimate.rto) == ("warm-standby", 188)  # no cache: nothing manual
     assert dr.assess(DrTarget(rpo=86400, rto=86400), TWO_AWS, has_cache=True).tier == "backup-restore"
     assert dr.assess(DrTarget(rpo=60, rto=900), TWO_AWS, has_cache=True).tier == "warm-standby"
     assert dr.assess(DrTarget(rpo=60, rto=1800), TWO_AWS, has_cache=True).tier == "pilot-light"
     unmet = dr.assess(DrTarget(rpo=30, rto=300), TWO_AWS, has_cache=True)
     assert (unmet.tier, unmet.meets) == ("active-active", False)
-    assert unmet.reasons[-1] == "the target is not met: rto 410s > 5m (largest term: runbook)"
+    assert unmet.reasons[-1] == "the target is not met: rto 418s > 5m (largest term: runbook)"
 
 
 def test_clouds_differ_in_what_backups_recover():
@@ -237,13 +244,25 @@ def test_warm_standby_plans_health_checked_failover_records(capsys, project, tmp
     status, err, folder = plan_stack(capsys, project, tmp_path, "warm", config)
     assert "dr-target-achievable" not in err
     document = json.loads((folder / "dr.json").read_text())
-    assert (document["tier"], document["meets"], document["estimatedRtoSeconds"]) == ("warm-standby", True, 180)
+    assert (document["tier"], document["meets"], document["estimatedRtoSeconds"]) == ("warm-standby", True, 188)
     inventory = json.loads((folder / "inventory.json").read_text())
     checks = [r["inputs"] for r in inventory["resources"] if r["type"] == "aws:route53/healthCheck:HealthCheck"]
     probes = [c for c in checks if c["type"] != "CALCULATED"]  # the primary's also needs the Region switch plan's
-    assert [(c["requestInterval"], c["failureThreshold"], c["port"]) for c in probes] == [(10, 3, 15021)] * 2
+    # the health route over HTTPS with SNI: each region's own health host
+    assert [(c["requestInterval"], c["failureThreshold"], c["port"], c["type"], c["enableSni"]) for c in probes] == [
+        (10, 3, 443, "HTTPS", True)
+    ] * 2
+    assert sorted(c["fqdn"] for c in probes) == [
+        "turnout-health-warm-us-east-1.models.example.com",
+        "turnout-health-warm-us-west-2.models.example.com",
+    ]
     assert [c["childHealthThreshold"] for c in checks if c["type"] == "CALCULATED"] == [2]
     records = [r["inputs"] for r in inventory["resources"] if r["type"] == "aws:route53/record:Record"]
+    health_hosts = [r for r in records if "failoverRoutingPolicies" not in r]
+    assert sorted(r["name"] for r in health_hosts) == sorted(c["fqdn"] for c in probes)
+    records = [r for r in records if "failoverRoutingPolicies" in r]
+    routes = [r for r in inventory["resources"] if r["type"] == "kubernetes:networking.istio.io/v1:VirtualService"]
+    assert sum(r["inputs"]["metadata"]["name"] == "turnout-health" for r in routes) == 2  # one per cluster
     assert sorted(r["failoverRoutingPolicies"][0]["type"] for r in records) == ["PRIMARY", "SECONDARY"]
     assert {r["ttl"] for r in records} == {60}
     standby = folder / "manifests" / "warm-us-west-2" / "04-deployment-m-m-v1.yaml"
@@ -257,10 +276,17 @@ def test_an_internal_aws_gateway_fails_over_on_cloudwatch_alarms_a_minute_apart(
     assert terms(warm)[1]["detection"] == 180
 
 
-def test_gcp_and_azure_need_external_gateways_for_failover_tiers():
-    for cloud, regions in (("gcp", ("europe-west1", "europe-west4")), ("azure", ("westeurope", "northeurope"))):
-        pilot = dr.estimate("pilot-light", Platform(cloud=cloud, regions=regions), has_cache=False)
-        assert "turnout:platform.serving.gateway.exposure: external" in pilot.unavailable
+def test_azure_needs_an_external_gateway_for_failover_tiers_and_gcp_does_not():
+    azure = Platform(cloud="azure", regions=("westeurope", "northeurope"))
+    pilot = dr.estimate("pilot-light", azure, has_cache=False)
+    assert "turnout:platform.serving.gateway.exposure: external" in pilot.unavailable
+    internal = Platform(cloud="gcp", regions=("europe-west1", "europe-west4"))  # internal is the default exposure
+    pilot = dr.estimate("pilot-light", internal, has_cache=False)
+    assert pilot.unavailable is None
+    # Cloud DNS reads GKE's check of each internal load balancer: every 3 s, down after 2 failures, whatever the tier
+    assert pilot.settings.routing == dr.Routing("failover", 3, 2, 60, checked_by=dr.GKE_L4_HEALTH_CHECK_SOURCE)
+    (detection,) = [t for t in pilot.rto_terms if t.name == "detection"]
+    assert detection.seconds == 6 and "kubernetes/ingress-gce" in detection.source
     gcp = dr.estimate(
         "warm-standby", Platform(cloud="gcp", regions=("europe-west1", "europe-west4"), serving=EXTERNAL), False
     )
@@ -324,9 +350,9 @@ def test_failover_is_manual_by_default_and_the_runbook_term_stays():
         == "manual"
     )
     manual = dr.assess(DrTarget(rpo=5, rto=180), TWO_AWS, has_cache=True)
-    assert (manual.tier, manual.meets, manual.estimate.rto) == ("active-active", False, 410)
+    assert (manual.tier, manual.meets, manual.estimate.rto) == ("active-active", False, 418)
     assert "rto runbook: 5m (someone starts `turnout failover` to promote the cache replica)" in manual.reasons
-    assert manual.reasons[-1] == "the target is not met: rto 410s > 3m (largest term: runbook)"
+    assert manual.reasons[-1] == "the target is not met: rto 418s > 3m (largest term: runbook)"
     assert manual.settings.automation.trigger is None  # the plan exists, for `turnout failover` to start
 
 
@@ -334,7 +360,7 @@ def test_automatic_replaces_the_runbook_by_the_plans_terms_each_with_its_source(
     plan = dr.assess(AUTOMATIC, TWO_AWS, has_cache=True)
     rto = {t.name: t for t in plan.estimate.rto_terms}
     assert {name: t.seconds for name, t in rto.items()} == {
-        "detection": 20,
+        "detection": 28,
         "dns": 30,
         "trigger alarm": 60,
         "trigger": 60,
@@ -352,8 +378,8 @@ def test_the_issues_target_is_not_met_even_automatically_and_dr_json_says_which_
     """Two AWS regions, an external gateway, a cache, rpo 5s, rto 3m (issue 13): the plan's documented terms add to
     230 s; even with ARC starting at once the alarm's minute and the promotion's leave 50 s for everything else."""
     plan = dr.assess(AUTOMATIC, TWO_AWS, has_cache=True)
-    assert (plan.tier, plan.meets, plan.estimate.rpo, plan.estimate.rto) == ("active-active", False, 1, 230)
-    assert plan.reasons[-1] == "the target is not met: rto 230s > 3m (largest term: trigger alarm)"
+    assert (plan.tier, plan.meets, plan.estimate.rpo, plan.estimate.rto) == ("active-active", False, 1, 238)
+    assert plan.reasons[-1] == "the target is not met: rto 238s > 3m (largest term: trigger alarm)"
     assert any(r.startswith("failover automatic: an arc-region-switch plan (activeActive") for r in plan.reasons)
     assert dr.assess(DrTarget(rpo=5, rto=240, failover="automatic"), TWO_AWS, has_cache=True).meets
     assert not dr.assess(DrTarget(rpo=5, rto=240), TWO_AWS, has_cache=True).meets  # manual: 410 s
@@ -363,13 +389,15 @@ def test_the_plans_steps_run_side_by_side_and_count_as_the_longest():
     warm = dr.estimate("warm-standby", TWO_AWS, has_cache=True, failover="automatic")
     steps = [t for t in warm.rto_terms if t.parallel]
     assert [(t.name, t.seconds) for t in steps] == [("cache promotion", 60), ("scale-out", 90)]
-    assert warm.rto == 30 + 60 + 60 + 60 + 90  # detection, dns, alarm, trigger, then max(60, 90)
+    assert (
+        warm.rto == 38 + 60 + 60 + 60 + 90
+    )  # detection (with the health route), dns, alarm, trigger, then max(60, 90)
     pilot = dr.estimate("pilot-light", TWO_AWS, has_cache=True, failover="automatic")
     assert {t.name: t.seconds for t in pilot.rto_terms if t.parallel} == {
         "cache promotion": 60,
         "standby capacity": 420,
     }
-    assert pilot.rto == 90 + 60 + 60 + 60 + 420
+    assert pilot.rto == 98 + 60 + 60 + 60 + 420
     assert warm.settings.automation.steps == ("promote-cache", "scale-models", "route-traffic")
 
 
@@ -436,3 +464,50 @@ def test_dr_json_carries_the_plan_it_counts():
         "steps": ["promote-cache", "route-traffic"],
         "trigger": {"period": 60, "evaluationPeriods": 1, "minDelayMinutes": 60},
     }
+
+
+def test_a_two_region_gcp_internal_stack_gets_failover_dns_over_its_internal_load_balancers(capsys, project, tmp_path):
+    """The issue's example: GCP, two regions, an internal gateway, `dr: {rpo: 1m, rto: 15m}`: a failover tier."""
+    config = {
+        "tier": "prod",
+        "platform": {
+            "cloud": "gcp",
+            "regions": ["europe-west4", "europe-west1"],
+            "serving": {"gateway": {"exposure": "internal", "domain": "models.example.com"}},
+        },
+        "dr": {"rpo": "1m", "rto": "15m"},
+        "endpoints": {"m": {"versions": {"v1": {"image": "ghcr.io/acme/m:1.0.0", "replicas": {"min": 2, "max": 6}}}}},
+    }
+    status, err, folder = plan_stack(capsys, project, tmp_path, "gcpint", config)
+    assert status == 0 and "dr-target-achievable" not in err
+    document = json.loads((folder / "dr.json").read_text())
+    assert (document["tier"], document["meets"]) == ("pilot-light", True)
+    inventory = json.loads((folder / "inventory.json").read_text())
+    by_type = lambda t: [r["inputs"] for r in inventory["resources"] if r["type"] == t]  # noqa: E731
+    (zone,) = by_type("gcp:dns/managedZone:ManagedZone")
+    assert (zone["visibility"], zone["dnsName"]) == ("private", "models.example.com.")
+    networks = sorted(n["networkUrl"] for n in zone["privateVisibilityConfig"]["networks"])
+    assert [n.rsplit("/", 1)[-1] for n in networks] == ["gcpint-europe-west1", "gcpint-europe-west4"]
+    peerings = by_type("gcp:compute/networkPeering:NetworkPeering")
+    assert sorted((p["network"], p["peerNetwork"]) for p in peerings) == [tuple(networks), tuple(reversed(networks))]
+    (record_set,) = by_type("gcp:dns/recordSet:RecordSet")
+    policy = record_set["routingPolicy"]
+    assert "healthCheck" not in policy
+    (primary,) = policy["primaryBackup"]["primary"]["internalLoadBalancers"]
+    assert (primary["loadBalancerType"], primary["port"], primary["ipProtocol"], primary["region"]) == (
+        "regionalL4ilb",
+        "443",
+        "tcp",
+        "europe-west4",
+    )
+    assert primary["networkUrl"].endswith("/gcpint-europe-west4") and primary["project"] == "turnout-offline"
+    (backup,) = policy["primaryBackup"]["backupGeos"]
+    assert backup["location"] == "europe-west1"
+    assert backup["healthCheckedTargets"]["internalLoadBalancers"][0]["region"] == "europe-west1"
+    assert not by_type("gcp:compute/healthCheck:HealthCheck")  # GKE's own check of each load balancer decides
+    # the gateways' internal load balancers accept clients from other regions (the peered networks)
+    releases = [r for r in by_type("kubernetes:helm.sh/v3:Release") if r.get("name") == "istio-ingressgateway"]
+    assert len(releases) == 2
+    for release in releases:
+        annotations = release["values"]["service"]["annotations"]
+        assert annotations["networking.gke.io/internal-load-balancer-allow-global-access"] == "true"

@@ -23,7 +23,12 @@ from components.globaltraffic import (
     regional_ingresses,
     routing_name,
 )
-from components.globaltraffic.cloud_dns import source_regions
+from components.globaltraffic.cloud_dns import (
+    check_routing_policy,
+    internal_routing_policy,
+    routing_policy,
+    source_regions,
+)
 from components.globaltraffic.traffic_manager import profile_name
 from components.mesh.platform import ServingPlatform, ServingPlatformArgs
 from turnout.config import Gateway, Serving
@@ -162,13 +167,26 @@ def test_ttl_range(ttl):
     assert "2147483647" in error.allowed
 
 
-@pytest.mark.parametrize("cloud", ["gcp", "azure"])
-def test_internal_exposure_is_refused_where_the_cloud_cannot_check_private_load_balancers(cloud):
-    ingresses = gcp_ingresses("primary", "secondary") if cloud == "gcp" else azure_ingresses("primary", "secondary")
-    error = expect_error(cloud, traffic(*ingresses, exposure="internal"))
+def test_internal_exposure_is_refused_where_the_cloud_cannot_check_private_load_balancers():
+    error = expect_error("azure", traffic(*azure_ingresses("primary", "secondary"), exposure="internal"))
     assert error.path == "turnout:platform.serving.gateway.exposure"
     assert error.allowed.startswith('"external"')
-    assert ("GKE manages" if cloud == "gcp" else "from the internet") in error.allowed
+    assert "from the internet" in error.allowed
+
+
+def test_gcp_internal_takes_gkes_load_balancer_check_and_refuses_other_timings():
+    args = traffic(*gcp_ingresses("primary", "secondary"), exposure="internal", failure_threshold=2)
+    plan_ = check_global_traffic("gcp", args)
+    assert (plan_.mechanism, plan_.interval_seconds, plan_.failure_threshold, plan_.detection_seconds) == (
+        "load-balancer",
+        3,
+        2,
+        6,
+    )
+    error = expect_error("gcp", dataclasses.replace(args, failure_threshold=3))
+    assert error.path == "turnout:globalTraffic.healthCheck.failureThreshold" and "GKE" in error.allowed
+    error = expect_error("gcp", dataclasses.replace(args, health_check_interval_seconds=30))
+    assert error.path == "turnout:globalTraffic.healthCheck.intervalSeconds" and error.allowed.startswith("on gcp: 3")
 
 
 def test_failover_needs_one_primary_and_on_route53_exactly_one_secondary():
@@ -609,3 +627,182 @@ def test_fleet_order_gives_failover_roles_and_other_routings_active_regions():
     assert {i.role for i in regional_ingresses(clusters, addresses, "latency")} == {"active"}
     assert check_global_traffic("aws", traffic(*failover)).detection_seconds == 90
     assert exported(None) is None
+
+
+# The health route (DR failover: components/dr/health.py): HTTPS through the gateway with the health host as SNI.
+
+
+def test_route53_probes_each_regions_health_route_over_https_with_sni_on_its_own_host():
+    records, outputs = plan("aws", traffic(EAST, WEST, health_route=True, health_check_interval_seconds=10))
+    checks = of_type(records, HEALTH_CHECK)
+    for ingress_ in (EAST, WEST):
+        host = f"turnout-health-{ingress_.cluster}.models.example.com"
+        check = checks[f"models-{ingress_.cluster}-health"].inputs
+        assert (check["type"], check["port"], check["resourcePath"]) == ("HTTPS", 443, "/ready")
+        # Route 53 resolves the name to reach this region and sends it as Host and in the ClientHello (SNI).
+        assert (check["fqdn"], check["enableSni"]) == (host, True)
+        assert (check["requestInterval"], check["failureThreshold"]) == (10, 3)
+        # ...through a plain record of its own to this region's NLB, beside the routed wildcard.
+        own = records[(RECORD, f"models-{ingress_.cluster}-health-host")].inputs
+        assert (own["name"], own["type"], own["records"]) == (host, "CNAME", [ingress_.address])
+        assert not any(key.endswith("RoutingPolicies") for key in own)
+        routed = records[(RECORD, f"models-{ingress_.cluster}")].inputs
+        assert routed["healthCheckId"] == mock_id(HEALTH_CHECK, f"models-{ingress_.cluster}-health")
+    # interval x failures, after the aggregator's lag (a round every 5 s, 3 s per answer)
+    assert outputs["detection_seconds"] == 8 + 10 * 3
+    health = outputs["records"][0]["healthCheck"]
+    assert (health["mechanism"], health["protocol"], health["port"], health["path"]) == (
+        "health-route",
+        "HTTPS",
+        443,
+        "/ready",
+    )
+    assert (health["host"], health["aggregateSeconds"]) == ("turnout-health.models.example.com", 8)
+
+
+def test_route53_internal_keeps_the_nlb_alarm_without_the_health_route():
+    records, outputs = plan("aws", traffic(EAST, WEST, exposure="internal", health_route=True))
+    assert {check.inputs["type"] for check in of_type(records, HEALTH_CHECK).values()} == {"CLOUDWATCH_METRIC"}
+    assert not [name for (_, name) in records if name.endswith("-health-host")]
+    assert outputs["detection_seconds"] == 60 * 3
+
+
+def test_cloud_dns_probes_the_health_route_over_https_with_the_health_host():
+    args = traffic(*gcp_ingresses("primary", "secondary"), health_route=True, failure_threshold=2)
+    records, outputs = plan("gcp", args)
+    check = gcp_health_check(records)
+    assert check.inputs["httpsHealthCheck"] == {
+        "port": 443,
+        "requestPath": "/ready",
+        "host": "turnout-health.models.example.com",
+    }
+    assert "httpHealthCheck" not in check.inputs
+    assert (check.inputs["checkIntervalSec"], check.inputs["unhealthyThreshold"]) == (30, 2)
+    (record_set,) = of_type(records, RECORD_SET).values()
+    assert record_set.inputs["routingPolicy"]["primaryBackup"]["primary"] == {"externalEndpoints": ["34.1.2.3"]}
+    assert outputs["detection_seconds"] == 8 + 30 * 2
+
+
+def test_traffic_manager_monitors_the_health_route_over_https_with_the_health_host():
+    args = traffic(*azure_ingresses("primary", "secondary"), health_route=True, health_check_interval_seconds=10)
+    records, outputs = plan("azure", args)
+    (profile,) = of_type(records, PROFILE).values()
+    assert profile.inputs["monitorConfig"] == {
+        "protocol": "HTTPS",
+        "port": 443,
+        "path": "/ready",
+        "intervalInSeconds": 10,
+        "timeoutInSeconds": 5,
+        "toleratedNumberOfFailures": 2,
+        "customHeaders": [{"name": "Host", "value": "turnout-health.models.example.com"}],
+    }
+    assert outputs["detection_seconds"] == 8 + 10 * 3
+
+
+# GCP internal gateways: Cloud DNS over the regions' internal load balancers, in a private zone.
+
+GCP_NETWORKS = {
+    region: f"https://www.googleapis.com/compute/v1/projects/acme-prod/global/networks/prod-{region}"
+    for region in ("us-east4", "europe-west1", "asia-east1")
+}
+
+
+def gcp_internal(*roles: str, **overrides) -> GlobalTrafficArgs:
+    ingresses = tuple(
+        dataclasses.replace(i, network_id=GCP_NETWORKS[i.region]) for i in gcp_ingresses(*roles, weights=(1, 1, 1))
+    )
+    return traffic(*ingresses, exposure="internal", failure_threshold=2, **overrides)
+
+
+def test_cloud_dns_internal_fails_over_between_internal_load_balancers_in_a_private_zone():
+    records, outputs = plan("gcp", gcp_internal("primary", "secondary", "secondary"))
+    assert not of_type(records, GCP_HEALTH_CHECK)  # Cloud DNS reads each load balancer's own (GKE's)
+    (zone,) = of_type(records, "gcp:dns/managedZone:ManagedZone").values()
+    assert (zone.inputs["name"], zone.inputs["visibility"]) == ("models-example-com-private", "private")
+    assert zone.inputs["privateVisibilityConfig"] == {
+        "networks": [{"networkUrl": network} for network in GCP_NETWORKS.values()]
+    }
+    peerings = [p.inputs for p in of_type(records, "gcp:compute/networkPeering:NetworkPeering").values()]
+    assert len(peerings) == 6  # every pair of the three networks, both ways
+    assert {(p["network"], p["peerNetwork"]) for p in peerings} == {
+        (a, b) for a in GCP_NETWORKS.values() for b in GCP_NETWORKS.values() if a != b
+    }
+    (record_set,) = of_type(records, RECORD_SET).values()
+    assert record_set.inputs["managedZone"] == "models-example-com-private"
+    policy = record_set.inputs["routingPolicy"]
+    assert "healthCheck" not in policy
+    assert policy["primaryBackup"]["primary"] == {
+        "internalLoadBalancers": [
+            {
+                "loadBalancerType": "regionalL4ilb",
+                "ipAddress": "34.1.2.3",
+                "ipProtocol": "tcp",
+                "port": "443",
+                "networkUrl": GCP_NETWORKS["us-east4"],
+                "project": "acme-prod",
+                "region": "us-east4",
+            }
+        ]
+    }
+    assert [geo["location"] for geo in policy["primaryBackup"]["backupGeos"]] == ["europe-west1", "asia-east1"]
+    assert outputs["detection_seconds"] == 6
+    assert outputs["records"][0]["healthCheck"]["mechanism"] == "load-balancer"
+
+
+def test_cloud_dns_internal_needs_every_regions_network():
+    args = traffic(*gcp_ingresses("primary", "secondary"), exposure="internal", failure_threshold=2)
+    with pytest.raises(ValueError, match="network"):
+        plan("gcp", args)
+
+
+EXTERNAL_TARGETS = {"external_endpoints": ["34.1.2.3"]}
+INTERNAL_TARGETS = {
+    "internal_load_balancers": [
+        {"load_balancer_type": "regionalL4ilb", "ip_address": "10.0.0.9", "region": "us-east4", "port": "443"}
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("policy", "visibility", "message"),
+    [
+        (
+            {"primary_backup": {"primary": INTERNAL_TARGETS, "backup_geos": []}, "health_check": "hc"},
+            "private",
+            "health_check is for external endpoints",
+        ),
+        ({"wrrs": [{"weight": 1, "health_checked_targets": INTERNAL_TARGETS}]}, "public", "need a private zone"),
+        (
+            {
+                "geos": [
+                    {"location": "us-east4", "health_checked_targets": INTERNAL_TARGETS},
+                    {"location": "asia-east1", "health_checked_targets": EXTERNAL_TARGETS},
+                ],
+                "health_check": "hc",
+            },
+            "private",
+            "cannot mix",
+        ),
+        ({"wrrs": [{"weight": 1, "health_checked_targets": EXTERNAL_TARGETS}]}, "public", "need the policy's"),
+        (
+            {
+                "primary_backup": {
+                    "primary": {"internal_load_balancers": [{"load_balancer_type": "regionalL4ilb"}]},
+                    "backup_geos": [],
+                }
+            },
+            "private",
+            "names its region",
+        ),
+    ],
+)
+def test_routing_policies_the_provider_refuses_fail_before_anything_is_created(policy, visibility, message):
+    """The mocks accept any routing policy; these are the provider's rules, held offline by check_routing_policy."""
+    with pytest.raises(ValueError, match=message):
+        check_routing_policy(policy, visibility)
+
+
+def test_the_policies_the_component_builds_pass_the_providers_rules():
+    check_routing_policy(internal_routing_policy(gcp_internal("primary", "secondary")), "private")
+    check_routing_policy(internal_routing_policy(gcp_internal("active", "active", routing="latency")), "private")
+    check_routing_policy(routing_policy(traffic(*gcp_ingresses("primary", "secondary")), "hc"), "public")

@@ -8,6 +8,7 @@ import json
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from tests.policy_cases import fails, missing, passes
@@ -33,13 +34,16 @@ def dr_record(rpo=30, rto=300, tier="warm-standby", estimated=(1, 240), routing=
     )
 
 
-def health_check(interval=10, threshold=3, name="hc"):
+def health_check(interval=10, threshold=3, name="hc", route=False, type="HTTPS", port=443):
+    """A Route 53 probe: of the gateway (the record counts no health route), or with `route` of the health route
+    (HTTPS on 443 with SNI on the cluster's health host, /ready)."""
     return aws.route53.HealthCheck(
         name,
-        type="HTTPS",
-        fqdn="gw.us-east-1.example.com",
-        port=443,
-        resource_path="/healthz/ready",
+        type=type,
+        fqdn="turnout-health-prod-us-east-1.models.example.com" if route else "gw.us-east-1.example.com",
+        port=port,
+        resource_path="/ready" if route else "/healthz/ready",
+        enable_sni=True if route else None,
         request_interval=interval,
         failure_threshold=threshold,
     )
@@ -53,6 +57,71 @@ def record(ttl=60):
 
 def warm_stack(interval=10, threshold=3, ttl=60):
     return lambda: (dr_record(), health_check(interval, threshold), record(ttl))
+
+
+GKE_INTERNAL = {"healthCheckInterval": 3, "failureThreshold": 2, "ttl": 60, "policy": "failover"}
+
+
+def gcp_internal_stack(targets="internal_load_balancers", ttl=60):
+    """A pilot light on GCP with an internal gateway: Cloud DNS over the internal load balancers, judged by GKE's own
+    check of each (3 s x 2), which the stack does not create; the record counts 6 s of detection (estimate 666 s)."""
+
+    def program():
+        dr_record(tier="pilot-light", rto=900, estimated=(0, 666), routing=GKE_INTERNAL)
+        target = (
+            {
+                "internal_load_balancers": [
+                    {
+                        "ip_address": "10.0.0.9",
+                        "ip_protocol": "tcp",
+                        "port": "443",
+                        "network_url": "projects/p/global/networks/n",
+                        "project": "p",
+                        "load_balancer_type": "regionalL4ilb",
+                        "region": "europe-west4",
+                    }
+                ]
+            }
+            if targets == "internal_load_balancers"
+            else {"external_endpoints": ["34.1.2.3"]}
+        )
+        gcp.dns.RecordSet(
+            "internal-record",
+            managed_zone="models-example-com-private",
+            name="*.models.example.com.",
+            type="A",
+            ttl=ttl,
+            routing_policy={"primary_backup": {"primary": target, "backup_geos": []}},
+        )
+
+    return program
+
+
+ROUTED = {**WARM, "aggregateSeconds": 8}  # failover DNS probes the health route: its aggregator's lag counts
+
+
+def health_aggregator(period=5, timeout=3, readable=True, name="turnout-health"):
+    """The health aggregator's ConfigMap as components/dr/health.py creates it."""
+    config = {"gateway": "istio-ingressgateway.istio-system.svc.cluster.local", "port": 443, "endpoints": []}
+    config.update({"period": period, "timeout": timeout} if readable else {})
+    return k8s.core.v1.ConfigMap(
+        f"health-{period}-{timeout}-{readable}-{name}",
+        metadata={"name": name, "namespace": "turnout-system"},
+        data={"config.json": json.dumps(config), "aggregator.py": "..."},
+    )
+
+
+def routed_stack(aggregator=True, probe=None, **aggregator_args):
+    """A warm standby whose failover DNS probes the health route: the record counts 8 s of aggregator lag."""
+
+    def program():
+        dr_record(estimated=(1, 248), routing=ROUTED)
+        health_check(**(probe or {"route": True}))
+        record()
+        if aggregator:
+            health_aggregator(**aggregator_args)
+
+    return program
 
 
 AUTOMATIC = {
@@ -231,6 +300,46 @@ CASES = {
             "warm-standby over us-east-1, us-west-2 loses up to 86400s of data; the target RPO is 30s.",
         ),
         missing(lambda: dr_record(data=False), "the DR record turnout-system/turnout-dr is unreadable."),
+        passes(gcp_internal_stack()),  # GKE's 3 s x 2 check of each internal load balancer counts
+        fails(
+            gcp_internal_stack(ttl=300),
+            "pilot-light over us-east-1, us-west-2 recovers in 906s; the target RTO is 900s.",
+        ),
+        fails(
+            gcp_internal_stack(targets="external_endpoints"),  # no internal targets, and no health check created
+            "pilot-light relies on health-checked failover, but the stack creates no health check.",
+            "pilot-light over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 900s.",
+        ),
+        passes(routed_stack()),
+        passes(routed_stack(period=2, timeout=2)),  # quicker than counted
+        fails(
+            routed_stack(period=60, timeout=10),  # 70 s of lag, not 8: 248 + 62 = 310 s
+            "warm-standby over us-east-1, us-west-2 recovers in 310s; the target RTO is 300s.",
+        ),
+        fails(
+            routed_stack(probe={"type": "HTTP", "port": 15021}),  # the gateway's status port, not the models
+            "warm-standby counts on the health route, but hc probes something else (not HTTPS on 443 with the health "
+            "host, /ready): a region whose models stop answering stays in DNS.",
+            "warm-standby over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 300s.",
+        ),
+        fails(
+            routed_stack(aggregator=False),
+            "warm-standby counts the health route's lag (8s), but the stack serves no health route "
+            "(turnout-system/turnout-health): failover DNS probes a path nothing answers.",
+            "warm-standby over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 300s.",
+        ),
+        fails(
+            routed_stack(readable=False),
+            "warm-standby over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 300s.",
+            "warm-standby: a health aggregator's configuration is unreadable, so nothing bounds when the health "
+            "route notices an outage.",
+        ),
+        fails(
+            routed_stack(name="something-else"),  # a ConfigMap that is not the aggregator's
+            "warm-standby counts the health route's lag (8s), but the stack serves no health route "
+            "(turnout-system/turnout-health): failover DNS probes a path nothing answers.",
+            "warm-standby over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 300s.",
+        ),
         passes(automatic_stack()),
         fails(
             automatic_stack(alarm_period=300),  # a 5-minute alarm, not the minute the estimate counted

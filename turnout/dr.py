@@ -118,13 +118,30 @@ CLOUD_TIMINGS: dict[str, CloudTimings] = {
 # Health-check intervals each cloud's global routing accepts, by gateway exposure (components/globaltraffic).
 # Route 53 probes every 10 or 30 s, but cannot reach private load balancers: internal gateways are judged by
 # a CloudWatch alarm on the NLB's one-minute HealthyHostCount. Cloud DNS health checks of public IPs probe
-# every 30 s at the fastest; Cloud DNS and Traffic Manager offer nothing for internal gateways we can time.
+# every 30 s at the fastest. Cloud DNS judges an internal load balancer by its own health check, which GKE creates
+# for the gateway's Service (externalTrafficPolicy Local): every 3 s, down after 2 failures, values the stack cannot
+# change (LOAD_BALANCER_CHECKS). Traffic Manager offers nothing for internal gateways.
 HEALTH_CHECK_INTERVALS: dict[tuple[str, str], tuple[int, ...]] = {
     ("aws", "external"): (10, 30),
     ("aws", "internal"): (60, 120, 180, 300),
     ("gcp", "external"): (30, 60, 120, 300),
+    ("gcp", "internal"): (3,),
     ("azure", "external"): (10, 30),
 }
+LOAD_BALANCER_CHECKS: dict[tuple[str, str], tuple[int, int]] = {("gcp", "internal"): (3, 2)}
+"""(interval, failures) of health checks the cloud creates for the gateway's load balancer and the stack cannot set:
+GKE's L4 internal load balancer for a Service with externalTrafficPolicy Local (kubernetes/ingress-gce,
+pkg/healthchecksl4: gceLocalHcCheckIntervalSeconds 3, gceLocalHcUnhealthyThreshold 2)."""
+GKE_L4_HEALTH_CHECK_SOURCE = (
+    "GKE's internal passthrough load balancer health check for an externalTrafficPolicy Local Service: every 3 s, "
+    "unhealthy after 2 failures (kubernetes/ingress-gce pkg/healthchecksl4/healthchecksl4.go), which Cloud DNS "
+    "routing policies read for internal load balancers (https://cloud.google.com/dns/docs/routing-policies-overview)"
+)
+
+# Where failover DNS cannot probe the health route through the gateway and judges the load balancer's own health
+# instead (Route 53's checkers cannot reach a private NLB: a CloudWatch alarm on its healthy targets decides).
+# GKE's internal load balancer is judged by the health check GKE gives it (of the gateway's nodes).
+LOAD_BALANCER_HEALTH = frozenset({("aws", "internal"), ("gcp", "internal")})
 
 PLATFORM_INSTALL = 600
 """Istio, Knative, Flagger and the gateway's load balancer on a new cluster."""
@@ -169,6 +186,14 @@ GLOBAL_DATASTORE_PROMOTION_SOURCE = (
 )
 
 
+HEALTH_AGGREGATE_PERIOD = 5
+"""Seconds between the health aggregator's rounds of requests to every model endpoint (components/dr/health.py)."""
+HEALTH_AGGREGATE_TIMEOUT = 3
+"""Seconds the aggregator waits for each endpoint's answer."""
+HEALTH_AGGREGATE_LAG = HEALTH_AGGREGATE_PERIOD + HEALTH_AGGREGATE_TIMEOUT
+"""How late the health route can learn of an outage: the round after it starts, once its probes time out."""
+
+
 @dataclass(frozen=True)
 class Routing:
     """Health-checked global DNS routing over the regions' ingress load balancers."""
@@ -177,10 +202,17 @@ class Routing:
     health_check_interval: int
     failure_threshold: int
     ttl: int
+    aggregate_seconds: int = 0
+    """What the probed health route adds before the cloud's first failed check: the health aggregator's lag
+    (`HEALTH_AGGREGATE_LAG`) where the cloud probes the models through the gateway, 0 where it probes the load
+    balancer's own health (AWS internal gateways: a CloudWatch alarm on the NLB's healthy targets)."""
+
+    checked_by: str = ""
+    """Where the check's timing comes from when the cloud, not the stack, creates it (GCP internal: GKE's)."""
 
     @property
     def detection(self) -> int:
-        return self.health_check_interval * self.failure_threshold
+        return self.aggregate_seconds + self.health_check_interval * self.failure_threshold
 
 
 @dataclass(frozen=True)
@@ -345,7 +377,14 @@ def routing_for(tier: Tier, cloud: str, exposure: str) -> Routing | None:
     if nominal is None or not intervals:
         return None
     interval = min((i for i in intervals if i >= nominal.health_check_interval), default=intervals[-1])
-    return dataclasses.replace(nominal, health_check_interval=interval)
+    # AWS internal gateways are judged by an alarm on the NLB's healthy targets, not through the health route.
+    lag = 0 if (cloud, exposure) in LOAD_BALANCER_HEALTH else HEALTH_AGGREGATE_LAG
+    if (cloud, exposure) in LOAD_BALANCER_CHECKS:  # the cloud's own check: its interval and failures, not the tier's
+        interval, failures = LOAD_BALANCER_CHECKS[(cloud, exposure)]
+        return dataclasses.replace(
+            nominal, health_check_interval=interval, failure_threshold=failures, checked_by=GKE_L4_HEALTH_CHECK_SOURCE
+        )
+    return dataclasses.replace(nominal, health_check_interval=interval, aggregate_seconds=lag)
 
 
 def automation_for(settings: Settings, cloud: str, failover: FailoverMode) -> Automation | None:
@@ -403,7 +442,7 @@ def estimate(tier: Tier, platform: Platform, has_cache: bool, failover: Failover
         unavailable = (
             f"{tier} needs health-checked global routing, which {platform.cloud} offers only for external gateways"
             f" ({key_path('platform.serving.gateway.exposure')}: external)"
-            if platform.cloud in ("gcp", "azure")
+            if platform.cloud == "azure"
             else f"{tier} needs health-checked global routing, which {platform.cloud} does not have"
         )
     return Estimate(
@@ -429,6 +468,18 @@ def _rpo_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
     return (Term("cache data", None, "the cache has neither backups nor a cross-region replica"),)
 
 
+def _detection_why(routing: Routing) -> str:
+    checks = f"health check every {routing.health_check_interval} s × {routing.failure_threshold} failures"
+    if routing.checked_by:
+        return f"the load balancer's own {checks}, of the gateway's nodes"
+    if not routing.aggregate_seconds:
+        return checks
+    return (
+        f"{checks} of the health route, which answers for the models up to {routing.aggregate_seconds} s late "
+        f"(a round every {HEALTH_AGGREGATE_PERIOD} s, {HEALTH_AGGREGATE_TIMEOUT} s per answer)"
+    )
+
+
 def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tuple[Term, ...]:
     routing = settings.routing
     if settings.standby == "none":
@@ -446,11 +497,7 @@ def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
     if routing is None:
         return (Term("detection", None, "no health-checked global routing fails over to the standby"),)
     terms = [
-        Term(
-            "detection",
-            routing.detection,
-            f"health check every {routing.health_check_interval} s × {routing.failure_threshold} failures",
-        ),
+        Term("detection", routing.detection, _detection_why(routing), source=routing.checked_by),
         Term("dns", routing.ttl, "clients keep the failed region's answer for the TTL"),
     ]
     manual = (["scale the pilot light up"] if settings.standby == "zero" else []) + (

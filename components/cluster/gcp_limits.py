@@ -53,6 +53,7 @@ GCP_NAMES: dict[str, NameRule] = {
     "kms_crypto_key": NameRule("Cloud KMS key id", 63, KMS_ID),
     "redis_instance": NameRule("Memorystore instance id", 40, RFC1035),
     "dns_managed_zone": NameRule("Cloud DNS managed zone name", 63, RFC1035),
+    "network_peering": NameRule("VPC network peering name", 63, RFC1035),
 }
 
 # Which input names each GCP resource type, and under which rule: what a test checks a plan against.
@@ -70,6 +71,8 @@ NAME_INPUTS: dict[str, tuple[str, str]] = {
     "gcp:kms/keyRing:KeyRing": ("name", "kms_key_ring"),
     "gcp:kms/cryptoKey:CryptoKey": ("name", "kms_crypto_key"),
     "gcp:redis/instance:Instance": ("name", "redis_instance"),
+    "gcp:dns/managedZone:ManagedZone": ("name", "dns_managed_zone"),
+    "gcp:compute/networkPeering:NetworkPeering": ("name", "network_peering"),
 }
 
 STACK_NAME = "the stack name"

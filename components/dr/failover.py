@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.dr.health import HEALTH_LABEL, HealthRoute, HealthRouteArgs
 from components.globaltraffic import (
     DOMAIN_KEY,
     GlobalTrafficArgs,
@@ -14,8 +15,8 @@ from components.globaltraffic import (
     regional_ingresses,
     routing_name,
 )
-from turnout.config import CLOUD_DOMAIN, Platform
-from turnout.dr import DrPlan
+from turnout.config import CLOUD_DOMAIN, Endpoint, Platform, key_path
+from turnout.dr import LOAD_BALANCER_HEALTH, DrPlan, region_endpoints
 from turnout.errors import ConfigError
 from turnout.naming import child
 
@@ -32,13 +33,23 @@ def _args(plan: DrPlan, platform: Platform, name: str, ingresses: tuple[Regional
         failure_threshold=routing.failure_threshold,
         ttl_seconds=routing.ttl,
         exposure=platform.serving.gateway.exposure,
+        health_route=True,  # every cluster of a DR stack serves it (components/dr/health.py)
     )
 
 
-def check_failover(plan: DrPlan, platform: Platform, stack: str) -> None:
-    """Before anything is created: the routing the tier needs is one the cloud accepts, in a zone named."""
+def check_failover(plan: DrPlan, platform: Platform, stack: str, endpoints: dict[str, Endpoint] | None = None) -> None:
+    """Before anything is created: the routing the tier needs is one the cloud accepts, in a zone named, and no
+    endpoint's host is one of the health route's."""
     if plan.settings.routing is None:
         return
+    for name in endpoints or {}:
+        if name == HEALTH_LABEL or name.startswith(f"{HEALTH_LABEL}-"):
+            raise ConfigError(
+                key_path(f"endpoints.{name}"),
+                repr(name),
+                f"a name other than {HEALTH_LABEL} or {HEALTH_LABEL}-*: with a {plan.tier} tier, "
+                f"{HEALTH_LABEL}[-<cluster>].<domain> is the health route failover DNS probes",
+            )
     if platform.serving.gateway.domain in (None, CLOUD_DOMAIN):
         raise ConfigError(
             DOMAIN_KEY,
@@ -60,6 +71,11 @@ def _roles(plan: DrPlan, count: int) -> list[str]:
     return ["primary"] + ["secondary"] * (count - 1)
 
 
+def _network(cluster) -> pulumi.Output[str] | None:
+    """A cluster's network as global routing names it: the EKS VPC's id, the GKE network's self link."""
+    return getattr(cluster, "vpc_id", None) or getattr(cluster, "network_self_link", None)
+
+
 def failover_routing(
     plan: DrPlan,
     platform: Platform,
@@ -72,9 +88,55 @@ def failover_routing(
     `switch_checks`: the Region switch plan's health check per region (components/dr/arc.py), where there is one."""
     if plan.settings.routing is None:
         return None
-    # The clusters' networks (EKS VPCs), which an internal gateway's private zone must be associated with.
-    networks = {c.name: c.vpc_id for c in clusters if getattr(c, "vpc_id", None) is not None}
+    # The clusters' networks (EKS VPCs, GKE networks), which an internal gateway's private zone must be visible to.
+    networks = {c.name: _network(c) for c in clusters if _network(c) is not None}
     ingresses = regional_ingresses(
         [(c.name, c.region) for c in clusters], addresses, plan.settings.routing.policy, networks, switch_checks
     )
     return build_global_traffic(platform.cloud, _args(plan, platform, routing_name(stack), ingresses))
+
+
+def uses_health_route(plan: DrPlan, platform: Platform) -> bool:
+    """Whether the tier's failover DNS probes the health route: a tier with routing on a cloud (kind has no global
+    routing), except where it judges the load balancer's own health (AWS internal gateways)."""
+    return (
+        plan.settings.routing is not None
+        and platform.cloud != "kind"
+        and (platform.cloud, platform.serving.gateway.exposure) not in LOAD_BALANCER_HEALTH
+    )
+
+
+def health_routes(
+    plan: DrPlan,
+    platform: Platform,
+    tier: str,
+    endpoints: dict[str, Endpoint],
+    clusters: list,
+    platforms: dict,
+    records: list,
+) -> list[HealthRoute]:
+    """The health route on every cluster whose failover DNS probes it (none otherwise): the aggregator over the
+    endpoints that region runs, in the DR record's namespace, on the cluster's Gateway."""
+    if not uses_health_route(plan, platform):
+        return []
+    namespaces = {record.cluster: record.namespace for record in records}
+    routes = []
+    for cluster in clusters:
+        serving = platforms[cluster.name]
+        region = region_endpoints(endpoints, plan.settings, cluster.region)
+        routes.append(
+            HealthRoute(
+                child(cluster.name, "health"),
+                HealthRouteArgs(
+                    cluster=cluster.name,
+                    domain=serving.mesh.domain,
+                    endpoints={name: endpoint.health_path for name, endpoint in region.items()},
+                    gateway=serving.mesh.gateway,
+                    tier=tier,
+                    pull_policy=serving.mesh.image_pull_policy,
+                    after=(namespaces[cluster.name], *serving.ready),
+                ),
+                pulumi.ResourceOptions(provider=cluster.provider),
+            )
+        )
+    return routes

@@ -27,6 +27,8 @@ class DrRecordArgs:
     """The stack's `dr.json` document."""
     role: str
     """This cluster's part: primary, or the capacity its standby keeps (zero, reduced, standby)."""
+    cluster: str = ""
+    """The cluster's name."""
 
 
 def dr_records(plan: DrPlan, clusters: list) -> list[DrRecord]:
@@ -37,6 +39,7 @@ def dr_records(plan: DrPlan, clusters: list) -> list[DrRecord]:
             child(cluster.name, "dr"),
             DrRecordArgs(
                 document=plan.to_json(),
+                cluster=cluster.name,
                 role=settings.scaled_down(cluster.region)
                 or ("primary" if cluster.region == settings.primary_region else "standby"),
             ),
@@ -47,12 +50,17 @@ def dr_records(plan: DrPlan, clusters: list) -> list[DrRecord]:
 
 
 class DrRecord(pulumi.ComponentResource):
+    cluster: str
+    namespace: k8s.core.v1.Namespace
+    """turnout-system, which the record (and the health route, components/dr/health.py) live in."""
+
     def __init__(self, name: str, args: DrRecordArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:dr:DrRecord", name, None, opts)
-        self._record(name, args.document, args.role)
+        self.cluster = args.cluster
+        self.namespace = self._record(name, args.document, args.role)
         self.register_outputs({})
 
-    def _record(self, name: str, document: dict, role: str) -> None:
+    def _record(self, name: str, document: dict, role: str) -> k8s.core.v1.Namespace:
         mine = pulumi.ResourceOptions(parent=self)
         meta_labels = {"app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/managed-by": "pulumi"}
         namespace = k8s.core.v1.Namespace(
@@ -73,3 +81,4 @@ class DrRecord(pulumi.ComponentResource):
             data={RECORD_KEY: json.dumps(document, sort_keys=True)},
             opts=pulumi.ResourceOptions.merge(mine, pulumi.ResourceOptions(depends_on=[namespace])),
         )
+        return namespace

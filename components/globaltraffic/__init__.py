@@ -5,10 +5,21 @@ answer), `records` (what the plan shows: routing, each region's target, role and
 (how long the cloud takes to declare a region down, from the settings the stack creates) and `ttl_seconds`.
 The DR estimate reads the last two: a region's outage reaches clients within detection + TTL.
 
-What is checked, and how, on every cloud: the Istio ingress gateway's readiness endpoint, plain HTTP on
-its status port (15021, `/healthz/ready`), which the gateway Service already exposes on its load balancer
-next to 80 and 443. It answers 200 only while Envoy is up and configured by istiod, without depending on
-a Gateway host or a TLS certificate (HTTPS on 443 would need SNI and a route answering the path).
+What is checked, and how:
+
+- DR failover routing (`health_route=True`): the region's health route (components/dr/health.py) through the
+  gateway, HTTPS on 443 with the stack's health host as Host and SNI, `GET /ready`, which answers 200 only while
+  every model endpoint of the region answers through that gateway. A region whose certificate is missing (the TLS
+  handshake fails), whose gateway is down, or whose models all (or any) stop answering is taken out of DNS. Route 53
+  resolves the check's name to reach a region, so each cluster has its own health host
+  (`turnout-health-<cluster>.<domain>`, a plain record to its load balancer); Cloud DNS and Traffic Manager probe
+  each region's address with the shared `turnout-health.<domain>` as Host (and SNI). The detection time adds the
+  aggregator's lag (`turnout.dr.HEALTH_AGGREGATE_LAG`) to interval x failures.
+- AWS internal gateways: Route 53's checkers cannot reach a private NLB; a CloudWatch alarm on its healthy HTTPS
+  targets decides (the NLB's own check, of the gateway pods, not of the models).
+- Blue/green colours (`health_route=False`: a global stack cannot know its cells serve the route): the Istio
+  ingress gateway's readiness endpoint, plain HTTP on its status port (15021, `/healthz/ready`), which the gateway
+  Service exposes on its load balancer next to 80 and 443; 200 while Envoy is up and configured by istiod.
 
 `check_global_traffic(cloud, args)` validates the args against what the cloud allows before anything is
 created and returns the settings the component will create; `build_global_traffic(cloud, args)` picks
@@ -26,7 +37,9 @@ from typing import Literal
 
 import pulumi
 
+from components.dr.health import HEALTH_PATH, health_host
 from turnout.config import key_path
+from turnout.dr import HEALTH_AGGREGATE_LAG
 from turnout.errors import ConfigError, describe
 
 Role = Literal["primary", "secondary", "active"]
@@ -43,9 +56,11 @@ DOMAIN_KEY = key_path("platform.serving.gateway.domain")
 GATEWAY_STATUS_PORT = 15021
 GATEWAY_READY_PATH = "/healthz/ready"
 HEALTH_CHECK_PROTOCOL = "HTTP"
+HEALTH_ROUTE_PORT = 443  # the health route: HTTPS through the gateway's Gateway server for *.<domain>
 # Per-probe timeout where the cloud lets us choose (Cloud DNS and Traffic Manager): valid for every interval.
 HEALTH_CHECK_TIMEOUT_SECONDS = 5
 
+GKE_L4_FAILURES = 2  # GKE's internal load balancer health check (ETP Local): unhealthy after 2 failures
 FAILURE_THRESHOLDS = range(1, 11)  # Route 53 1-10; GCP unhealthy threshold 1-10; Traffic Manager 0-9 tolerated + 1
 TTL_SECONDS = range(0, 2**31)  # RFC 2181's 0..2^31-1, as Route 53, Cloud DNS and Traffic Manager accept
 WEIGHTS = range(0, 256)  # Route 53's weights; Cloud DNS takes any non-negative weight, Traffic Manager 1-1000
@@ -117,7 +132,11 @@ class GlobalTrafficArgs:
     """failover: the primary region while healthy, else a secondary; latency: the nearest healthy region;
     weighted: healthy regions in proportion to their weights (blue/green across colours)."""
     health_check_path: str = GATEWAY_READY_PATH
-    """HTTP path probed on the gateway's status port."""
+    """HTTP path probed on the gateway's status port (without `health_route`)."""
+    health_route: bool = False
+    """Probe the region's health route (components/dr/health.py: HTTPS through the gateway, SNI the health host,
+    `/ready`, 200 only while every model answers) instead of the gateway's readiness port. The clusters must serve
+    it: DR stacks create it on every cluster (`HealthRoute`)."""
     health_check_interval_seconds: int | None = None
     """Seconds between probes; None: the cloud's standard interval (30 s; 60 s for AWS internal)."""
     failure_threshold: int = 3
@@ -133,7 +152,8 @@ class HealthCheckPlan:
     """The health-check and DNS settings a component creates, as the cloud will apply them."""
 
     mechanism: str
-    """What decides a region's health: "endpoint" probes, or "cloudwatch-alarm" (AWS internal)."""
+    """What decides a region's health: "health-route" or "endpoint" probes, "cloudwatch-alarm" (AWS internal) or
+    "load-balancer" (GCP internal: the health check GKE gives the internal load balancer, which Cloud DNS reads)."""
     protocol: str
     port: int
     path: str
@@ -141,8 +161,13 @@ class HealthCheckPlan:
     failure_threshold: int
     timeout_seconds: int | None
     detection_seconds: int
-    """How long the cloud takes to declare a region down: interval x consecutive failures."""
+    """How long the cloud takes to declare a region down: interval x consecutive failures, plus the health
+    aggregator's lag when the health route is probed."""
     ttl_seconds: int
+    host: str | None = None
+    """The Host header and SNI sent (the shared health host) where the health route is probed; None otherwise."""
+    aggregate_seconds: int = 0
+    """The health aggregator's lag included in `detection_seconds` (0 without the health route)."""
 
 
 def _interval_rule(cloud: str, exposure: str) -> tuple[int, str, Callable[[int], bool]]:
@@ -153,6 +178,13 @@ def _interval_rule(cloud: str, exposure: str) -> tuple[int, str, Callable[[int],
             60,
             "a multiple of 60 from 60 to 3600 (an alarm on the NLB's one-minute metric)",
             (lambda seconds: 60 <= seconds <= 3600 and seconds % 60 == 0),
+        )
+    if cloud == "gcp" and exposure == "internal":
+        # Cloud DNS reads the internal load balancer's own health check, which GKE creates: every 3 s, fixed.
+        return (
+            3,
+            "3 (GKE creates the internal load balancer's health check, every 3 s; the stack cannot change it)",
+            (lambda seconds: seconds == 3),
         )
     if cloud == "gcp":
         # A health check with source regions (what Cloud DNS needs for public IPs) probes every 30 s or slower.
@@ -174,16 +206,14 @@ def _check_int(value: object, path: str, allowed: range, what: str) -> int:
 def _check_exposure(cloud: str, exposure: str) -> None:
     if exposure not in ("internal", "external"):
         raise ConfigError(EXPOSURE_KEY, describe(exposure), "internal or external")
-    if exposure == "external" or cloud == "aws":
+    if exposure == "external" or cloud in ("aws", "gcp"):
         return
-    reason = {
-        # Cloud DNS checks an internal passthrough LB only through the LB's own backend health check, which
-        # GKE creates and the stack neither sets nor sees; and each cluster's VPC is its own.
-        "gcp": "Cloud DNS judges internal load balancers by the health check GKE manages for them, whose "
-        "interval and threshold the stack cannot set or report",
-        # Traffic Manager's probes come from the internet and it answers public DNS only.
-        "azure": "Traffic Manager probes endpoints from the internet and cannot route to or check private addresses",
-    }[cloud]
+    # Traffic Manager's probes come from the internet and it answers public DNS only.
+    # Front Door Premium reaches private origins through Private Link, but only behind its public endpoint.
+    reason = (
+        "Traffic Manager probes endpoints from the internet and cannot route to or check private addresses; "
+        "Front Door Premium would reach them through Private Link, but only behind a public endpoint"
+    )
     raise ConfigError(
         EXPOSURE_KEY,
         f'"internal" with global traffic routing on {cloud}',
@@ -266,6 +296,25 @@ def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_
     )
     ttl = _check_int(args.ttl_seconds, f"{key}.ttlSeconds", TTL_SECONDS, "an integer from 0 to 2147483647")
 
+    if cloud == "gcp" and args.exposure == "internal":
+        if threshold != GKE_L4_FAILURES:
+            raise ConfigError(
+                f"{key}.healthCheck.failureThreshold",
+                describe(threshold),
+                f"{GKE_L4_FAILURES} on gcp with an internal gateway (GKE's health check of its internal load "
+                "balancer, which Cloud DNS reads, is unhealthy after 2 failures; the stack cannot change it)",
+            )
+        return HealthCheckPlan(
+            mechanism="load-balancer",
+            protocol="HTTP",
+            port=0,  # the gateway Service's healthCheckNodePort, which Kubernetes allocates
+            path="/healthz",
+            interval_seconds=interval,
+            failure_threshold=threshold,
+            timeout_seconds=1,
+            detection_seconds=interval * threshold,
+            ttl_seconds=ttl,
+        )
     if cloud == "aws" and args.exposure == "internal":
         return HealthCheckPlan(
             mechanism="cloudwatch-alarm",
@@ -277,6 +326,20 @@ def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_
             timeout_seconds=None,
             detection_seconds=interval * threshold,
             ttl_seconds=ttl,
+        )
+    if args.health_route:
+        return HealthCheckPlan(
+            mechanism="health-route",
+            protocol="HTTPS",
+            port=HEALTH_ROUTE_PORT,
+            path=HEALTH_PATH,
+            interval_seconds=interval,
+            failure_threshold=threshold,
+            timeout_seconds=None if cloud == "aws" else HEALTH_CHECK_TIMEOUT_SECONDS,
+            detection_seconds=HEALTH_AGGREGATE_LAG + interval * threshold,
+            ttl_seconds=ttl,
+            host=health_host(args.domain),
+            aggregate_seconds=HEALTH_AGGREGATE_LAG,
         )
     return HealthCheckPlan(
         mechanism="endpoint",
@@ -325,6 +388,7 @@ def describe_records(
         "intervalSeconds": plan.interval_seconds,
         "failureThreshold": plan.failure_threshold,
         "detectionSeconds": plan.detection_seconds,
+        **({"host": plan.host, "aggregateSeconds": plan.aggregate_seconds} if plan.host else {}),
     }
     rows = []
     for ingress in args.ingresses:

@@ -5,8 +5,15 @@
 - Records: one CNAME per region (set identifier: the cluster) to the NLB hostname, with the failover
   (PRIMARY/SECONDARY), latency (the cluster's region) or weighted policy. CNAME rather than an alias: an
   alias answers with the ELB's own 60 s TTL, while the DR estimate needs the TTL the stack sets.
-- Health, external gateway: a Route 53 HTTP check of the gateway's status port (15021, `/healthz/ready`)
-  on the NLB hostname, every 10 or 30 s, down after `failure_threshold` failures.
+- Health, external gateway, DR routing (`health_route`): a Route 53 HTTPS check of the region's health route,
+  port 443, `/ready`, with SNI (`enable_sni`): its name is the cluster's own health host
+  (`turnout-health-<cluster>.<domain>`, a plain CNAME to the region's NLB written next to the routed records, which
+  a name of its own outranks the wildcard for), so Route 53 resolves it to that region and sends it as Host header
+  and in the TLS ClientHello (Route 53 API reference, HealthCheckConfig: FullyQualifiedDomainName and EnableSNI).
+  The Gateway picks its `*.<domain>` server by SNI: a region without the certificate fails the handshake.
+  Every 10 or 30 s, down after `failure_threshold` failures.
+- Health, external gateway, blue/green colours: an HTTP check of the gateway's status port (15021,
+  `/healthz/ready`) on the NLB hostname.
 - Health, internal gateway: Route 53's checkers run on the internet and cannot reach private addresses
   (Route 53 Developer Guide, "Configuring failover in a private hosted zone"); its documented alternative
   is a health check on a CloudWatch alarm. Each region gets an alarm on its NLB's `HealthyHostCount`
@@ -31,8 +38,10 @@ import pulumi_aws as aws
 
 from components.cluster.aws_identity import stack_identity
 from components.cluster.aws_limits import aws_name
+from components.dr.health import cluster_health_host
 from components.globaltraffic import (
     GlobalTrafficArgs,
+    HealthCheckPlan,
     RegionalIngress,
     check_global_traffic,
     describe_records,
@@ -61,6 +70,20 @@ def routing_policy(routing: str, ingress: RegionalIngress) -> dict:
 def controller_tags(cluster: str, resource: str) -> dict[str, str]:
     """The tags the load balancer controller puts on the gateway Service's `resource` in `cluster`."""
     return {CONTROLLER_CLUSTER_TAG: cluster, CONTROLLER_STACK_TAG: GATEWAY_SERVICE, CONTROLLER_RESOURCE_TAG: resource}
+
+
+def health_check_target(plan: HealthCheckPlan, ingress: RegionalIngress, domain: str) -> dict:
+    """What a region's endpoint check requests: its health route over HTTPS with SNI (the cluster's own health host,
+    which resolves to its NLB), or without the health route the gateway's status port on the NLB hostname."""
+    if plan.host is None:
+        return {"type": plan.protocol, "fqdn": ingress.address, "port": plan.port, "resource_path": plan.path}
+    return {
+        "type": "HTTPS",
+        "fqdn": cluster_health_host(ingress.cluster, domain),
+        "port": plan.port,
+        "resource_path": plan.path,
+        "enable_sni": True,
+    }
 
 
 class Route53GlobalTraffic(pulumi.ComponentResource):
@@ -107,15 +130,23 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
             else:
                 health = aws.route53.HealthCheck(
                     child(name, ingress.cluster, "health"),
-                    type=plan.protocol,
-                    fqdn=ingress.address,
-                    port=plan.port,
-                    resource_path=plan.path,
+                    **health_check_target(plan, ingress, args.domain),
                     request_interval=plan.interval_seconds,
                     failure_threshold=plan.failure_threshold,
                     tags={"Name": aws_name("tag-value", child(name, ingress.cluster))},
                     opts=on_dns,
                 )
+                if plan.host is not None:
+                    # The check's own name for this region: a plain record, no routing policy, to its NLB.
+                    aws.route53.Record(
+                        child(name, ingress.cluster, "health-host"),
+                        zone_id=zone.zone_id,
+                        name=cluster_health_host(ingress.cluster, args.domain),
+                        type="CNAME",
+                        ttl=plan.ttl_seconds,
+                        records=[ingress.address],
+                        opts=on_dns,
+                    )
             aws.route53.Record(
                 child(name, ingress.cluster),
                 zone_id=zone.zone_id,

@@ -1,9 +1,13 @@
 """Azure Traffic Manager over each region's ingress load balancer IP.
 
 - Profile: in its own resource group, routing method Priority (failover), Performance (latency) or
-  Weighted; the DNS TTL and the monitor (HTTP on the gateway's status port 15021, `/healthz/ready`, every
-  10 or 30 s, a 5 s timeout, `failure_threshold - 1` tolerated failures: Traffic Manager declares an
-  endpoint degraded on the failure after the tolerated ones).
+  Weighted; the DNS TTL and the monitor: every 10 or 30 s, a 5 s timeout, `failure_threshold - 1` tolerated
+  failures (Traffic Manager declares an endpoint degraded on the failure after the tolerated ones). DR routing
+  (`health_route`): HTTPS on 443, `/ready`, with a custom `Host` header, the shared health host
+  `turnout-health.<domain>`, which Traffic Manager also sends as SNI (MicrosoftDocs/azure-docs#28209: a host custom
+  header is what an SNI-bound HTTPS endpoint needs; HTTPS probes check the certificate is presented, not that it is
+  valid): 200 only while every model of the region answers. Blue/green colours: HTTP on the gateway's status port
+  15021, `/healthz/ready`.
 - Endpoints: one external endpoint per region, its target the load balancer's public IP, its location the
   cluster's region (what Performance routing measures); Priority gives the primary 1 and the secondaries 2,
   3, ... in order; Weighted takes the weight, and a weight of 0 (out of rotation; Traffic Manager only
@@ -44,7 +48,8 @@ def profile_name(name: str, subscription_id: str) -> str:
 
 
 def monitor_config(plan: HealthCheckPlan) -> dict:
-    """The profile's endpoint monitor: the gateway's readiness over HTTP."""
+    """The profile's endpoint monitor: the health route over HTTPS with the health host, or the gateway's readiness
+    over HTTP."""
     return {
         "protocol": plan.protocol,
         "port": plan.port,
@@ -52,6 +57,7 @@ def monitor_config(plan: HealthCheckPlan) -> dict:
         "interval_in_seconds": plan.interval_seconds,
         "timeout_in_seconds": plan.timeout_seconds,
         "tolerated_number_of_failures": plan.failure_threshold - 1,
+        **({"custom_headers": [{"name": "Host", "value": plan.host}]} if plan.host is not None else {}),
     }
 
 

@@ -57,7 +57,12 @@ _LOAD_BALANCER_ANNOTATIONS: dict[str, dict[str, dict[str, str]]] = {
         },
     },
     "gcp": {
-        "internal": {"networking.gke.io/load-balancer-type": "Internal"},
+        # Global access: clients in other regions (the peered networks of a DR stack's other regions, after a Cloud
+        # DNS failover) reach the regional internal load balancer (Cloud DNS, configure-routing-policies).
+        "internal": {
+            "networking.gke.io/load-balancer-type": "Internal",
+            "networking.gke.io/internal-load-balancer-allow-global-access": "true",
+        },
         "external": {"cloud.google.com/l4-rbs": "enabled"},
     },
     "azure": {

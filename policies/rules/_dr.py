@@ -15,6 +15,30 @@ RECORD_KEY = "dr.json"
 STANDBY_LABEL = "turnout.dev/dr-standby"
 
 
+HEALTH_NAME = "turnout-health"
+HEALTH_CONFIG_KEY = "config.json"
+
+
+def health_aggregate_lags(resources) -> list[float]:
+    """For every health aggregator the stack creates (components/dr/health.py: ConfigMap turnout-system/turnout-health),
+    how late its `/ready` can learn of an outage: its round period plus its per-answer timeout."""
+    lags = []
+    for r in resources:
+        if kind_of(r.resource_type) != "ConfigMap":
+            continue
+        if (get_path(r.props, "metadata", "namespace"), get_path(r.props, "metadata", "name")) != (
+            RECORD_NAMESPACE,
+            HEALTH_NAME,
+        ):
+            continue
+        try:
+            config = json.loads(get_path(r.props, "data", HEALTH_CONFIG_KEY))
+            lags.append(float(config["period"]) + float(config["timeout"]))
+        except (TypeError, ValueError, KeyError):
+            lags.append(float("inf"))  # unreadable: nothing bounds when it notices
+    return lags
+
+
 def dr_records(resources) -> list[tuple[Any, dict | None]]:
     """(resource, the parsed dr.json or None when unreadable) for every DR record in the stack."""
     found = []

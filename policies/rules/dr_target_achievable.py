@@ -2,8 +2,13 @@
 
 The DR record (`turnout-dr` ConfigMap) carries the target and the estimate term by term. The rule
 does not take the estimate on trust: it re-derives the failover-detection and DNS terms from the
-health checks and records the stack really creates, and fails when the corrected estimate exceeds
+health checks and records the stack really creates (a Cloud DNS record set over internal load balancers counts the
+health check GKE gives them, which the stack cannot change), and fails when the corrected estimate exceeds
 the target, when the record says the target is not met, or when routing it relies on is missing.
+Where the record counts the health route's lag (`settings.routing.aggregateSeconds`: failover DNS probes the
+models through the gateway), it re-derives that from the health aggregators the stack creates (their round period
+plus per-answer timeout, from their ConfigMap); a record that counts the route while the stack serves none has no
+bounded detection (the cloud's HTTPS check could never succeed).
 
 With `failover: automatic` the record counts an orchestrator's trigger instead of someone starting the runbook
 (`settings.automation`). The rule re-derives that too, from the ARC Region switch plan the stack creates: the plan
@@ -14,9 +19,11 @@ A missing piece leaves nothing to start or do that step: the recovery time is un
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
 
-from ._dr import ARC_PLAN, METRIC_ALARM, STEP_BLOCKS, dr_records, plan_blocks, trigger_alarms
+from ._dr import ARC_PLAN, METRIC_ALARM, STEP_BLOCKS, dr_records, health_aggregate_lags, plan_blocks, trigger_alarms
 from ._kubernetes import get_path, number
 
 MANDATORY_IN = ("staging", "prod")  # a declared target that cannot be met is a release blocker
@@ -41,12 +48,67 @@ DNS_RECORDS = {
     "gcp:dns/recordSet:RecordSet": lambda p: p.get("ttl"),
     TRAFFIC_MANAGER: lambda p: get_path(p, "dnsConfig", "ttl"),
 }
+GCP_RECORD_SET = "gcp:dns/recordSet:RecordSet"
+# Cloud DNS judges an internal load balancer target by the load balancer's own health check, which GKE creates for the
+# gateway's Service (externalTrafficPolicy Local): every 3 s, unhealthy after 2 failures (kubernetes/ingress-gce
+# pkg/healthchecksl4). The stack cannot change it, so a record set over internal load balancers implies it.
+GKE_L4_HEALTH_CHECK = (3, 2)
+
+
+def _has_internal_targets(value) -> bool:
+    """Whether a routing policy (as the engine hands it over) targets internal load balancers anywhere."""
+    if isinstance(value, Mapping):
+        return bool(value.get("internalLoadBalancers")) or any(_has_internal_targets(v) for v in value.values())
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return any(_has_internal_targets(v) for v in value)
+    return False
+
+
 DEFAULT_HEALTH_CHECK = {  # what the clouds use when the property is left out
     ROUTE53_HEALTH_CHECK: (30, 3),
     METRIC_ALARM: (60, 1),
     "gcp:compute/healthCheck:HealthCheck": (5, 2),
     TRAFFIC_MANAGER: (30, 4),
 }
+
+
+HEALTH_ROUTE_PATH = "/ready"
+HEALTH_ROUTE_PORT = 443
+
+
+def _probe_target(resource) -> tuple[str, float | None, str, bool] | None:
+    """(protocol, port, path, names a host) of an endpoint probe as created; None for what is not one (calculated and
+    alarm checks, record sets)."""
+    props, kind = resource.props, resource.resource_type
+    if kind == ROUTE53_HEALTH_CHECK:
+        if props.get("type") in ("CLOUDWATCH_METRIC", "CALCULATED"):
+            return None
+        return (
+            str(props.get("type")),
+            number(props.get("port")),
+            str(props.get("resourcePath")),
+            bool(props.get("enableSni")),
+        )
+    if kind == "gcp:compute/healthCheck:HealthCheck":
+        https = props.get("httpsHealthCheck")
+        if isinstance(https, Mapping):
+            return ("HTTPS", number(https.get("port")), str(https.get("requestPath")), bool(https.get("host")))
+        return ("HTTP", None, "", False)
+    if kind == TRAFFIC_MANAGER:
+        monitor = props.get("monitorConfig") or {}
+        headers = [h for h in monitor.get("customHeaders") or [] if str(get_path(h, "name")).lower() == "host"]
+        return (str(monitor.get("protocol")), number(monitor.get("port")), str(monitor.get("path")), bool(headers))
+    return None
+
+
+def probes_off_the_route(resources) -> list:
+    """Endpoint probes that do not request the health route (HTTPS on 443, `/ready`, with the health host)."""
+    off = []
+    for r in resources:
+        target = _probe_target(r)
+        if target is not None and target != ("HTTPS", HEALTH_ROUTE_PORT, HEALTH_ROUTE_PATH, True):
+            off.append(r)
+    return off
 
 
 def created_detection_and_ttl(resources) -> tuple[float | None, float | None]:
@@ -68,6 +130,8 @@ def created_detection_and_ttl(resources) -> tuple[float | None, float | None]:
             interval = number(interval) or default_interval
             threshold = number(threshold) or default_threshold
             detections.append(interval * threshold)
+        if r.resource_type == GCP_RECORD_SET and _has_internal_targets(r.props.get("routingPolicy")):
+            detections.append(GKE_L4_HEALTH_CHECK[0] * GKE_L4_HEALTH_CHECK[1])
         if r.resource_type in DNS_RECORDS:
             ttl = number(DNS_RECORDS[r.resource_type](r.props))
             if ttl is not None:
@@ -134,15 +198,41 @@ def validate(args: StackValidationArgs, report_violation: ReportViolation) -> No
         rpo, rto = number(document.get("estimatedRpoSeconds")), number(document.get("estimatedRtoSeconds"))
         routing = get_path(document, "settings", "routing")
         if isinstance(routing, dict) and rto is not None:
+            claimed_aggregate = number(routing.get("aggregateSeconds")) or 0
             claimed_detection = (number(routing.get("healthCheckInterval")) or 0) * (
                 number(routing.get("failureThreshold")) or 0
             )
             claimed_ttl = number(routing.get("ttl")) or 0
+            lags = health_aggregate_lags(args.resources)
             if detection is None:
                 report_violation(f"{tier} relies on health-checked failover, but the stack creates no health check.")
                 rto = None
+            elif claimed_aggregate and not lags:
+                report_violation(
+                    f"{tier} counts the health route's lag ({claimed_aggregate:g}s), but the stack serves no health "
+                    "route (turnout-system/turnout-health): failover DNS probes a path nothing answers.",
+                    resource.urn,
+                )
+                rto = None
+            elif claimed_aggregate and probes_off_the_route(args.resources):
+                for probe in probes_off_the_route(args.resources):
+                    report_violation(
+                        f"{tier} counts on the health route, but {probe.name} probes something else (not HTTPS on "
+                        f"{HEALTH_ROUTE_PORT} with the health host, {HEALTH_ROUTE_PATH}): a region whose models stop "
+                        "answering stays in DNS.",
+                        probe.urn,
+                    )
+                rto = None
+            elif claimed_aggregate and float("inf") in lags:
+                report_violation(
+                    f"{tier}: a health aggregator's configuration is unreadable, so nothing bounds when the health "
+                    "route notices an outage.",
+                    resource.urn,
+                )
+                rto = None
             else:
-                rto += max(0.0, detection - claimed_detection) + max(0.0, (ttl or 0) - claimed_ttl)
+                aggregate = max(0.0, max(lags, default=0.0) - claimed_aggregate) if claimed_aggregate else 0.0
+                rto += max(0.0, detection - claimed_detection) + aggregate + max(0.0, (ttl or 0) - claimed_ttl)
         automation = get_path(document, "settings", "automation")
         if isinstance(automation, dict) and rto is not None:
             delay = automated_failover_delay(automation, args.resources, tier, report_violation)
