@@ -319,3 +319,20 @@ def test_a_pulumi_that_cannot_run_fails_the_update_check(plans, tmp_path, capsys
     assert {o.status for o in outcomes} == {"fail"}, "nothing to read the cluster or the gateway with: all fail"
     assert outcomes[-1].detail.startswith("ConnectionRefusedError")
     assert time.monotonic() - started < 30
+
+
+def test_the_update_is_given_the_deployed_stacks_secrets_settings(tmp_path):
+    """`pulumi stack select --create` writes encryptionsalt into the stack's own file; the update's file needs it
+    too, or Pulumi could not read the stack's state with the update's config."""
+    stack_file, update = tmp_path / "Pulumi.e2e.yaml", tmp_path / "Pulumi.e2e-refused.yaml"
+    update.write_text(UPDATE.read_text())
+    out = tmp_path / "plans" / "e2e-refused" / "Pulumi.e2e-refused.yaml"
+    assert e2e.with_secrets_settings(update, stack_file, out) == update, "no stack file yet: as it is"
+    stack_file.write_text("config:\n  turnout:tier: dev\n")
+    assert e2e.with_secrets_settings(update, stack_file, out) == update, "no secrets settings: as it is"
+    stack_file.write_text("encryptionsalt: v1:abc:def\nconfig:\n  turnout:tier: dev\n")
+    assert e2e.with_secrets_settings(update, stack_file, out) == out
+    assert out.read_text() == "encryptionsalt: v1:abc:def\n" + UPDATE.read_text()
+    assert yaml.safe_load(out.read_text())["config"] == config(UPDATE)
+    update.write_text("encryptionsalt: v1:own:salt\n" + UPDATE.read_text())
+    assert e2e.with_secrets_settings(update, stack_file, out) == update, "its own settings are kept"
