@@ -95,7 +95,7 @@ e2e:  ## the end-to-end checks on kind (scripts/e2e); exit 0 with the reason whe
 	  printf '\n==> %s\n' "scripts/e2e refused $(E2E_STACK): an update whose acceptance test fails keeps users where they were"; \
 	  $(BIN)/turnout plan $(E2E_REFUSED) \
 	    && $(PYTHON) scripts/e2e refused $(E2E_STACK) --config-file environments/Pulumi.$(E2E_REFUSED).yaml \
-	      --pulumi-flags "--yes --non-interactive $(PULUMI_FLAGS)" || { failed=$$?; [ $$status -ne 0 ] || status=$$failed; }; \
+	      --pulumi-flags="--yes --non-interactive $(PULUMI_FLAGS)" || { failed=$$?; [ $$status -ne 0 ] || status=$$failed; }; \
 	else status=1; fi; \
 	$(MAKE) --no-print-directory down STACK=$(E2E_STACK) PULUMI_FLAGS="--yes $(PULUMI_FLAGS)" || [ $$status -ne 0 ] || status=1; \
 	exit $$status

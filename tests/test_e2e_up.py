@@ -319,7 +319,7 @@ def test_make_e2e_runs_up_the_checks_the_refused_update_and_always_down(
     if "e2e refused" in ran:
         # the update is planned first (the script compares the two plans), then refused on the deployed stack
         assert calls.index("turnout plan e2e-refused") < calls.index(
-            "e2e refused e2e --config-file environments/Pulumi.e2e-refused.yaml --pulumi-flags --yes --non-interactive "
+            "e2e refused e2e --config-file environments/Pulumi.e2e-refused.yaml --pulumi-flags=--yes --non-interactive "
         )
         assert (box.root / "build" / "plan" / "e2e-refused" / "traffic.json").exists()
 
