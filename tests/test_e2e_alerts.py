@@ -361,3 +361,19 @@ def test_the_failing_versions_errors_count_as_its_answers_in_the_other_checks(st
     other = dataclasses.replace(run, plan=dataclasses.replace(run.plan, failing={}))
     counts, _ = other.send(route, 40, "t")
     assert counts == {HEALTHY: 20, VERSION: 10, "HTTP 500": 10}
+
+
+def test_only_a_positive_integer_fail_percent_on_the_model_container_marks_a_failing_version():
+    def deployment(env, container="model", endpoint="flaky"):
+        labels = {"turnout.dev/endpoint": endpoint, "turnout.dev/version": "v2"}
+        spec = {"template": {"spec": {"containers": [{"name": container, "env": env}]}}}
+        return {"inputs": {"kind": "Deployment", "metadata": {"labels": labels}, "spec": spec}}
+
+    def failing(*resources):
+        return e2e.failing_versions(list(resources))
+
+    assert failing(deployment([{"name": "FAIL_PERCENT", "value": "30"}])) == {("flaky", "v2"): 30}
+    assert failing(deployment([{"name": "FAIL_PERCENT", "value": "0"}])) == {}
+    assert failing(deployment([{"name": "FAIL_PERCENT", "value": "lots"}])) == {}
+    assert failing(deployment([{"name": "FAIL_PERCENT", "value": "30"}], container="istio-proxy")) == {}
+    assert failing(deployment([{"name": "OTHER", "value": "30"}])) == {}
