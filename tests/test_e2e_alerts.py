@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -377,3 +379,53 @@ def test_only_a_positive_integer_fail_percent_on_the_model_container_marks_a_fai
     assert failing(deployment([{"name": "FAIL_PERCENT", "value": "lots"}])) == {}
     assert failing(deployment([{"name": "FAIL_PERCENT", "value": "30"}], container="istio-proxy")) == {}
     assert failing(deployment([{"name": "OTHER", "value": "30"}])) == {}
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool is missing: `apt-get install prometheus` (Debian's package)")
+def test_prometheus_fires_the_planned_alert_for_flaky_v2_within_the_nominal_wait(plans, tmp_path):
+    """promtool with the planned rule file: v2 failing half its requests from the start (scraped every 15s, as the
+    plan's Prometheus does) fires the alert for v2, and only v2, by the wait the script derives without its margin
+    (not before `for` has passed); the script allows twice that."""
+    rules = planned_rules(plans, ENDPOINT)
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)  # promtool would compare them too
+    alert, interval = planned_alert(plans, ENDPOINT, e2e.ERROR_ALERT)
+    nominal = e2e.alert_wait(e2e.duration_seconds(alert["for"]), e2e.duration_seconds(interval), 15.0, margin=1)
+    assert nominal == 240
+
+    def requests(version: str, code: str, per_scrape: int) -> dict:
+        labels = f'reporter="destination",namespace="{ENDPOINT}",destination_version="{version}"'
+        labels += f',turnout_role="serving",response_code="{code}"'
+        return {"series": f"istio_requests_total{{{labels}}}", "values": f"0+{per_scrape}x60"}
+
+    fired = {"endpoint": ENDPOINT, "destination_version": VERSION, "turnout_role": "serving", "severity": "page"}
+    test = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": interval,
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": [
+                    requests(HEALTHY, "200", 30),
+                    requests(VERSION, "200", 15),
+                    requests(VERSION, "500", 15),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "2m", "alertname": e2e.ERROR_ALERT, "exp_alerts": []},
+                    {
+                        "eval_time": f"{int(nominal)}s",
+                        "alertname": e2e.ERROR_ALERT,
+                        "exp_alerts": [{"exp_labels": fired}],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
+    result = subprocess.run([PROMTOOL, "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
