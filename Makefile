@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 STACK ?= local
 E2E_STACK ?= e2e
+E2E_REFUSED ?= $(E2E_STACK)-refused
 # The sample model server, as `make up` builds it and `kind load`s it: under kind.local/, a registry
 # Knative never looks tags up in (stacks name it in turnout:platform.loadImages).
 MODEL_ECHO_IMAGE := kind.local/turnout-model-echo:0.1.0
@@ -84,12 +85,18 @@ down: check-tools  ## delete a stack made by make up (default: local), its kind 
 	@printf '\n==> %s\n' "pulumi destroy $(STACK): endpoints, platform, then the kind cluster"
 	pulumi destroy --stack $(STACK) $(PULUMI_FLAGS)
 
-# make up, the checks through the gateway, make down (always); without the tools it skips, saying why
+# make up, the checks through the gateway, the refused update (when up succeeded, whatever the checks found), make
+# down (always); without the tools it skips, saying why
 e2e:  ## the end-to-end checks on kind (scripts/e2e); exit 0 with the reason when Docker, kind, kubectl or Pulumi is missing
 	@if ! scripts/check-tools e2e; then echo "make e2e: skipped (exit 0): install the missing tools above to run it"; exit 0; fi; \
 	status=0; \
-	$(MAKE) --no-print-directory up STACK=$(E2E_STACK) PULUMI_FLAGS="--yes $(PULUMI_FLAGS)" \
-	  && $(PYTHON) scripts/e2e check $(E2E_STACK) || status=$$?; \
+	if $(MAKE) --no-print-directory up STACK=$(E2E_STACK) PULUMI_FLAGS="--yes $(PULUMI_FLAGS)"; then \
+	  $(PYTHON) scripts/e2e check $(E2E_STACK) || status=$$?; \
+	  printf '\n==> %s\n' "scripts/e2e refused $(E2E_STACK): an update whose acceptance test fails keeps users where they were"; \
+	  $(BIN)/turnout plan $(E2E_REFUSED) \
+	    && $(PYTHON) scripts/e2e refused $(E2E_STACK) --config-file environments/Pulumi.$(E2E_REFUSED).yaml \
+	      --pulumi-flags="--yes --non-interactive $(PULUMI_FLAGS)" || { failed=$$?; [ $$status -ne 0 ] || status=$$failed; }; \
+	else status=1; fi; \
 	$(MAKE) --no-print-directory down STACK=$(E2E_STACK) PULUMI_FLAGS="--yes $(PULUMI_FLAGS)" || [ $$status -ne 0 ] || status=1; \
 	exit $$status
 

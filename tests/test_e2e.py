@@ -139,7 +139,7 @@ def test_a_stack_not_on_kind_exits_2(plans, tmp_path, capsys):
 def test_scenarios_lists_every_registered_check(capsys):
     assert e2e.main(["scenarios"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == list(e2e.SCENARIOS) == [*STAND_IN_SCENARIOS, "interleaving", "compare"]
+    assert listed == list(e2e.SCENARIOS) == [*STAND_IN_SCENARIOS, "interleaving", "compare", "alerts"]
 
 
 def test_exit_statuses_are_documented_as_returned():
@@ -203,6 +203,8 @@ def _expected_routes(endpoint: dict) -> list[tuple]:
             ({"Cookie": f"{cookie}={strategy['stable']}"}, {strategy["stable"]: 100}, {}, None),
             ({}, split, {}, cookie),
         ]
+    if kind in ("rolling", "recreate"):  # one version takes every request
+        return [({}, {strategy.get("version") or next(iter(endpoint["versions"])): 100}, {}, None)]
     if kind == "interleaved":  # the agent's share answers in control's shape: control's, as far as routes go
         return [({}, {strategy["control"]: 100}, {}, None)]
     if kind == "bandit":  # the initial split, even (the agent owns the weights afterwards)

@@ -166,7 +166,7 @@ def test_the_policy_pack_runs_in_the_projects_virtualenv_not_whatever_python3_is
 @pytest.fixture(scope="module")
 def plans(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("plans")
-    assert turnout_main(["plan", "local", "e2e", "--project", str(REPO), "--out", str(out)]) == 0
+    assert turnout_main(["plan", "local", "e2e", "e2e-refused", "--project", str(REPO), "--out", str(out)]) == 0
     return out
 
 
@@ -285,18 +285,25 @@ def test_make_down_destroys_the_stack(tmp_path, plans):
 
 
 @pytest.mark.parametrize(
-    ("fail", "check", "status", "ran"),
+    ("fail", "check", "refused", "status", "ran"),
     [
-        ("", 0, 0, ["pulumi up", "e2e check", "pulumi destroy"]),
-        ("", 1, 2, ["pulumi up", "e2e check", "pulumi destroy"]),  # 2: make's status for any failed recipe
-        ("pulumi up", 0, 2, ["pulumi up", "pulumi destroy"]),
-        ("pulumi destroy", 0, 2, ["pulumi up", "e2e check", "pulumi destroy"]),
+        ("", 0, 0, 0, ["pulumi up", "e2e check", "e2e refused", "pulumi destroy"]),
+        ("", 1, 0, 2, ["pulumi up", "e2e check", "e2e refused", "pulumi destroy"]),  # 2: make's, for a failed recipe
+        ("", 0, 1, 2, ["pulumi up", "e2e check", "e2e refused", "pulumi destroy"]),
+        ("pulumi up", 0, 0, 2, ["pulumi up", "pulumi destroy"]),
+        ("pulumi destroy", 0, 0, 2, ["pulumi up", "e2e check", "e2e refused", "pulumi destroy"]),
     ],
 )
-def test_make_e2e_runs_up_the_checks_and_always_down(tmp_path, plans, fail, check, status, ran):
+def test_make_e2e_runs_up_the_checks_the_refused_update_and_always_down(
+    tmp_path, plans, fail, check, refused, status, ran
+):
     box = Sandbox(tmp_path, plans)
     box.tools(fail=fail)
-    intercept = f'if [ "$1 $2" = "scripts/e2e check" ]; then echo "e2e check $3" >> "{box.calls}"; exit {check}; fi'
+    intercept = (
+        f'if [ "$1 $2" = "scripts/e2e check" ]; then echo "e2e check $3" >> "{box.calls}"; exit {check}; fi\n'
+        f'if [ "$1 $2" = "scripts/e2e refused" ]; then shift 2; echo "e2e refused $*" >> "{box.calls}"; '
+        f"exit {refused}; fi"
+    )
     box.script(box.python, f'{intercept}\nexec "{sys.executable}" "$@"', record=False)
     result = box.make("e2e")
     assert result.returncode == status, result.stdout + result.stderr
@@ -309,6 +316,12 @@ def test_make_e2e_runs_up_the_checks_and_always_down(tmp_path, plans, fail, chec
     assert "pulumi destroy --stack e2e --yes" in calls
     if "e2e check" in ran:
         assert "e2e check e2e" in calls
+    if "e2e refused" in ran:
+        # the update is planned first (the script compares the two plans), then refused on the deployed stack
+        assert calls.index("turnout plan e2e-refused") < calls.index(
+            "e2e refused e2e --config-file environments/Pulumi.e2e-refused.yaml --pulumi-flags=--yes --non-interactive "
+        )
+        assert (box.root / "build" / "plan" / "e2e-refused" / "traffic.json").exists()
 
 
 def test_make_e2e_skips_with_the_reason_where_the_tools_are_missing(tmp_path, plans):

@@ -156,7 +156,10 @@ def test_unknown_stack_exits_2_listing_stacks(capsys):
     status, err = plan(capsys, "nosuchstack", "--project", str(REPO))
     assert status == 2
     assert "no stack 'nosuchstack'" in err
-    stacks = "dev-aws, e2e, local, prod-aws, prod-aws-blue, prod-aws-global, prod-aws-green, prod-azure, prod-gcp"
+    stacks = (
+        "dev-aws, e2e, e2e-refused, local, prod-aws, prod-aws-blue, prod-aws-global, prod-aws-green, prod-azure, "
+        "prod-gcp"
+    )
     assert f"stacks: {stacks}" in err
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 import threading
 import urllib.request
 
@@ -76,14 +79,59 @@ def test_each_request_is_logged_with_the_version_and_the_tagged_path(server, cap
     assert e2e.count_tagged(logged, "run-7-echo-1") == 1
 
 
-def test_fail_percent_makes_a_share_of_model_requests_fail(monkeypatch, server):
-    """FAIL_PERCENT=100: every model request answers 503; the health probe still answers."""
+def _statuses(url: str, count: int, method: str = "GET") -> list[int]:
+    statuses = []
+    for _ in range(count):
+        data = b"{}" if method == "POST" else None
+        request = urllib.request.Request(url, data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                statuses.append(response.status)
+        except urllib.error.HTTPError as error:
+            assert error.headers["X-Model-Version"] == "v2", "a failed answer still names its version"
+            assert error.read() == b"failing on purpose (FAIL_PERCENT)\n"
+            statuses.append(error.code)
+    return statuses
+
+
+def test_fail_percent_100_fails_every_model_request_but_never_the_health_probe(monkeypatch, server):
     monkeypatch.setenv("FAIL_PERCENT", "100")
-    with pytest.raises(urllib.error.HTTPError) as caught:
-        urllib.request.urlopen(server + "/", timeout=5)
-    assert caught.value.code == 503
-    with urllib.request.urlopen(server + "/healthz", timeout=5) as response:
-        assert response.status == 200
+    assert _statuses(server + "/", 5) == [500] * 5
+    assert _statuses(server + "/predict", 3, "POST") == [500] * 3
+    assert _statuses(server + "/rank", 2, "POST") == [500] * 2
+    assert _statuses(server + "/healthz", 5) == [200] * 5
     monkeypatch.setenv("FAIL_PERCENT", "0")
     with urllib.request.urlopen(server + "/", timeout=5) as response:
         assert response.read() == b"Hello v2!\n"
+
+
+def test_fail_percent_50_fails_exactly_every_second_request(monkeypatch, server):
+    """Deterministic, so the e2e stack's failing version fails the same share on every run."""
+    monkeypatch.setenv("FAIL_PERCENT", "50")
+    assert _statuses(server + "/", 20) == [200, 500] * 10
+
+
+@pytest.mark.parametrize("percent", [1, 30, 73])
+def test_any_100_consecutive_requests_hold_exactly_fail_percent_failures(monkeypatch, server, percent):
+    monkeypatch.setenv("FAIL_PERCENT", str(percent))
+    statuses = _statuses(server + "/", 150)
+    assert set(statuses) == {200, 500}
+    for start in (0, 17, 50):
+        assert statuses[start : start + 100].count(500) == percent
+
+
+@pytest.mark.parametrize("value", ["abc", "101", "-1", "12.5"])
+def test_a_bad_fail_percent_stops_the_server_naming_it(value):
+    """The real command: exit 2 with the variable and what it takes, no traceback."""
+    env = {"PATH": os.environ["PATH"], "FAIL_PERCENT": value, "PORT": "0"}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "apps" / "model-echo" / "server.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"FAIL_PERCENT={value!r}: expected an integer from 0 to 100" in result.stderr
+    assert "Traceback" not in result.stderr

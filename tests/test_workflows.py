@@ -493,6 +493,50 @@ def test_the_e2e_workflow_runs_up_the_checks_then_down_always_and_keeps_logs_of_
     assert step(job, "The tools make e2e needs")["run"].strip() == "scripts/check-tools e2e"
 
 
+def test_the_e2e_workflow_runs_the_refused_update_after_the_checks_while_the_stack_is_up(tmp_path):
+    """Whatever the checks found (they may fail first), as long as make up succeeded and the run goes on; its
+    outcomes land beside the checks' in the logs artifact; the cluster is still there for them."""
+    job = e2e_job()
+    names = [s.get("name") or s.get("uses") for s in job["steps"]]
+    refused = step(job, "scripts/e2e refused")
+    assert step(job, "make up")["id"] == "up"
+    assert refused["if"] == "${{ !cancelled() && steps.up.outcome == 'success' }}"
+    order = [
+        names.index(n) for n in ("scripts/e2e check", "scripts/e2e refused", "Upload the logs", "make down (always)")
+    ]
+    assert order == sorted(order)
+    env = _stand_ins(tmp_path, {"python3": "exit 0"})
+    turnout = tmp_path / ".venv" / "bin" / "turnout"
+    turnout.parent.mkdir(parents=True)
+    turnout.write_text(f'#!/bin/sh\necho "turnout $*" >> "{tmp_path}/calls"\n')
+    turnout.chmod(0o755)
+    flags = "--yes --non-interactive --suppress-progress"
+    variables = {**env, "STACK": "e2e", "PULUMI_FLAGS": flags, "RUNNER_TEMP": "/runner-temp"}
+    result = run_step(refused["run"], tmp_path, variables)
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == [
+        "turnout plan e2e-refused",
+        "python3 scripts/e2e refused e2e --config-file environments/Pulumi.e2e-refused.yaml "
+        f"--pulumi-flags={flags} --report /runner-temp/e2e-logs/refused.json",
+    ]
+    assert (REPO / "environments" / "Pulumi.e2e-refused.yaml").is_file()
+    # the script takes these arguments: the flags as one `--pulumi-flags=VALUE` (a lone `--yes` would otherwise
+    # read as an option of its own)
+    from tests.test_e2e import load_e2e
+
+    argv = ["refused", "e2e", "--config-file", "environments/Pulumi.e2e-refused.yaml", f"--pulumi-flags={flags}"]
+    for value in (flags, "--yes"):
+        args = load_e2e().parser().parse_args([*argv[:-1], f"--pulumi-flags={value}"])
+        assert (args.stack, args.pulumi_flags) == ("e2e", value)
+
+
+def test_the_e2e_logs_keep_the_jobs_and_prometheus_alerts():
+    collect = step(e2e_job(), "Collect the plan, the cluster's objects, events and logs")["run"]
+    assert 'get jobs -A -o yaml > "$logs/jobs.yaml"' in collect
+    assert "/services/prometheus-server:80/proxy/api/v1/alerts" in collect
+
+
 def _stand_ins(tmp_path: Path, scripts: dict[str, str]) -> dict[str, str]:
     """Executables that record their calls in tmp_path/calls, first on PATH."""
     folder = tmp_path / "bin"

@@ -9,8 +9,11 @@ TARGET environment variable, so routing between versions is visible with curl:
                        SHA-256 of VERSION/ID, so two versions rank differently (an interleaved endpoint's e2e check)
     GET  /healthz   -> "ok" (readiness and liveness probes)
 
-FAIL_PERCENT (0 to 100, default 0) makes that share of `/` and `/predict` requests answer 503, chosen at
-random: the end-to-end checks use it to make a version fail, so its alert fires and its acceptance tests fail.
+FAIL_PERCENT (an integer from 0 to 100, default 0) makes exactly that share of the model requests (`/`, `/predict`,
+`/rank`) answer 500, spread evenly and deterministically: request n fails when floor(n * P / 100) grows, so any
+100 consecutive requests hold exactly P failures (50: every second one). The end-to-end checks use it to make a
+version fail, so that its error-rate alert fires and its acceptance tests fail. 500, not 503: Istio's default
+retry policy retries a 503 (retriable-status-codes), which would hide the failures from the caller.
 
 Query strings are ignored for routing (`GET /?e2e=RUN` answers like `GET /`), and every request is
 logged to standard error as `model-echo VERSION: "GET /?e2e=RUN HTTP/1.1" 200 -`: the end-to-end
@@ -22,12 +25,42 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 MAX_BODY = 1 << 20
+FAIL_STATUS = 500
+
+
+def fail_percent() -> int:
+    """FAIL_PERCENT as an integer from 0 to 100 (ValueError naming it otherwise)."""
+    text = os.environ.get("FAIL_PERCENT") or "0"
+    try:
+        percent = int(text)
+    except ValueError:
+        percent = -1
+    if not 0 <= percent <= 100:
+        raise ValueError(f"FAIL_PERCENT={text!r}: expected an integer from 0 to 100")
+    return percent
+
+
+class FailureSchedule:
+    """Which model requests fail: the n-th (from 1) when floor(n * percent / 100) grows (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def next_fails(self, percent: int) -> bool:
+        with self._lock:
+            self._count += 1
+            n = self._count
+        return n * percent // 100 > (n - 1) * percent // 100
+
+
+FAILURES = FailureSchedule()
 
 
 class ModelHandler(BaseHTTPRequestHandler):
@@ -50,10 +83,9 @@ class ModelHandler(BaseHTTPRequestHandler):
         return urlsplit(self.path).path
 
     def _failing(self) -> bool:
-        """A FAIL_PERCENT share of model requests answer 503 (never the health probe)."""
-        percent = float(os.environ.get("FAIL_PERCENT") or 0)
-        if percent > 0 and random.random() * 100 < percent:
-            self._send(503, b"failing on purpose (FAIL_PERCENT)\n", "text/plain")
+        """A FAIL_PERCENT share of model requests answer 500 (never the health probe)."""
+        if FAILURES.next_fails(fail_percent()):
+            self._send(FAIL_STATUS, b"failing on purpose (FAIL_PERCENT)\n", "text/plain")
             return True
         return False
 
@@ -100,6 +132,11 @@ def serve(port: int) -> ThreadingHTTPServer:
 
 
 if __name__ == "__main__":
+    try:
+        fail_percent()
+    except ValueError as error:
+        print(f"model-echo: {error}", file=sys.stderr)
+        sys.exit(2)
     server = serve(int(os.environ.get("PORT", "8080")))
     print(f"model-echo {os.environ.get('TARGET', 'World')} listening on :{server.server_port}", file=sys.stderr)
     server.serve_forever()
