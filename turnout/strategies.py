@@ -142,6 +142,53 @@ class Progressive:
         allowed="an integer from 1 to 100",
     )
     max_latency_ms: int = setting("Highest p99 latency in milliseconds counted as healthy.", 500, bounds=(1, 600000))
+    judge: Literal["threshold", "sequential"] = setting(
+        "threshold: Flagger's own checks each interval (successRate, maxLatencyMs on the canary alone); sequential: "
+        "the experiment agent's sequential test of the canary's error rate against the primary's decides rollback "
+        "and promotion (Flagger webhooks; see Experiments).",
+        "threshold",
+    )
+    alpha: float | None = setting(
+        "With judge sequential: the most probability of rolling back a canary no worse than the primary, ever.",
+        None,
+        parse=lambda value, path: _alpha(value, path),
+        allowed="a number above 0 and below 0.5, such as 0.01",
+        default_doc="0.01",
+    )
+    min_requests: int | None = setting(
+        "With judge sequential: canary requests before promotion may be confirmed.",
+        None,
+        bounds=(1, 100000000),
+        default_doc="500",
+    )
+
+    def validate(self, path: str) -> None:
+        if self.judge != "sequential":
+            for key, value in (("alpha", self.alpha), ("minRequests", self.min_requests)):
+                if value is not None:
+                    raise ConfigError(
+                        f"{path}.{key}", f"{value!r} with judge {self.judge!r}", f"{key} with judge 'sequential' only"
+                    )
+
+    @property
+    def sequential(self) -> bool:
+        return self.judge == "sequential"
+
+    def judge_alpha(self) -> float:
+        return DEFAULT_JUDGE_ALPHA if self.alpha is None else self.alpha
+
+    def judge_min_requests(self) -> int:
+        return DEFAULT_JUDGE_MIN_REQUESTS if self.min_requests is None else self.min_requests
+
+
+DEFAULT_JUDGE_ALPHA = 0.01
+DEFAULT_JUDGE_MIN_REQUESTS = 500
+
+
+def _alpha(value: object, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 0.5:
+        raise ConfigError(path, describe(value), "a number above 0 and below 0.5, such as 0.01")
+    return float(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +228,8 @@ class Canary:
 
     def validate(self, path: str) -> None:
         require_distinct(path, "canary", self.canary, "stable", self.stable)
+        if self.progressive is not None:
+            self.progressive.validate(f"{path}.progressive")
         if self.progressive is not None and self.weight > self.progressive.max_weight:
             raise ConfigError(
                 f"{path}.weight",
@@ -611,7 +660,12 @@ BACKEND_STRATEGIES: dict[str, frozenset[str]] = {
 
 def learns_from_traffic(strategy: Strategy | None) -> bool:
     """Whether the endpoint runs an experiment agent (and its cluster the Prometheus the agent reads)."""
-    return isinstance(strategy, (Bandit, Interleaved)) or compares_shadows(strategy)
+    return isinstance(strategy, (Bandit, Interleaved)) or compares_shadows(strategy) or judged_canary(strategy)
+
+
+def judged_canary(strategy: Strategy | None) -> bool:
+    """A progressive canary whose rollback and promotion the experiment agent's sequential judge decides."""
+    return isinstance(strategy, Canary) and strategy.progressive is not None and strategy.progressive.sequential
 
 
 def compares_shadows(strategy: Strategy | None) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.endpoint import agent_experiments
+from components.endpoint import agent_experiments, agent_judge
 from components.endpoint.agent_backends import AgentBackends, AgentBackendsArgs
 from components.endpoint.istio_routes import Hosts, http_routes
 from components.endpoint.workload import PodAdditions, checkov_skips, container_security, pod_security
@@ -24,7 +24,7 @@ from components.mesh.istio import GATEWAY_PRINCIPAL
 from turnout.config import KIND_AGENT_IMAGE, StackConfig, key_path
 from turnout.errors import ConfigError, describe
 from turnout.naming import child, k8s_name, labels
-from turnout.strategies import Bandit, Interleaved, Shadow, learns_from_traffic
+from turnout.strategies import Bandit, Canary, Interleaved, Shadow, judged_canary, learns_from_traffic
 from turnout.traffic import TrafficPlan
 
 AGENT_PORT = 8080
@@ -167,7 +167,7 @@ class ExperimentAgentArgs:
     endpoint: str
     namespace: str
     tier: str
-    strategy: Bandit | Interleaved | Shadow
+    strategy: Bandit | Interleaved | Shadow | Canary
     plan: TrafficPlan
     image: str
     pull_policy: str
@@ -188,6 +188,9 @@ class ExperimentAgent(pulumi.ComponentResource):
         mine = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         replicas = 2 if args.tier == "prod" else 1
         bandit = isinstance(args.strategy, Bandit)
+        judged = judged_canary(args.strategy)
+        if judged:
+            replicas = 1  # Flagger is its one caller; its analyses are on its volume (restart-safe)
         if bandit:
             settings = agent_settings(
                 endpoint=args.endpoint,
@@ -196,6 +199,15 @@ class ExperimentAgent(pulumi.ComponentResource):
                 plan=args.plan,
                 prometheus_url=args.prometheus_url,
                 replicas=replicas,
+            )
+        elif judged:
+            assert isinstance(args.strategy, Canary)
+            settings = agent_judge.judge_settings(
+                endpoint=args.endpoint,
+                namespace=args.namespace,
+                strategy=args.strategy,
+                prometheus_url=args.prometheus_url,
+                **agent_settings_common(args.endpoint, args.namespace, replicas),
             )
         else:
             shared = agent_settings_common(args.endpoint, args.namespace, replicas)
@@ -215,6 +227,18 @@ class ExperimentAgent(pulumi.ComponentResource):
         )
         account = k8s.core.v1.ServiceAccount(child(name, "sa"), metadata=metadata, opts=mine)
         ports = [{"name": "http", "port": AGENT_PORT, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}]
+        if judged:
+            ports.append(
+                {
+                    "name": "flagger",
+                    "port": agent_judge.WEBHOOK_PORT,
+                    "targetPort": "flagger",
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                }
+            )
+            self._serve(name, args, metadata, object_labels, selector, replicas, ports, settings, (config, account))
+            return
         if not bandit:
             ports += [
                 {"name": port_name, "port": number, "targetPort": port_name, "protocol": "TCP", "appProtocol": "http"}
@@ -286,6 +310,7 @@ class ExperimentAgent(pulumi.ComponentResource):
     def _serve(self, name, args, metadata, object_labels, selector, replicas, ports, settings, made) -> None:
         """The agent's Services, its StatefulSet, its disruption budget, who may call it."""
         object_name, bandit = metadata["name"], isinstance(args.strategy, Bandit)
+        judged = judged_canary(args.strategy)
         mine = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         settings_text = json.dumps(settings, indent=2, sort_keys=True)
         k8s.core.v1.Service(
@@ -326,6 +351,12 @@ class ExperimentAgent(pulumi.ComponentResource):
                             "prometheus.io/path": "/metrics",
                             "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}',
                             "turnout.dev/settings-checksum": checksum,  # new settings roll the replicas
+                            # Flagger has no sidecar: its plaintext webhook calls reach this port beside the sidecar.
+                            **(
+                                {"traffic.sidecar.istio.io/excludeInboundPorts": str(agent_judge.WEBHOOK_PORT)}
+                                if judged
+                                else {}
+                            ),
                         },
                     },
                     "spec": {
@@ -404,6 +435,8 @@ class ExperimentAgent(pulumi.ComponentResource):
             if args.strategy.reward.source == "feedback":
                 operations.append({"operation": {"methods": ["POST"], "paths": [api + "feedback"]}})
             internal = [{"operation": {"methods": ["GET"], "paths": ["/internal/totals"]}}]
+        elif judged:
+            callers, operations, internal = agent_judge.api_operations(args.endpoint)
         else:
             callers, operations, internal = agent_experiments.api_operations(args.endpoint, args.strategy)
         k8s.apiextensions.CustomResource(
@@ -417,7 +450,7 @@ class ExperimentAgent(pulumi.ComponentResource):
                 "rules": [
                     {"from": caller_sources(callers), "to": operations},
                     # The leader (any replica, for a report) reads every replica's totals.
-                    {"from": [{"source": {"principals": [own]}}], "to": internal},
+                    *([{"from": [{"source": {"principals": [own]}}], "to": internal}] if internal else []),
                 ],
             },
             opts=mine,
@@ -438,7 +471,23 @@ class ExperimentAgent(pulumi.ComponentResource):
                             for ns in namespaces
                         ],
                         "ports": [{"port": AGENT_PORT, "protocol": "TCP"}],
-                    }
+                    },
+                    # The webhook port, outside the mesh's policies: Flagger's pods only.
+                    *(
+                        [
+                            {
+                                "from": [
+                                    {
+                                        "namespaceSelector": {"matchLabels": agent_judge.flagger_namespace_labels()},
+                                        "podSelector": {"matchLabels": agent_judge.FLAGGER_POD_LABELS},
+                                    }
+                                ],
+                                "ports": [{"port": agent_judge.WEBHOOK_PORT, "protocol": "TCP"}],
+                            }
+                        ]
+                        if judged
+                        else []
+                    ),
                 ],
             },
             opts=mine,

@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.cache import CacheConnection
 from components.cache.access import CacheAccess, CacheAccessArgs
-from components.endpoint import agent_experiments
+from components.endpoint import agent_experiments, agent_judge
 from components.endpoint.acceptance import AcceptanceJob, AcceptanceJobArgs, AcceptanceWebhook, AcceptanceWebhookArgs
 from components.endpoint.egress import EndpointEgress, EndpointEgressArgs
 from components.endpoint.experiment_agent import ExperimentAgent, ExperimentAgentArgs, traffic_note
@@ -35,6 +35,7 @@ from turnout.strategies import (
     Recreate,
     Rolling,
     Strategy,
+    judged_canary,
     learns_from_traffic,
 )
 from turnout.traffic import TrafficPlan, traffic_plan
@@ -190,7 +191,12 @@ class ModelEndpoint(pulumi.ComponentResource):
                         namespace_name, namespace_name, endpoint.strategy, cache=shared
                     )
                 }
-                if learns_from_traffic(endpoint.strategy) and not bandit
+                if learns_from_traffic(endpoint.strategy) and not bandit and not judged_canary(endpoint.strategy)
+                else {}
+            ),
+            **(
+                {"agent": agent_judge.traffic_note(namespace_name, namespace_name, endpoint.strategy)}
+                if judged_canary(endpoint.strategy)
                 else {}
             ),
         }
