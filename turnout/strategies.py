@@ -264,6 +264,11 @@ class AbTest:
     )
     segment: Segment | None = setting("Only requests in this segment are split; others go to `default`.", None)
     default: str | None = setting("The version for requests outside the segment; required with `segment`.", None)
+    reward: Reward | None = setting(
+        "Collect each variant's rewards and compare them with always-valid confidence intervals (the experiment "
+        "agent's report); the split itself does not change. See Experiments.",
+        None,
+    )
 
     def versions_named(self) -> dict[str, str]:
         named = {f"variants.{version}": version for version in self.variants}
@@ -287,6 +292,16 @@ class AbTest:
                 describe(self.default),
                 "no default without a `segment`: every request is split by weight",
             )
+        if self.reward is not None:
+            self.reward.validate(f"{path}.reward")
+            if self.segment is not None and self.default in self.variants and self.reward.unreported != "unknown":
+                raise ConfigError(
+                    f"{path}.reward",
+                    f"{'source slo' if self.reward.source == 'slo' else 'unreported zero'} with default "
+                    f"{self.default!r} among the variants",
+                    "reward {source: feedback, unreported: unknown}: the mesh cannot tell the default's requests "
+                    "outside the segment from its requests in the experiment, so only reported outcomes count",
+                )
 
 
 JSON_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\[[0-9]+\])*(\.[A-Za-z_][A-Za-z0-9_-]*(\[[0-9]+\])*)*$")
@@ -660,7 +675,17 @@ BACKEND_STRATEGIES: dict[str, frozenset[str]] = {
 
 def learns_from_traffic(strategy: Strategy | None) -> bool:
     """Whether the endpoint runs an experiment agent (and its cluster the Prometheus the agent reads)."""
-    return isinstance(strategy, (Bandit, Interleaved)) or compares_shadows(strategy) or judged_canary(strategy)
+    return (
+        isinstance(strategy, (Bandit, Interleaved))
+        or compares_shadows(strategy)
+        or judged_canary(strategy)
+        or rewarded_ab_test(strategy)
+    )
+
+
+def rewarded_ab_test(strategy: Strategy | None) -> bool:
+    """An ab-test whose variants' rewards the experiment agent collects and compares (ab-test.reward)."""
+    return isinstance(strategy, AbTest) and strategy.reward is not None
 
 
 def judged_canary(strategy: Strategy | None) -> bool:
@@ -736,6 +761,13 @@ def check_backend(strategy: Strategy, backend: str, path: str, backend_path: str
             f"{path}.progressive",
             "a progressive canary with backend 'knative'",
             "progressive canaries with backend istio only (Flagger's Istio provider)",
+        )
+    if backend == "knative" and isinstance(strategy, AbTest) and strategy.reward is not None:
+        raise ConfigError(
+            f"{path}.reward",
+            f"a rewarded ab-test with backend 'knative' ({backend_path})",
+            "ab-test rewards with backend istio only: answers carry x-turnout-version set per destination by the "
+            "VirtualService; a Knative Route sets no response header per revision",
         )
     if backend == "knative" and isinstance(strategy, AbTest) and strategy.segment is not None:
         raise ConfigError(

@@ -24,7 +24,16 @@ from components.mesh.istio import GATEWAY_PRINCIPAL
 from turnout.config import KIND_AGENT_IMAGE, StackConfig, key_path
 from turnout.errors import ConfigError, describe
 from turnout.naming import child, k8s_name, labels
-from turnout.strategies import Bandit, Canary, Interleaved, Shadow, judged_canary, learns_from_traffic
+from turnout.strategies import (
+    AbTest,
+    Bandit,
+    Canary,
+    Interleaved,
+    Shadow,
+    judged_canary,
+    learns_from_traffic,
+    rewarded_ab_test,
+)
 from turnout.traffic import TrafficPlan
 
 AGENT_PORT = 8080
@@ -40,6 +49,40 @@ LEARNED_STATE = "data"
 
 def agent_name(endpoint: str) -> str:
     return k8s_name(endpoint, "agent")
+
+
+def leads_rounds(strategy: object) -> bool:
+    """A bandit, or an ab-test with rewards: one replica (the Lease holder) counts every interval into the state."""
+    return isinstance(strategy, Bandit) or rewarded_ab_test(strategy)
+
+
+AB_TEST_INTERVAL = 30
+"""Seconds between an ab-test agent's rounds (its report's freshness; nothing is decided on them)."""
+
+
+def ab_test_settings(*, endpoint: str, namespace: str, strategy: AbTest, prometheus_url: str, replicas: int) -> dict:
+    """An ab-test's agent: a bandit's settings with the stack's split as fixed weights (apps/experiment-agent's
+    settings.py: `fixedWeights`, policy `fixed`, no routing), so it counts, reports and never writes routes."""
+    reward = strategy.reward
+    assert reward is not None
+    name = agent_name(endpoint)
+    return {
+        "endpoint": endpoint,
+        "namespace": namespace,
+        "strategy": "bandit",
+        "arms": list(strategy.variants),
+        "policy": "fixed",
+        "fixedWeights": dict(strategy.variants),
+        "epsilon": 0.0,
+        "minWeight": 0,
+        "reward": {"source": reward.source, "unreported": reward.unreported or "zero", "latencyMs": reward.latency_ms},
+        "intervalSeconds": AB_TEST_INTERVAL,
+        "prometheus": {"url": prometheus_url, "service": endpoint},
+        "state": {"configMap": f"{name}-state"},
+        "lease": {"name": name, "durationSeconds": lease_seconds(AB_TEST_INTERVAL)},
+        **agent_settings_common(endpoint, namespace, replicas),
+        "port": AGENT_PORT,
+    }
 
 
 def lease_seconds(interval: int) -> int:
@@ -162,12 +205,28 @@ def traffic_note(endpoint: str, namespace: str, strategy: Bandit) -> dict:
     }
 
 
+def ab_test_note(endpoint: str, namespace: str, strategy: AbTest) -> dict:
+    """traffic.json's `agent` entry of an ab-test with rewards: the split is the stack's; the agent only reports."""
+    assert strategy.reward is not None
+    name = agent_name(endpoint)
+    return {
+        "owns": "nothing",
+        "note": "the split is the stack's and does not change; the experiment agent collects each variant's rewards "
+        "and reports their rates with always-valid confidence intervals and the differences' p-values",
+        "service": f"{name}.{namespace}.svc.cluster.local:{AGENT_PORT}",
+        **({"feedback": f"/v1/endpoints/{endpoint}/feedback"} if strategy.reward.source == "feedback" else {}),
+        "report": f"/v1/endpoints/{endpoint}/report",
+        "variants": dict(strategy.variants),
+        "reward": strategy.reward.source,
+    }
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExperimentAgentArgs:
     endpoint: str
     namespace: str
     tier: str
-    strategy: Bandit | Interleaved | Shadow | Canary
+    strategy: Bandit | Interleaved | Shadow | Canary | AbTest
     plan: TrafficPlan
     image: str
     pull_policy: str
@@ -187,11 +246,19 @@ class ExperimentAgent(pulumi.ComponentResource):
         metadata = {"name": object_name, "namespace": args.namespace, "labels": object_labels}
         mine = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         replicas = 2 if args.tier == "prod" else 1
-        bandit = isinstance(args.strategy, Bandit)
+        bandit = leads_rounds(args.strategy)
         judged = judged_canary(args.strategy)
         if judged:
             replicas = 1  # Flagger is its one caller; its analyses are on its volume (restart-safe)
-        if bandit:
+        if isinstance(args.strategy, AbTest):
+            settings = ab_test_settings(
+                endpoint=args.endpoint,
+                namespace=args.namespace,
+                strategy=args.strategy,
+                prometheus_url=args.prometheus_url,
+                replicas=replicas,
+            )
+        elif bandit:
             settings = agent_settings(
                 endpoint=args.endpoint,
                 namespace=args.namespace,
@@ -275,12 +342,19 @@ class ExperimentAgent(pulumi.ComponentResource):
             child(name, "role"),
             metadata=metadata,
             rules=[
-                {
-                    "apiGroups": ["networking.istio.io"],
-                    "resources": ["virtualservices"],
-                    "resourceNames": [args.endpoint],
-                    "verbs": ["get", "update"],
-                },
+                # An ab-test's agent reports its split and never changes it: no VirtualService.
+                *(
+                    [
+                        {
+                            "apiGroups": ["networking.istio.io"],
+                            "resources": ["virtualservices"],
+                            "resourceNames": [args.endpoint],
+                            "verbs": ["get", "update"],
+                        }
+                    ]
+                    if isinstance(args.strategy, Bandit)
+                    else []
+                ),
                 {
                     "apiGroups": ["coordination.k8s.io"],
                     "resources": ["leases"],
@@ -309,7 +383,7 @@ class ExperimentAgent(pulumi.ComponentResource):
 
     def _serve(self, name, args, metadata, object_labels, selector, replicas, ports, settings, made) -> None:
         """The agent's Services, its StatefulSet, its disruption budget, who may call it."""
-        object_name, bandit = metadata["name"], isinstance(args.strategy, Bandit)
+        object_name, bandit = metadata["name"], leads_rounds(args.strategy)
         judged = judged_canary(args.strategy)
         mine = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         settings_text = json.dumps(settings, indent=2, sort_keys=True)
@@ -329,8 +403,9 @@ class ExperimentAgent(pulumi.ComponentResource):
         annotations = checkov_skips(args.image, args.pull_policy)
         if bandit:
             annotations[f"checkov.io/skip{len(annotations) + 1}"] = (
-                "CKV_K8S_38=the agent calls the Kubernetes API: its Role gets and updates its VirtualService, Lease "
-                "and state ConfigMap, by name, and nothing else"
+                "CKV_K8S_38=the agent calls the Kubernetes API: its Role gets and updates its "
+                f"{'VirtualService, ' if isinstance(args.strategy, Bandit) else ''}Lease and state ConfigMap, by name, "
+                "and nothing else"
             )
         cache = args.cache if not bandit else None
         k8s.apps.v1.StatefulSet(

@@ -130,6 +130,32 @@ def metrics_text(agent: Agent) -> str:
         ],
     )
     family(
+        "turnout_experiment_reward_rate",
+        "gauge",
+        "Reward rate per version (rewards / trials).",
+        [
+            ({"endpoint": endpoint, "version": v["version"]}, v["rate"])
+            for v in report["versions"]
+            if v["rate"] is not None
+        ],
+    )
+    for bound, index in (("low", 0), ("high", 1)):
+        family(
+            f"turnout_experiment_reward_rate_{bound}",
+            "gauge",
+            f"The {bound} end of the reward rate's always-valid {report['confidence']:.0%} interval.",
+            [({"endpoint": endpoint, "version": v["version"]}, v["interval"][index]) for v in report["versions"]],
+        )
+    family(
+        "turnout_experiment_difference_p_value",
+        "gauge",
+        "Always-valid p-value of the version's reward rate equal to the baseline's (the first version).",
+        [
+            ({"endpoint": endpoint, "version": c["version"], "baseline": c["baseline"]}, c["pValue"])
+            for c in report["comparisons"]
+        ],
+    )
+    family(
         "turnout_experiment_round",
         "counter",
         "Rounds written to the experiment state.",
