@@ -10,6 +10,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from turnout_agent import report_html
 from turnout_agent.agent import Agent
 from turnout_agent.ledger import Outcome
 
@@ -198,7 +199,15 @@ def make_server(agent: Agent, host: str = "0.0.0.0", port: int | None = None) ->
             )
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
+            if path == prefix + "report" and report_html.wants_html(self.headers.get("Accept"), query):
+                try:
+                    report = agent.extension.report() if agent.extension is not None else agent.report()
+                except Exception as error:  # noqa: BLE001 (the state unreachable: 503, not a crash)
+                    self._error(HTTPStatus.SERVICE_UNAVAILABLE, None, f"the experiment state is unavailable: {error}")
+                    return
+                self._text(200, report_html.render(report), "text/html; charset=utf-8")
+                return
             if agent.extension is not None and agent.extension.handle(self, "GET", path):
                 return
             if path == "/healthz":
