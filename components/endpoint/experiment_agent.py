@@ -21,7 +21,7 @@ from components.endpoint.agent_backends import AgentBackends, AgentBackendsArgs
 from components.endpoint.istio_routes import Hosts, http_routes
 from components.endpoint.workload import PodAdditions, checkov_skips, container_security, pod_security
 from components.mesh.istio import GATEWAY_PRINCIPAL
-from turnout.config import KIND_AGENT_IMAGE, StackConfig, key_path
+from turnout.config import KIND_AGENT_IMAGE, StackConfig, key_path, regional_variants
 from turnout.errors import ConfigError, describe
 from turnout.naming import child, k8s_name, labels
 from turnout.strategies import (
@@ -93,15 +93,19 @@ def lease_seconds(interval: int) -> int:
 def check_experiment_agents(config: StackConfig) -> None:
     """Before anything is created: an agent image each cluster can run. On clouds the stack names it (the
     release workflow publishes it); on kind an image under kind.local/ exists only once `kind load`ed."""
-    users = [name for name, endpoint in config.endpoints.items() if learns_from_traffic(endpoint.strategy)]
+    everywhere = [config.endpoints, *regional_variants(config)]
+    users = sorted(
+        {name for endpoints in everywhere for name, e in endpoints.items() if learns_from_traffic(e.strategy)}
+    )
     if not users:
         return
+    strategy_of = {name: e.strategy for endpoints in everywhere for name, e in endpoints.items() if name in users}
     serving = config.platform.serving
     path = key_path("platform.serving.agentImage")
     if config.platform.cloud != "kind" and serving.agent_image is None:
         raise ConfigError(
             path,
-            f"nothing, with {config.endpoints[users[0]].strategy.TYPE} endpoint {users[0]} on {config.platform.cloud}",
+            f"nothing, with {strategy_of[users[0]].TYPE} endpoint {users[0]} on {config.platform.cloud}",
             "the experiment agent's image as .github/workflows/release-agent.yml publishes it, such as "
             "ghcr.io/OWNER/turnout-experiment-agent:0.1.0",
         )
@@ -110,7 +114,7 @@ def check_experiment_agents(config: StackConfig) -> None:
         raise ConfigError(
             key_path("platform.loadImages"),
             f"{describe(list(config.platform.load_images))}, without the experiment agent {image} "
-            f"that {config.endpoints[users[0]].strategy.TYPE} endpoint {users[0]} runs",
+            f"that {strategy_of[users[0]].TYPE} endpoint {users[0]} runs",
             f"a list including {image} (make up builds it), or an agentImage kind can pull",
         )
 
