@@ -73,6 +73,7 @@ def test_the_canary_calls_the_judge_instead_of_threshold_checks(plans):
     base = "http://shop-agent.shop.svc.cluster.local:8082/flagger/"
     assert [(w["type"], w["url"]) for w in analysis["webhooks"]] == [(h, base + h) for h in HOOKS]
     assert all(w["timeout"] == "15s" for w in analysis["webhooks"])
+    assert all(w["metadata"] == {"turnout.dev/role": "sequential-judge"} for w in analysis["webhooks"])
     # With acceptance tests, they run first: the judge's baseline is taken after their requests.
     dev = only(plans, "judged-dev", "Canary")["spec"]["analysis"]["webhooks"]
     assert [w["type"] for w in dev] == ["pre-rollout", *HOOKS] and dev[0]["name"] == "acceptance-tests"
@@ -127,7 +128,9 @@ def test_plans_have_no_violation_and_objects_validate(plans):
     for stack in STACKS:
         violations = json.loads((plans / stack / "policy.json").read_text())["violations"]
         assert [v for v in violations if v["level"] == "mandatory"] == [], stack
-        if stack.startswith("judged"):
+        if stack == "judged-prod":  # no tests: the judge's own pre-rollout hook is no acceptance test
+            assert [v["policy"] for v in violations] == ["acceptance-tests-before-progressive"], violations
+        elif stack == "judged-dev":
             assert violations == [], stack
         for document in documents(plans / stack):
             if document["kind"] == "Canary":

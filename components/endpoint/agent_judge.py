@@ -17,6 +17,7 @@ WEBHOOK_PORT = 8082
 WEBHOOK_TIMEOUT = "15s"
 FLAGGER_NAMESPACE = "istio-system"  # components/mesh/flagger.py installs Flagger there
 FLAGGER_POD_LABELS = {"app.kubernetes.io/name": "flagger"}  # the Flagger chart's pod labels
+JUDGE_ROLE_KEY, JUDGE_ROLE = "turnout.dev/role", "sequential-judge"
 HOOKS = ("pre-rollout", "rollback", "rollout", "confirm-promotion")
 """In the order the Canary lists them: pre-rollout after any acceptance tests (its baseline then excludes their
 requests), rollback before rollout (Flagger polls it first each interval anyway)."""
@@ -39,7 +40,15 @@ def webhooks(endpoint: str, namespace: str) -> list[dict]:
     """The Canary's webhooks to the agent, one per hook type, each naming its hook in the URL."""
     base = webhook_base(endpoint, namespace)
     return [
-        {"name": f"sequential-judge-{hook}", "type": hook, "url": base + hook, "timeout": WEBHOOK_TIMEOUT}
+        {
+            "name": f"sequential-judge-{hook}",
+            "type": hook,
+            "url": base + hook,
+            "timeout": WEBHOOK_TIMEOUT,
+            # Flagger sends it back in the payload; the acceptance-tests-before-progressive policy reads it: the
+            # judge's pre-rollout hook starts its count and tests nothing.
+            "metadata": {JUDGE_ROLE_KEY: JUDGE_ROLE},
+        }
         for hook in HOOKS
     ]
 
