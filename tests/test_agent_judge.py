@@ -34,6 +34,7 @@ class Sidecars:
 
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], int] = {}
+        self.slow: dict[str, int] = {}
         self.lock = threading.Lock()
         sidecars = self
 
@@ -52,8 +53,9 @@ class Sidecars:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.address = f"127.0.0.1:{self.server.server_port}"
 
-    def add(self, workload: str, requests: int, errors: int) -> None:
+    def add(self, workload: str, requests: int, errors: int, slow: int = 0) -> None:
         with self.lock:
+            self.slow[workload] = self.slow.get(workload, 0) + slow
             for code, count in (("200", requests - errors), ("503", errors)):
                 if count:
                     self.counts[(workload, code)] = self.counts.get((workload, code), 0) + count
@@ -67,6 +69,15 @@ class Sidecars:
                     f'destination_workload="{workload}",destination_service_name="{NAMESPACE}",response_code="{code}"'
                 )
                 lines.append(f"istio_requests_total{{{labels}}} {value}")
+            lines.append("# TYPE istio_request_duration_milliseconds histogram")
+            for workload in sorted({w for w, _ in self.counts}):
+                total = sum(v for (w, _), v in self.counts.items() if w == workload)
+                labels = (
+                    f'reporter="destination",destination_workload_namespace="{NAMESPACE}",'
+                    f'destination_workload="{workload}",destination_service_name="{NAMESPACE}"'
+                )
+                for le, count in (("100", 0), ("500", total - self.slow.get(workload, 0)), ("+Inf", total)):
+                    lines.append(f'istio_request_duration_milliseconds_bucket{{{labels},le="{le}"}} {count}')
         return "\n".join(lines) + "\n"
 
     def total(self) -> int:
@@ -102,6 +113,7 @@ def world(tmp_path):
                 "minRequests": min_requests,
                 "prometheus": prometheus.url,
                 "webhookPort": webhook_port,
+                "latencyMs": 500,
             },
         }
         process = AgentProcess(document, "agent-0", port, tmp_path / "agent-0").start()
@@ -220,3 +232,28 @@ def test_no_traffic_is_never_a_failed_check_nor_a_promotion(world):
     metrics = http("GET", f"{agent.url}/metrics")[1]
     assert 'turnout_judge_verdict{endpoint="scores",verdict="continue"} 1' in metrics
     assert 'turnout_judge_webhook_calls_total{endpoint="scores",hook="rollout",status="200"} 4' in metrics
+
+
+def test_a_slower_canary_is_rolled_back_by_the_latency_judge(world):
+    sidecars, prometheus, start = world
+    agent, base = start(min_requests=500)
+    assert hook(base, "pre-rollout", checksum="rev-4")[0] == 200
+    answers = []
+    for _ in range(30):
+        sidecars.add(PRIMARY, 900, 0, slow=9)  # no errors anywhere; 1% of the primary's requests above 500 ms
+        sidecars.add(CANARY, 100, 0, slow=5)  # 5% of the canary's
+        scraped(prometheus, sidecars)
+        status, body = hook(base, "rollback", checksum="rev-4")
+        answers.append(status)
+        if status == 200:
+            break
+    assert answers[-1] == 200 and body["verdict"] == "rollback", answers
+    analysis = report(agent)["analysis"]
+    assert analysis["latency"]["verdict"] == "rollback" and analysis["latency"]["thresholdMs"] == 500
+    rounds = len(answers)
+    assert analysis["latency"]["counts"] == {
+        "primary": [900 * rounds, 9 * rounds],
+        "canary": [100 * rounds, 5 * rounds],
+    }
+    assert body["canary"] == [100 * rounds, 0], "no errors: the latency judge alone rolled it back"
+    assert analysis["latency"]["evidence"]["regression_p_value"] <= ALPHA

@@ -94,6 +94,7 @@ def test_the_agent_runs_with_settings_it_accepts_and_least_privilege(plans, stac
     assert (judge.stable, judge.canary, judge.webhook_port) == ("v1", "v2", 8082)
     assert (judge.alpha, judge.min_requests) == ((0.02, 800) if stack == "judged-prod" else (0.01, 500))
     assert judge.prometheus_url == "http://prometheus-server.turnout-monitoring"
+    assert judge.latency_ms == 500, "slower than maxLatencyMs: judged as errors are"
     # No Kubernetes API: no Role, no binding, no Lease, no token.
     for kind in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "Lease"):
         assert not [d for d in objects(plans, stack, kind) if "agent" in d["metadata"]["name"]], kind
@@ -148,6 +149,7 @@ def test_plans_have_no_violation_and_objects_validate(plans):
         ({"judge": "sequential", "alpha": "1%"}, "strategy.progressive.alpha", "above 0 and below 0.5"),
         ({"judge": "sequential", "minRequests": 0}, "strategy.progressive.minRequests", "from 1"),
         ({"judge": "threshold", "minRequests": 10}, "strategy.progressive.minRequests", "with judge 'sequential'"),
+        ({"judge": "sequential", "maxLatencyMs": 300}, "strategy.progressive.maxLatencyMs", "250, 500, 1000"),
     ],
 )
 def test_bad_configs_name_the_key(progressive, key, says):

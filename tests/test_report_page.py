@@ -170,7 +170,8 @@ def test_a_judged_canary_page_shows_the_verdict_and_the_webhook_calls(tmp_path):
             "peers": [{"name": "agent-0", "url": f"http://127.0.0.1:{port}"}],
             "ledger": {"path": str(tmp_path / "ledger.sqlite3")}, "port": port,
             "judge": {"primaryWorkload": PRIMARY, "canaryWorkload": CANARY, "stable": "v1", "canary": "v2",
-                      "alpha": 0.01, "minRequests": 100, "prometheus": prometheus.url, "webhookPort": webhook_port},
+                      "alpha": 0.01, "minRequests": 100, "prometheus": prometheus.url, "webhookPort": webhook_port,
+                      "latencyMs": 500},
         }  # fmt: skip
         agent = AgentProcess(document, "agent-0", port, tmp_path / "agent-0").start()
         started.append(agent)
@@ -187,6 +188,7 @@ def test_a_judged_canary_page_shows_the_verdict_and_the_webhook_calls(tmp_path):
         assert page.texts["analysis.verdict"] == report["analysis"]["verdict"] == "rollback"
         assert "analysis.evidence.regression_p_value" in page.values
         assert page.tags.count("polyline") == 2, "the primary's and canary's error rates over the analysis"
+        assert {"analysis.latency.counts.canary.0", "analysis.latency.verdict"} <= set(page.texts)
     finally:
         for thing in reversed(started):
             thing.stop()

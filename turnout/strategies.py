@@ -141,7 +141,12 @@ class Progressive:
         parse=_percent(1, 100),
         allowed="an integer from 1 to 100",
     )
-    max_latency_ms: int = setting("Highest p99 latency in milliseconds counted as healthy.", 500, bounds=(1, 600000))
+    max_latency_ms: int = setting(
+        "Highest p99 latency in milliseconds counted as healthy; with judge sequential, requests slower than it are "
+        "judged as errors are (one of Istio's buckets).",
+        500,
+        bounds=(1, 600000),
+    )
     judge: Literal["threshold", "sequential"] = setting(
         "threshold: Flagger's own checks each interval (successRate, maxLatencyMs on the canary alone); sequential: "
         "the experiment agent's sequential test of the canary's error rate against the primary's decides rollback "
@@ -163,6 +168,14 @@ class Progressive:
     )
 
     def validate(self, path: str) -> None:
+        if self.judge == "sequential" and self.max_latency_ms not in ISTIO_LATENCY_BUCKETS_MS:
+            raise ConfigError(
+                f"{path}.maxLatencyMs",
+                f"{self.max_latency_ms} with judge 'sequential'",
+                "with judge sequential, one of Istio's latency buckets (ms; the judge compares the canary's share "
+                "of requests slower than it with the primary's): "
+                + ", ".join(f"{b:g}" for b in ISTIO_LATENCY_BUCKETS_MS),
+            )
         if self.judge != "sequential":
             for key, value in (("alpha", self.alpha), ("minRequests", self.min_requests)):
                 if value is not None:

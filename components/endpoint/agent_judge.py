@@ -74,6 +74,7 @@ def judge_settings(
             "minRequests": progressive.judge_min_requests(),
             "prometheus": prometheus_url,
             "webhookPort": WEBHOOK_PORT,
+            "latencyMs": progressive.max_latency_ms,
         },
     }
 

@@ -50,6 +50,7 @@ log = logging.getLogger("turnout_agent")
 
 HOOKS = ("pre-rollout", "rollout", "rollback", "confirm-promotion")
 REQUESTS = "istio_requests_total"
+DURATION_BUCKETS = "istio_request_duration_milliseconds_bucket"
 KEPT_ANALYSES = 10
 KEPT_VERDICTS = 200
 MAX_BODY = 64 * 1024
@@ -68,6 +69,9 @@ class JudgeSettings:
     min_requests: int
     prometheus_url: str
     webhook_port: int
+    latency_ms: float | None = None
+    """Requests slower than this (a bucket boundary of Istio's histogram) are judged as errors are, by a second
+    judge: a canary whose share of slow requests is shown worse than the primary's is rolled back."""
 
     @classmethod
     def parse(cls, document: dict) -> JudgeSettings:
@@ -81,6 +85,7 @@ class JudgeSettings:
             min_requests=int(judge["minRequests"]),
             prometheus_url=str(judge["prometheus"]).rstrip("/"),
             webhook_port=int(judge["webhookPort"]),
+            latency_ms=float(judge["latencyMs"]) if judge.get("latencyMs") is not None else None,
         )
         SequentialJudge(alpha=settings.alpha, min_requests=settings.min_requests)  # the judge's own checks
         return settings
@@ -122,6 +127,18 @@ class JudgeStore:
             os.close(directory)
 
 
+def _finite(evidence: dict[str, float]) -> dict[str, float]:
+    """JSON has no infinity: an overwhelming likelihood ratio is written as the largest double."""
+    return {k: v if math.isfinite(v) else LARGEST for k, v in evidence.items()}
+
+
+def _bucket(le: str) -> float | None:
+    try:
+        return float(le)
+    except ValueError:
+        return None
+
+
 def _series_key(labels: dict) -> str:
     return json.dumps({k: v for k, v in labels.items() if k != "__name__"}, sort_keys=True)
 
@@ -143,33 +160,47 @@ class CanaryJudge:
     def _new_judge(self) -> SequentialJudge:
         return SequentialJudge(alpha=self.judge.alpha, min_requests=self.judge.min_requests)
 
-    def _judge_of(self, checksum: str, analysis: dict) -> SequentialJudge:
-        """The analysis' judge, rebuilt from its recorded observations after a restart."""
-        judge = self._judges.get(checksum)
-        if judge is None:
-            judge = self._new_judge()
-            for _, primary, canary in analysis["observations"]:
-                judge.update(primary=tuple(primary), canary=tuple(canary))
-            self._judges[checksum] = judge
-        return judge
+    def _judges_of(self, checksum: str, analysis: dict) -> tuple[SequentialJudge, SequentialJudge | None]:
+        """The analysis' judges (errors, and slow requests when latencyMs is set), rebuilt from its recorded
+        observations after a restart."""
+        judges = self._judges.get(checksum)
+        if judges is None:
+            errors = self._new_judge()
+            latency = self._new_judge() if self.judge.latency_ms is not None else None
+            for observation in analysis["observations"]:
+                errors.update(primary=tuple(observation[1]), canary=tuple(observation[2]))
+                if latency is not None and len(observation) == 5:
+                    latency.update(primary=tuple(observation[3]), canary=tuple(observation[4]))
+            judges = self._judges[checksum] = (errors, latency)
+        return judges
 
-    def _read(self) -> dict[str, tuple[str, bool, float]]:
-        """Every request series of the two workloads: key -> (role, is an error, value)."""
+    def _read(self) -> dict[str, tuple[str, str, float]]:
+        """Every series the judges count, of the two workloads: key -> (role, kind, value); kind is `request` or
+        `error` (istio_requests_total by response_code), or `all` or `fast` (the latency histogram's +Inf bucket and
+        its bucket at latencyMs: slow requests are all - fast, from one histogram, scraped together)."""
         namespace = self.base.namespace
         workloads = f"{self.judge.primary_workload}|{self.judge.canary_workload}"
-        expression = (
-            f'{REQUESTS}{{reporter="destination",destination_workload_namespace="{namespace}",'
+        selector = (
+            f'{{reporter="destination",destination_workload_namespace="{namespace}",'
             f'destination_workload=~"{workloads}"}}'
         )
         roles = {self.judge.primary_workload: "primary", self.judge.canary_workload: "canary"}
         found = {}
-        for item in self.prometheus.query(expression):
+        for item in self.prometheus.query(REQUESTS + selector):
             labels = item.get("metric") or {}
             role = roles.get(labels.get("destination_workload"))
-            if role is None:
-                continue
-            error = str(labels.get("response_code", "")).startswith("5")
-            found[_series_key(labels)] = (role, error, float(item["value"][1]))
+            if role is not None:
+                kind = "error" if str(labels.get("response_code", "")).startswith("5") else "request"
+                found[_series_key(labels)] = (role, kind, float(item["value"][1]))
+        if self.judge.latency_ms is None:
+            return found
+        for item in self.prometheus.query(DURATION_BUCKETS + selector):
+            labels = item.get("metric") or {}
+            role = roles.get(labels.get("destination_workload"))
+            le = labels.get("le", "")
+            kind = "all" if le == "+Inf" else "fast" if _bucket(le) == self.judge.latency_ms else None
+            if role is not None and kind is not None:
+                found[_series_key(labels)] = (role, kind, float(item["value"][1]))
         return found
 
     def _start(self, checksum: str, now: float, series: dict, *, how: str) -> dict:
@@ -179,6 +210,9 @@ class CanaryJudge:
             "started": how,
             "last": {key: value for key, (_, _, value) in series.items()},
             "counts": {role: [0, 0] for role in ROLES},
+            "latency": None
+            if self.judge.latency_ms is None
+            else {"thresholdMs": self.judge.latency_ms, "counts": {role: [0, 0] for role in ROLES}},
             "observations": [],
             "verdicts": [],
             "verdict": "continue",
@@ -190,31 +224,56 @@ class CanaryJudge:
         for old in sorted(document["analyses"], key=lambda c: document["analyses"][c]["startedAt"])[:-KEPT_ANALYSES]:
             del document["analyses"][old]
             self._judges.pop(old, None)
-        self._judges[checksum] = self._new_judge()
+        self._judges.pop(checksum, None)
         return analysis
 
     def _observe(self, analysis: dict, series: dict, now: float) -> str:
         last, counts = analysis["last"], analysis["counts"]
+        latency = analysis.get("latency")
+        fast = {role: 0 for role in ROLES}
         grown = False
-        for key, (role, error, value) in series.items():
+        for key, (role, kind, value) in series.items():
             previous = last.get(key)
-            growth = value if previous is None or value < previous else value - previous
+            growth = int(round(value if previous is None or value < previous else value - previous))
             last[key] = value
-            if growth:
-                grown = True
-                counts[role][0] += int(round(growth))
-                if error:
-                    counts[role][1] += int(round(growth))
-        for role in ROLES:  # Istio counts every code in its own series: errors can't outrun requests, but be sure
+            if not growth:
+                continue
+            grown = True
+            if kind in ("request", "error"):
+                counts[role][0] += growth
+                counts[role][1] += growth if kind == "error" else 0
+            elif latency is not None and kind == "all":
+                latency["counts"][role][0] += growth
+                latency["counts"][role][1] += growth  # every request slow until its fast bucket says otherwise
+            elif latency is not None:
+                fast[role] += growth
+        for role in ROLES:
             counts[role][1] = min(counts[role][1], counts[role][0])
-        judge = self._judge_of(analysis["checksum"], analysis)
+            if latency is not None:
+                slow = latency["counts"][role]
+                slow[1] = min(slow[0], max(0, slow[1] - fast[role]))
+        errors_judge, latency_judge = self._judges_of(analysis["checksum"], analysis)
         primary, canary = tuple(counts["primary"]), tuple(counts["canary"])
+        observation = [round(now, 3), list(primary), list(canary)]
+        verdict = errors_judge.update(primary=primary, canary=canary)
+        evidence = errors_judge.evidence()
+        if latency is not None and latency_judge is not None:
+            slow_primary, slow_canary = tuple(latency["counts"]["primary"]), tuple(latency["counts"]["canary"])
+            observation += [list(slow_primary), list(slow_canary)]
+            slow_verdict = latency_judge.update(primary=slow_primary, canary=slow_canary)
+            latency["verdict"] = slow_verdict
+            latency["evidence"] = _finite(latency_judge.evidence())
+            # Rolled back when either judge shows a regression; promoted when both rule one out.
+            if slow_verdict == "rollback":
+                verdict = "rollback"
+            elif verdict == "promote" and slow_verdict != "promote":
+                verdict = "continue"
         if grown or not analysis["observations"]:
-            analysis["observations"].append([round(now, 3), list(primary), list(canary)])
-        verdict = judge.update(primary=primary, canary=canary)
+            analysis["observations"].append(observation)
+        if analysis["verdict"] == "rollback":
+            verdict = "rollback"  # final, whichever judge said it
         analysis["verdict"] = verdict
-        # JSON has no infinity: an overwhelming likelihood ratio is written as the largest double.
-        analysis["evidence"] = {k: v if math.isfinite(v) else LARGEST for k, v in judge.evidence().items()}
+        analysis["evidence"] = _finite(evidence)
         return verdict
 
     def webhook(self, hook: str, payload: Any, *, now: float | None = None) -> tuple[int, dict]:
@@ -301,6 +360,7 @@ class CanaryJudge:
                     }
                 )
             analysis_report = {
+                "latency": current.get("latency"),
                 "checksum": current["checksum"],
                 "startedAt": current["startedAt"],
                 "started": current["started"],
@@ -317,6 +377,7 @@ class CanaryJudge:
                 "test": "mSPRT on the canary-to-primary error-rate ratio (turnout.experiments.judge)",
                 "alpha": self.judge.alpha,
                 "minRequests": self.judge.min_requests,
+                "latencyMs": self.judge.latency_ms,
             },
             "confidence": 0.95,
             "rateMeaning": "error rate (5xx share), with an always-valid 95% interval",

@@ -269,11 +269,25 @@ def _judge(report: dict) -> str:
     evidence = analysis.get("evidence") or {}
     observations = analysis.get("observations") or []
     series: dict[str, list[tuple[float, float]]] = {"primary": [], "canary": []}
-    for at, primary, canary in observations:
+    for at, primary, canary, *_ in observations:
         for name, (requests, errors) in (("primary", primary), ("canary", canary)):
             if requests:
                 series[name].append((at, errors / requests))
     chart = _lines({k: v for k, v in series.items() if v}, title="cumulative error rates since the analysis began")
+    latency = analysis.get("latency")
+    if latency:
+        slow = latency.get("counts") or {}
+        rows = "".join(
+            f"<tr><td>{role}</td>{_cell(slow.get(role, [0, 0])[0], f'analysis.latency.counts.{role}.0', 0)}"
+            f"{_cell(slow.get(role, [0, 0])[1], f'analysis.latency.counts.{role}.1', 0)}</tr>"
+            for role in ("primary", "canary")
+        )
+        chart += (
+            f"<h2>Requests slower than {latency['thresholdMs']:g} ms</h2>"
+            f'<p>Latency judge: <span class="verdict" data-key="analysis.latency.verdict">'
+            f"{_e(latency.get('verdict', 'continue'))}</span></p>"
+            f"<table><tr><th>version</th><th>requests</th><th>slow</th></tr>{rows}</table>"
+        )
     verdicts = "".join(
         f"<tr><td>{_e(_time(v['at']))}</td><td>{_e(v['hook'])}</td><td>{_e(v.get('phase', ''))}</td>"
         f'<td class="verdict">{_e(v["verdict"])}</td><td>{_e(v["status"])}</td></tr>'

@@ -206,7 +206,13 @@ def make_server(agent: Agent, host: str = "0.0.0.0", port: int | None = None) ->
                 except Exception as error:  # noqa: BLE001 (the state unreachable: 503, not a crash)
                     self._error(HTTPStatus.SERVICE_UNAVAILABLE, None, f"the experiment state is unavailable: {error}")
                     return
-                self._text(200, report_html.render(report), "text/html; charset=utf-8")
+                try:
+                    page = report_html.render(report)
+                except Exception as error:  # noqa: BLE001 (a report the page cannot show: say so, keep serving)
+                    log.error("report page: %s: %s", type(error).__name__, error)
+                    self._error(HTTPStatus.INTERNAL_SERVER_ERROR, None, f"the report page failed: {error}")
+                    return
+                self._text(200, page, "text/html; charset=utf-8")
                 return
             if agent.extension is not None and agent.extension.handle(self, "GET", path):
                 return
