@@ -70,6 +70,8 @@ class Outcome:
     canary_requests: int
 
 
+SLOW = {"share": 0.01}
+"""The share of requests slower than maxLatencyMs, the same for both versions (the latency judge's null)."""
 JUDGE = {"alpha": DEFAULT_JUDGE_ALPHA, "min_requests": DEFAULT_JUDGE_MIN_REQUESTS}
 """The judge's options: the stack's defaults unless --alpha or --min-requests say otherwise."""
 
@@ -78,7 +80,12 @@ def rollout(judge: str, rps: float, multiple: float, rng: np.random.Generator, m
     weight, failed = 0, 0
     canary_total = [0, 0]
     primary_total = [0, 0]
-    sequential = SequentialJudge(**JUDGE) if judge == "sequential" else None
+    slow_canary, slow_primary = [0, 0], [0, 0]
+    latency = SLOW["share"] > 0
+    # As the agent deploys them: with latency judged too, each judge has half of alpha.
+    options = {**JUDGE, "alpha": JUDGE["alpha"] / (2 if latency else 1)}
+    sequential = SequentialJudge(**options) if judge == "sequential" else None
+    slow_judge = SequentialJudge(**options) if judge == "sequential" and latency else None
     canary_rate = PRIMARY_ERRORS * multiple
     for tick in range(max_ticks + 1):
         if tick == 0:  # pre-rollout passed: the first step, no analysis yet
@@ -95,6 +102,16 @@ def rollout(judge: str, rps: float, multiple: float, rng: np.random.Generator, m
         primary_total[1] += e_p
         if sequential is not None:
             verdict = sequential.update(primary=tuple(primary_total), canary=tuple(canary_total))
+            if slow_judge is not None:  # both versions as fast: the latency judge sees good canaries only
+                slow_canary[0] += n_c
+                slow_canary[1] += int(rng.binomial(n_c, SLOW["share"])) if n_c else 0
+                slow_primary[0] += n_p
+                slow_primary[1] += int(rng.binomial(n_p, SLOW["share"])) if n_p else 0
+                slow = slow_judge.update(primary=tuple(slow_primary), canary=tuple(slow_canary))
+                if slow == "rollback":
+                    verdict = "rollback"
+                elif verdict == "promote" and slow != "promote":
+                    verdict = "continue"
             if verdict == "rollback":  # the rollback hook, polled first each tick
                 return Outcome("rollback", tick, canary_total[0])
             if weight < MAX_WEIGHT:
@@ -271,9 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rps", type=float, action="append", help="only these rates")
     parser.add_argument("--alpha", type=float, default=DEFAULT_JUDGE_ALPHA, help="the judge's alpha (the stack's)")
     parser.add_argument("--min-requests", type=int, default=DEFAULT_JUDGE_MIN_REQUESTS, help="the judge's minRequests")
+    parser.add_argument(
+        "--slow", type=float, default=0.01, help="share of slow requests, both versions (0: no latency judge; 0.01)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     JUDGE.update(alpha=args.alpha, min_requests=args.min_requests)
+    SLOW.update(share=args.slow)
     max_ticks = int(args.hours * 3600 / INTERVAL_S)
     started = time.monotonic()
     cells = []
@@ -303,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {shown} | {wanted} | {'met' if ok else 'NOT MET'} |")
     print(
         f"\n({time.monotonic() - started:.0f} s; {args.runs} runs per bad canary, {args.good_runs} per good one; "
-        f"judge alpha {args.alpha:g}, minRequests {args.min_requests})"
+        f"judge alpha {args.alpha:g}, minRequests {args.min_requests}, "
+        f"{f'{args.slow:.1%} slow requests: latency judged too' if args.slow else 'errors only'})"
     )
     if args.json:
         args.json.write_text(

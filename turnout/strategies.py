@@ -154,7 +154,8 @@ class Progressive:
         "threshold",
     )
     alpha: float | None = setting(
-        "With judge sequential: the most probability of rolling back a canary no worse than the primary, ever.",
+        "With judge sequential: the most probability of ever rolling back a canary no worse than the primary "
+        "(half to the error judge, half to the latency judge).",
         None,
         parse=lambda value, path: _alpha(value, path),
         allowed="a number above 0 and below 0.5, such as 0.01",

@@ -158,7 +158,10 @@ class CanaryJudge:
     # the judge --------------------------------------------------------------------------------------------
 
     def _new_judge(self) -> SequentialJudge:
-        return SequentialJudge(alpha=self.judge.alpha, min_requests=self.judge.min_requests)
+        """With latency judged too, each judge gets half of alpha: a canary no worse than the primary is rolled
+        back by either with probability at most alpha, ever (the union bound)."""
+        alpha = self.judge.alpha / (2 if self.judge.latency_ms is not None else 1)
+        return SequentialJudge(alpha=alpha, min_requests=self.judge.min_requests)
 
     def _judges_of(self, checksum: str, analysis: dict) -> tuple[SequentialJudge, SequentialJudge | None]:
         """The analysis' judges (errors, and slow requests when latencyMs is set), rebuilt from its recorded
