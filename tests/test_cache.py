@@ -53,7 +53,7 @@ def assert_never_in_the_clear(run, secret: str) -> None:
 
 @pytest.mark.parametrize(
     ("cloud", "interval", "shortest"),
-    [("aws", 3600, "86400s"), ("gcp", 1800, "3600s"), ("azure", 600, "900s"), ("kind", 30, "60s")],
+    [("aws", 3600, "86400s"), ("gcp", 1800, "3600s"), ("azure", 1800, "3600s"), ("kind", 30, "60s")],
 )
 def test_a_backup_interval_shorter_than_the_cloud_can_snapshot_names_the_key(cloud, interval, shortest):
     with pytest.raises(ConfigError) as caught:
@@ -118,8 +118,9 @@ def test_supported_settings_pass(cloud):
         ("gcp", 7200, 3600),
         ("gcp", 4 * 3600, 21600),
         ("gcp", 12600, 3600),  # a tie between 1h and 6h takes the shorter period
-        ("azure", 2700, 1800),  # a tie between 30 and 60 minutes takes the shorter one
-        ("azure", 5 * 86400, 86400),
+        ("azure", 2700, 3600),  # Managed Redis RDB: 1h at the most frequent
+        ("azure", 12600, 3600),  # a tie between 1h and 6h takes the shorter one
+        ("azure", 5 * 86400, 43200),
         ("kind", 300, 300),
     ],
 )
