@@ -247,9 +247,12 @@ class AzureRedisCache(CacheComponent):
         prefix = child(name, region)
         site_name = child(args.cache_name, region)
         tags = self._tags(args)
+        # Known at preview (the subscription is read then), unlike the cluster's `name` output: the database and the
+        # policy pack (dr-cache-replication) read it.
+        name_of_cluster = self._client.subscription_id.apply(lambda subscription: cache_name(site_name, subscription))
         cluster = redisenterprise.RedisEnterprise(
             child(prefix, "cluster"),
-            cluster_name=self._client.subscription_id.apply(lambda subscription: cache_name(site_name, subscription)),
+            cluster_name=name_of_cluster,
             resource_group_name=group.name,
             location=region,
             sku={"name": sku},
@@ -259,11 +262,11 @@ class AzureRedisCache(CacheComponent):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        own_id = pulumi.Output.all(self._client.subscription_id, group.name, cluster.name).apply(
+        own_id = pulumi.Output.all(self._client.subscription_id, group.name, name_of_cluster).apply(
             lambda parts: database_id(*parts)
         )
         geo_replication = None
-        database_opts = pulumi.ResourceOptions(parent=self)
+        database_opts = pulumi.ResourceOptions(parent=self, depends_on=[cluster])
         if geo:
             members.append(own_id)
             geo_replication = {
@@ -273,12 +276,12 @@ class AzureRedisCache(CacheComponent):
             # Joins the group when created, after the members it lists; Azure then reports the whole group on
             # every member, which is no change to apply (membership is fixed at creation).
             database_opts = pulumi.ResourceOptions(
-                parent=self, depends_on=list(earlier), ignore_changes=["geoReplication.linkedDatabases"]
+                parent=self, depends_on=[cluster, *earlier], ignore_changes=["geoReplication.linkedDatabases"]
             )
         database = redisenterprise.Database(
             child(prefix, "database"),
             database_name=DATABASE,
-            cluster_name=cluster.name,
+            cluster_name=name_of_cluster,
             resource_group_name=group.name,
             port=PORT,
             client_protocol=CLIENT_PROTOCOL,
@@ -293,7 +296,7 @@ class AzureRedisCache(CacheComponent):
         )
         self._private_access(prefix, site_name, region, site.cluster, group, cluster, tags)
         keys = redisenterprise.list_database_keys_output(
-            cluster_name=cluster.name,
+            cluster_name=name_of_cluster,
             database_name=database.name,
             resource_group_name=group.name,
             opts=pulumi.InvokeOutputOptions(parent=self),
