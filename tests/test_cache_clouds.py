@@ -366,8 +366,10 @@ def test_azure_cache_names_are_unique_per_subscription_and_fit(azure_single):
     cluster = records[(MANAGED_REDIS, "prod-cache-eastus-cluster")].inputs["clusterName"]
     other = "44444444-4444-4444-4444-444444444444"
     assert re.fullmatch(r"prod-cache-eastus-[0-9a-f]{6}", cluster)
-    assert cluster == cache_name("prod-cache-eastus", mocks_azure.SUBSCRIPTION_ID) != cache_name(
-        "prod-cache-eastus", other
+    assert (
+        cluster
+        == cache_name("prod-cache-eastus", mocks_azure.SUBSCRIPTION_ID)
+        != cache_name("prod-cache-eastus", other)
     )
     long_site = "a-stack-name-of-fifty-characters-for-the-limit-xyz-cache-westeurope"
     long_name = cache_name(long_site, other)
@@ -416,7 +418,9 @@ def test_azure_geo_replication_is_one_group_every_member_joining_at_creation(azu
     clusters = of_type(records, MANAGED_REDIS)
     databases = of_type(records, DATABASE)
     regions = ("eastus", "westus2", "centralus")
-    ids = {region: clusters[f"prod-cache-{region}-cluster"].raw_outputs["id"] + "/databases/default" for region in regions}
+    ids = {
+        region: clusters[f"prod-cache-{region}-cluster"].raw_outputs["id"] + "/databases/default" for region in regions
+    }
     for position, region in enumerate(regions):
         database = databases[f"prod-cache-{region}-database"]
         geo = database.inputs["geoReplication"]

@@ -170,7 +170,8 @@ class AzureRedisCache(CacheComponent):
         # Persistence only without geo-replication, which Azure does not allow together with it.
         persisted = keeps_snapshots("azure", replicas)
         sku = SKUS.get(args.tier, DEFAULT_SKU)
-        check_geo_group([Member(region=site.region, sku=sku, persistence=persisted) for site in args.sites] if geo else [])
+        if geo:
+            check_geo_group([Member(region=site.region, sku=sku, persistence=persisted) for site in args.sites])
         mine = pulumi.ResourceOptions(parent=self)
 
         primary_group = self._group(name, args, args.primary.region)
