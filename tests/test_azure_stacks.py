@@ -130,6 +130,16 @@ def test_an_azure_dr_stack_with_a_cache_plans_with_a_consistent_backup_story(pro
     assert any(line.startswith("rto cache promotion: 0s (none:") for line in dr["reasons"]), dr["reasons"]
     policy = json.loads((tmp_path / "azdr" / "policy.json").read_text())
     assert not [v for v in policy["violations"] if v["policy"] in ("cache-backups", "dr-cache-replication")]
+    # Each region's models reach their own member on port 10000 over TLS, through the mesh's ServiceEntry.
+    hosts = {
+        r["inputs"]["location"]: f"{r['inputs']['clusterName']}.{r['inputs']['location']}.redis.azure.net"
+        for r in inventory["resources"]
+        if r["type"] == "azure-native:redisenterprise:RedisEnterprise"
+    }
+    entries = [r for r in inventory["resources"] if r["type"] == "kubernetes:networking.istio.io/v1:ServiceEntry"]
+    cache_entries = [e["inputs"]["spec"] for e in entries if e["inputs"]["spec"]["hosts"][0] in hosts.values()]
+    assert len(hosts) == 2 and sorted(e["hosts"][0] for e in cache_entries) == sorted(hosts.values())
+    assert all(e["ports"] == [{"number": 10000, "name": "tls-redis", "protocol": "TLS"}] for e in cache_entries)
 
 
 def test_a_derived_zero_retention_is_checked_only_where_snapshots_are_kept():

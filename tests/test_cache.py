@@ -148,10 +148,10 @@ def test_no_cache_key_builds_nothing():
 
 
 def test_service_entries_match_host_names_by_sni_and_ips_by_address():
-    named = SimpleNamespace(port=6380, ip_address=False)
-    assert service_entry_spec(named, "c.redis.cache.windows.net") == {
-        "hosts": ["c.redis.cache.windows.net"],
-        "ports": [{"number": 6380, "name": "tls-redis", "protocol": "TLS"}],
+    named = SimpleNamespace(port=10000, ip_address=False)
+    assert service_entry_spec(named, "c.westeurope.redis.azure.net") == {
+        "hosts": ["c.westeurope.redis.azure.net"],
+        "ports": [{"number": 10000, "name": "tls-redis", "protocol": "TLS"}],
         "location": "MESH_EXTERNAL",
         "resolution": "DNS",
         "exportTo": ["."],
@@ -160,7 +160,7 @@ def test_service_entries_match_host_names_by_sni_and_ips_by_address():
     assert by_ip["addresses"] == ["10.40.0.9/32"] and by_ip["endpoints"] == [{"address": "10.40.0.9"}]
     assert by_ip["resolution"] == "STATIC" and by_ip["ports"][0]["protocol"] == "TCP"
     crds = load_crds(CRDS)
-    for spec in (service_entry_spec(named, "c.redis.cache.windows.net"), by_ip):
+    for spec in (service_entry_spec(named, "c.westeurope.redis.azure.net"), by_ip):
         document = {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry", "metadata": {}, "spec": spec}
         assert validate_custom_resource(document, crds) == []
 

@@ -531,7 +531,10 @@ def test_azure_active_geo_replication_promotes_nothing_and_needs_no_runbook():
     assert standby.settings.cache_replicas == ("northeurope",) and standby.settings.backup_interval is None
     pilot = dr.estimate("pilot-light", azure, has_cache=True)
     (runbook,) = [term for term in pilot.rto_terms if term.name == "runbook"]
-    assert runbook.why.endswith("to scale the pilot light up"), "the pilot light still waits for someone"
+    assert runbook.why == (
+        "someone scales the standby with kubectl (`turnout failover` takes no steps on azure) to scale the pilot "
+        "light up"
+    ), "the pilot light still waits for someone, not for `turnout failover`"
     aws = dr.estimate("warm-standby", Platform(cloud="aws", regions=("us-east-1", "us-west-2"), serving=EXTERNAL), True)
     assert "promote the cache replica" in next(t.why for t in aws.rto_terms if t.name == "runbook")
     assert standby.rto == aws.rto - dr.RUNBOOK_START - dr.CLOUD_TIMINGS["aws"].cache_promotion

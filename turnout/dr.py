@@ -67,6 +67,8 @@ class CloudTimings:
     """Whether every cross-region copy takes writes (active geo-replication): a failover promotes nothing."""
     replication_source: str = ""
     """Where the cross-region replication's lag and promotion terms come from."""
+    runbook: str = "someone starts `turnout failover`"
+    """Who does by hand what DNS does not (the runbook term's reason)."""
     sources: tuple[str, ...] = ()
 
 
@@ -118,6 +120,7 @@ CLOUD_TIMINGS: dict[str, CloudTimings] = {
         ),
         replicas_writable=True,
         replication_source=AZURE_GEO_REPLICATION_SOURCE,
+        runbook="someone scales the standby with kubectl (`turnout failover` takes no steps on azure)",
         sources=(
             "https://learn.microsoft.com/azure/well-architected/reliability/disaster-recovery",
             "https://learn.microsoft.com/azure/redis/how-to-active-geo-replication",
@@ -542,7 +545,7 @@ def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
     if manual and automation is not None and automation.trigger is not None:
         return (*terms, *_automated_terms(settings, automation, automation.trigger, timings))
     if manual:  # nothing starts these by itself: DNS fails over, the cache and the pods do not
-        terms.append(Term("runbook", RUNBOOK_START, "someone starts `turnout failover` to " + " and ".join(manual)))
+        terms.append(Term("runbook", RUNBOOK_START, timings.runbook + " to " + " and ".join(manual)))
     if has_cache and settings.cache_replicas and timings.replicas_writable:
         terms.append(
             Term(
