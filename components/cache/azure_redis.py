@@ -2,8 +2,9 @@
 database, `default`, on port 10000. Secure defaults: TLS 1.2 or newer and the encrypted client protocol only, no
 public network access (a private endpoint in the AKS node subnet, answered by one `privatelink.redis.azure.net`
 zone linked to every region's VNet), high availability (a replica of every shard on another node, spread over the
-region's zones where it has them), access-key AUTH (the models read the key from a Kubernetes Secret; Entra ID
-tokens would need workload identity in every model pod).
+region's zones where it has them: "a highly available cache into a region with availability zones" is zone
+redundant, learn.microsoft.com/azure/reliability/reliability-managed-redis), access-key AUTH (the models read the
+key from a Kubernetes Secret; Entra ID tokens would need workload identity in every model pod).
 
 Azure Cache for Redis, which this component built before, is being retired in favour of Azure Managed Redis.
 
