@@ -510,3 +510,15 @@ def test_azure_geo_group_rules_refused_before_creation(members, found, allowed):
 def test_azure_geo_group_rules_accept_what_the_component_builds():
     check_geo_group(_group())
     check_geo_group([Member(region="eastus", sku="Balanced_B0", persistence=True)])  # one member: no group
+
+
+def test_the_azure_component_checks_its_group_before_creating_anything(monkeypatch):
+    """The component runs the check: a SKU Azure does not geo-replicate stops the program with the key and the
+    reason, where the mocks would have accepted the group."""
+    from components.cache import azure_redis
+
+    monkeypatch.setattr(azure_redis, "DEFAULT_SKU", "Balanced_B1")
+    with pytest.raises(ConfigError) as caught:
+        cache_run("azure", ("eastus", "westus2"), replicas=("westus2",), tier="dev")
+    assert caught.value.path == "turnout:cache" and "Balanced_B1" in caught.value.found
+    cache_run("azure", ("eastus",), tier="dev", backup_interval_seconds=3600)  # one region: no group to refuse
