@@ -15,7 +15,7 @@ AGENT_IMAGE := kind.local/turnout-experiment-agent:0.1.0
 # Extra flags for pulumi up/destroy: CI passes --yes --non-interactive.
 PULUMI_FLAGS ?=
 
-.PHONY: plan plan-all test lint format reference up down e2e check-tools bench bench-policy bench-bandit checkov clean
+.PHONY: plan plan-all test lint format reference up down e2e check-tools bench bench-policy bench-bandit bench-judge checkov clean
 
 # pip's own progress (no --quiet): the first run downloads the Pulumi provider SDKs, for minutes.
 $(INSTALLED): pyproject.toml
@@ -63,6 +63,9 @@ bench-policy: $(INSTALLED)  ## the whole policy pack on the largest bundled stac
 
 bench-bandit: $(INSTALLED)  ## regret of turnout's bandit against Seldon v1's epsilon-greedy (a few minutes)
 	$(BIN)/python benchmarks/bandit_regret.py
+
+bench-judge: $(INSTALLED)  ## the sequential canary judge against Flagger's threshold analysis, A/B coverage (a few minutes)
+	$(BIN)/python benchmarks/canary_judge.py --runs 1000 --good-runs 10000 --ab-runs 200
 
 check-tools:
 	@scripts/check-tools

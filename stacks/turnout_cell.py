@@ -14,7 +14,7 @@ from components.globaltraffic import exported
 from components.mesh.platform import ServingPlatform, ServingPlatformArgs
 from components.support import cache_backup_interval
 from turnout import dr
-from turnout.config import StackConfig
+from turnout.config import StackConfig, endpoints_in_region
 from turnout.naming import child
 
 
@@ -41,7 +41,7 @@ def compose_cell(stack: StackConfig) -> None:
                 serving=stack.platform.serving,
                 cloud=stack.platform.cloud,
                 tier=stack.tier,
-                endpoints=stack.endpoints,
+                endpoints=endpoints_in_region(stack.endpoints, cluster.region),
                 cluster=cluster,
                 observability=stack.platform.observability,
             ),
@@ -64,7 +64,9 @@ def compose_cell(stack: StackConfig) -> None:
             endpoint_options(recovery.settings, cluster.region, cluster.provider),
         )
         for cluster in fleet.clusters
-        for name, endpoint in dr.region_endpoints(stack.endpoints, recovery.settings, cluster.region).items()
+        for name, endpoint in dr.region_endpoints(
+            endpoints_in_region(stack.endpoints, cluster.region), recovery.settings, cluster.region
+        ).items()
     ]
     records = dr_records(recovery, fleet.clusters)
     health_routes(recovery, stack.platform, stack.tier, stack.endpoints, fleet.clusters, platforms, records)

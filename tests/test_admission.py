@@ -3,9 +3,9 @@ against the Pod Security Standard its namespace enforces, as the API server woul
 
 The mocks behind `turnout plan` never see admission; this test does, for every bundled stack, every README example
 and stacks that use every strategy, backend, cache and GPU option (tests/admission/corpus.py), and for the pods of
-every Helm release they install (the pod templates of tests/charts/, rendered by scripts/render-charts). The models: tests/admission/pod_security.py
-(the PSS checks of k8s.io/pod-security-admission), istio_injection.py (what the injector adds, under the settings of
-the plan's istiod release) and knative_pod.py (a revision's pod).
+every Helm release they install (the pod templates of tests/charts/, rendered by scripts/render-charts). The models:
+tests/admission/pod_security.py (the PSS checks of k8s.io/pod-security-admission), istio_injection.py (what the
+injector adds, under the settings of the plan's istiod release) and knative_pod.py (a revision's pod).
 """
 
 from __future__ import annotations

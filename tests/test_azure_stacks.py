@@ -111,19 +111,35 @@ def plan_files(project: Path, out: Path, stack: str) -> tuple[dict, dict]:
 
 
 def test_an_azure_dr_stack_with_a_cache_plans_with_a_consistent_backup_story(project, tmp_path, capsys):
-    """It used to stop at `turnout:cache.backupRetention: found 0 days`, a value turnout derived itself: a
-    geo-replicated Azure cache keeps no snapshots (Azure refuses persistence on linked caches)."""
+    """It used to stop at `turnout:cache.backupRetention: found 0 days`, a value turnout derived itself. Now the
+    regions' Azure Managed Redis databases form one active geo-replication group (Azure refuses persistence with
+    it): the group is the protection, no snapshots are kept, dr.json promotes nothing and the policies agree."""
     write_stack(project, "azdr", azure_dr_stack("azdr"))
     status = main(["plan", "azdr", "--project", str(project), "--out", str(tmp_path)])
     assert status == 0, capsys.readouterr().err
     inventory, dr = plan_files(project, tmp_path, "azdr")
     assert dr["settings"]["cacheReplicas"] == ["northeurope"] and dr["settings"]["backupRetentionDays"] == 0
     assert inventory["outputs"]["cache"]["backup"] is None, "no snapshots, said so"
-    caches = [r for r in inventory["resources"] if r["type"] == "azure-native:redis:Redis"]
-    assert {c["inputs"]["tags"]["turnout-geo-replication"] for c in caches} == {"primary", "secondary"}
-    assert all("redisConfiguration" not in c["inputs"] and "zones" not in c["inputs"] for c in caches)
+    assert inventory["outputs"]["cache"]["crossRegion"]["promotion"] == "none"
+    databases = [r for r in inventory["resources"] if r["type"] == "azure-native:redisenterprise:Database"]
+    assert len(databases) == 2 and all("persistence" not in d["inputs"] for d in databases)
+    assert {d["inputs"]["geoReplication"]["groupNickname"] for d in databases} == {"azdr-cache"}
+    assert not [r for r in inventory["resources"] if r["type"].startswith("azure-native:redis:")]
+    assert not [line for line in dr["reasons"] if "promote" in line], dr["reasons"]
+    assert dr["tier"] == "pilot-light", "the runbook scales the pilot light; it promotes nothing"
+    assert any(line.startswith("rto cache promotion: 0s (none:") for line in dr["reasons"]), dr["reasons"]
     policy = json.loads((tmp_path / "azdr" / "policy.json").read_text())
-    assert not [v for v in policy["violations"] if v["policy"] == "cache-backups"]
+    assert not [v for v in policy["violations"] if v["policy"] in ("cache-backups", "dr-cache-replication")]
+    # Each region's models reach their own member on port 10000 over TLS, through the mesh's ServiceEntry.
+    hosts = {
+        r["inputs"]["location"]: f"{r['inputs']['clusterName']}.{r['inputs']['location']}.redis.azure.net"
+        for r in inventory["resources"]
+        if r["type"] == "azure-native:redisenterprise:RedisEnterprise"
+    }
+    entries = [r for r in inventory["resources"] if r["type"] == "kubernetes:networking.istio.io/v1:ServiceEntry"]
+    cache_entries = [e["inputs"]["spec"] for e in entries if e["inputs"]["spec"]["hosts"][0] in hosts.values()]
+    assert len(hosts) == 2 and sorted(e["hosts"][0] for e in cache_entries) == sorted(hosts.values())
+    assert all(e["ports"] == [{"number": 10000, "name": "tls-redis", "protocol": "TLS"}] for e in cache_entries)
 
 
 def test_a_derived_zero_retention_is_checked_only_where_snapshots_are_kept():
@@ -147,7 +163,7 @@ def test_every_azure_name_of_a_dr_stack_with_a_50_character_name_fits_its_servic
     inventory, _ = plan_files(project, tmp_path, LONG_STACK)
     azure = [r for r in inventory["resources"] if r["type"].startswith("azure-native:")]
     assert {r["type"] for r in azure} >= {
-        "azure-native:redis:Redis",
+        "azure-native:redisenterprise:RedisEnterprise",
         "azure-native:trafficmanager:Profile",
         "azure-native:keyvault:Vault",
         "azure-native:containerservice:ManagedCluster",
@@ -168,6 +184,10 @@ def test_the_name_table_catches_what_azure_would_refuse():
     assert name_violations("azure-native:containerservice:ManagedCluster", {"dnsPrefix": "p" * 55})
     assert name_violations("azure-native:trafficmanager:Profile", {"dnsConfig": {"relativeName": "Has_Upper"}})
     assert not name_violations("azure-native:storage:StorageAccount", {"accountName": "prodcache0a1b2c"})
+    managed = "azure-native:redisenterprise:RedisEnterprise"
+    assert name_violations(managed, {"clusterName": "c" * 61})  # 1-60 characters
+    assert name_violations(managed, {"clusterName": "cache--west"}) and name_violations(managed, {"clusterName": "-c"})
+    assert not name_violations(managed, {"clusterName": "c" * 60})
 
 
 def registries_config(images: dict[str, str], registries: dict[str, str] | None = None, cloud: str = "azure"):

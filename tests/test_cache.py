@@ -53,7 +53,7 @@ def assert_never_in_the_clear(run, secret: str) -> None:
 
 @pytest.mark.parametrize(
     ("cloud", "interval", "shortest"),
-    [("aws", 3600, "86400s"), ("gcp", 1800, "3600s"), ("azure", 600, "900s"), ("kind", 30, "60s")],
+    [("aws", 3600, "86400s"), ("gcp", 1800, "3600s"), ("azure", 1800, "3600s"), ("kind", 30, "60s")],
 )
 def test_a_backup_interval_shorter_than_the_cloud_can_snapshot_names_the_key(cloud, interval, shortest):
     with pytest.raises(ConfigError) as caught:
@@ -118,8 +118,9 @@ def test_supported_settings_pass(cloud):
         ("gcp", 7200, 3600),
         ("gcp", 4 * 3600, 21600),
         ("gcp", 12600, 3600),  # a tie between 1h and 6h takes the shorter period
-        ("azure", 2700, 1800),  # a tie between 30 and 60 minutes takes the shorter one
-        ("azure", 5 * 86400, 86400),
+        ("azure", 2700, 3600),  # Managed Redis RDB: 1h at the most frequent
+        ("azure", 12600, 3600),  # a tie between 1h and 6h takes the shorter one
+        ("azure", 5 * 86400, 43200),
         ("kind", 300, 300),
     ],
 )
@@ -147,10 +148,10 @@ def test_no_cache_key_builds_nothing():
 
 
 def test_service_entries_match_host_names_by_sni_and_ips_by_address():
-    named = SimpleNamespace(port=6380, ip_address=False)
-    assert service_entry_spec(named, "c.redis.cache.windows.net") == {
-        "hosts": ["c.redis.cache.windows.net"],
-        "ports": [{"number": 6380, "name": "tls-redis", "protocol": "TLS"}],
+    named = SimpleNamespace(port=10000, ip_address=False)
+    assert service_entry_spec(named, "c.westeurope.redis.azure.net") == {
+        "hosts": ["c.westeurope.redis.azure.net"],
+        "ports": [{"number": 10000, "name": "tls-redis", "protocol": "TLS"}],
         "location": "MESH_EXTERNAL",
         "resolution": "DNS",
         "exportTo": ["."],
@@ -159,7 +160,7 @@ def test_service_entries_match_host_names_by_sni_and_ips_by_address():
     assert by_ip["addresses"] == ["10.40.0.9/32"] and by_ip["endpoints"] == [{"address": "10.40.0.9"}]
     assert by_ip["resolution"] == "STATIC" and by_ip["ports"][0]["protocol"] == "TCP"
     crds = load_crds(CRDS)
-    for spec in (service_entry_spec(named, "c.redis.cache.windows.net"), by_ip):
+    for spec in (service_entry_spec(named, "c.westeurope.redis.azure.net"), by_ip):
         document = {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry", "metadata": {}, "spec": spec}
         assert validate_custom_resource(document, crds) == []
 

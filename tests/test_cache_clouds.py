@@ -1,9 +1,10 @@
 """The cloud caches under mocks, beside real cluster components: ElastiCache (with and without a Global Datastore),
-Memorystore and Azure Cache for Redis (with and without geo-replication). Encryption at rest and in transit,
+Memorystore and Azure Managed Redis (with and without active geo-replication). Encryption at rest and in transit,
 AUTH, no public access, backups, replication per configuration, network scope, and secrets kept out of plans."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
@@ -11,7 +12,7 @@ import re
 import pulumi
 import pytest
 
-from components.cache.azure_redis import cache_name, storage_account_name
+from components.cache.azure_redis import Member, cache_name, check_geo_group
 from components.cache.build import build_cache
 from components.cache.elasticache import SECONDARY_CONFLICTS
 from components.cluster import ClusterArgs
@@ -21,7 +22,7 @@ from components.cluster.gcp_apis import MEMORYSTORE_APIS
 from components.cluster.gke import GkeCluster
 from tests.conftest import dependency_closure
 from turnout.config import Cache, NodePool
-from turnout.errors import NotSupportedError
+from turnout.errors import ConfigError, NotSupportedError
 from turnout.offline import mocks_azure, sdk
 from turnout.offline.runtime import REDACTED, run_function
 
@@ -29,7 +30,6 @@ CLUSTERS = {"aws": EksCluster, "gcp": GkeCluster, "azure": AksCluster}
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 GLOBAL_DATASTORE = "aws:elasticache/globalReplicationGroup:GlobalReplicationGroup"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-AZURE_REDIS = "azure-native:redis:Redis"
 
 
 def cache_run(cloud: str, regions: tuple[str, ...], *, replicas: tuple[str, ...] = (), **settings):
@@ -323,7 +323,10 @@ def test_memorystore_replicas_are_refused_before_anything_is_created():
     assert "Memorystore for Redis instances have no cross-region replication" in caught.value.found
 
 
-# --- Azure: Azure Cache for Redis ---
+# --- Azure: Azure Managed Redis ---
+
+MANAGED_REDIS = "azure-native:redisenterprise:RedisEnterprise"
+DATABASE = "azure-native:redisenterprise:Database"
 
 
 @pytest.fixture(scope="module")
@@ -333,51 +336,57 @@ def azure_single():
 
 @pytest.fixture(scope="module")
 def azure_geo():
-    return cache_run("azure", ("eastus", "westus2"), replicas=("westus2",))
+    return cache_run("azure", ("eastus", "westus2", "centralus"), replicas=("westus2", "centralus"))
 
 
-def test_azure_cache_is_premium_zonal_tls_only_and_private(azure_single):
+def test_azure_cache_is_managed_redis_highly_available_tls_only_and_private(azure_single):
     run, records = azure_single
-    cache = records[(AZURE_REDIS, "prod-cache-eastus-cache")].inputs
-    assert cache["sku"] == {"name": "Premium", "family": "P", "capacity": 2}
-    assert cache["zones"] == ["1", "2"] and cache["replicasPerPrimary"] == 1
-    assert cache["minimumTlsVersion"] == "1.2"
-    assert cache["enableNonSslPort"] is False
-    assert cache["publicNetworkAccess"] == "Disabled"
-    assert cache["disableAccessKeyAuthentication"] is False, "AUTH with the access key"
-    assert run.stack_outputs["port"] == 6380
+    cluster = records[(MANAGED_REDIS, "prod-cache-eastus-cluster")].inputs
+    assert cluster["sku"] == {"name": "Balanced_B10"}
+    assert cluster["highAvailability"] == "Enabled"
+    assert cluster["minimumTlsVersion"] == "1.2"
+    assert cluster["publicNetworkAccess"] == "Disabled"
+    database = records[(DATABASE, "prod-cache-eastus-database")].inputs
+    assert database["databaseName"] == "default" and database["port"] == 10000
+    assert database["clientProtocol"] == "Encrypted"
+    assert database["clusteringPolicy"] == "EnterpriseCluster"
+    assert database["accessKeysAuthentication"] == "Enabled", "AUTH with the access key"
+    assert "geoReplication" not in database
+    assert run.stack_outputs["port"] == 10000
     assert run.stack_outputs["connections"]["eastus"]["password"] == REDACTED
+    assert run.stack_outputs["connections"]["eastus"]["tls"] is True
     name = cache_name("prod-cache-eastus", mocks_azure.SUBSCRIPTION_ID)
-    assert run.stack_outputs["address"] == {"eastus": f"{name}.redis.cache.windows.net"}
-    assert run.stack_outputs["replication"]["regions"]["eastus"]["zoneRedundant"] is True
+    assert run.stack_outputs["address"] == {"eastus": f"{name}.eastus.redis.azure.net"}
+    assert run.stack_outputs["replication"]["service"] == "azure-managed-redis"
+    assert not of_type(records, "azure-native:redis:Redis"), "Azure Cache for Redis is retired"
 
 
-def test_azure_cache_and_storage_names_are_unique_per_subscription(azure_single):
+def test_azure_cache_names_are_unique_per_subscription_and_fit(azure_single):
     _, records = azure_single
-    cache = records[(AZURE_REDIS, "prod-cache-eastus-cache")].inputs["name"]
-    account = records[("azure-native:storage:StorageAccount", "prod-cache-eastus-backups")].inputs["accountName"]
+    cluster = records[(MANAGED_REDIS, "prod-cache-eastus-cluster")].inputs["clusterName"]
     other = "44444444-4444-4444-4444-444444444444"
-    assert re.fullmatch(r"prod-cache-eastus-[0-9a-f]{6}", cache)
+    assert re.fullmatch(r"prod-cache-eastus-[0-9a-f]{6}", cluster)
     assert (
-        cache == cache_name("prod-cache-eastus", mocks_azure.SUBSCRIPTION_ID) != cache_name("prod-cache-eastus", other)
+        cluster
+        == cache_name("prod-cache-eastus", mocks_azure.SUBSCRIPTION_ID)
+        != cache_name("prod-cache-eastus", other)
     )
-    assert re.fullmatch(r"prodcacheeastus[0-9a-f]{6}", account) and len(account) <= 24
-    assert account != storage_account_name("prod-cache-eastus", other)
     long_site = "a-stack-name-of-fifty-characters-for-the-limit-xyz-cache-westeurope"
-    assert len(cache_name(long_site, other)) <= 63 and len(storage_account_name(long_site, other)) <= 24
+    long_name = cache_name(long_site, other)
+    assert len(long_name) <= 60 and "--" not in long_name
 
 
 def test_azure_cache_has_a_private_endpoint_in_the_aks_vnet_with_its_dns(azure_single):
     _, records = azure_single
-    cache = records[(AZURE_REDIS, "prod-cache-eastus-cache")]
+    cluster = records[(MANAGED_REDIS, "prod-cache-eastus-cluster")]
     nodes = records[("azure-native:network:Subnet", "prod-eastus-nodes")]
     vnet = records[("azure-native:network:VirtualNetwork", "prod-eastus-vnet")]
     endpoint = records[("azure-native:network:PrivateEndpoint", "prod-cache-eastus-endpoint")]
     assert nodes.urn in endpoint.dependencies
     (connection,) = endpoint.inputs["privateLinkServiceConnections"]
-    assert connection["groupIds"] == ["redisCache"] and cache.urn in endpoint.dependencies
+    assert connection["groupIds"] == ["redisEnterprise"] and cluster.urn in endpoint.dependencies
     zone = records[("azure-native:privatedns:PrivateZone", "prod-cache-dns")]
-    assert zone.inputs["privateZoneName"] == "privatelink.redis.cache.windows.net"
+    assert zone.inputs["privateZoneName"] == "privatelink.redis.azure.net"
     link = records[("azure-native:privatedns:VirtualNetworkLink", "prod-cache-eastus-dns-link")]
     assert vnet.urn in link.dependencies and link.inputs["registrationEnabled"] is False
     group = records[("azure-native:network:PrivateDnsZoneGroup", "prod-cache-eastus-endpoint-dns")]
@@ -385,93 +394,131 @@ def test_azure_cache_has_a_private_endpoint_in_the_aks_vnet_with_its_dns(azure_s
     assert zone.urn in group.dependencies
 
 
-def test_azure_cache_persists_rdb_with_a_managed_identity_to_a_locked_storage_account(azure_single):
+def test_azure_single_region_cache_persists_rdb_in_region(azure_single):
+    """Without geo-replication the database persists RDB snapshots at the backup interval's nearest frequency;
+    Managed Redis keeps them on the cache's disks, so the replication document says they stay in the region."""
     run, records = azure_single
-    cache = records[(AZURE_REDIS, "prod-cache-eastus-cache")]
-    config = cache.inputs["redisConfiguration"]
-    assert config["rdbBackupEnabled"] == "true"
-    assert config["rdbBackupFrequency"] == "60"
-    assert config["preferredDataPersistenceAuthMethod"] == "ManagedIdentity"
-    account = records[("azure-native:storage:StorageAccount", "prod-cache-eastus-backups")]
-    assert config["rdbStorageConnectionString"] == "BlobEndpoint=" + account.raw_outputs["primaryEndpoints"]["blob"]
-    assert "AccountKey" not in config["rdbStorageConnectionString"], "no storage key anywhere"
-    assert account.inputs["allowBlobPublicAccess"] is False
-    assert account.inputs["allowSharedKeyAccess"] is False
-    assert account.inputs["minimumTlsVersion"] == "TLS1_2" and account.inputs["enableHttpsTrafficOnly"] is True
-    assert account.inputs["networkRuleSet"] == {"defaultAction": "Deny", "bypass": "AzureServices"}
-    identity = records[("azure-native:managedidentity:UserAssignedIdentity", "prod-cache-eastus-identity")]
-    grant = records[("azure-native:authorization:RoleAssignment", "prod-cache-eastus-identity-backups")]
-    assert grant.inputs["principalId"] == identity.raw_outputs["principalId"]
-    assert grant.inputs["roleDefinitionId"].endswith("/ba92f5b4-2d11-453d-a403-e96b0029c9fe")
-    assert account.urn in grant.dependencies and grant.urn in cache.dependencies
-    assert cache.inputs["identity"]["type"] == "UserAssigned"
+    database = records[(DATABASE, "prod-cache-eastus-database")].inputs
+    assert database["persistence"] == {"rdbEnabled": True, "rdbFrequency": "1h"}
+    assert not of_type(records, "azure-native:storage:StorageAccount"), "no storage account: nothing writes to one"
     assert run.stack_outputs["replication"]["backup"] == {
         "intervalSeconds": 3600,
         "requestedIntervalSeconds": 3600,
         "retentionDays": None,
-        "to": "azure-storage-rdb",
+        "to": "azure-managed-redis-rdb-in-region",
     }
+    daily = cache_run("azure", ("eastus",))[1]  # the default interval, a day: the longest frequency, 12 hours
+    assert daily[(DATABASE, "prod-cache-eastus-database")].inputs["persistence"]["rdbFrequency"] == "12h"
 
 
-def test_azure_geo_replication_links_a_read_only_secondary_without_persistence(azure_geo):
+def test_azure_geo_replication_is_one_group_every_member_joining_at_creation(azure_geo):
+    """Each region's database joins the group when it is created: the founding one lists itself, each later one
+    the members before it and itself, and is created after them; no persistence anywhere."""
     run, records = azure_geo
-    caches = of_type(records, AZURE_REDIS)
-    primary, secondary = caches["prod-cache-eastus-cache"], caches["prod-cache-westus2-cache"]
-    (link,) = of_type(records, "azure-native:redis:LinkedServer").values()
-    assert link.inputs["name"] == primary.inputs["name"]
-    assert link.inputs["resourceGroupName"] == "prod-cache-eastus-rg"
-    assert link.inputs["serverRole"] == "Secondary"
-    assert link.inputs["linkedServerName"] == secondary.inputs["name"]
-    assert link.inputs["linkedRedisCacheLocation"] == "westus2"
-    assert {primary.urn, secondary.urn} <= set(link.dependencies)
-    for cache in (primary, secondary):
-        assert "redisConfiguration" not in cache.inputs, "Azure refuses persistence on geo-replicated caches"
-        assert cache.inputs["publicNetworkAccess"] == "Disabled"
-    assert not of_type(records, "azure-native:storage:StorageAccount")
-    endpoints = of_type(records, "azure-native:network:PrivateEndpoint")
-    assert sorted(endpoints) == ["prod-cache-eastus-endpoint", "prod-cache-westus2-endpoint"]
+    clusters = of_type(records, MANAGED_REDIS)
+    databases = of_type(records, DATABASE)
+    regions = ("eastus", "westus2", "centralus")
+    ids = {
+        region: clusters[f"prod-cache-{region}-cluster"].raw_outputs["id"] + "/databases/default" for region in regions
+    }
+    for position, region in enumerate(regions):
+        database = databases[f"prod-cache-{region}-database"]
+        geo = database.inputs["geoReplication"]
+        assert geo["groupNickname"] == "prod-cache"
+        assert [linked["id"] for linked in geo["linkedDatabases"]] == [ids[r] for r in regions[: position + 1]]
+        for earlier in regions[:position]:
+            assert databases[f"prod-cache-{earlier}-database"].urn in database.dependencies, (region, earlier)
+        assert "persistence" not in database.inputs, "Azure refuses persistence with active geo-replication"
+    configs = {
+        region: (
+            clusters[f"prod-cache-{region}-cluster"].inputs["sku"]["name"],
+            *(
+                databases[f"prod-cache-{region}-database"].inputs[key]
+                for key in ("clientProtocol", "clusteringPolicy", "evictionPolicy", "port")
+            ),
+        )
+        for region in regions
+    }
+    assert len(set(configs.values())) == 1, configs
     replication = run.stack_outputs["replication"]
     assert replication["backup"] is None
-    assert replication["crossRegion"]["mechanism"] == "azure-passive-geo-replication"
-    assert replication["regions"]["westus2"]["role"] == "replica"
+    assert replication["crossRegion"]["mechanism"] == "azure-managed-redis-active-geo-replication"
+    assert replication["crossRegion"]["promotion"] == "none"
+    assert {copy["role"] for copy in replication["regions"].values()} == {"primary"}, "every member takes writes"
     connections = run.stack_outputs["connections"]
-    assert connections["westus2"]["address"] == f"{secondary.inputs['name']}.redis.cache.windows.net"
-    assert connections["westus2"]["role"] == "replica"
+    name = clusters["prod-cache-westus2-cluster"].inputs["clusterName"]
+    assert connections["westus2"]["address"] == f"{name}.westus2.redis.azure.net"
+    assert connections["westus2"]["role"] == "primary" and connections["westus2"]["port"] == 10000
     assert connections["westus2"]["password"] == REDACTED == connections["eastus"]["password"]
-
-
-def test_azure_geo_replicated_caches_are_not_zonal_and_link_after_their_private_endpoints(azure_geo):
-    """Passive geo-replication: "Zone Redundancy isn't supported", and "Private links can't be added to caches that
-    are already geo-replicated"."""
-    run, records = azure_geo
-    for cache in of_type(records, AZURE_REDIS).values():
-        assert "zones" not in cache.inputs
-    assert {r["zoneRedundant"] for r in run.stack_outputs["replication"]["regions"].values()} == {False}
-    (link,) = of_type(records, "azure-native:redis:LinkedServer").values()
-    for region in ("eastus", "westus2"):
-        for kind, name in (
-            ("azure-native:network:PrivateEndpoint", "endpoint"),
-            ("azure-native:network:PrivateDnsZoneGroup", "endpoint-dns"),
-            ("azure-native:privatedns:VirtualNetworkLink", "dns-link"),
-        ):
-            assert records[(kind, f"prod-cache-{region}-{name}")].urn in link.dependencies, (region, name)
 
 
 def test_azure_one_privatelink_zone_serves_every_region_linked_to_every_vnet(azure_geo):
     _, records = azure_geo
     zones = of_type(records, "azure-native:privatedns:PrivateZone")
-    redis_zones = [z for z in zones.values() if z.inputs["privateZoneName"] == "privatelink.redis.cache.windows.net"]
+    redis_zones = [z for z in zones.values() if z.inputs["privateZoneName"] == "privatelink.redis.azure.net"]
     assert [z.name for z in redis_zones] == ["prod-cache-dns"]
     zone = redis_zones[0]
     assert zone.inputs["resourceGroupName"] == "prod-cache-eastus-rg"
     links = of_type(records, "azure-native:privatedns:VirtualNetworkLink")
-    vnets = {
-        region: records[("azure-native:network:VirtualNetwork", f"prod-{region}-vnet")]
-        for region in ("eastus", "westus2")
-    }
-    for region, vnet in vnets.items():
+    regions = ("eastus", "westus2", "centralus")
+    for region in regions:
+        vnet = records[("azure-native:network:VirtualNetwork", f"prod-{region}-vnet")]
         link = links[f"prod-cache-{region}-dns-link"]
-        assert link.inputs["privateZoneName"] == "privatelink.redis.cache.windows.net"
+        assert link.inputs["privateZoneName"] == "privatelink.redis.azure.net"
         assert vnet.urn in link.dependencies and zone.urn in link.dependencies
     groups = of_type(records, "azure-native:network:PrivateDnsZoneGroup")
-    assert all(zone.urn in group.dependencies for group in groups.values()) and len(groups) == 2
+    assert all(zone.urn in group.dependencies for group in groups.values()) and len(groups) == len(regions)
+
+
+# Azure's rules for a geo-replication group, which the mocks accept whatever the inputs: checked before creation.
+
+
+def _group(**changes) -> list[Member]:
+    members = [Member(region="eastus", sku="Balanced_B5"), Member(region="westus2", sku="Balanced_B5")]
+    members[1] = dataclasses.replace(members[1], **changes)
+    return members
+
+
+@pytest.mark.parametrize(
+    ("members", "found", "allowed"),
+    [
+        (_group(sku="Balanced_B10"), "sku 'Balanced_B10' in westus2 but 'Balanced_B5' in eastus", "same configuration"),
+        (_group(modules=("RediSearch",)), "modules ('RediSearch',) in westus2", "same configuration"),
+        (_group(clustering_policy="OSSCluster"), "clustering_policy 'OSSCluster'", "same configuration"),
+        (_group(eviction_policy="NoEviction"), "eviction_policy 'NoEviction'", "same configuration"),
+        (_group(persistence=True), "persistence on the geo-replicated", "no persistence with active geo-replication"),
+        (
+            [Member(region="eastus", sku="Balanced_B1"), Member(region="westus2", sku="Balanced_B1")],
+            "geo-replication of SKU Balanced_B1",
+            "Balanced_B0 and Balanced_B1",
+        ),
+        (
+            [Member(region=r, sku="Balanced_B5", modules=("RedisBloom",)) for r in ("eastus", "westus2")],
+            "modules RedisBloom",
+            "only RediSearch and RedisJSON",
+        ),
+        ([Member(region=f"r{i}", sku="Balanced_B5") for i in range(6)], "group of 6 regions", "at most 5 regions"),
+    ],
+)
+def test_azure_geo_group_rules_refused_before_creation(members, found, allowed):
+    with pytest.raises(ConfigError) as caught:
+        check_geo_group(members)
+    assert caught.value.path == "turnout:cache"
+    assert found in caught.value.found and allowed in caught.value.allowed
+
+
+def test_azure_geo_group_rules_accept_what_the_component_builds():
+    check_geo_group(_group())
+    check_geo_group([Member(region="eastus", sku="Balanced_B0", persistence=True)])  # one member: no group
+
+
+def test_the_azure_component_checks_its_group_before_creating_anything(monkeypatch):
+    """The component runs the check: a SKU Azure does not geo-replicate stops the program with the key and the
+    reason, where the mocks would have accepted the group."""
+    from components.cache import azure_redis
+
+    monkeypatch.setattr(azure_redis, "DEFAULT_SKU", "Balanced_B1")
+    with pytest.raises(ConfigError) as caught:
+        cache_run("azure", ("eastus", "westus2"), replicas=("westus2",), tier="dev")
+    assert caught.value.path == "turnout:cache" and "Balanced_B1" in caught.value.found
+    cache_run("azure", ("eastus",), tier="dev", backup_interval_seconds=3600)  # one region: no group to refuse

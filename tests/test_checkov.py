@@ -119,3 +119,17 @@ def test_bundled_prod_stacks_pass_checkov(stack, tmp_path):
     assert [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]] == []
     # Clouds pull images Always; the only deliberate skip left is tag-pinned images (not digests).
     assert {c["check_id"] for c in report["results"].get("skipped_checks", [])} <= {"CKV_K8S_43"}
+
+
+def test_an_azure_dr_stack_with_a_managed_redis_cache_passes_checkov(project, tmp_path):
+    """The cache's Kubernetes side on Azure (its Secret, the ServiceEntry to the region's Managed Redis member on
+    10000, the models' cache settings) in both regions of a DR stack."""
+    from tests.test_azure_stacks import azure_dr_stack
+
+    write_stack(project, "azdr", azure_dr_stack("azdr"))
+    assert main(["plan", "azdr", "--project", str(project), "--out", str(tmp_path)]) == 0
+    rendered = "".join(path.read_text() for path in (tmp_path / "azdr" / "manifests").rglob("*.yaml"))
+    assert "redis.azure.net" in rendered and "10000" in rendered
+    report = run_checkov(tmp_path / "azdr" / "manifests")
+    assert [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]] == []
+    assert {c["check_id"] for c in report["results"].get("skipped_checks", [])} <= {"CKV_K8S_43"}

@@ -103,7 +103,10 @@ def test_clouds_differ_in_what_backups_recover():
             ("azure", ("westeurope",)),
         )
     }
-    assert rpo == {"aws": 86400, "gcp": 3600, "azure": 900}
+    # Azure Managed Redis persistence stays on the cache's disks in the region: nothing off-region to restore from.
+    assert rpo == {"aws": 86400, "gcp": 3600, "azure": None}
+    (term,) = dr.estimate("backup-restore", Platform(cloud="azure", regions=("westeurope",)), True).rpo_terms
+    assert term.name == "cache data" and "in the region" in term.why and "how-to-persistence" in term.why
 
 
 def test_a_sub_hour_rto_with_one_region_is_not_met_and_names_the_missing_standby():
@@ -511,3 +514,27 @@ def test_a_two_region_gcp_internal_stack_gets_failover_dns_over_its_internal_loa
     for release in releases:
         annotations = release["values"]["service"]["annotations"]
         assert annotations["networking.gke.io/internal-load-balancer-allow-global-access"] == "true"
+
+
+def test_azure_active_geo_replication_promotes_nothing_and_needs_no_runbook():
+    """Azure Managed Redis active geo-replication: every member takes writes, so a warm standby with a cache has no
+    runbook and a zero promotion term, each with its source; AWS's Global Datastore keeps both."""
+    azure = Platform(cloud="azure", regions=("westeurope", "northeurope"), serving=EXTERNAL)
+    standby = dr.estimate("warm-standby", azure, has_cache=True)
+    names = [term.name for term in standby.rto_terms]
+    assert "runbook" not in names
+    (promotion,) = [term for term in standby.rto_terms if term.name == "cache promotion"]
+    assert promotion.seconds == 0 and "already takes writes" in promotion.why
+    assert "how-to-active-geo-replication" in promotion.source
+    (lag,) = standby.rpo_terms
+    assert lag.name == "replication lag" and "SLA on sync time" in lag.source and "assumed" in lag.why
+    assert standby.settings.cache_replicas == ("northeurope",) and standby.settings.backup_interval is None
+    pilot = dr.estimate("pilot-light", azure, has_cache=True)
+    (runbook,) = [term for term in pilot.rto_terms if term.name == "runbook"]
+    assert runbook.why == (
+        "someone scales the standby with kubectl (`turnout failover` takes no steps on azure) to scale the pilot "
+        "light up"
+    ), "the pilot light still waits for someone, not for `turnout failover`"
+    aws = dr.estimate("warm-standby", Platform(cloud="aws", regions=("us-east-1", "us-west-2"), serving=EXTERNAL), True)
+    assert "promote the cache replica" in next(t.why for t in aws.rto_terms if t.name == "runbook")
+    assert standby.rto == aws.rto - dr.RUNBOOK_START - dr.CLOUD_TIMINGS["aws"].cache_promotion

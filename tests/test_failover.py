@@ -777,3 +777,18 @@ def test_the_bundled_prod_aws_plan_gives_the_runbook_every_id_it_needs(tmp_path)
     assert facts.datastore.members == {"us-east-1": "prod-aws-cache-us-east-1", "us-west-2": "prod-aws-cache-us-west-2"}
     assert {check.region for check in facts.checks} == {"us-east-1", "us-west-2"}
     assert all(check.health_check_id for check in facts.checks)
+
+
+def test_an_azure_stack_stops_before_any_call_and_never_promotes_its_cache():
+    """Azure Managed Redis active geo-replication: every member takes writes, so the runbook has nothing to promote
+    on Azure and says why (with what a pilot light still needs) instead of reaching for any cloud API."""
+    outputs = stack_outputs({EAST: "hc-east", WEST: "hc-west"})
+    outputs["clusters"] = [{**cluster, "cloud": "azure"} for cluster in outputs["clusters"]]
+    with pytest.raises(failover.FailoverUsageError) as caught:
+        failover.read_facts(STACK, outputs)
+    message = str(caught.value)
+    assert "every member already takes writes, so nothing is promoted" in message
+    assert "kubectl" in message and "Traffic Manager moves traffic by itself" in message
+    outputs["clusters"] = [{**cluster, "cloud": "gcp"} for cluster in outputs["clusters"]]
+    with pytest.raises(failover.FailoverUsageError, match="runs on gcp; failover is AWS only"):
+        failover.read_facts(STACK, outputs)

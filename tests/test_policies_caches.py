@@ -168,6 +168,10 @@ def in_cluster(image: str = "redis:7.4.5", args=("--requirepass", "$(CACHE_PASSW
 GROUP_NAME = f"ElastiCache replication group {ELASTICACHE}"
 MEMORYSTORE_NAME = f"Memorystore instance {MEMORYSTORE}"
 AZURE_NAME = f"Azure Cache for Redis {AZURE}"
+MANAGED_NO_SNAPSHOTS = (
+    "Azure Managed Redis database default: keeps no snapshots (neither persistence.rdbEnabled nor "
+    "persistence.aofEnabled) and is in no geo-replication group (geoReplication.groupNickname)."
+)
 
 CASES = {
     "cache-encryption-at-rest": [
@@ -358,9 +362,17 @@ CASES = {
             lambda: azure_redis(redis_configuration=None, tags={"turnout-geo-replication": "none"}),
             f'{AZURE_NAME}: keeps no snapshots (redisConfiguration.rdbBackupEnabled is not "true").',
         ),
+        passes(lambda: managed_redis_database(persistence={"aof_enabled": True, "aof_frequency": "1s"})),
+        # Azure refuses persistence with active geo-replication: the group's other members are the copy.
+        passes(
+            lambda: managed_redis_database(
+                persistence=None,
+                geo_replication={"group_nickname": "models", "linked_databases": [{"id": f"{GROUP}/{AZURE}"}]},
+            )
+        ),
         fails(
-            lambda: managed_redis_database(persistence={"aof_enabled": True, "aof_frequency": "1s"}),
-            "Azure Managed Redis database default: keeps no snapshots (persistence.rdbEnabled is off).",
+            lambda: managed_redis_database(persistence={"rdb_enabled": False, "aof_enabled": False}),
+            MANAGED_NO_SNAPSHOTS,
         ),
         missing(
             lambda: replication_group(snapshot_retention_limit=None),
@@ -374,9 +386,6 @@ CASES = {
             lambda: azure_redis(redis_configuration=None),
             f'{AZURE_NAME}: keeps no snapshots (redisConfiguration.rdbBackupEnabled is not "true").',
         ),
-        missing(
-            lambda: managed_redis_database(persistence=None),
-            "Azure Managed Redis database default: keeps no snapshots (persistence.rdbEnabled is off).",
-        ),
+        missing(lambda: managed_redis_database(persistence=None), MANAGED_NO_SNAPSHOTS),
     ],
 }

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
+from pulumi_azure_native import redisenterprise
 
 from tests.policy_cases import fails, missing, passes
 
@@ -265,6 +266,33 @@ def elasticache(global_datastore=False):
     return program
 
 
+def managed_redis(regions=("westeurope", "northeurope"), group="prod-cache"):
+    """Azure Managed Redis clusters and their databases as components/cache/azure_redis.py makes them: one
+    geo-replication group over `regions` (group None: each database on its own)."""
+
+    def program():
+        for region in regions:
+            redisenterprise.RedisEnterprise(
+                f"cache-{region}",
+                cluster_name=f"cache-{region}",
+                resource_group_name=f"cache-{region}-rg",
+                location=region,
+                sku={"name": "Balanced_B5"},
+                public_network_access="Disabled",
+            )
+            redisenterprise.Database(
+                f"cache-{region}-database",
+                cluster_name=f"cache-{region}",
+                resource_group_name=f"cache-{region}-rg",
+                database_name="default",
+                geo_replication=None
+                if group is None
+                else {"group_nickname": group, "linked_databases": [{"id": f"cache-{region}/databases/default"}]},
+            )
+
+    return program
+
+
 def in_cluster_redis():
     k8s.apps.v1.StatefulSet(
         "redis",
@@ -373,6 +401,15 @@ CASES = {
         fails(
             lambda: (dr_record(rpo=30), elasticache()()),
             "the target RPO is 30s, but the cache (ElastiCache) has no cross-region replica.",
+        ),
+        passes(lambda: (dr_record(rpo=30), managed_redis()())),  # one group over two regions
+        fails(
+            lambda: (dr_record(rpo=30), managed_redis(regions=("westeurope",))()),
+            "the target RPO is 30s, but the cache (Azure Managed Redis) has no cross-region replica.",
+        ),
+        fails(
+            lambda: (dr_record(rpo=30), managed_redis(group=None)()),  # two regions, but no group between them
+            "the target RPO is 30s, but the cache (Azure Managed Redis) has no cross-region replica.",
         ),
         fails(
             lambda: (dr_record(rpo=30), in_cluster_redis()),

@@ -73,6 +73,9 @@ CASES = {
         passes(lambda: canary([PRE_ROLLOUT])),
         fails(lambda: canary([{**PRE_ROLLOUT, "type": "post-rollout"}]), NO_TEST),
         fails(lambda: canary([]), NO_TEST, tier="dev"),
+        # The sequential judge's pre-rollout hook starts its count; it is no acceptance test.
+        fails(lambda: canary([{**PRE_ROLLOUT, "metadata": {"turnout.dev/role": "sequential-judge"}}]), NO_TEST),
+        passes(lambda: canary([PRE_ROLLOUT, {**PRE_ROLLOUT, "metadata": {"turnout.dev/role": "sequential-judge"}}])),
         missing(lambda: canary(analysis=False), NO_TEST),
     ],
 }

@@ -648,6 +648,16 @@ def _pull_secrets(value: object, path: str) -> tuple[PullSecret, ...]:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RegionalEndpoint:
+    strategy: Strategy = setting(
+        "The strategy this region runs for the endpoint instead of the endpoint's `strategy` (such as an A/B test "
+        "in one market); its versions are the endpoint's.",
+        parse=lambda value, path: _strategy(value, path),
+        allowed="a strategy mapping",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Endpoint:
     backend: Literal["istio", "knative"] = setting("How versions are served and routed.", "istio")
     port: int = setting("Container port the model listens on.", 8080, bounds=(1, 65535))
@@ -685,6 +695,26 @@ class Endpoint:
         allowed="a list of tests",
     )
     slo: Slo = setting("Objectives the endpoint's alerts watch; see Observability.", Slo())
+    regions: dict[str, RegionalEndpoint] = setting(
+        "Per region of `platform.regions`: what that region runs differently (its own `strategy`); the other "
+        "regions run the endpoint's `strategy`. See Strategies per region.",
+        {},
+        allowed="a mapping of region to {strategy: ...}",
+    )
+
+    def in_region(self, region: str) -> Endpoint:
+        """The endpoint as `region` runs it: with that region's own strategy, if it has one."""
+        regional = self.regions.get(region)
+        return self if regional is None else dataclasses.replace(self, strategy=regional.strategy)
+
+
+def endpoints_in_region(endpoints: Mapping[str, Endpoint], region: str) -> dict[str, Endpoint]:
+    return {name: endpoint.in_region(region) for name, endpoint in endpoints.items()}
+
+
+def regional_variants(config: StackConfig) -> list[dict[str, Endpoint]]:
+    """The endpoints as each region runs them (one entry per region): what every per-cluster check must see."""
+    return [endpoints_in_region(config.endpoints, region) for region in config.platform.regions]
 
 
 def _date(value: object, path: str) -> str:
@@ -847,12 +877,18 @@ def validate(config: StackConfig) -> StackConfig:
     _validate_kind(config)
     platform = _validate_platform(config.platform)
     endpoints = {
-        name: _validate_endpoint(endpoint, key_path(f"endpoints.{name}"), config.tier)
+        name: _validate_regions(
+            _validate_endpoint(endpoint, key_path(f"endpoints.{name}"), config.tier),
+            key_path(f"endpoints.{name}"),
+            config.tier,
+            platform.regions,
+        )
         for name, endpoint in config.endpoints.items()
     }
     platform = dataclasses.replace(platform, observability=resolve_observability(platform, config.tier))
     resolved = dataclasses.replace(config, platform=platform, endpoints=endpoints)
     _validate_serving(resolved)
+    _check_regional_deployments(resolved)
     check_derived_names(resolved.platform.regions, resolved.endpoints)
     check_schedulable(resolved)
     return resolved
@@ -980,19 +1016,20 @@ def platform_features(serving: Serving, endpoints: Mapping[str, Endpoint]) -> Pl
 def _validate_serving(config: StackConfig) -> None:
     serving = config.platform.serving
     path = key_path("platform.serving")
-    features = platform_features(serving, config.endpoints)
-    needs = {
-        "knative": (features.knative, [n for n, e in config.endpoints.items() if e.backend == "knative"]),
-        "flagger": (
-            features.flagger,
-            [n for n, e in config.endpoints.items() if getattr(e.strategy, "progressive", None) is not None],
-        ),
-    }
-    for part, (installed, users) in needs.items():
-        if users and not installed:
-            raise ConfigError(
-                f"{path}.{part}.install", '"never"', f"auto or always: endpoints {', '.join(users)} need {part}"
-            )
+    for endpoints in regional_variants(config) or [config.endpoints]:
+        features = platform_features(serving, endpoints)
+        needs = {
+            "knative": (features.knative, [n for n, e in endpoints.items() if e.backend == "knative"]),
+            "flagger": (
+                features.flagger,
+                [n for n, e in endpoints.items() if getattr(e.strategy, "progressive", None) is not None],
+            ),
+        }
+        for part, (installed, users) in needs.items():
+            if users and not installed:
+                raise ConfigError(
+                    f"{path}.{part}.install", '"never"', f"auto or always: endpoints {', '.join(users)} need {part}"
+                )
 
 
 def _validate_platform(platform: Platform) -> Platform:
@@ -1231,6 +1268,47 @@ def _validate_endpoint(endpoint: Endpoint, path: str, tier: str) -> Endpoint:
     }
     _check_serving_replicas(endpoint.backend, strategy, endpoint.versions, path, tier)
     return dataclasses.replace(endpoint, strategy=strategy, versions=versions)
+
+
+def _validate_regions(endpoint: Endpoint, path: str, tier: str, regions: tuple[str, ...]) -> Endpoint:
+    """Each region's own strategy, checked as the endpoint's is (its versions, its fields, its backend)."""
+    resolved = {}
+    for region, regional in endpoint.regions.items():
+        where = f"{path}.regions.{region}"
+        if region not in regions:
+            raise ConfigError(where, describe(region), "one of platform.regions: " + ", ".join(regions))
+        checked = _validate_endpoint(dataclasses.replace(endpoint, strategy=regional.strategy, regions={}), where, tier)
+        resolved[region] = dataclasses.replace(regional, strategy=checked.strategy)
+    return dataclasses.replace(endpoint, regions=resolved) if resolved else endpoint
+
+
+def model_deployments(name: str, endpoint: Endpoint) -> frozenset[str]:
+    """The Deployments that serve an endpoint's users (Flagger's `<endpoint>-primary`, or one per running version)."""
+    from turnout.naming import k8s_name
+    from turnout.traffic import traffic_plan
+
+    if getattr(endpoint.strategy, "progressive", None) is not None:
+        return frozenset({f"{name}-primary"})
+    return frozenset(k8s_name(name, v) for v in traffic_plan(endpoint.strategy, endpoint.backend).running_versions)
+
+
+def _check_regional_deployments(config: StackConfig) -> None:
+    """On aws with a DR target, the Region switch plan scales the same Deployments in every region (components/dr/
+    arc.py): a region's own strategy must run the same ones as the endpoint's `strategy`."""
+    if config.dr is None or config.platform.cloud != "aws":
+        return
+    for name, endpoint in config.endpoints.items():
+        expected = model_deployments(name, endpoint)
+        for region in endpoint.regions:
+            found = model_deployments(name, endpoint.in_region(region))
+            if found != expected:
+                raise ConfigError(
+                    key_path(f"endpoints.{name}.regions.{region}.strategy"),
+                    f"a strategy serving from {', '.join(sorted(found))}, where the endpoint's serves from "
+                    f"{', '.join(sorted(expected))}",
+                    "with dr on aws, a region's strategy that runs the same Deployments as the endpoint's strategy "
+                    "(the Region switch plan scales the same Deployments in every region)",
+                )
 
 
 def _resolve_replicas(version: ModelVersion, path: str, tier: str) -> ModelVersion:

@@ -53,15 +53,30 @@ class CloudTimings:
     cache_replication_lag: int | None
     """Cross-region cache replication lag; None where the cloud offers no cross-region replica."""
     cache_promotion: int
-    """Promoting the cross-region replica to a writable primary."""
+    """Promoting the cross-region replica to a writable primary (0 where every copy takes writes)."""
     backup_interval: int
     """The most frequent automatic cache backup the cloud offers."""
     backups_with_replication: bool = True
     """Whether a geo-replicated cache keeps backups (Azure allows persistence or geo-replication, not both)."""
     backups_leave_cluster: bool = True
-    """Whether backups survive losing the cluster (not the in-cluster cache's own volume)."""
+    """Whether backups survive losing the cluster's region (not the in-cluster cache's own volume, nor Azure
+    Managed Redis persistence, kept on the cache's disks in the region)."""
+    backups_stay_why: str = "the cache's snapshots live on the cluster's own volume, lost with it"
+    """Why backups that do not leave the region are lost with it (the RPO term's reason)."""
+    replicas_writable: bool = False
+    """Whether every cross-region copy takes writes (active geo-replication): a failover promotes nothing."""
+    replication_source: str = ""
+    """Where the cross-region replication's lag and promotion terms come from."""
+    runbook: str = "someone starts `turnout failover`"
+    """Who does by hand what DNS does not (the runbook term's reason)."""
     sources: tuple[str, ...] = ()
 
+
+AZURE_GEO_REPLICATION_SOURCE = (
+    'Azure Managed Redis active geo-replication: "All instances act as the local, primary caches", and "Data sync '
+    'among replicas follows eventual consistency. The service does not provide SLA on sync time" '
+    "(https://learn.microsoft.com/azure/redis/how-to-active-geo-replication)"
+)
 
 CLOUD_TIMINGS: dict[str, CloudTimings] = {
     "aws": CloudTimings(
@@ -93,14 +108,22 @@ CLOUD_TIMINGS: dict[str, CloudTimings] = {
     "azure": CloudTimings(
         cluster_create=600,
         node_provision=300,
-        cache_restore=1200,  # Azure Cache for Redis import
-        cache_replication_lag=5,  # passive geo-replication is asynchronous; no published bound, assumed
-        cache_promotion=300,  # unlinking the geo-replica to make it writable
-        backup_interval=900,  # Premium RDB backup: every 15 minutes at the most frequent
-        backups_with_replication=False,
+        cache_restore=1200,  # a new Azure Managed Redis cache created (empty: nothing off-region to import)
+        cache_replication_lag=5,  # active geo-replication is eventually consistent, "no SLA on sync time": assumed
+        cache_promotion=0,  # active geo-replication: every member already takes writes
+        backup_interval=3600,  # Managed Redis RDB persistence: every hour at the most frequent
+        backups_with_replication=False,  # "Data persistence isn't supported" with active geo-replication
+        backups_leave_cluster=False,
+        backups_stay_why=(
+            "Azure Managed Redis keeps its persistence on the cache's own disks in the region, lost with it "
+            "(https://learn.microsoft.com/azure/redis/how-to-persistence)"
+        ),
+        replicas_writable=True,
+        replication_source=AZURE_GEO_REPLICATION_SOURCE,
+        runbook="someone scales the standby with kubectl (`turnout failover` takes no steps on azure)",
         sources=(
             "https://learn.microsoft.com/azure/well-architected/reliability/disaster-recovery",
-            "https://learn.microsoft.com/azure/azure-cache-for-redis/cache-how-to-geo-replication",
+            "https://learn.microsoft.com/azure/redis/how-to-active-geo-replication",
             "https://learn.microsoft.com/azure/traffic-manager/traffic-manager-monitoring",
         ),
     ),
@@ -458,13 +481,15 @@ def _rpo_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
             Term(
                 "replication lag",
                 timings.cache_replication_lag,
-                f"asynchronous cross-region cache replica in {', '.join(settings.cache_replicas)}",
+                f"asynchronous cross-region cache replica in {', '.join(settings.cache_replicas)}"
+                + (", assumed: no published bound" if timings.replicas_writable else ""),
+                source=timings.replication_source,
             ),
         )
     if settings.backup_interval and timings.backups_leave_cluster:
         return (Term("backup interval", settings.backup_interval, "writes since the last cache backup are lost"),)
     if settings.backup_interval:
-        return (Term("cache data", None, "the cache's snapshots live on the cluster's own volume, lost with it"),)
+        return (Term("cache data", None, timings.backups_stay_why),)
     return (Term("cache data", None, "the cache has neither backups nor a cross-region replica"),)
 
 
@@ -480,6 +505,12 @@ def _detection_why(routing: Routing) -> str:
     )
 
 
+def _restore_why(timings: CloudTimings, what: str) -> str:
+    if timings.backups_leave_cluster:
+        return f"{what} seeded from the last backup"
+    return f"{what} created empty: its backups stayed in the lost region"
+
+
 def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tuple[Term, ...]:
     routing = settings.routing
     if settings.standby == "none":
@@ -491,7 +522,7 @@ def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
             Term("endpoints", ENDPOINTS_READY, "model workloads ready"),
         ]
         if has_cache:
-            terms.append(Term("cache restore", timings.cache_restore, "a new cache seeded from the last backup"))
+            terms.append(Term("cache restore", timings.cache_restore, _restore_why(timings, "a new cache")))
         terms.append(Term("dns", REBUILD_DNS_TTL, "clients keep the old address for the record's TTL"))
         return tuple(terms)
     if routing is None:
@@ -500,8 +531,13 @@ def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
         Term("detection", routing.detection, _detection_why(routing), source=routing.checked_by),
         Term("dns", routing.ttl, "clients keep the failed region's answer for the TTL"),
     ]
+    promote = settings.cache_replicas and not timings.replicas_writable
     manual = (["scale the pilot light up"] if settings.standby == "zero" else []) + (
-        (["promote the cache replica"] if settings.cache_replicas else ["restore the cache from its last backup"])
+        (
+            (["promote the cache replica"] if promote else [])
+            if settings.cache_replicas
+            else ["restore the cache from its last backup"]
+        )
         if has_cache
         else []
     )
@@ -509,11 +545,21 @@ def _rto_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
     if manual and automation is not None and automation.trigger is not None:
         return (*terms, *_automated_terms(settings, automation, automation.trigger, timings))
     if manual:  # nothing starts these by itself: DNS fails over, the cache and the pods do not
-        terms.append(Term("runbook", RUNBOOK_START, "someone starts `turnout failover` to " + " and ".join(manual)))
-    if has_cache and settings.cache_replicas:
+        terms.append(Term("runbook", RUNBOOK_START, timings.runbook + " to " + " and ".join(manual)))
+    if has_cache and settings.cache_replicas and timings.replicas_writable:
+        terms.append(
+            Term(
+                "cache promotion",
+                0,
+                "none: the standby region's copy is a member of an active geo-replication group and already takes "
+                "writes",
+                source=timings.replication_source,
+            )
+        )
+    elif has_cache and settings.cache_replicas:
         terms.append(Term("cache promotion", timings.cache_promotion, "the standby region's replica becomes writable"))
     elif has_cache:
-        terms.append(Term("cache restore", timings.cache_restore, "no replica: a cache seeded from the last backup"))
+        terms.append(Term("cache restore", timings.cache_restore, _restore_why(timings, "no replica: a cache")))
     if settings.standby == "zero":
         terms += [
             Term("nodes", timings.node_provision, "node pools scale up for the model pods"),

@@ -67,6 +67,14 @@ ARC_FAILED = ("failed", "canceled", "planExecutionTimedOut")
 ARC_WAITING = ("pausedByFailedStep", "pausedByOperator", "pendingManualApproval")
 """Execution states that wait for someone in the ARC console: the runbook stops and says so."""
 
+AZURE_NOTHING_TO_PROMOTE = (
+    "stack {stack!r} runs on azure, where failover has no runbook step to take for the cache: its regions' Azure "
+    "Managed Redis databases are one active geo-replication group whose every member already takes writes, so "
+    "nothing is promoted, and Traffic Manager moves traffic by itself; a pilot light's standby is scaled up with "
+    "kubectl (its model Deployments to the primary's replicas). The runbook's steps are AWS only"
+)
+"""Why `turnout failover` stops on an Azure stack, without calling anything: it never tries to promote its cache."""
+
 ClientFactory = Callable[[str, str], Any]
 """(service, region) -> a boto3 client."""
 
@@ -206,6 +214,8 @@ def read_facts(stack: str, outputs: dict[str, Any]) -> StackFacts:
             f"{', '.join(FAILOVER_TIERS)} (backup-restore recovers by `pulumi up` in a new region)"
         )
     clouds = {c.get("cloud") for c in outputs.get("clusters") or [] if isinstance(c, dict)}
+    if clouds == {"azure"}:
+        raise FailoverUsageError(AZURE_NOTHING_TO_PROMOTE.format(stack=stack))
     if clouds - {"aws"}:
         raise FailoverUsageError(f"stack {stack!r} runs on {', '.join(sorted(map(str, clouds)))}; failover is AWS only")
     settings = dr["settings"]

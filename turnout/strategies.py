@@ -141,7 +141,68 @@ class Progressive:
         parse=_percent(1, 100),
         allowed="an integer from 1 to 100",
     )
-    max_latency_ms: int = setting("Highest p99 latency in milliseconds counted as healthy.", 500, bounds=(1, 600000))
+    max_latency_ms: int = setting(
+        "Highest p99 latency in milliseconds counted as healthy; with judge sequential, requests slower than it are "
+        "judged as errors are (one of Istio's buckets).",
+        500,
+        bounds=(1, 600000),
+    )
+    judge: Literal["threshold", "sequential"] = setting(
+        "threshold: Flagger's own checks each interval (successRate, maxLatencyMs on the canary alone); sequential: "
+        "the experiment agent's sequential test of the canary's error rate against the primary's decides rollback "
+        "and promotion (Flagger webhooks; see Experiments).",
+        "threshold",
+    )
+    alpha: float | None = setting(
+        "With judge sequential: the most probability of ever rolling back a canary no worse than the primary "
+        "(half to the error judge, half to the latency judge).",
+        None,
+        parse=lambda value, path: _alpha(value, path),
+        allowed="a number above 0 and below 0.5, such as 0.01",
+        default_doc="0.01",
+    )
+    min_requests: int | None = setting(
+        "With judge sequential: canary requests before promotion may be confirmed.",
+        None,
+        bounds=(1, 100000000),
+        default_doc="500",
+    )
+
+    def validate(self, path: str) -> None:
+        if self.judge == "sequential" and self.max_latency_ms not in ISTIO_LATENCY_BUCKETS_MS:
+            raise ConfigError(
+                f"{path}.maxLatencyMs",
+                f"{self.max_latency_ms} with judge 'sequential'",
+                "with judge sequential, one of Istio's latency buckets (ms; the judge compares the canary's share "
+                "of requests slower than it with the primary's): "
+                + ", ".join(f"{b:g}" for b in ISTIO_LATENCY_BUCKETS_MS),
+            )
+        if self.judge != "sequential":
+            for key, value in (("alpha", self.alpha), ("minRequests", self.min_requests)):
+                if value is not None:
+                    raise ConfigError(
+                        f"{path}.{key}", f"{value!r} with judge {self.judge!r}", f"{key} with judge 'sequential' only"
+                    )
+
+    @property
+    def sequential(self) -> bool:
+        return self.judge == "sequential"
+
+    def judge_alpha(self) -> float:
+        return DEFAULT_JUDGE_ALPHA if self.alpha is None else self.alpha
+
+    def judge_min_requests(self) -> int:
+        return DEFAULT_JUDGE_MIN_REQUESTS if self.min_requests is None else self.min_requests
+
+
+DEFAULT_JUDGE_ALPHA = 0.01
+DEFAULT_JUDGE_MIN_REQUESTS = 500
+
+
+def _alpha(value: object, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 0.5:
+        raise ConfigError(path, describe(value), "a number above 0 and below 0.5, such as 0.01")
+    return float(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +242,8 @@ class Canary:
 
     def validate(self, path: str) -> None:
         require_distinct(path, "canary", self.canary, "stable", self.stable)
+        if self.progressive is not None:
+            self.progressive.validate(f"{path}.progressive")
         if self.progressive is not None and self.weight > self.progressive.max_weight:
             raise ConfigError(
                 f"{path}.weight",
@@ -215,6 +278,11 @@ class AbTest:
     )
     segment: Segment | None = setting("Only requests in this segment are split; others go to `default`.", None)
     default: str | None = setting("The version for requests outside the segment; required with `segment`.", None)
+    reward: Reward | None = setting(
+        "Collect each variant's rewards and compare them with always-valid confidence intervals (the experiment "
+        "agent's report); the split itself does not change. See Experiments.",
+        None,
+    )
 
     def versions_named(self) -> dict[str, str]:
         named = {f"variants.{version}": version for version in self.variants}
@@ -238,6 +306,16 @@ class AbTest:
                 describe(self.default),
                 "no default without a `segment`: every request is split by weight",
             )
+        if self.reward is not None:
+            self.reward.validate(f"{path}.reward")
+            if self.segment is not None and self.default in self.variants and self.reward.unreported != "unknown":
+                raise ConfigError(
+                    f"{path}.reward",
+                    f"{'source slo' if self.reward.source == 'slo' else 'unreported zero'} with default "
+                    f"{self.default!r} among the variants",
+                    "reward {source: feedback, unreported: unknown}: the mesh cannot tell the default's requests "
+                    "outside the segment from its requests in the experiment, so only reported outcomes count",
+                )
 
 
 JSON_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\[[0-9]+\])*(\.[A-Za-z_][A-Za-z0-9_-]*(\[[0-9]+\])*)*$")
@@ -611,7 +689,22 @@ BACKEND_STRATEGIES: dict[str, frozenset[str]] = {
 
 def learns_from_traffic(strategy: Strategy | None) -> bool:
     """Whether the endpoint runs an experiment agent (and its cluster the Prometheus the agent reads)."""
-    return isinstance(strategy, (Bandit, Interleaved)) or compares_shadows(strategy)
+    return (
+        isinstance(strategy, (Bandit, Interleaved))
+        or compares_shadows(strategy)
+        or judged_canary(strategy)
+        or rewarded_ab_test(strategy)
+    )
+
+
+def rewarded_ab_test(strategy: Strategy | None) -> bool:
+    """An ab-test whose variants' rewards the experiment agent collects and compares (ab-test.reward)."""
+    return isinstance(strategy, AbTest) and strategy.reward is not None
+
+
+def judged_canary(strategy: Strategy | None) -> bool:
+    """A progressive canary whose rollback and promotion the experiment agent's sequential judge decides."""
+    return isinstance(strategy, Canary) and strategy.progressive is not None and strategy.progressive.sequential
 
 
 def compares_shadows(strategy: Strategy | None) -> bool:
@@ -682,6 +775,13 @@ def check_backend(strategy: Strategy, backend: str, path: str, backend_path: str
             f"{path}.progressive",
             "a progressive canary with backend 'knative'",
             "progressive canaries with backend istio only (Flagger's Istio provider)",
+        )
+    if backend == "knative" and isinstance(strategy, AbTest) and strategy.reward is not None:
+        raise ConfigError(
+            f"{path}.reward",
+            f"a rewarded ab-test with backend 'knative' ({backend_path})",
+            "ab-test rewards with backend istio only: answers carry x-turnout-version set per destination by the "
+            "VirtualService; a Knative Route sets no response header per revision",
         )
     if backend == "knative" and isinstance(strategy, AbTest) and strategy.segment is not None:
         raise ConfigError(

@@ -1,5 +1,5 @@
-"""Caches behind one interface (`turnout:cache`): ElastiCache on aws, Memorystore on gcp, Azure Cache for Redis
-on azure, a Redis StatefulSet on kind.
+"""Caches behind one interface (`turnout:cache`): ElastiCache on aws, Memorystore on gcp, Azure Managed Redis on
+azure, a Redis StatefulSet on kind.
 
 Every cache component takes `CacheArgs` and exposes the same outputs: `address` (per region), `port`,
 `auth_token` (secret), `replication` (what is copied where, for dr.json) and `connection_for(region)`,
@@ -25,19 +25,19 @@ DEFAULT_BACKUP_RETENTION_DAYS = 7
 BACKUP_PERIODS: dict[str, tuple[int, ...]] = {
     "aws": (86400,),  # ElastiCache: one automatic snapshot a day, in the snapshot window
     "gcp": (3600, 21600, 43200, 86400),  # Memorystore RDB: ONE_HOUR, SIX_HOURS, TWELVE_HOURS, TWENTY_FOUR_HOURS
-    "azure": (900, 1800, 3600, 21600, 43200, 86400),  # Azure Cache for Redis rdb-backup-frequency (minutes x 60)
+    "azure": (3600, 21600, 43200),  # Azure Managed Redis persistence.rdbFrequency: 1h, 6h, 12h
 }
 KIND_MIN_BACKUP_SECONDS = 60
 # ElastiCache keeps automatic snapshots for 1 to 35 days; the others keep the latest snapshot only.
 AWS_RETENTION_DAYS = (1, 35)
-SERVICES = {"kind": "in-cluster", "aws": "elasticache", "gcp": "memorystore", "azure": "azure-cache-for-redis"}
+SERVICES = {"kind": "in-cluster", "aws": "elasticache", "gcp": "memorystore", "azure": "azure-managed-redis"}
 # Engines each cloud's cache product runs.
 ENGINES = {"kind": ("redis", "valkey"), "aws": ("redis", "valkey"), "gcp": ("redis",), "azure": ("redis",)}
-# Clouds whose cache product replicates across regions (ElastiCache Global Datastore, Azure geo-replication).
+# Clouds whose cache product replicates across regions (ElastiCache Global Datastore, Azure Managed Redis active
+# geo-replication).
 CROSS_REGION = ("aws", "azure")
-# Clouds whose cross-region replication excludes snapshots: Azure Cache for Redis refuses persistence on
-# geo-replicated caches ("Persistence isn't supported with geo-replication"); the geo-secondary is the copy, and a
-# point-in-time copy is an Export, which either linked cache allows, taken outside the stack.
+# Clouds whose cross-region replication excludes snapshots: Azure Managed Redis does not support persistence with
+# active geo-replication; the group's other members are the copy (components/cache/azure_redis.py).
 NO_SNAPSHOTS_WITH_REPLICAS = ("azure",)
 
 
@@ -206,17 +206,22 @@ def replication_document(
     replica_regions: tuple[str, ...],
     cross_region: str | None,
     backup: dict[str, Any] | None,
+    promotion: str = "manual",
 ) -> dict[str, Any]:
     """The `replication` output every cache exposes, in plain JSON for dr.json:
 
     {"service", "engine", "primaryRegion",
      "regions": {REGION: {"role": "primary"|"replica", "nodes": N, "zoneRedundant": bool}},
-     "crossRegion": null | {"mechanism", "mode": "asynchronous", "promotion": "manual", "replicas": [REGION]},
+     "crossRegion": null | {"mechanism", "mode": "asynchronous", "promotion": "manual"|"none", "replicas": [REGION]},
      "backup": null | {"intervalSeconds", "requestedIntervalSeconds", "retentionDays" (null: latest only), "to"}}
+
+    `promotion` "none": every region's copy takes writes (Azure Managed Redis active geo-replication), so every
+    region's role is primary and a failover promotes nothing.
     """
+    replica_role = "primary" if promotion == "none" else "replica"
     regions = {primary_region: {"role": "primary", "nodes": nodes_per_region, "zoneRedundant": zone_redundant}}
     for region in replica_regions:
-        regions[region] = {"role": "replica", "nodes": nodes_per_region, "zoneRedundant": zone_redundant}
+        regions[region] = {"role": replica_role, "nodes": nodes_per_region, "zoneRedundant": zone_redundant}
     return {
         "service": SERVICES[cloud],
         "engine": engine,
@@ -227,7 +232,7 @@ def replication_document(
         else {
             "mechanism": cross_region,
             "mode": "asynchronous",
-            "promotion": "manual",
+            "promotion": promotion,
             "replicas": list(replica_regions),
         },
         "backup": backup,

@@ -1,31 +1,46 @@
-"""Azure Cache for Redis beside the AKS clusters: a Premium cache per region, TLS 1.2 or newer on the TLS port
-only, no public network access (a private endpoint in the AKS node subnet), access-key AUTH, and, for a cache
-without geo-replication, its replica in another zone and RDB persistence at the supported frequency nearest the
-backup interval, written with a managed identity (no storage key anywhere) to a storage account that admits only
-trusted Azure services.
+"""Azure Managed Redis beside the AKS clusters: per region a cluster (`Microsoft.Cache/redisEnterprise`) and its one
+database, `default`, on port 10000. Secure defaults: TLS 1.2 or newer and the encrypted client protocol only, no
+public network access (a private endpoint in the AKS node subnet, answered by one `privatelink.redis.azure.net`
+zone linked to every region's VNet), high availability (a replica of every shard on another node, spread over the
+region's zones where it has them: "a highly available cache into a region with availability zones" is zone
+redundant, learn.microsoft.com/azure/reliability/reliability-managed-redis), access-key AUTH (the models read the
+key from a Kubernetes Secret; Entra ID tokens would need workload identity in every model pod).
 
-With replicas, passive geo-replication links each replica region's cache to the primary as a read-only secondary.
-Azure's rules for linked caches ("Configure passive geo-replication for Premium Azure Cache for Redis instances"):
-- "Persistence isn't supported with geo-replication": the geo-secondary is the copy, `replication["backup"]` is
-  null, and a point-in-time copy is an Export (from either cache), which the stack does not schedule;
-- "Zone Redundancy isn't supported with geo-replication": linked caches are not zonal;
-- "Private links can't be added to caches that are already geo-replicated": the link waits for both caches'
-  private endpoints and their DNS.
+Azure Cache for Redis, which this component built before, is being retired in favour of Azure Managed Redis.
 
-One `privatelink.redis.cache.windows.net` zone serves every region, linked to every region's VNet: a VNet can be
-linked to only one zone of a name, so per-region zones would leave a network peered with two regions (a runner, a
-hub) unable to resolve both caches. Cache and storage account names are unique across Azure: they carry a hash of
-the subscription (components/cluster/azure_limits.py).
+With replicas, the regions' databases form one active geo-replication group ("Configure active geo-replication
+for Azure Managed Redis instances", learn.microsoft.com/azure/redis/how-to-active-geo-replication): every member
+takes reads and writes, so a failover promotes nothing. Azure's rules for the group, which the Pulumi mocks cannot
+see and `check_geo_group` checks before anything is created:
+- a database joins a group only when it is created: the founding region's database lists itself, and each other
+  region's lists the members created before it and itself, created after them (as the portal and the CLI join
+  an existing group). Azure reports the whole group on every member afterwards, which is not a change to make;
+- "All caches within a geo-replication group must have the same configuration" (SKU, eviction policy, clustering
+  policy, modules, TLS setting);
+- persistence is not supported with active geo-replication: the other members are the copy;
+- only the RediSearch and RedisJSON modules replicate; Balanced B0 and B1 do not geo-replicate; at most five
+  members; FLUSHALL and FLUSHDB are refused (the models' cache client never sends them).
 
-Encryption at rest uses Microsoft-managed keys: customer-managed keys are an Enterprise-tier feature.
+Without replicas the database persists RDB snapshots at the supported frequency nearest the backup interval.
+Managed Redis keeps them on the cluster's own disks in the region: they survive a restart or a node's loss, not
+the region's (dr.json counts them so).
+
+Names: a cluster's host is `<name>.<region>.redis.azure.net`; the name carries a hash of the subscription like the
+other names unique across Azure (components/cluster/azure_limits.py). Encryption at rest uses Microsoft-managed
+keys: the stack's only Key Vault keys are each AKS cluster's etcd key, which only its control plane may use; a
+customer-managed key would need a vault, key and identity per cache, which turnout does not create.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import pulumi
-from pulumi_azure_native import authorization, managedidentity, network, privatedns, redis, resources, storage
+from pulumi_azure_native import authorization, network, privatedns, redisenterprise, resources
 
 from components.cache import (
+    CACHE_KEY,
     CacheArgs,
     CacheComponent,
     CacheConnection,
@@ -35,31 +50,113 @@ from components.cache import (
     keeps_snapshots,
     replication_document,
 )
-from components.cluster.aks import role_assignment_name, role_definition
 from components.cluster.azure_limits import azure_name, global_name
+from turnout.config import key_path
+from turnout.errors import ConfigError
 from turnout.naming import child
 
-PORT = 6380  # the TLS port; the plain-text port 6379 stays disabled
-SKU_CAPACITY = {"prod": 2}  # Premium P2 (13 GB) in prod, P1 (6 GB) elsewhere
-DEFAULT_SKU_CAPACITY = 1
-ZONES = ["1", "2"]  # a cache's primary and its one replica in different zones, when it is not geo-replicated
-REDIS_VERSION = "6"
-PRIVATE_DNS_ZONE = "privatelink.redis.cache.windows.net"
-GEO_REPLICATION_TAG = "turnout-geo-replication"  # primary or secondary on a linked cache (policies: cache-backups)
-# Built-in role: read and write blobs, nothing else on the account.
-STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+PORT = 10000  # Managed Redis databases listen on 10000 (TLS with the Encrypted client protocol)
+SKUS = {"prod": "Balanced_B10"}  # 12 GB in prod, 6 GB elsewhere: the sizes of the Premium P2/P1 caches before
+DEFAULT_SKU = "Balanced_B5"
+DATABASE = "default"  # a Managed Redis cluster holds one database, named default
+CLUSTERING_POLICY = "EnterpriseCluster"  # one endpoint: clients need not speak the OSS cluster protocol
+EVICTION_POLICY = "VolatileLRU"  # Azure's default, written out: every member of a group must have the same
+CLIENT_PROTOCOL = "Encrypted"
+MINIMUM_TLS_VERSION = "1.2"
+PRIVATE_DNS_ZONE = "privatelink.redis.azure.net"
+PRIVATE_LINK_GROUP = "redisEnterprise"
+# Managed Redis RDB snapshot frequencies (persistence.rdbFrequency), by period in seconds.
+RDB_FREQUENCIES = {3600: "1h", 21600: "6h", 43200: "12h"}
+
+# Azure's rules for an active geo-replication group (how-to-active-geo-replication, "Active geo-replication
+# prerequisites" and "Scope of availability").
+GEO_MAX_MEMBERS = 5
+GEO_MODULES = ("RediSearch", "RedisJSON")
+GEO_UNSUPPORTED_SKUS = ("Balanced_B0", "Balanced_B1")
+GEO_SOURCE = "https://learn.microsoft.com/azure/redis/how-to-active-geo-replication"
 
 
 def cache_name(site: str, subscription_id: str) -> str:
-    """The cache's name (its host is `<name>.redis.cache.windows.net`): unique across Azure, so it carries a hash of
-    the subscription."""
-    return global_name("redis", site, subscription_id)
+    """The cluster's name (its host is `<name>.<region>.redis.azure.net`), with a hash of the subscription."""
+    return global_name("redis_enterprise", site, subscription_id)
 
 
-def storage_account_name(site: str, subscription_id: str) -> str:
-    """A storage account name (3-24 lowercase letters and digits, unique across Azure) derived from the cache site's:
-    its letters and digits, cut to leave room for 6 hex digits of a hash of subscription and site."""
-    return global_name("storage_account", site, subscription_id)
+def rdb_frequency(period_seconds: int) -> str:
+    """`persistence.rdbFrequency` for a backup period of `backup_period("azure", ...)`."""
+    return RDB_FREQUENCIES[period_seconds]
+
+
+@dataclass(frozen=True)
+class Member:
+    """What Azure compares across a geo-replication group: one region's planned cluster and database."""
+
+    region: str
+    sku: str
+    clustering_policy: str = CLUSTERING_POLICY
+    eviction_policy: str = EVICTION_POLICY
+    client_protocol: str = CLIENT_PROTOCOL
+    minimum_tls_version: str = MINIMUM_TLS_VERSION
+    modules: tuple[str, ...] = ()
+    persistence: bool = False
+
+
+def check_geo_group(members: Sequence[Member]) -> None:
+    """Refuse, before anything is created, a geo-replication group Azure would refuse: naming `turnout:cache`
+    (the key that asks for the group) and what Azure allows. A single member (no group) is not checked here."""
+    if len(members) < 2:
+        return
+    path = key_path(CACHE_KEY)
+    regions = ", ".join(m.region for m in members)
+    if len(members) > GEO_MAX_MEMBERS:
+        raise ConfigError(
+            path,
+            f"an Azure Managed Redis geo-replication group of {len(members)} regions ({regions})",
+            f"at most {GEO_MAX_MEMBERS} regions in one active geo-replication group ({GEO_SOURCE})",
+        )
+    fields = ("sku", "clustering_policy", "eviction_policy", "client_protocol", "minimum_tls_version", "modules")
+    first = members[0]
+    for member in members[1:]:
+        for name in fields:
+            if getattr(member, name) != getattr(first, name):
+                raise ConfigError(
+                    path,
+                    f"{name} {getattr(member, name)!r} in {member.region} but {getattr(first, name)!r} in "
+                    f"{first.region}",
+                    f"the same configuration in every member of a geo-replication group ({GEO_SOURCE})",
+                )
+    for member in members:
+        if member.persistence:
+            raise ConfigError(
+                path,
+                f"persistence on the geo-replicated Azure Managed Redis database in {member.region}",
+                f"no persistence with active geo-replication: the other members are the copy ({GEO_SOURCE})",
+            )
+        if member.sku in GEO_UNSUPPORTED_SKUS:
+            raise ConfigError(
+                path,
+                f"geo-replication of SKU {member.sku} in {member.region}",
+                f"a SKU other than {' and '.join(GEO_UNSUPPORTED_SKUS)}, which do not geo-replicate ({GEO_SOURCE})",
+            )
+        others = [module for module in member.modules if module not in GEO_MODULES]
+        if others:
+            raise ConfigError(
+                path,
+                f"modules {', '.join(others)} in a geo-replication group",
+                f"only {' and '.join(GEO_MODULES)} with active geo-replication ({GEO_SOURCE})",
+            )
+
+
+def group_nickname(cache_name_: str) -> str:
+    """The geo-replication group's nickname: the cache's name (the same on every member)."""
+    return cache_name_
+
+
+def database_id(subscription_id: str, resource_group: str, cluster: str) -> str:
+    """The ARM id of a cluster's database, as `linkedDatabases` names the members of a group."""
+    return (
+        f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/Microsoft.Cache/redisEnterprise/"
+        f"{cluster}/databases/{DATABASE}"
+    )
 
 
 class AzureRedisCache(CacheComponent):
@@ -70,9 +167,12 @@ class AzureRedisCache(CacheComponent):
         self._client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         period = backup_period("azure", args.backup_interval_seconds)
         replicas = tuple(site.region for site in args.replicas)
+        geo = bool(replicas)
         # Persistence only without geo-replication, which Azure does not allow together with it.
-        persisted_minutes = period // 60 if keeps_snapshots("azure", replicas) else None
-        zonal = not args.replicas  # Azure does not geo-replicate zone-redundant caches
+        persisted = keeps_snapshots("azure", replicas)
+        sku = SKUS.get(args.tier, DEFAULT_SKU)
+        if geo:
+            check_geo_group([Member(region=site.region, sku=sku, persistence=persisted) for site in args.sites])
         mine = pulumi.ResourceOptions(parent=self)
 
         primary_group = self._group(name, args, args.primary.region)
@@ -86,40 +186,33 @@ class AzureRedisCache(CacheComponent):
             opts=mine,
         )
         self._zone_group = primary_group
-        primary, primary_ready = self._region(
-            name, args, args.primary, primary_group, "primary", persisted_minutes, zonal
-        )
-        self.auth_token = self.connection_for(args.primary.region).password
-        for site in args.replicas:
-            group = self._group(name, args, site.region)
-            secondary, secondary_ready = self._region(name, args, site, group, "replica", None, zonal)
-            redis.LinkedServer(
-                child(name, site.region, "geo-link"),
-                name=primary.name,
-                resource_group_name=primary_group.name,
-                linked_server_name=secondary.name,
-                linked_redis_cache_id=secondary.id,
-                linked_redis_cache_location=site.region,
-                server_role="Secondary",
-                # Private links cannot be added to caches that are already geo-replicated.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*primary_ready, *secondary_ready]),
+        members: list[pulumi.Output[str]] = []  # database ids of the group, in creation order
+        earlier: list[pulumi.Resource] = []
+        for site in args.sites:
+            group = primary_group if site is args.primary else self._group(name, args, site.region)
+            role = "primary" if site is args.primary else "replica"
+            database = self._region(
+                name, args, site, group, role, sku, period if persisted else None, geo, members, earlier
             )
+            earlier.append(database)
+        self.auth_token = self.connection_for(args.primary.region).password
 
         self.replication = replication_document(
             cloud="azure",
             engine=args.engine,
             primary_region=args.primary.region,
             nodes_per_region=2,
-            zone_redundant=zonal,
+            zone_redundant=True,
             replica_regions=replicas,
-            cross_region="azure-passive-geo-replication",
+            cross_region="azure-managed-redis-active-geo-replication",
+            promotion="none",
             backup=None
-            if persisted_minutes is None
+            if not persisted
             else {
                 "intervalSeconds": period,
                 "requestedIntervalSeconds": args.backup_interval_seconds,
                 "retentionDays": None,
-                "to": "azure-storage-rdb",
+                "to": "azure-managed-redis-rdb-in-region",
             },
         )
         self._register()
@@ -144,108 +237,83 @@ class AzureRedisCache(CacheComponent):
         site: CacheSite,
         group: resources.ResourceGroup,
         role: str,
-        persisted_minutes: int | None,
-        zonal: bool,
-    ) -> tuple[redis.Redis, list[pulumi.Resource]]:
-        """One region's cache, its private endpoint and DNS, and (when persisted) its backup storage; returns the
-        cache and what must exist before it is geo-replicated."""
-        cluster, region = site.cluster, site.region
+        sku: str,
+        persisted_period: int | None,
+        geo: bool,
+        members: list[pulumi.Output[str]],
+        earlier: list[pulumi.Resource],
+    ) -> redisenterprise.Database:
+        """One region's cluster and database, its private endpoint and DNS; a geo-replicated database lists the
+        members created before it and itself, and is created after them."""
+        region = site.region
         prefix = child(name, region)
         site_name = child(args.cache_name, region)
         tags = self._tags(args)
-        persistence: dict = {}
-        identity = None
-        after: list[pulumi.Resource] = []
-        if persisted_minutes is not None:
-            identity, grant, blob_endpoint = self._backup_storage(prefix, site_name, region, group, tags)
-            after.append(grant)
-            persistence = {
-                "rdb_backup_enabled": "true",
-                "rdb_backup_frequency": str(persisted_minutes),
-                "rdb_backup_max_snapshot_count": "1",
-                # With a managed identity the connection string names the endpoint only: no key to leak.
-                "rdb_storage_connection_string": pulumi.Output.concat("BlobEndpoint=", blob_endpoint),
-                "preferred_data_persistence_auth_method": "ManagedIdentity",
-                "storage_subscription_id": self._client.subscription_id,
-            }
-        cache = redis.Redis(
-            child(prefix, "cache"),
-            name=self._client.subscription_id.apply(lambda subscription: cache_name(site_name, subscription)),
+        # Known at preview (the subscription is read then), unlike the cluster's `name` output: the database and the
+        # policy pack (dr-cache-replication) read it.
+        name_of_cluster = self._client.subscription_id.apply(lambda subscription: cache_name(site_name, subscription))
+        cluster = redisenterprise.RedisEnterprise(
+            child(prefix, "cluster"),
+            cluster_name=name_of_cluster,
             resource_group_name=group.name,
             location=region,
-            sku={"name": "Premium", "family": "P", "capacity": SKU_CAPACITY.get(args.tier, DEFAULT_SKU_CAPACITY)},
-            redis_version=REDIS_VERSION,
-            zones=ZONES if zonal else None,
-            replicas_per_primary=1,
-            minimum_tls_version="1.2",
-            enable_non_ssl_port=False,
+            sku={"name": sku},
+            high_availability="Enabled",
+            minimum_tls_version=MINIMUM_TLS_VERSION,
             public_network_access="Disabled",
-            disable_access_key_authentication=False,
-            identity=None if identity is None else {"type": "UserAssigned", "user_assigned_identities": [identity.id]},
-            redis_configuration=persistence or None,
-            # Visible to the policy pack (cache-backups): Azure keeps no snapshots of a geo-replicated cache.
-            tags={**tags, GEO_REPLICATION_TAG: "primary" if role == "primary" else "secondary"} if not zonal else tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        ready = self._private_access(prefix, site_name, region, cluster, group, cache, tags)
-        keys = redis.list_redis_keys_output(
-            resource_group_name=group.name, name=cache.name, opts=pulumi.InvokeOutputOptions(parent=self)
+        own_id = pulumi.Output.all(self._client.subscription_id, group.name, name_of_cluster).apply(
+            lambda parts: database_id(*parts)
+        )
+        geo_replication = None
+        database_opts = pulumi.ResourceOptions(parent=self, depends_on=[cluster])
+        if geo:
+            members.append(own_id)
+            geo_replication = {
+                "group_nickname": group_nickname(args.cache_name),
+                "linked_databases": [{"id": member} for member in members],
+            }
+            # Joins the group when created, after the members it lists; Azure then reports the whole group on
+            # every member, which is no change to apply (membership is fixed at creation).
+            database_opts = pulumi.ResourceOptions(
+                parent=self, depends_on=[cluster, *earlier], ignore_changes=["geoReplication.linkedDatabases"]
+            )
+        database = redisenterprise.Database(
+            child(prefix, "database"),
+            database_name=DATABASE,
+            cluster_name=name_of_cluster,
+            resource_group_name=group.name,
+            port=PORT,
+            client_protocol=CLIENT_PROTOCOL,
+            clustering_policy=CLUSTERING_POLICY,
+            eviction_policy=EVICTION_POLICY,
+            access_keys_authentication="Enabled",
+            geo_replication=geo_replication,
+            persistence=None
+            if persisted_period is None
+            else {"rdb_enabled": True, "rdb_frequency": rdb_frequency(persisted_period)},
+            opts=database_opts,
+        )
+        self._private_access(prefix, site_name, region, site.cluster, group, cluster, tags)
+        keys = redisenterprise.list_database_keys_output(
+            cluster_name=name_of_cluster,
+            database_name=database.name,
+            resource_group_name=group.name,
+            opts=pulumi.InvokeOutputOptions(parent=self),
         )
         self._add_site(
             region,
             CacheConnection(
-                address=cache.host_name,
+                address=cluster.host_name,
                 port=PORT,
                 password=pulumi.Output.secret(keys.primary_key),
                 tls=True,
-                role=role,
+                role=role if not geo else "primary",
             ),
         )
-        return cache, ready
-
-    def _backup_storage(
-        self, prefix: str, site_name: str, region: str, group: resources.ResourceGroup, tags: dict
-    ) -> tuple[managedidentity.UserAssignedIdentity, authorization.RoleAssignment, pulumi.Output[str]]:
-        """The storage account RDB snapshots go to, and the identity the cache writes them as, granted before the
-        cache exists (a system-assigned identity could only be granted after Azure had already needed it)."""
-        mine = pulumi.ResourceOptions(parent=self)
-        identity = managedidentity.UserAssignedIdentity(
-            child(prefix, "identity"),
-            resource_name_=azure_name("managed_identity", child(site_name, "identity")),
-            resource_group_name=group.name,
-            location=region,
-            tags=tags,
-            opts=mine,
-        )
-        account = storage.StorageAccount(
-            child(prefix, "backups"),
-            account_name=self._client.subscription_id.apply(
-                lambda subscription: storage_account_name(site_name, subscription)
-            ),
-            resource_group_name=group.name,
-            location=region,
-            kind="StorageV2",
-            sku={"name": "Standard_GRS"},  # snapshots survive the loss of the region
-            allow_blob_public_access=False,
-            allow_shared_key_access=False,
-            default_to_o_auth_authentication=True,
-            enable_https_traffic_only=True,
-            minimum_tls_version="TLS1_2",
-            # Nothing reaches the account over the network but trusted Azure services (the cache).
-            network_rule_set={"default_action": "Deny", "bypass": "AzureServices"},
-            tags=tags,
-            opts=mine,
-        )
-        grant = authorization.RoleAssignment(
-            child(prefix, "identity-backups"),
-            role_assignment_name=role_assignment_name(site_name, "identity-backups"),
-            scope=account.id,
-            role_definition_id=role_definition(self._client.subscription_id, STORAGE_BLOB_DATA_CONTRIBUTOR),
-            principal_id=identity.principal_id,
-            principal_type="ServicePrincipal",
-            opts=mine,
-        )
-        return identity, grant, account.primary_endpoints.blob
+        return database
 
     def _private_access(
         self,
@@ -254,7 +322,7 @@ class AzureRedisCache(CacheComponent):
         region: str,
         cluster,
         group: resources.ResourceGroup,
-        cache: redis.Redis,
+        redis_cluster: redisenterprise.RedisEnterprise,
         tags: dict,
     ) -> list[pulumi.Resource]:
         """A private endpoint in the AKS node subnet whose address the stack's privatelink zone answers, and that
@@ -269,8 +337,8 @@ class AzureRedisCache(CacheComponent):
             private_link_service_connections=[
                 {
                     "name": azure_name("private_endpoint", site_name),
-                    "private_link_service_id": cache.id,
-                    "group_ids": ["redisCache"],
+                    "private_link_service_id": redis_cluster.id,
+                    "group_ids": [PRIVATE_LINK_GROUP],
                 }
             ],
             tags=tags,

@@ -154,6 +154,14 @@ RULES: dict[str, NameRule] = {
         "global",
         double_hyphens=False,
     ),
+    "redis_enterprise": NameRule(
+        "Microsoft.Cache/redisEnterprise",
+        (1, 60),
+        r"A-Za-z0-9\-",
+        f"letters, digits and hyphens; {_ENDS}; no consecutive hyphens",
+        "global",
+        double_hyphens=False,
+    ),
     "storage_account": NameRule(
         "Microsoft.Storage/storageAccounts",
         (3, 24),
@@ -234,6 +242,7 @@ NAME_INPUTS: dict[str, tuple[str, str]] = {
     "azure-native:containerservice:ManagedCluster": ("resourceName", "aks_cluster"),
     "azure-native:containerservice:AgentPool": ("agentPoolName", "aks_agent_pool"),
     "azure-native:redis:Redis": ("name", "redis"),
+    "azure-native:redisenterprise:RedisEnterprise": ("clusterName", "redis_enterprise"),
     "azure-native:storage:StorageAccount": ("accountName", "storage_account"),
     "azure-native:network:PrivateEndpoint": ("privateEndpointName", "private_endpoint"),
     "azure-native:privatedns:VirtualNetworkLink": ("virtualNetworkLinkName", "private_dns_zone_link"),

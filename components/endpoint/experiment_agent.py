@@ -16,15 +16,24 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.endpoint import agent_experiments
+from components.endpoint import agent_experiments, agent_judge
 from components.endpoint.agent_backends import AgentBackends, AgentBackendsArgs
 from components.endpoint.istio_routes import Hosts, http_routes
 from components.endpoint.workload import PodAdditions, checkov_skips, container_security, pod_security
 from components.mesh.istio import GATEWAY_PRINCIPAL
-from turnout.config import KIND_AGENT_IMAGE, StackConfig, key_path
+from turnout.config import KIND_AGENT_IMAGE, StackConfig, key_path, regional_variants
 from turnout.errors import ConfigError, describe
 from turnout.naming import child, k8s_name, labels
-from turnout.strategies import Bandit, Interleaved, Shadow, learns_from_traffic
+from turnout.strategies import (
+    AbTest,
+    Bandit,
+    Canary,
+    Interleaved,
+    Shadow,
+    judged_canary,
+    learns_from_traffic,
+    rewarded_ab_test,
+)
 from turnout.traffic import TrafficPlan
 
 AGENT_PORT = 8080
@@ -42,6 +51,40 @@ def agent_name(endpoint: str) -> str:
     return k8s_name(endpoint, "agent")
 
 
+def leads_rounds(strategy: object) -> bool:
+    """A bandit, or an ab-test with rewards: one replica (the Lease holder) counts every interval into the state."""
+    return isinstance(strategy, Bandit) or rewarded_ab_test(strategy)
+
+
+AB_TEST_INTERVAL = 30
+"""Seconds between an ab-test agent's rounds (its report's freshness; nothing is decided on them)."""
+
+
+def ab_test_settings(*, endpoint: str, namespace: str, strategy: AbTest, prometheus_url: str, replicas: int) -> dict:
+    """An ab-test's agent: a bandit's settings with the stack's split as fixed weights (apps/experiment-agent's
+    settings.py: `fixedWeights`, policy `fixed`, no routing), so it counts, reports and never writes routes."""
+    reward = strategy.reward
+    assert reward is not None
+    name = agent_name(endpoint)
+    return {
+        "endpoint": endpoint,
+        "namespace": namespace,
+        "strategy": "bandit",
+        "arms": list(strategy.variants),
+        "policy": "fixed",
+        "fixedWeights": dict(strategy.variants),
+        "epsilon": 0.0,
+        "minWeight": 0,
+        "reward": {"source": reward.source, "unreported": reward.unreported or "zero", "latencyMs": reward.latency_ms},
+        "intervalSeconds": AB_TEST_INTERVAL,
+        "prometheus": {"url": prometheus_url, "service": endpoint},
+        "state": {"configMap": f"{name}-state"},
+        "lease": {"name": name, "durationSeconds": lease_seconds(AB_TEST_INTERVAL)},
+        **agent_settings_common(endpoint, namespace, replicas),
+        "port": AGENT_PORT,
+    }
+
+
 def lease_seconds(interval: int) -> int:
     """A leader renews three times a lease; a successor takes over within one lease (at most an interval)."""
     return max(6, min(interval, 60))
@@ -50,15 +93,19 @@ def lease_seconds(interval: int) -> int:
 def check_experiment_agents(config: StackConfig) -> None:
     """Before anything is created: an agent image each cluster can run. On clouds the stack names it (the
     release workflow publishes it); on kind an image under kind.local/ exists only once `kind load`ed."""
-    users = [name for name, endpoint in config.endpoints.items() if learns_from_traffic(endpoint.strategy)]
+    everywhere = [config.endpoints, *regional_variants(config)]
+    users = sorted(
+        {name for endpoints in everywhere for name, e in endpoints.items() if learns_from_traffic(e.strategy)}
+    )
     if not users:
         return
+    strategy_of = {name: e.strategy for endpoints in everywhere for name, e in endpoints.items() if name in users}
     serving = config.platform.serving
     path = key_path("platform.serving.agentImage")
     if config.platform.cloud != "kind" and serving.agent_image is None:
         raise ConfigError(
             path,
-            f"nothing, with {config.endpoints[users[0]].strategy.TYPE} endpoint {users[0]} on {config.platform.cloud}",
+            f"nothing, with {strategy_of[users[0]].TYPE} endpoint {users[0]} on {config.platform.cloud}",
             "the experiment agent's image as .github/workflows/release-agent.yml publishes it, such as "
             "ghcr.io/OWNER/turnout-experiment-agent:0.1.0",
         )
@@ -67,7 +114,7 @@ def check_experiment_agents(config: StackConfig) -> None:
         raise ConfigError(
             key_path("platform.loadImages"),
             f"{describe(list(config.platform.load_images))}, without the experiment agent {image} "
-            f"that {config.endpoints[users[0]].strategy.TYPE} endpoint {users[0]} runs",
+            f"that {strategy_of[users[0]].TYPE} endpoint {users[0]} runs",
             f"a list including {image} (make up builds it), or an agentImage kind can pull",
         )
 
@@ -162,12 +209,28 @@ def traffic_note(endpoint: str, namespace: str, strategy: Bandit) -> dict:
     }
 
 
+def ab_test_note(endpoint: str, namespace: str, strategy: AbTest) -> dict:
+    """traffic.json's `agent` entry of an ab-test with rewards: the split is the stack's; the agent only reports."""
+    assert strategy.reward is not None
+    name = agent_name(endpoint)
+    return {
+        "owns": "nothing",
+        "note": "the split is the stack's and does not change; the experiment agent collects each variant's rewards "
+        "and reports their rates with always-valid confidence intervals and the differences' p-values",
+        "service": f"{name}.{namespace}.svc.cluster.local:{AGENT_PORT}",
+        **({"feedback": f"/v1/endpoints/{endpoint}/feedback"} if strategy.reward.source == "feedback" else {}),
+        "report": f"/v1/endpoints/{endpoint}/report",
+        "variants": dict(strategy.variants),
+        "reward": strategy.reward.source,
+    }
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExperimentAgentArgs:
     endpoint: str
     namespace: str
     tier: str
-    strategy: Bandit | Interleaved | Shadow
+    strategy: Bandit | Interleaved | Shadow | Canary | AbTest
     plan: TrafficPlan
     image: str
     pull_policy: str
@@ -187,8 +250,19 @@ class ExperimentAgent(pulumi.ComponentResource):
         metadata = {"name": object_name, "namespace": args.namespace, "labels": object_labels}
         mine = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         replicas = 2 if args.tier == "prod" else 1
-        bandit = isinstance(args.strategy, Bandit)
-        if bandit:
+        bandit = leads_rounds(args.strategy)
+        judged = judged_canary(args.strategy)
+        if judged:
+            replicas = 1  # Flagger is its one caller; its analyses are on its volume (restart-safe)
+        if isinstance(args.strategy, AbTest):
+            settings = ab_test_settings(
+                endpoint=args.endpoint,
+                namespace=args.namespace,
+                strategy=args.strategy,
+                prometheus_url=args.prometheus_url,
+                replicas=replicas,
+            )
+        elif bandit:
             settings = agent_settings(
                 endpoint=args.endpoint,
                 namespace=args.namespace,
@@ -196,6 +270,15 @@ class ExperimentAgent(pulumi.ComponentResource):
                 plan=args.plan,
                 prometheus_url=args.prometheus_url,
                 replicas=replicas,
+            )
+        elif judged:
+            assert isinstance(args.strategy, Canary)
+            settings = agent_judge.judge_settings(
+                endpoint=args.endpoint,
+                namespace=args.namespace,
+                strategy=args.strategy,
+                prometheus_url=args.prometheus_url,
+                **agent_settings_common(args.endpoint, args.namespace, replicas),
             )
         else:
             shared = agent_settings_common(args.endpoint, args.namespace, replicas)
@@ -215,6 +298,18 @@ class ExperimentAgent(pulumi.ComponentResource):
         )
         account = k8s.core.v1.ServiceAccount(child(name, "sa"), metadata=metadata, opts=mine)
         ports = [{"name": "http", "port": AGENT_PORT, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}]
+        if judged:
+            ports.append(
+                {
+                    "name": "flagger",
+                    "port": agent_judge.WEBHOOK_PORT,
+                    "targetPort": "flagger",
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                }
+            )
+            self._serve(name, args, metadata, object_labels, selector, replicas, ports, settings, (config, account))
+            return
         if not bandit:
             ports += [
                 {"name": port_name, "port": number, "targetPort": port_name, "protocol": "TCP", "appProtocol": "http"}
@@ -251,12 +346,19 @@ class ExperimentAgent(pulumi.ComponentResource):
             child(name, "role"),
             metadata=metadata,
             rules=[
-                {
-                    "apiGroups": ["networking.istio.io"],
-                    "resources": ["virtualservices"],
-                    "resourceNames": [args.endpoint],
-                    "verbs": ["get", "update"],
-                },
+                # An ab-test's agent reports its split and never changes it: no VirtualService.
+                *(
+                    [
+                        {
+                            "apiGroups": ["networking.istio.io"],
+                            "resources": ["virtualservices"],
+                            "resourceNames": [args.endpoint],
+                            "verbs": ["get", "update"],
+                        }
+                    ]
+                    if isinstance(args.strategy, Bandit)
+                    else []
+                ),
                 {
                     "apiGroups": ["coordination.k8s.io"],
                     "resources": ["leases"],
@@ -285,7 +387,8 @@ class ExperimentAgent(pulumi.ComponentResource):
 
     def _serve(self, name, args, metadata, object_labels, selector, replicas, ports, settings, made) -> None:
         """The agent's Services, its StatefulSet, its disruption budget, who may call it."""
-        object_name, bandit = metadata["name"], isinstance(args.strategy, Bandit)
+        object_name, bandit = metadata["name"], leads_rounds(args.strategy)
+        judged = judged_canary(args.strategy)
         mine = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         settings_text = json.dumps(settings, indent=2, sort_keys=True)
         k8s.core.v1.Service(
@@ -304,8 +407,9 @@ class ExperimentAgent(pulumi.ComponentResource):
         annotations = checkov_skips(args.image, args.pull_policy)
         if bandit:
             annotations[f"checkov.io/skip{len(annotations) + 1}"] = (
-                "CKV_K8S_38=the agent calls the Kubernetes API: its Role gets and updates its VirtualService, Lease "
-                "and state ConfigMap, by name, and nothing else"
+                "CKV_K8S_38=the agent calls the Kubernetes API: its Role gets and updates its "
+                f"{'VirtualService, ' if isinstance(args.strategy, Bandit) else ''}Lease and state ConfigMap, by name, "
+                "and nothing else"
             )
         cache = args.cache if not bandit else None
         k8s.apps.v1.StatefulSet(
@@ -326,6 +430,12 @@ class ExperimentAgent(pulumi.ComponentResource):
                             "prometheus.io/path": "/metrics",
                             "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}',
                             "turnout.dev/settings-checksum": checksum,  # new settings roll the replicas
+                            # Flagger has no sidecar: its plaintext webhook calls reach this port beside the sidecar.
+                            **(
+                                {"traffic.sidecar.istio.io/excludeInboundPorts": str(agent_judge.WEBHOOK_PORT)}
+                                if judged
+                                else {}
+                            ),
                         },
                     },
                     "spec": {
@@ -404,6 +514,8 @@ class ExperimentAgent(pulumi.ComponentResource):
             if args.strategy.reward.source == "feedback":
                 operations.append({"operation": {"methods": ["POST"], "paths": [api + "feedback"]}})
             internal = [{"operation": {"methods": ["GET"], "paths": ["/internal/totals"]}}]
+        elif judged:
+            callers, operations, internal = agent_judge.api_operations(args.endpoint)
         else:
             callers, operations, internal = agent_experiments.api_operations(args.endpoint, args.strategy)
         k8s.apiextensions.CustomResource(
@@ -417,7 +529,7 @@ class ExperimentAgent(pulumi.ComponentResource):
                 "rules": [
                     {"from": caller_sources(callers), "to": operations},
                     # The leader (any replica, for a report) reads every replica's totals.
-                    {"from": [{"source": {"principals": [own]}}], "to": internal},
+                    *([{"from": [{"source": {"principals": [own]}}], "to": internal}] if internal else []),
                 ],
             },
             opts=mine,
@@ -438,7 +550,23 @@ class ExperimentAgent(pulumi.ComponentResource):
                             for ns in namespaces
                         ],
                         "ports": [{"port": AGENT_PORT, "protocol": "TCP"}],
-                    }
+                    },
+                    # The webhook port, outside the mesh's policies: Flagger's pods only.
+                    *(
+                        [
+                            {
+                                "from": [
+                                    {
+                                        "namespaceSelector": {"matchLabels": agent_judge.flagger_namespace_labels()},
+                                        "podSelector": {"matchLabels": agent_judge.FLAGGER_POD_LABELS},
+                                    }
+                                ],
+                                "ports": [{"port": agent_judge.WEBHOOK_PORT, "protocol": "TCP"}],
+                            }
+                        ]
+                        if judged
+                        else []
+                    ),
                 ],
             },
             opts=mine,

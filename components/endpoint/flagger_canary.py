@@ -2,7 +2,9 @@
 it when its metrics stay healthy, and rolls back when they do not. Three of turnout's strategies map
 onto Flagger's:
 
-- canary + progressive: Flagger's canary release, stepping the weight from `weight` to `maxWeight`;
+- canary + progressive: Flagger's canary release, stepping the weight from `weight` to `maxWeight`; with
+  `judge: sequential` the experiment agent's webhooks decide rollback and promotion instead of Flagger's
+  threshold checks (components/endpoint/agent_judge.py);
 - blue-green + progressive: Flagger's A/B testing, with the preview header as its match: requests
   with the header reach the preview during `iterations` checks, then everyone is switched to it;
 - shadow + progressive: Flagger's blue/green mirroring: the shadow gets a copy of the requests (its
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.endpoint import agent_judge
 from turnout.naming import labels
 from turnout.strategies import BlueGreen, Canary, Shadow
 from turnout.units import format_duration
@@ -49,9 +52,10 @@ def analysed_versions(strategy: ProgressiveStrategy) -> tuple[str, str]:
     return strategy.primary, shadow
 
 
-def analysis(strategy: ProgressiveStrategy, webhooks: tuple[dict, ...] = ()) -> dict:
+def analysis(strategy: ProgressiveStrategy, webhooks: tuple[dict, ...] = (), endpoint: str = "") -> dict:
     """Flagger's `analysis`: the strategy's way of exposing the new version, the health checks, and the webhooks
-    (acceptance tests before any traffic: components/endpoint/acceptance.py)."""
+    (acceptance tests before any traffic: components/endpoint/acceptance.py; the sequential judge's:
+    components/endpoint/agent_judge.py, for `endpoint`, whose namespace has its name)."""
     progressive = strategy.progressive
     interval = _flagger_duration(progressive.interval)
     if isinstance(strategy, Canary):
@@ -67,14 +71,21 @@ def analysis(strategy: ProgressiveStrategy, webhooks: tuple[dict, ...] = ()) -> 
             "mirror": True,
             "mirrorWeight": strategy.shadows[analysed_versions(strategy)[1]],
         }
+    if isinstance(strategy, Canary) and progressive.sequential:
+        # The sequential judge replaces Flagger's threshold checks: its webhooks roll back and confirm promotion
+        # (components/endpoint/agent_judge.py); no check fails for want of traffic ("no values found").
+        metrics: list[dict] = []
+        webhooks = (*webhooks, *agent_judge.webhooks(endpoint, endpoint))
+    else:
+        metrics = [
+            {"name": "request-success-rate", "thresholdRange": {"min": progressive.success_rate}, "interval": interval},
+            {"name": "request-duration", "thresholdRange": {"max": progressive.max_latency_ms}, "interval": interval},
+        ]
     return {
         "interval": interval,
         "threshold": progressive.threshold,
         **exposure,
-        "metrics": [
-            {"name": "request-success-rate", "thresholdRange": {"min": progressive.success_rate}, "interval": interval},
-            {"name": "request-duration", "thresholdRange": {"max": progressive.max_latency_ms}, "interval": interval},
-        ],
+        "metrics": metrics,
         **({"webhooks": list(webhooks)} if webhooks else {}),
     }
 
@@ -99,7 +110,7 @@ def canary_spec(
             "hosts": [public_host],
             "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
         },
-        "analysis": analysis(strategy, webhooks),
+        "analysis": analysis(strategy, webhooks, endpoint),
     }
     if autoscaled:
         spec["autoscalerRef"] = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": endpoint}

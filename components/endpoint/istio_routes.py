@@ -102,7 +102,9 @@ def http_routes(plan: TrafficPlan, hosts: Hosts, sticky: Sticky | None = None, e
         spec: dict = {"name": route_name(route, index)}
         if route.match is not None:
             spec["match"] = [match_spec(route.match)]
-        spec["route"] = [_destination(d, hosts, sticky if split else None, experiment and split) for d in route.to]
+        # An experiment's answers name their version on every weighted route (an ab-test's segment route has a match).
+        weighted = experiment and len(route.to) > 1
+        spec["route"] = [_destination(d, hosts, sticky if split else None, weighted) for d in route.to]
         if any(d.interleaved_with for d in route.to):
             spec["route"] = [
                 _interleaved(d, hosts) if d.interleaved_with else {**s, "headers": _version_header(d.version)}
@@ -137,6 +139,8 @@ class IstioRoutesArgs:
     after: tuple[pulumi.Resource, ...]
     min_weight: int | None = None
     """A bandit's floor: its split route names versions in answers, and the experiment agent owns the weights."""
+    experiment_headers: bool = False
+    """An ab-test with rewards: its split route names versions in answers (the weights stay the stack's)."""
 
 
 class IstioRoutes(pulumi.ComponentResource):
@@ -181,7 +185,9 @@ class IstioRoutes(pulumi.ComponentResource):
                 # The public host through the Gateway, and the in-mesh name for callers inside the cluster.
                 "hosts": [args.public_host, hosts.service],
                 "gateways": [args.gateway, "mesh"],
-                "http": http_routes(args.plan, hosts, args.sticky, experiment=args.min_weight is not None),
+                "http": http_routes(
+                    args.plan, hosts, args.sticky, experiment=args.min_weight is not None or args.experiment_headers
+                ),
             },
             opts=pulumi.ResourceOptions.merge(
                 after, pulumi.ResourceOptions(ignore_changes=[LEARNED_ROUTES] if args.min_weight is not None else None)

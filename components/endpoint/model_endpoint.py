@@ -12,10 +12,10 @@ import pulumi_kubernetes as k8s
 
 from components.cache import CacheConnection
 from components.cache.access import CacheAccess, CacheAccessArgs
-from components.endpoint import agent_experiments
+from components.endpoint import agent_experiments, agent_judge
 from components.endpoint.acceptance import AcceptanceJob, AcceptanceJobArgs, AcceptanceWebhook, AcceptanceWebhookArgs
 from components.endpoint.egress import EndpointEgress, EndpointEgressArgs
-from components.endpoint.experiment_agent import ExperimentAgent, ExperimentAgentArgs, traffic_note
+from components.endpoint.experiment_agent import ExperimentAgent, ExperimentAgentArgs, ab_test_note, traffic_note
 from components.endpoint.feature_flags import FlagDaemon, FlagDaemonArgs
 from components.endpoint.flagger_canary import FlaggerCanary, FlaggerCanaryArgs, analysed_versions
 from components.endpoint.istio_routes import IstioRoutes, IstioRoutesArgs
@@ -35,7 +35,9 @@ from turnout.strategies import (
     Recreate,
     Rolling,
     Strategy,
+    judged_canary,
     learns_from_traffic,
+    rewarded_ab_test,
 )
 from turnout.traffic import TrafficPlan, traffic_plan
 
@@ -181,6 +183,11 @@ class ModelEndpoint(pulumi.ComponentResource):
             "strategy": self.plan.strategy,
             "routes": self.plan.to_json(),
             **({"agent": traffic_note(namespace_name, namespace_name, endpoint.strategy)} if bandit else {}),
+            **(
+                {"agent": ab_test_note(namespace_name, namespace_name, endpoint.strategy)}
+                if rewarded_ab_test(endpoint.strategy)
+                else {}
+            ),
             **({"tagHosts": tag_hosts} if tag_hosts is not None else {}),
             **(
                 {
@@ -188,7 +195,15 @@ class ModelEndpoint(pulumi.ComponentResource):
                         namespace_name, namespace_name, endpoint.strategy, cache=shared
                     )
                 }
-                if learns_from_traffic(endpoint.strategy) and not bandit
+                if learns_from_traffic(endpoint.strategy)
+                and not bandit
+                and not judged_canary(endpoint.strategy)
+                and not rewarded_ab_test(endpoint.strategy)
+                else {}
+            ),
+            **(
+                {"agent": agent_judge.traffic_note(namespace_name, namespace_name, endpoint.strategy)}
+                if judged_canary(endpoint.strategy)
                 else {}
             ),
         }
@@ -290,6 +305,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 gateway=args.mesh.gateway,
                 after=routes_after,
                 min_weight=endpoint.strategy.min_weight if isinstance(endpoint.strategy, Bandit) else None,
+                experiment_headers=rewarded_ab_test(endpoint.strategy),
             ),
             pulumi.ResourceOptions(parent=self),
         )

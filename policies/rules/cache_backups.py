@@ -7,7 +7,12 @@
   by components/cache/azure_redis.py) is exempt: Azure refuses persistence on linked caches ("Persistence isn't
   supported with geo-replication"); its geo-secondary in another region is the copy, and an Export the recovery
   point.
-- Azure Managed Redis databases: `persistence.rdbEnabled` (RDB snapshots).
+- Azure Managed Redis databases: `persistence.rdbEnabled` or `persistence.aofEnabled` (Azure allows one of the
+  two). A database in an active geo-replication group (`geoReplication.groupNickname`, as
+  components/cache/azure_redis.py makes them across a DR stack's regions) is exempt: Azure does not support
+  persistence with active geo-replication, and the group's members in other regions are the copy. Managed Redis
+  keeps its persistence files on the cache's own disks in the region: they survive a restart, not the region's
+  loss (dr.json counts them so); that the group spans regions is dr-cache-replication's question.
 
 ElastiCache global datastores (replication is not a backup; their members are checked) and the
 in-cluster Redis of kind stacks (its PersistentVolume is the backup question) and every other resource:
@@ -54,9 +59,16 @@ def problem(resource_type: str, props) -> str | None:
         if rdb is not UNKNOWN and not is_true(rdb) and not geo_replicated:
             return 'keeps no snapshots (redisConfiguration.rdbBackupEnabled is not "true").'
     elif kind == AZURE_MANAGED_REDIS_DATABASE:
-        rdb = read(props, "persistence", "rdbEnabled")
-        if rdb is not UNKNOWN and not is_true(rdb):
-            return "keeps no snapshots (persistence.rdbEnabled is off)."
+        group = read(props, "geoReplication", "groupNickname")
+        if group is UNKNOWN or group:
+            return None  # geo-replicated: Azure refuses persistence, the group's other members are the copy
+        rdb, aof = read(props, "persistence", "rdbEnabled"), read(props, "persistence", "aofEnabled")
+        if UNKNOWN in (rdb, aof) or is_true(rdb) or is_true(aof):
+            return None
+        return (
+            "keeps no snapshots (neither persistence.rdbEnabled nor persistence.aofEnabled) and is in no "
+            "geo-replication group (geoReplication.groupNickname)."
+        )
     return None
 
 
@@ -68,10 +80,11 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
 
 cache_backups = ResourceValidationPolicy(
     name="cache-backups",
-    description="Managed caches keep restorable snapshots (ElastiCache retention, Memorystore RDB, Azure RDB backups).",
+    description="Managed caches keep restorable snapshots (ElastiCache retention, Memorystore RDB, Azure RDB or AOF "
+    "persistence unless geo-replicated).",
     enforcement_level=EnforcementLevel.ADVISORY,  # MANDATORY_IN raises it in prod
     validate=validate,
     remediation_steps="ElastiCache: snapshot_retention_limit of 1 or more days. Memorystore: persistence_config "
     "{persistence_mode: RDB}. Azure Cache for Redis: Premium with rdb-backup-enabled and a storage account; Azure "
-    "Managed Redis: persistence {rdb_enabled: True}.",
+    "Managed Redis: persistence {rdb_enabled: True} (or aof_enabled), or an active geo-replication group.",
 )

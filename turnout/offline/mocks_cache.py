@@ -1,4 +1,4 @@
-"""Answers for the resources caches create: ElastiCache, Memorystore, Azure Cache for Redis, their networking, and
+"""Answers for the resources caches create: ElastiCache, Memorystore, Azure Managed Redis, their networking, and
 pulumi-random's generated passwords. Each builds on its cloud's module (the ids, ARNs and regions those derive)
 and adds what the cache's clients read back: endpoints, ports, AUTH strings, server CAs.
 
@@ -28,12 +28,12 @@ GLOBAL_ADDRESS = "gcp:compute/globalAddress:GlobalAddress"
 SERVICE_NETWORKING = "gcp:servicenetworking/connection:Connection"
 MEMORYSTORE_TLS_PORT = 6378  # Memorystore serves TLS (SERVER_AUTHENTICATION) on 6378, plain TCP on 6379
 
-AZURE_REDIS = "azure-native:redis:Redis"
-AZURE_LINKED_SERVER = "azure-native:redis:LinkedServer"
+AZURE_MANAGED_REDIS = "azure-native:redisenterprise:RedisEnterprise"
+AZURE_MANAGED_REDIS_DATABASE = "azure-native:redisenterprise:Database"
 AZURE_STORAGE = "azure-native:storage:StorageAccount"
 AZURE_PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
 AZURE_PRIVATE_ZONE = "azure-native:privatedns:PrivateZone"
-LIST_REDIS_KEYS = "azure-native:redis:listRedisKeys"
+LIST_DATABASE_KEYS = "azure-native:redisenterprise:listDatabaseKeys"
 
 
 def placeholder_secret(*parts: str, length: int = 32) -> str:
@@ -141,40 +141,33 @@ def _gcp(type_: str, name: str, inputs: dict) -> dict | None:
 
 
 def _azure(type_: str, name: str, inputs: dict) -> dict | None:
-    if type_ not in (AZURE_REDIS, AZURE_LINKED_SERVER, AZURE_STORAGE, AZURE_PRIVATE_ENDPOINT, AZURE_PRIVATE_ZONE):
+    if type_ not in (
+        AZURE_MANAGED_REDIS,
+        AZURE_MANAGED_REDIS_DATABASE,
+        AZURE_STORAGE,
+        AZURE_PRIVATE_ENDPOINT,
+        AZURE_PRIVATE_ZONE,
+    ):
         return None
     outputs = mocks_azure.resource_outputs(type_, name, inputs)
     group = mocks_azure.group_id(inputs.get("resourceGroupName", ""))
-    if type_ == AZURE_REDIS:
-        cache = inputs.get("name") or name
+    if type_ == AZURE_MANAGED_REDIS:
+        cluster = inputs.get("clusterName") or name
         outputs.update(
-            name=cache,
-            id=f"{group}/providers/Microsoft.Cache/Redis/{cache}",
-            hostName=f"{cache}.redis.cache.windows.net",
-            port=6379,
-            sslPort=6380,
-            redisVersion="6.0.20",
-            instances=[],
-            linkedServers=[],
+            name=cluster,
+            id=f"{group}/providers/Microsoft.Cache/redisEnterprise/{cluster}",
+            hostName=f"{cluster}.{inputs.get('location', '')}.redis.azure.net",
+            redisVersion="7.4",
+            provisioningState="Succeeded",
+            resourceState="Running",
         )
-        identity = dict(inputs.get("identity") or {})
-        if identity:
-            # The input lists user-assigned identity ids; Azure answers a map of id to the identity's ids.
-            identity["userAssignedIdentities"] = {
-                resource_id: {
-                    "principalId": mocks_azure.guid("principal", resource_id),
-                    "clientId": mocks_azure.guid("client", resource_id),
-                }
-                for resource_id in identity.get("userAssignedIdentities") or []
-            }
-            outputs["identity"] = identity
-    elif type_ == AZURE_LINKED_SERVER:
-        cache, linked = inputs.get("name", ""), inputs.get("linkedServerName") or name
+    elif type_ == AZURE_MANAGED_REDIS_DATABASE:
+        cluster, database = inputs.get("clusterName", ""), inputs.get("databaseName") or name
         outputs.update(
-            name=linked,
-            id=f"{group}/providers/Microsoft.Cache/Redis/{cache}/linkedServers/{linked}",
-            geoReplicatedPrimaryHostName=f"{cache}.geo.redis.cache.windows.net",
-            primaryHostName=f"{cache}.redis.cache.windows.net",
+            name=database,
+            id=f"{group}/providers/Microsoft.Cache/redisEnterprise/{cluster}/databases/{database}",
+            provisioningState="Succeeded",
+            resourceState="Running",
         )
     elif type_ == AZURE_STORAGE:
         account = inputs.get("accountName") or name
@@ -210,9 +203,9 @@ def resource_outputs(type_: str, name: str, inputs: dict) -> dict | None:
 
 
 def invoke(token: str, args: dict) -> dict | None:
-    """The cache's data sources: Azure Cache for Redis access keys (placeholders)."""
-    if token == LIST_REDIS_KEYS:
-        cache = f"{args.get('resourceGroupName')}/{args.get('name')}"
+    """The cache's data sources: Azure Managed Redis database access keys (placeholders)."""
+    if token == LIST_DATABASE_KEYS:
+        cache = f"{args.get('resourceGroupName')}/{args.get('clusterName')}/{args.get('databaseName')}"
         return {
             "primaryKey": base64.b64encode(placeholder_secret("primary", cache).encode()).decode(),
             "secondaryKey": base64.b64encode(placeholder_secret("secondary", cache).encode()).decode(),

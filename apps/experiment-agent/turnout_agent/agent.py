@@ -44,6 +44,82 @@ def confidence_interval(rewards: float, trials: float, alpha: float = CI_ALPHA) 
     return max(0.0, mean - radius), min(1.0, mean + radius)
 
 
+DIFFERENCE_TAU2 = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+"""The normal mixtures' variances over differences of rates (effects from about 0.3 to 30 percentage points),
+mixed with equal weights: an average of test martingales is one, so the mixture is as valid as each."""
+
+
+def _difference_terms(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float] | None:
+    """(mean(b) - mean(a), its variance V), with each rate's variance bounded by mean (1 - mean) as for rewards
+    in [0, 1] (floored at one success in n + 1, so an arm without any success still has some)."""
+    (n_a, r_a), (n_b, r_b) = a, b
+    if n_a <= 0 or n_b <= 0:
+        return None
+    mean_a, mean_b = r_a / n_a, r_b / n_b
+    var_a = max(mean_a * (1 - mean_a), 1 / (n_a + 1))
+    var_b = max(mean_b * (1 - mean_b), 1 / (n_b + 1))
+    return mean_b - mean_a, var_a / n_a + var_b / n_b
+
+
+def difference_interval(a: tuple[float, float], b: tuple[float, float], alpha: float = CI_ALPHA) -> tuple[float, float]:
+    """An always-valid (1 - alpha) interval for mean(b) - mean(a): for each mixture variance, the mixture SPRT's
+    (Johari et al., "Always valid inference", 2017) interval at alpha / (number of variances), intersected (the
+    union bound keeps it valid). Valid under continuous monitoring as the normal approximation of the difference
+    holds (asymptotically; the benchmark measures its coverage)."""
+    terms = _difference_terms(a, b)
+    if terms is None:
+        return -1.0, 1.0
+    difference, variance = terms
+    share = alpha / len(DIFFERENCE_TAU2)
+    radius = min(
+        math.sqrt(
+            variance * (variance + tau2) / tau2 * (2 * math.log(1 / share) + math.log((variance + tau2) / variance))
+        )
+        for tau2 in DIFFERENCE_TAU2
+    )
+    return max(-1.0, difference - radius), min(1.0, difference + radius)
+
+
+def difference_p_value(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """The always-valid p-value of "same mean", 1 / the mixture likelihood ratio at the current counts: under
+    the null the chance that it ever falls to alpha is at most alpha, so a team may stop the first time it does."""
+    terms = _difference_terms(a, b)
+    if terms is None:
+        return 1.0
+    difference, variance = terms
+    logs = [
+        0.5 * math.log(variance / (variance + tau2)) + tau2 * difference**2 / (2 * variance * (variance + tau2))
+        for tau2 in DIFFERENCE_TAU2
+    ]
+    top = max(logs)
+    log_ratio = top + math.log(sum(math.exp(x - top) for x in logs) / len(logs))
+    return 1.0 if log_ratio <= 0 else math.exp(-log_ratio)
+
+
+def comparisons(stats: dict[str, tuple[float, float]], arms: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Each version against the first (the control): the difference of rates, its always-valid interval and
+    p-value, and whether a team may stop (p <= 1 - confidence)."""
+    if not arms:
+        return []
+    control = arms[0]
+    found = []
+    for arm in arms[1:]:
+        a, b = stats.get(control, (0.0, 0.0)), stats.get(arm, (0.0, 0.0))
+        low, high = difference_interval(a, b)
+        p_value = difference_p_value(a, b)
+        found.append(
+            {
+                "version": arm,
+                "baseline": control,
+                "difference": (b[1] / b[0] - a[1] / a[0]) if a[0] and b[0] else None,
+                "interval": [max(-1.0, low), min(1.0, high)],
+                "pValue": p_value,
+                "significant": p_value <= CI_ALPHA,
+            }
+        )
+    return found
+
+
 def empty_state(settings: Settings) -> dict[str, Any]:
     return {
         "version": STATE_VERSION,
@@ -119,11 +195,14 @@ class Agent:
             return False
         self.gather_feedback(state)
         stats = self.stats(state)
-        rng = random.Random(f"{settings.endpoint}/{state['round']}")
-        weights = bandit.allocate(
-            settings.policy, stats, min_weight=settings.min_weight, rng=rng, epsilon=settings.epsilon
-        )
-        self.kube.set_weights(settings.routing, weights)
+        if settings.fixed_weights is not None:
+            weights = dict(settings.fixed_weights)  # an ab-test: the stack's split, reported, never changed
+        else:
+            rng = random.Random(f"{settings.endpoint}/{state['round']}")
+            weights = bandit.allocate(
+                settings.policy, stats, min_weight=settings.min_weight, rng=rng, epsilon=settings.epsilon
+            )
+            self.kube.set_weights(settings.routing, weights)
         state["weights"] = weights
         state["round"] += 1
         state["boundary"] = now
@@ -223,6 +302,9 @@ class Agent:
             )
         return {
             "endpoint": settings.endpoint,
+            "strategy": "ab-test" if settings.fixed_weights is not None else "bandit",
+            "comparisons": comparisons(stats, settings.arms),
+            "history": state["history"],
             "policy": settings.policy,
             "reward": {"source": settings.reward_source, "unreported": settings.unreported},
             "confidence": 1 - CI_ALPHA,

@@ -2,7 +2,8 @@
 bandit's (settings, peers, ledger volume, HTTP API, metrics, health), with the experiment's own listeners in
 place of the bandit's rounds. Neither needs the Kubernetes API (no weights to write, no Lease: every replica
 serves and counts on its own, and the report sums every replica's counts), nor Prometheus (the agent is in the
-path of what it measures)."""
+path of what it measures). A judged progressive canary's agent (turnout_agent.canary_judge) is the same service
+again, answering Flagger's webhooks from Prometheus' counts, with one replica (Flagger is its one caller)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from turnout_agent.agent import Agent
 from turnout_agent.cache import Cache, CacheAddress
+from turnout_agent.canary_judge import CanaryJudge, JudgeSettings, JudgeStore
 from turnout_agent.compare import CompareSettings, CompareStats, Comparison
 from turnout_agent.impressions import InterleavingLedger, LocalImpressions, SharedImpressions
 from turnout_agent.interleave import Interleaving, InterleavingSettings
@@ -20,7 +22,7 @@ from turnout_agent.server import make_server, serve_in_background
 from turnout_agent.settings import Peer, Settings, SettingsError
 
 log = logging.getLogger("turnout_agent")
-KINDS = ("interleaved", "shadow")
+KINDS = ("interleaved", "shadow", "canary")
 
 
 def parse(document: dict, *, replica: str) -> Settings:
@@ -29,14 +31,17 @@ def parse(document: dict, *, replica: str) -> Settings:
     if kind not in KINDS:
         raise SettingsError(f"settings: strategy {kind!r}; expected bandit, {', '.join(KINDS)}")
     try:
-        experiment = InterleavingSettings.parse(document) if kind == "interleaved" else CompareSettings.parse(document)
         peers = tuple(Peer(str(p["name"]), str(p["url"]).rstrip("/")) for p in document["peers"])
         ledger = document["ledger"]
-        versions = (
-            (experiment.control, experiment.treatment)
-            if kind == "interleaved"
-            else (experiment.primary, *(s.version for s in experiment.shadows))
-        )
+        if kind == "interleaved":
+            experiment = InterleavingSettings.parse(document)
+            versions = (experiment.control, experiment.treatment)
+        elif kind == "shadow":
+            experiment = CompareSettings.parse(document)
+            versions = (experiment.primary, *(s.version for s in experiment.shadows))
+        else:
+            experiment = JudgeSettings.parse(document)
+            versions = (experiment.stable, experiment.canary)
         settings = Settings(
             endpoint=str(document["endpoint"]),
             namespace=str(document["namespace"]),
@@ -82,6 +87,8 @@ def build(settings: Settings):
         else:
             store = LocalImpressions(ledger, experiment.click_window_s)
         return Interleaving(settings, experiment, ledger, store)
+    if settings.strategy == "canary":
+        return CanaryJudge(settings, settings.experiment, JudgeStore(folder / "judge.json"))
     return Comparison(settings, settings.experiment, CompareStats(folder / "comparison.sqlite3"))
 
 
@@ -94,6 +101,8 @@ def serve(settings: Settings, *, port: int | None = None, experiment_ports: dict
     serve_in_background(server)
     if settings.strategy == "interleaved":
         experiment.start(port=(experiment_ports or {}).get("proxy"))
+    elif settings.strategy == "canary":
+        experiment.start(port=(experiment_ports or {}).get("flagger"))
     else:
         experiment.start(ports=experiment_ports)
     log.info(

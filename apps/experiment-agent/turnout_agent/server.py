@@ -10,6 +10,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from turnout_agent import report_html
 from turnout_agent.agent import Agent
 from turnout_agent.ledger import Outcome
 
@@ -130,6 +131,32 @@ def metrics_text(agent: Agent) -> str:
         ],
     )
     family(
+        "turnout_experiment_reward_rate",
+        "gauge",
+        "Reward rate per version (rewards / trials).",
+        [
+            ({"endpoint": endpoint, "version": v["version"]}, v["rate"])
+            for v in report["versions"]
+            if v["rate"] is not None
+        ],
+    )
+    for bound, index in (("low", 0), ("high", 1)):
+        family(
+            f"turnout_experiment_reward_rate_{bound}",
+            "gauge",
+            f"The {bound} end of the reward rate's always-valid {report['confidence']:.0%} interval.",
+            [({"endpoint": endpoint, "version": v["version"]}, v["interval"][index]) for v in report["versions"]],
+        )
+    family(
+        "turnout_experiment_difference_p_value",
+        "gauge",
+        "Always-valid p-value of the version's reward rate equal to the baseline's (the first version).",
+        [
+            ({"endpoint": endpoint, "version": c["version"], "baseline": c["baseline"]}, c["pValue"])
+            for c in report["comparisons"]
+        ],
+    )
+    family(
         "turnout_experiment_round",
         "counter",
         "Rounds written to the experiment state.",
@@ -172,7 +199,21 @@ def make_server(agent: Agent, host: str = "0.0.0.0", port: int | None = None) ->
             )
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
+            if path == prefix + "report" and report_html.wants_html(self.headers.get("Accept"), query):
+                try:
+                    report = agent.extension.report() if agent.extension is not None else agent.report()
+                except Exception as error:  # noqa: BLE001 (the state unreachable: 503, not a crash)
+                    self._error(HTTPStatus.SERVICE_UNAVAILABLE, None, f"the experiment state is unavailable: {error}")
+                    return
+                try:
+                    page = report_html.render(report)
+                except Exception as error:  # noqa: BLE001 (a report the page cannot show: say so, keep serving)
+                    log.error("report page: %s: %s", type(error).__name__, error)
+                    self._error(HTTPStatus.INTERNAL_SERVER_ERROR, None, f"the report page failed: {error}")
+                    return
+                self._text(200, page, "text/html; charset=utf-8")
+                return
             if agent.extension is not None and agent.extension.handle(self, "GET", path):
                 return
             if path == "/healthz":

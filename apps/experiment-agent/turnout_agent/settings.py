@@ -56,6 +56,8 @@ class Settings:
     """bandit, or the experiment of turnout_agent.experiments (interleaved, shadow)."""
     experiment: Any = None
     """That experiment's own settings (turnout_agent.interleave, turnout_agent.compare)."""
+    fixed_weights: dict[str, int] | None = None
+    """An ab-test with rewards: the split the stack renders, which the agent reports and never changes."""
 
     @property
     def renew_s(self) -> float:
@@ -77,8 +79,18 @@ def parse(document: dict, *, replica: str) -> Settings:
     arms = tuple(_need(document, "arms", list))
     if len(arms) < 2 or len(set(arms)) != len(arms) or not all(isinstance(a, str) for a in arms):
         raise SettingsError(f"settings: arms {arms!r}; expected 2 or more distinct versions")
+    fixed = document.get("fixedWeights")
+    if fixed is not None and (
+        not isinstance(fixed, dict)
+        or set(fixed) != set(arms)
+        or not all(isinstance(w, int) and not isinstance(w, bool) and 0 <= w <= 100 for w in fixed.values())
+        or sum(fixed.values()) != 100
+    ):
+        raise SettingsError(f"settings: fixedWeights {fixed!r}; expected every arm's weight, summing to 100")
     policy = _need(document, "policy", str)
-    if policy not in POLICIES:
+    if fixed is not None and policy != "fixed":
+        raise SettingsError(f"settings: policy {policy!r} with fixedWeights; expected fixed")
+    if fixed is None and policy not in POLICIES:
         raise SettingsError(f"settings: policy {policy!r}; expected one of {', '.join(POLICIES)}")
     reward = _need(document, "reward", dict)
     source = reward.get("source")
@@ -87,8 +99,9 @@ def parse(document: dict, *, replica: str) -> Settings:
     latency = reward.get("latencyMs")
     if source == "slo" and not (isinstance(latency, (int, float)) and math.isfinite(latency) and latency > 0):
         raise SettingsError(f"settings: reward.latencyMs {latency!r}; expected a bucket boundary with source slo")
-    routing = _need(document, "routing", dict)
-    if routing.get("kind") != "VirtualService" or set(routing.get("destinations") or {}) != set(arms):
+    routing = _need(document, "routing", dict) if fixed is None else {}
+    routed = routing.get("kind") == "VirtualService" and set(routing.get("destinations") or {}) == set(arms)
+    if fixed is None and not routed:
         raise SettingsError("settings: routing must be a VirtualService with a destination for every arm")
     peers = tuple(Peer(str(p["name"]), str(p["url"]).rstrip("/")) for p in _need(document, "peers", list))
     if replica not in {p.name for p in peers}:
@@ -121,6 +134,7 @@ def parse(document: dict, *, replica: str) -> Settings:
         dedupe_s=float(ledger.get("dedupeSeconds", 7 * 86400)),
         listen_port=int(document.get("port", 8080)),
         kubernetes_host=kube.get("host"),
+        fixed_weights=dict(fixed) if fixed is not None else None,
     )
 
 
