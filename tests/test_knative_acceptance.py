@@ -412,3 +412,22 @@ def test_the_summary_lists_the_job_against_the_revisions_and_the_route(plans):
         f"| Job `{job['metadata']['name']}`: 1 test(s) against revisions `{named['v1']}`, `{named['v2']}`; "
         "the Route, which names them, waits for it |"
     )
+
+
+def test_the_runner_may_call_the_revisions_under_the_namespaces_policies(plans):
+    """deny-all, then the runner's identity allowed in (its revision's pods answer it when they serve directly);
+    the activator, in front while a revision is at zero, is let in from knative-serving; the NetworkPolicy admits
+    the namespace's own pods (the runner) and knative-serving's (the activator)."""
+    objects = documents(plans, "kt-canary")
+    (job,) = of_kind(objects, "Job", "scores")
+    account = job["spec"]["template"]["spec"]["serviceAccountName"]
+    assert [o["metadata"]["name"] for o in of_kind(objects, "ServiceAccount", "scores")].count(account) == 1
+    policies = {p["metadata"]["name"]: p["spec"] for p in of_kind(objects, "AuthorizationPolicy", "scores")}
+    assert not policies["deny-all"], "an empty policy: everything not allowed below is denied"
+    sources = [s["source"] for rule in policies["allow-acceptance-runner"]["rules"] for s in rule["from"]]
+    assert sources == [{"principals": [f"cluster.local/ns/scores/sa/{account}"]}]
+    assert policies["allow-platform-controllers"]["rules"][0]["from"][0]["source"]["namespaces"] == ["knative-serving"]
+    (network,) = of_kind(objects, "NetworkPolicy", "scores")
+    peers = network["spec"]["ingress"][0]["from"]
+    assert {"podSelector": {}} in peers
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "knative-serving"}}} in peers
