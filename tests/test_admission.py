@@ -409,9 +409,10 @@ def test_the_option_stacks_reach_every_kind_of_pod(plans):
     """The corpus is only as good as what it holds: every workload turnout renders is in it."""
     sources = [p for name in OPTION_STACKS for p in planned_pods(plans[name].manifests)]
     kinds = {p.source.split()[0] for p in sources}
-    assert kinds == {"Deployment", "StatefulSet", "Configuration"}
+    assert kinds == {"Deployment", "StatefulSet", "Configuration", "Job"}
     names = {p.source.split()[1] for p in sources}
     assert {"flags/flags-flagd", "progressive/progressive", "gpu-progressive/gpu-progressive"} <= names
+    assert {p.namespace for p in sources if p.source.startswith("Job ")} == {"kn-canary", "kn-blue-green"}
     assert any(p.pod["spec"].get("tolerations") for p in sources if p.source.startswith("Configuration")), "GPU"
     assert any(p.pod["spec"].get("tolerations") for p in sources if p.source.startswith("Deployment")), "GPU"
     cache_volumes = [p for p in sources if any(v["name"] == "turnout-cache" for v in p.pod["spec"].get("volumes", []))]

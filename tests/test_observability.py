@@ -746,17 +746,6 @@ def test_bad_acceptance_tests_name_the_key(tests, path, allowed):
     assert allowed in caught.value.allowed
 
 
-def test_tests_on_knative_are_refused_by_name():
-    from components.endpoint.model_endpoint import check_renderable
-    from turnout.errors import NotSupportedError
-
-    config = copy.deepcopy(BASE)
-    config["endpoints"]["e"] |= {"backend": "knative", "tests": [{"path": "/"}]}
-    with pytest.raises(NotSupportedError) as caught:
-        check_renderable("e", load(config).endpoints["e"])
-    assert caught.value.path == "turnout:endpoints.e.tests"
-
-
 # --- the runner ------------------------------------------------------------------------------------------------------
 
 

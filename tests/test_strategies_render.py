@@ -178,13 +178,18 @@ def go_template(template: str, **fields: str) -> str:
 def routes_from_knative(objects: list[dict]) -> list[dict]:
     """What a Knative Route does (pkg/reconciler/route/resources/ingress.go): every request split by the targets'
     percents, except, with config-features tag-header-based-routing Enabled, a request whose Knative-Serving-Tag
-    header names a tag, which reaches that tag's target alone. Each target resolved through its Configuration; a
-    tag whose target the split already sends everything to changes nothing and is not listed."""
+    header names a tag, which reaches that tag's target alone. Each target resolved through its Configuration, or
+    the Configuration whose template names its revision; a tag whose target the split already sends everything to
+    changes nothing and is not listed."""
     (route,) = [o for o in objects if o["kind"] == "Route"]
     configurations = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Configuration"}
+    revisions = {c["spec"]["template"]["metadata"]["name"]: c for c in configurations.values()}
 
     def version(target: dict) -> str:
-        template = configurations[target["configurationName"]]["spec"]["template"]
+        if "revisionName" in target:
+            template = revisions[target["revisionName"]]["spec"]["template"]
+        else:
+            template = configurations[target["configurationName"]]["spec"]["template"]
         return template["metadata"]["labels"]["turnout.dev/version"]
 
     traffic = route["spec"]["traffic"]

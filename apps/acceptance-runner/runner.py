@@ -2,7 +2,9 @@
 
     runner.py check --tests tests.json --url http://fraud-score-v2-acceptance.fraud-score
         run every test once against each --url (repeatable); exit 0 when all pass, 1 otherwise, with the reason
-        on standard output and in /dev/termination-log (where Kubernetes, and `pulumi up`, read it)
+        on standard output and in /dev/termination-log (where Kubernetes, and `pulumi up`, read it);
+        --retry-unavailable also waits out 502, 503 and 504 answers (a Knative revision whose Service the mesh
+        does not route yet), then judges the last one
     runner.py serve --tests tests.json --url http://fraud-score-canary.fraud-score --port 8080
         answer Flagger's pre-rollout webhook (any POST): 200 when every test passes, 412 with the reason otherwise
 
@@ -93,9 +95,16 @@ def call(base_url: str, test: dict, timeout: float) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def run(tests: list[dict], base_url: str, *, timeout: float = 10.0, wait: float = 0.0) -> list[str]:
+UNAVAILABLE = (502, 503, 504)
+"""What a sidecar answers for a Service it has no route or no endpoint for yet, and the activator while it fails."""
+
+
+def run(
+    tests: list[dict], base_url: str, *, timeout: float = 10.0, wait: float = 0.0, retry_unavailable: bool = False
+) -> list[str]:
     """Every test against base_url; the failures, each naming its test. `wait`: seconds to retry a version that
-    does not answer at all yet (its pods starting), before the tests count."""
+    does not answer at all yet (its pods starting), before the tests count; `retry_unavailable`: also retry it
+    while it answers 502, 503 or 504, and judge the last answer once `wait` is over."""
     deadline = time.monotonic() + wait
     failures = []
     for index, test in enumerate(tests):
@@ -103,6 +112,9 @@ def run(tests: list[dict], base_url: str, *, timeout: float = 10.0, wait: float 
         while True:
             try:
                 status, body = call(base_url, test, timeout)
+                if retry_unavailable and status in UNAVAILABLE and time.monotonic() < deadline:
+                    time.sleep(2)
+                    continue
                 break
             except OSError as error:
                 if time.monotonic() >= deadline:
@@ -124,8 +136,10 @@ def quit_sidecar() -> None:
         urllib.request.urlopen(urllib.request.Request(SIDECAR_QUIT, data=b"", method="POST"), timeout=5).close()
 
 
-def check(tests: list[dict], urls: list[str], wait: float, *, stop_sidecar: bool = False) -> int:
-    failures = [failure for url in urls for failure in run(tests, url, wait=wait)]
+def check(
+    tests: list[dict], urls: list[str], wait: float, *, stop_sidecar: bool = False, retry_unavailable: bool = False
+) -> int:
+    failures = [failure for url in urls for failure in run(tests, url, wait=wait, retry_unavailable=retry_unavailable)]
     total = len(tests) * len(urls)
     if failures:
         report = f"acceptance tests failed ({len(failures)} of {total}): " + "; ".join(failures)
@@ -178,11 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     commands.choices["check"].add_argument(
         "--quit-sidecar", action="store_true", help="stop the Istio sidecar when done"
     )
+    commands.choices["check"].add_argument(
+        "--retry-unavailable", action="store_true", help="wait out 502, 503 and 504 answers too, within --wait"
+    )
     commands.choices["serve"].add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
     tests = json.loads(args.tests.read_text())
     if args.command == "check":
-        return check(tests, args.url, args.wait, stop_sidecar=args.quit_sidecar)
+        return check(
+            tests, args.url, args.wait, stop_sidecar=args.quit_sidecar, retry_unavailable=args.retry_unavailable
+        )
     server = serve(tests, args.url[0], args.port)
     print(f"acceptance-runner: serving Flagger's webhook on :{server.server_port}", file=sys.stderr, flush=True)
     server.serve_forever()

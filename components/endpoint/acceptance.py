@@ -9,6 +9,12 @@ pinned stock Python image, so no image of turnout's has to be published anywhere
   and fails the update when it fails (pulumi-kubernetes' Job await), so a failing test leaves the routes, and
   users, where they were, and `pulumi up` prints why (the runner writes it to the pod's termination log). The
   Job is named after a hash of the tests and of the versions' settings: a changed version runs them again.
+- Knative endpoints: the same Job tests every revision the Route sends requests to or tags, each through the
+  Kubernetes Service Knative makes for it (named after the revision, port 80: the revision's pods, or the
+  activator while it is scaled to zero, which finds the revision from the Host `<revision>.<ns>.svc.cluster.local`,
+  pkg/activator/handler/context_handler.go), and the Route, which then names those revisions rather than following
+  its Configurations, waits for it. The Job is named after a hash of the tests and of the revision names (each a
+  hash of its template), so a changed version runs them again.
 - Progressive strategies (Flagger): a `pre-rollout` webhook of the Canary; Flagger calls it before it sends the
   new version any traffic, and rolls back after `threshold` failures, keeping users on the primary, with the
   runner's answer (which test, what it got) in the Canary's events. The webhook is a small runner Deployment
@@ -85,18 +91,32 @@ def version_service(endpoint: str, version: str) -> str:
     return k8s_name(endpoint, version, "acceptance")
 
 
+def revision_url(revision: str, namespace: str) -> str:
+    """The Service Knative's ServerlessService makes for a revision, under the revision's name, http on port 80. The
+    full name matters: the activator, in front while the revision is at zero, reads the revision from this Host."""
+    return f"http://{revision}.{namespace}.svc.cluster.local"
+
+
+def revisions_job_name(endpoint: str, tests: list[dict], revisions: dict[str, str]) -> str:
+    """Changes exactly when the tests or a tested revision (named after a hash of its template) do."""
+    return hashed_name(endpoint, "acceptance", content={"tests": tests, "revisions": dict(sorted(revisions.items()))})
+
+
 def job_name(endpoint: str, tests: list[dict], versions: dict[str, ModelVersion]) -> str:
     """Changes exactly when the tests or a tested version's settings do: a new Job runs them again."""
     content = {"tests": tests, "versions": {name: repr(version) for name, version in sorted(versions.items())}}
     return hashed_name(endpoint, "acceptance", content=content)
 
 
-def runner_container(args: list[str], pull_policy: str) -> dict:
+def runner_container(args: pulumi.Input[list[str]], pull_policy: str) -> dict:
+    def command(found: list[str]) -> list[str]:
+        return ["python", f"{MOUNT}/runner.py", *found]
+
     return {
         "name": "runner",
         "image": RUNNER_IMAGE,
         "imagePullPolicy": pull_policy,
-        "command": ["python", f"{MOUNT}/runner.py", *args],
+        "command": args.apply(command) if isinstance(args, pulumi.Output) else command(args),
         "env": [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
         "resources": RESOURCES,
         "securityContext": container_security(),
@@ -164,6 +184,55 @@ class _Acceptance(pulumi.ComponentResource):
         ]
         return config_map, made
 
+    def _job(
+        self,
+        name: str,
+        args: AcceptanceArgs,
+        config_map: str,
+        urls: pulumi.Input[list[str]],
+        job: pulumi.Input[str],
+        made: list[pulumi.Resource],
+        *,
+        retry_unavailable: bool = False,
+    ) -> k8s.batch.v1.Job:
+        """The Job that runs the tests once against each of `urls`: it completes when all pass, and fails with the
+        reason otherwise (Pulumi awaits it, so whatever depends on it waits, and is not changed when it fails)."""
+        meta = {"namespace": args.namespace, "labels": labels(args.endpoint, None, args.tier)}
+
+        def arguments(found: list[str]) -> list[str]:
+            retry = ["--retry-unavailable"] if retry_unavailable else []
+            return [
+                "check",
+                "--tests",
+                f"{MOUNT}/tests.json",
+                *(f"--url={url}" for url in found),
+                "--quit-sidecar",
+                *retry,
+            ]
+
+        container = runner_container(
+            arguments(urls) if isinstance(urls, list) else pulumi.Output.from_input(urls).apply(arguments),
+            args.pull_policy,
+        )
+        annotations = {
+            # Requests leave through the sidecar (mTLS); it must be up before the runner's first call.
+            "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}',
+            **checkov_skips(RUNNER_IMAGE, args.pull_policy),
+        }
+        return k8s.batch.v1.Job(
+            child(name, "job"),
+            metadata={"name": job, **meta},
+            spec={
+                "backoffLimit": 1,
+                "activeDeadlineSeconds": 540,  # within Pulumi's 10-minute Job await
+                "template": {
+                    "metadata": {"labels": runner_labels(args.endpoint, args.tier), "annotations": annotations},
+                    "spec": runner_pod(runner_account(args.endpoint), container, config_map, restart="Never"),
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, *made]),
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class AcceptanceJobArgs(AcceptanceArgs):
@@ -196,28 +265,33 @@ class AcceptanceJob(_Acceptance):
             )
             urls.append(f"http://{service}.{args.namespace}.svc.cluster.local")
         tests = tests_document(args.tests)
-        container = runner_container(
-            ["check", "--tests", f"{MOUNT}/tests.json", *(f"--url={url}" for url in urls), "--quit-sidecar"],
-            args.pull_policy,
+        self.job = self._job(name, args, config_map, urls, job_name(args.endpoint, tests, args.versions), made)
+        self.register_outputs({"job": self.job.metadata["name"]})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevisionsAcceptanceJobArgs(AcceptanceArgs):
+    revisions: dict[str, pulumi.Input[str]]
+    """Version → the name of its Knative revision under test (every one the Route sends requests to or tags)."""
+
+
+class RevisionsAcceptanceJob(_Acceptance):
+    job: k8s.batch.v1.Job
+    """What the Knative Route waits for."""
+
+    def __init__(self, name: str, args: RevisionsAcceptanceJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("turnout:endpoint:RevisionsAcceptanceJob", name, None, opts)
+        config_map, made = self._common(name, args, "job")
+        versions = sorted(args.revisions)
+        tests = tests_document(args.tests)
+        names = pulumi.Output.all(*(args.revisions[version] for version in versions))
+        urls = names.apply(lambda revisions: [revision_url(revision, args.namespace) for revision in revisions])
+        job = names.apply(
+            lambda revisions: revisions_job_name(args.endpoint, tests, dict(zip(versions, revisions, strict=True)))
         )
-        annotations = {
-            # Requests leave through the sidecar (mTLS); it must be up before the runner's first call.
-            "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}',
-            **checkov_skips(RUNNER_IMAGE, args.pull_policy),
-        }
-        self.job = k8s.batch.v1.Job(
-            child(name, "job"),
-            metadata={"name": job_name(args.endpoint, tests, args.versions), **meta},
-            spec={
-                "backoffLimit": 1,
-                "activeDeadlineSeconds": 540,  # within Pulumi's 10-minute Job await
-                "template": {
-                    "metadata": {"labels": runner_labels(args.endpoint, args.tier), "annotations": annotations},
-                    "spec": runner_pod(runner_account(args.endpoint), container, config_map, restart="Never"),
-                },
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, *made]),
-        )
+        # Knative makes the revision's Service only once the Configuration names it, and the mesh routes it a moment
+        # later: 502/503/504 until then are waited out like no answer at all.
+        self.job = self._job(name, args, config_map, urls, job, made, retry_unavailable=True)
         self.register_outputs({"job": self.job.metadata["name"]})
 
 

@@ -13,7 +13,13 @@ A revision is named `<endpoint>-<version>-<hash of its template>`. Knative's web
 under an unchanged revision name (`VerifyNameChange`, pkg/apis/serving/v1/revision_validation.go), and a name that
 does not start with `<Configuration name>-` (`validateRevisionName`); so any change to a version (image, env,
 replicas, resources, the cache's address, the DR standby label) renames its revision, and nothing else does.
-Routes follow each Configuration's latest ready revision, so they never name one.
+Routes follow each Configuration's latest ready revision, so they never name one, unless the endpoint has
+acceptance tests (`endpoints.NAME.tests`): then a Configuration's new revision must not take traffic before it passed
+them, so the Route names each revision it sends requests to or tags (`revisionName`, read back from its
+Configuration, so that a standby region's renamed revision is the one named) and waits for the Job that tests them
+(components/endpoint/acceptance.py). A failing test fails `pulumi up` before the Route changes: users stay on the
+revisions it named. Knative's gradual rollout (rolling's rollout-duration) moves Configuration targets only, so a
+tested rolling endpoint moves to its new revision at once, after the tests.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.endpoint.acceptance import RevisionsAcceptanceJob, RevisionsAcceptanceJobArgs
 from components.endpoint.istio_routes import CANARY_ANNOTATION
 from components.endpoint.workload import GPU_RESOURCE, NO_ADDITIONS, RUN_AS, PodAdditions, container_security
-from turnout.config import ModelVersion, key_path
+from turnout.config import AcceptanceTest, ModelVersion, key_path
 from turnout.errors import ConfigError, describe
 from turnout.naming import K8S_NAME_MAX, child, hashed_name, hashed_name_prefix, k8s_name, labels
 from turnout.strategies import Canary, Recreate, Rolling, Strategy
@@ -190,23 +197,33 @@ def revision_template(
     )
 
 
-def route_traffic(endpoint: str, plan: TrafficPlan, single: bool) -> list[dict]:
+def route_traffic(
+    endpoint: str, plan: TrafficPlan, single: bool, revisions: dict[str, pulumi.Input[str]] | None = None
+) -> list[dict]:
     """The Route's traffic block: the percents of the plan's last route (the one every request takes unless it
     carries a tag), then the versions only a tag reaches (the plan's tag routes) at 0%; every version tagged with
-    its name."""
+    its name. With `revisions` (version → revision name), each target names its revision instead of following its
+    Configuration's latest one."""
+
+    def target(version: str) -> dict:
+        if revisions is not None:
+            return {"revisionName": revisions[version], "latestRevision": False}
+        return {"configurationName": configuration_name(endpoint, version, single), "latestRevision": True}
+
     *_, served = plan.routes
     if single:
-        return [{"configurationName": endpoint, "latestRevision": True, "percent": 100, "tag": served.to[0].version}]
+        version = served.to[0].version
+        return [{**target(version), "percent": 100, "tag": version}]
     weights = {d.version: d.weight for d in served.to}
     return [
-        {
-            "configurationName": configuration_name(endpoint, version, single),
-            "latestRevision": True,
-            "percent": weights.get(version, 0),
-            "tag": version,
-        }
+        {**target(version), "percent": weights.get(version, 0), "tag": version}
         for version in (*weights, *(v for v in plan.running_versions if v not in weights))
     ]
+
+
+def revision_name(configuration: k8s.apiextensions.CustomResource) -> pulumi.Output[str]:
+    """The name of the revision a Configuration makes, as it was sent (after any transformation renamed it)."""
+    return configuration.spec.apply(lambda spec: spec["template"]["metadata"]["name"])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,6 +241,10 @@ class KnativeRevisionsArgs:
     """The cluster's Knative domain (config-domain): the Route answers at `<endpoint>.<domain>`, its tags beside it."""
     additions: PodAdditions = NO_ADDITIONS
     """What every revision's model container gets beyond its version's config (the cache's env and Secret)."""
+    tests: tuple[AcceptanceTest, ...] = ()
+    """The endpoint's acceptance tests: the Route then names the revisions and waits for a Job that tests them."""
+    pull_policy: str = "IfNotPresent"
+    """The acceptance runner's image pull policy (the platform's)."""
 
 
 class KnativeRevisions(pulumi.ComponentResource):
@@ -237,7 +258,7 @@ class KnativeRevisions(pulumi.ComponentResource):
         self.tag_hosts = tag_hosts(args.endpoint, args.plan, args.domain)
         after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         single = single_configuration(args.strategy)
-        configurations = []
+        configurations = {}
         for version_name in args.plan.running_versions:
             object_name = k8s_name(args.endpoint, version_name)
             meta = {"namespace": args.namespace, "labels": labels(args.endpoint, version_name, args.tier)}
@@ -256,22 +277,38 @@ class KnativeRevisions(pulumi.ComponentResource):
                 args.tier,
                 args.additions,
             )
-            configurations.append(
-                k8s.apiextensions.CustomResource(
-                    child(name, version_name, "config"),
-                    api_version="serving.knative.dev/v1",
-                    kind="Configuration",
-                    metadata={"name": configuration_name(args.endpoint, version_name, single), **meta},
-                    spec={"template": template},
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, account]),
-                )
+            configurations[version_name] = k8s.apiextensions.CustomResource(
+                child(name, version_name, "config"),
+                api_version="serving.knative.dev/v1",
+                kind="Configuration",
+                metadata={"name": configuration_name(args.endpoint, version_name, single), **meta},
+                spec={"template": template},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, account]),
             )
+        route_after = [*args.after, *configurations.values()]
+        revisions = None
+        if args.tests:  # the Route names only revisions that passed: it changes once the Job completes
+            revisions = {version: revision_name(c) for version, c in configurations.items()}
+            acceptance = RevisionsAcceptanceJob(
+                child(name, "acceptance"),
+                RevisionsAcceptanceJobArgs(
+                    endpoint=args.endpoint,
+                    namespace=args.namespace,
+                    tier=args.tier,
+                    tests=args.tests,
+                    pull_policy=args.pull_policy,
+                    after=tuple(route_after),
+                    revisions=revisions,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+            route_after.append(acceptance.job)
         route_metadata = {
             "name": args.endpoint,
             "namespace": args.namespace,
             "labels": labels(args.endpoint, None, args.tier),
         }
-        if isinstance(args.strategy, Rolling):
+        if isinstance(args.strategy, Rolling) and revisions is None:  # Knative rolls Configuration targets only
             route_metadata["annotations"] = {"serving.knative.dev/rollout-duration": f"{ROLLOUT_SECONDS}s"}
         if isinstance(args.strategy, Canary):  # named so that policies can cap the canary's weight
             route_metadata["annotations"] = {CANARY_ANNOTATION: args.strategy.canary}
@@ -280,7 +317,7 @@ class KnativeRevisions(pulumi.ComponentResource):
             api_version="serving.knative.dev/v1",
             kind="Route",
             metadata=route_metadata,
-            spec={"traffic": route_traffic(args.endpoint, args.plan, single)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, *configurations]),
+            spec={"traffic": route_traffic(args.endpoint, args.plan, single, revisions)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=route_after),
         )
         self.register_outputs({"route": args.endpoint})

@@ -63,10 +63,6 @@ def check_renderable(name: str, endpoint: Endpoint) -> None:
         # Flagger's session affinity pins only canary users, to a cookie value it generates: not the
         # sticky plan turnout shows (both versions pinned by version name).
         raise NotSupportedError(f"{path}.strategy.sticky", "a sticky progressive canary", "sticky or progressive")
-    if endpoint.tests and endpoint.backend == "knative":
-        raise NotSupportedError(
-            f"{path}.tests", "acceptance tests on the knative backend", "tests on the istio backend"
-        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +134,8 @@ class ModelEndpoint(pulumi.ComponentResource):
                     after=in_namespace,
                     domain=args.mesh.domain,
                     additions=self._additions,
+                    tests=endpoint.tests,
+                    pull_policy=args.mesh.image_pull_policy,
                 ),
                 pulumi.ResourceOptions(parent=self),
             ).tag_hosts

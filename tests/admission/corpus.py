@@ -59,6 +59,8 @@ def every_strategy_on_kind() -> dict:
     endpoints |= {
         f"kn-{name}": {"backend": "knative", "versions": VERSIONS, "strategy": s} for name, s in KNATIVE.items()
     }
+    for name in ("kn-canary", "kn-blue-green"):  # their acceptance Jobs' pods, in Knative's model namespaces
+        endpoints[name]["tests"] = [{"path": "/predict", "method": "POST", "body": {"x": 1}}]
     return {"platform": {"cloud": "kind", "regions": ["lab"]}, "cache": {"engine": "valkey"}, "endpoints": endpoints}
 
 

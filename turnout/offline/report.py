@@ -274,15 +274,16 @@ def _watch_and_test_section(plan: StackPlan) -> list[str]:
         elif kind == "Job" and metadata.get("name", "").startswith(f"{metadata.get('namespace')}-acceptance"):
             container = body["spec"]["template"]["spec"]["containers"][0]
             namespace = metadata["namespace"]
-            versions = [
-                arg.split("://")[1].split(".")[0].removeprefix(f"{namespace}-").removesuffix("-acceptance")
-                for arg in container["command"]
-                if arg.startswith("--url=")
-            ]
+            hosts = [arg.split("://")[1].split(".")[0] for arg in container["command"] if arg.startswith("--url=")]
             count = next((n for (c, e, _), n in counts.items() if c == cluster and e == metadata["namespace"]), 0)
+            if all(host.endswith("-acceptance") for host in hosts):  # istio: a Service per version
+                versions = [host.removeprefix(f"{namespace}-").removesuffix("-acceptance") for host in hosts]
+                against, waiting = ", ".join(f"`{v}`" for v in versions), "the VirtualService waits for it"
+            else:  # Knative: each revision's own Service, named after the revision
+                against = "revisions " + ", ".join(f"`{h}`" for h in hosts)
+                waiting = "the Route, which names them, waits for it"
             tests[(cluster, metadata["namespace"])] = (
-                f"Job `{metadata['name']}`: {count} test(s) against {', '.join(f'`{v}`' for v in versions)}; "
-                "the VirtualService waits for it"
+                f"Job `{metadata['name']}`: {count} test(s) against {against}; {waiting}"
             )
         elif kind == "Canary":
             for hook in ((body.get("spec") or {}).get("analysis") or {}).get("webhooks") or []:
