@@ -158,9 +158,9 @@ else:
     sys.exit(f"unexpected kubectl {{args}}")
 """
 
-BEFORE = {"phase": "Initialized", "lastAppliedSpec": "v1-spec", "canaryWeight": 0}
-PROGRESSING = {"phase": "Progressing", "lastAppliedSpec": "v1-spec", "canaryWeight": 10}
-FAILED = {"phase": "Failed", "lastAppliedSpec": "v1-spec", "canaryWeight": 0}
+BEFORE = {"phase": "Initialized", "lastPromotedSpec": "v1-spec", "canaryWeight": 0}
+PROGRESSING = {"phase": "Progressing", "lastPromotedSpec": "v1-spec", "canaryWeight": 10}
+FAILED = {"phase": "Failed", "lastPromotedSpec": "v1-spec", "canaryWeight": 0}
 ROLLED_BACK = {"judged-primary": 100, "judged-canary": 0}
 
 REPORT = {
@@ -299,7 +299,7 @@ def test_a_canary_the_judge_rolls_back_passes(stand_ins, tmp_path):
             "promoted (Promoting) after",
         ),
         (
-            {"statuses": (BEFORE, PROGRESSING, {"phase": "Succeeded", "lastAppliedSpec": "v2-spec"})},
+            {"statuses": (BEFORE, PROGRESSING, {"phase": "Succeeded", "lastPromotedSpec": "v2-spec"})},
             "judged: v2 against v1",
             "promoted (Succeeded) after",
         ),
@@ -361,3 +361,10 @@ def test_an_update_without_a_failing_judged_canary_exits_2(plans, capsys):
     assert "has no canary judged sequentially" in err or "no readable plan" in err
     status = e2e.main(["judged", "e2e", "--plans", str(plans), "--config-file", str(ENVIRONMENTS / "Pulumi.e2e.yaml")])
     assert status == e2e.EXIT_USAGE and "nothing to roll back" in capsys.readouterr().err
+
+
+def test_a_canary_flagger_has_not_seen_change_yet_is_waited_for(stand_ins):
+    """Succeeded with the promoted spec it had before the update is the last release, not this one's promotion."""
+    done = {**BEFORE, "phase": "Succeeded"}
+    outcomes = stand_ins(statuses=(done, done, done, PROGRESSING, FAILED))
+    assert {o.status for o in outcomes} == {"pass"}, outcomes
