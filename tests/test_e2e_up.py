@@ -331,16 +331,10 @@ def test_make_e2e_runs_up_the_checks_the_refused_update_the_judged_canary_and_al
         assert (box.root / "build" / "plan" / "e2e-refused" / "traffic.json").exists()
     if "e2e judged" in ran:
         # after the refused update (which leaves judged as deployed), planned first as well
-        assert (
-            calls.index(
-                "e2e refused e2e --config-file environments/Pulumi.e2e-refused.yaml --pulumi-flags=--yes "
-                "--non-interactive "
-            )
-            < calls.index("turnout plan e2e-judged")
-            < calls.index(
-                "e2e judged e2e --config-file environments/Pulumi.e2e-judged.yaml --pulumi-flags=--yes --non-interactive "
-            )
-        )
+        flags = "--pulumi-flags=--yes --non-interactive "
+        refused_call = f"e2e refused e2e --config-file environments/Pulumi.e2e-refused.yaml {flags}"
+        judged_call = f"e2e judged e2e --config-file environments/Pulumi.e2e-judged.yaml {flags}"
+        assert calls.index(refused_call) < calls.index("turnout plan e2e-judged") < calls.index(judged_call)
         assert (box.root / "build" / "plan" / "e2e-judged" / "traffic.json").exists()
 
 
