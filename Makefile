@@ -6,6 +6,7 @@ INSTALLED := $(VENV)/.installed
 STACK ?= local
 E2E_STACK ?= e2e
 E2E_REFUSED ?= $(E2E_STACK)-refused
+E2E_JUDGED ?= $(E2E_STACK)-judged
 # The sample model server, as `make up` builds it and `kind load`s it: under kind.local/, a registry
 # Knative never looks tags up in (stacks name it in turnout:platform.loadImages).
 MODEL_ECHO_IMAGE := kind.local/turnout-model-echo:0.1.0
@@ -88,8 +89,8 @@ down: check-tools  ## delete a stack made by make up (default: local), its kind 
 	@printf '\n==> %s\n' "pulumi destroy $(STACK): endpoints, platform, then the kind cluster"
 	pulumi destroy --stack $(STACK) $(PULUMI_FLAGS)
 
-# make up, the checks through the gateway, the refused update (when up succeeded, whatever the checks found), make
-# down (always); without the tools it skips, saying why
+# make up, the checks through the gateway, the refused update and the judged canary's rollback (when up succeeded,
+# whatever the checks found), make down (always); without the tools it skips, saying why
 e2e:  ## the end-to-end checks on kind (scripts/e2e); exit 0 with the reason when Docker, kind, kubectl or Pulumi is missing
 	@if ! scripts/check-tools e2e; then echo "make e2e: skipped (exit 0): install the missing tools above to run it"; exit 0; fi; \
 	status=0; \
@@ -98,6 +99,10 @@ e2e:  ## the end-to-end checks on kind (scripts/e2e); exit 0 with the reason whe
 	  printf '\n==> %s\n' "scripts/e2e refused $(E2E_STACK): an update whose acceptance test fails keeps users where they were"; \
 	  $(BIN)/turnout plan $(E2E_REFUSED) \
 	    && $(PYTHON) scripts/e2e refused $(E2E_STACK) --config-file environments/Pulumi.$(E2E_REFUSED).yaml \
+	      --pulumi-flags="--yes --non-interactive $(PULUMI_FLAGS)" || { failed=$$?; [ $$status -ne 0 ] || status=$$failed; }; \
+	  printf '\n==> %s\n' "scripts/e2e judged $(E2E_STACK): a canary failing half its requests is rolled back by the sequential judge"; \
+	  $(BIN)/turnout plan $(E2E_JUDGED) \
+	    && $(PYTHON) scripts/e2e judged $(E2E_STACK) --config-file environments/Pulumi.$(E2E_JUDGED).yaml \
 	      --pulumi-flags="--yes --non-interactive $(PULUMI_FLAGS)" || { failed=$$?; [ $$status -ne 0 ] || status=$$failed; }; \
 	else status=1; fi; \
 	$(MAKE) --no-print-directory down STACK=$(E2E_STACK) PULUMI_FLAGS="--yes $(PULUMI_FLAGS)" || [ $$status -ne 0 ] || status=1; \

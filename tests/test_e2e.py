@@ -168,6 +168,10 @@ def test_hosts_are_the_ones_the_rendered_routes_answer_at(plans, plan):
     objects = [r["inputs"] for r in json.loads((plans / "e2e" / "inventory.json").read_text())["resources"]]
     virtual_hosts = {o["metadata"]["name"]: o["spec"]["hosts"] for o in objects if o.get("kind") == "VirtualService"}
     patches = {o["metadata"]["name"]: o.get("data") for o in objects if o.get("kind") == "ConfigMap"}
+    # A progressive endpoint's VirtualService is Flagger's, made from its Canary's service hosts.
+    virtual_hosts |= {
+        o["metadata"]["name"]: o["spec"]["service"]["hosts"] for o in objects if o.get("kind") == "Canary"
+    }
     for expectation in plan.expectations:
         if expectation.backend == "istio":
             assert expectation.host in virtual_hosts[expectation.endpoint], expectation
@@ -191,6 +195,8 @@ def _expected_routes(endpoint: dict) -> list[tuple]:
     if kind == "blue-green":
         header = strategy.get("previewHeader", "x-turnout-preview")
         return [({header: "true"}, {strategy["preview"]: 100}, {}, None), ({}, {strategy["active"]: 100}, {}, None)]
+    if kind == "canary" and "progressive" in strategy:  # Flagger promotes the first target it sees, at once
+        return [({}, {strategy["canary"]: 100}, {}, None)]
     if kind == "canary":
         split = {strategy["stable"]: 100 - strategy["weight"], strategy["canary"]: strategy["weight"]}
         cookie = (strategy.get("sticky") or {}).get("cookie")
@@ -353,8 +359,14 @@ class StandIn:
     script's), answering as apps/model-echo would and logging mirrored copies as a shadow's pods do;
     `faults` make it misbehave the way a broken gateway would."""
 
-    def __init__(self, traffic: dict, domain: str, logs: Path, **faults) -> None:
+    def __init__(self, traffic: dict, domain: str, logs: Path, flagger: dict | None = None, **faults) -> None:
         self.endpoints = {e["name"]: e for e in traffic["endpoints"]}
+        # A progressive endpoint on a fresh cluster: Flagger promoted its Canary's target (endpoint -> version).
+        for name, target in (flagger or {}).items():
+            self.endpoints[name] = {
+                **self.endpoints[name],
+                "routes": [{"match": None, "to": [{"version": target, "weight": 100}], "mirror": []}],
+            }
         # A bandit endpoint's split is its agent's (tests/e2e_agent_stand_in.py), reached by port-forward.
         self.agents = {
             e["name"]: StandInAgent(e["name"], e["agent"]["arms"], frozen=faults.get("frozen", False))
@@ -476,6 +488,12 @@ else:
 def gateway(plans, tmp_path):
     """Start a stand-in (with faults) and return it with a fake kubectl reading its logs."""
     traffic = json.loads((plans / "e2e" / "traffic.json").read_text())
+    objects = [r["inputs"] for r in json.loads((plans / "e2e" / "inventory.json").read_text())["resources"]]
+    flagger = {
+        o["metadata"]["namespace"]: o["metadata"]["annotations"]["turnout.dev/canary-version"]
+        for o in objects
+        if o.get("kind") == "Canary"
+    }
     logs, started = tmp_path / "logs", []
     logs.mkdir()
     kubectl = tmp_path / "kubectl"
@@ -486,7 +504,7 @@ def gateway(plans, tmp_path):
     kubectl.chmod(0o755)
 
     def start(**faults):
-        stand_in = StandIn(traffic, "127.0.0.1.sslip.io", logs, **faults)
+        stand_in = StandIn(traffic, "127.0.0.1.sslip.io", logs, flagger, **faults)
         started.append(stand_in)
         return stand_in, kubectl
 

@@ -166,7 +166,8 @@ def test_the_policy_pack_runs_in_the_projects_virtualenv_not_whatever_python3_is
 @pytest.fixture(scope="module")
 def plans(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("plans")
-    assert turnout_main(["plan", "local", "e2e", "e2e-refused", "--project", str(REPO), "--out", str(out)]) == 0
+    stacks = ["local", "e2e", "e2e-refused", "e2e-judged"]
+    assert turnout_main(["plan", *stacks, "--project", str(REPO), "--out", str(out)]) == 0
     return out
 
 
@@ -284,25 +285,31 @@ def test_make_down_destroys_the_stack(tmp_path, plans):
     assert box.recorded() == ["pulumi destroy --stack e2e --yes"]
 
 
+ALL = ["pulumi up", "e2e check", "e2e refused", "e2e judged", "pulumi destroy"]
+
+
 @pytest.mark.parametrize(
-    ("fail", "check", "refused", "status", "ran"),
+    ("fail", "check", "refused", "judged", "status", "ran"),
     [
-        ("", 0, 0, 0, ["pulumi up", "e2e check", "e2e refused", "pulumi destroy"]),
-        ("", 1, 0, 2, ["pulumi up", "e2e check", "e2e refused", "pulumi destroy"]),  # 2: make's, for a failed recipe
-        ("", 0, 1, 2, ["pulumi up", "e2e check", "e2e refused", "pulumi destroy"]),
-        ("pulumi up", 0, 0, 2, ["pulumi up", "pulumi destroy"]),
-        ("pulumi destroy", 0, 0, 2, ["pulumi up", "e2e check", "e2e refused", "pulumi destroy"]),
+        ("", 0, 0, 0, 0, ALL),
+        ("", 1, 0, 0, 2, ALL),  # 2: make's, for a failed recipe
+        ("", 0, 1, 0, 2, ALL),
+        ("", 0, 0, 1, 2, ALL),
+        ("pulumi up", 0, 0, 0, 2, ["pulumi up", "pulumi destroy"]),
+        ("pulumi destroy", 0, 0, 0, 2, ALL),
     ],
 )
-def test_make_e2e_runs_up_the_checks_the_refused_update_and_always_down(
-    tmp_path, plans, fail, check, refused, status, ran
+def test_make_e2e_runs_up_the_checks_the_refused_update_the_judged_canary_and_always_down(
+    tmp_path, plans, fail, check, refused, judged, status, ran
 ):
     box = Sandbox(tmp_path, plans)
     box.tools(fail=fail)
     intercept = (
         f'if [ "$1 $2" = "scripts/e2e check" ]; then echo "e2e check $3" >> "{box.calls}"; exit {check}; fi\n'
         f'if [ "$1 $2" = "scripts/e2e refused" ]; then shift 2; echo "e2e refused $*" >> "{box.calls}"; '
-        f"exit {refused}; fi"
+        f"exit {refused}; fi\n"
+        f'if [ "$1 $2" = "scripts/e2e judged" ]; then shift 2; echo "e2e judged $*" >> "{box.calls}"; '
+        f"exit {judged}; fi"
     )
     box.script(box.python, f'{intercept}\nexec "{sys.executable}" "$@"', record=False)
     result = box.make("e2e")
@@ -322,6 +329,13 @@ def test_make_e2e_runs_up_the_checks_the_refused_update_and_always_down(
             "e2e refused e2e --config-file environments/Pulumi.e2e-refused.yaml --pulumi-flags=--yes --non-interactive "
         )
         assert (box.root / "build" / "plan" / "e2e-refused" / "traffic.json").exists()
+    if "e2e judged" in ran:
+        # after the refused update (which leaves judged as deployed), planned first as well
+        flags = "--pulumi-flags=--yes --non-interactive "
+        refused_call = f"e2e refused e2e --config-file environments/Pulumi.e2e-refused.yaml {flags}"
+        judged_call = f"e2e judged e2e --config-file environments/Pulumi.e2e-judged.yaml {flags}"
+        assert calls.index(refused_call) < calls.index("turnout plan e2e-judged") < calls.index(judged_call)
+        assert (box.root / "build" / "plan" / "e2e-judged" / "traffic.json").exists()
 
 
 def test_make_e2e_skips_with_the_reason_where_the_tools_are_missing(tmp_path, plans):

@@ -157,8 +157,8 @@ def test_unknown_stack_exits_2_listing_stacks(capsys):
     assert status == 2
     assert "no stack 'nosuchstack'" in err
     stacks = (
-        "dev-aws, e2e, e2e-refused, local, prod-aws, prod-aws-blue, prod-aws-global, prod-aws-green, prod-azure, "
-        "prod-gcp"
+        "dev-aws, e2e, e2e-judged, e2e-refused, local, prod-aws, prod-aws-blue, prod-aws-global, prod-aws-green, "
+        "prod-azure, prod-gcp"
     )
     assert f"stacks: {stacks}" in err
 

@@ -590,3 +590,41 @@ def test_kind_is_installed_only_when_its_checksum_matches(tmp_path, tampered):
     else:
         assert result.returncode == 0, result.stderr
         assert f"sudo install -m 0755 {temp}/kind /usr/local/bin/kind" in calls
+
+
+def test_the_e2e_workflow_rolls_back_the_judged_canary_after_the_refused_update(tmp_path):
+    """After the refused update (whose stack file leaves judged as deployed, so its Canary is still the first
+    version's), while the stack is up; its outcomes land in the logs artifact, with the Canaries and Flagger's log."""
+    job = e2e_job()
+    names = [s.get("name") or s.get("uses") for s in job["steps"]]
+    judged = step(job, "scripts/e2e judged")
+    assert judged["if"] == "${{ !cancelled() && steps.up.outcome == 'success' }}"
+    order = [names.index(n) for n in ("scripts/e2e refused", "scripts/e2e judged", "Upload the logs")]
+    assert order == sorted(order)
+    env = _stand_ins(tmp_path, {"python3": "exit 0"})
+    turnout = tmp_path / ".venv" / "bin" / "turnout"
+    turnout.parent.mkdir(parents=True)
+    turnout.write_text(f'#!/bin/sh\necho "turnout $*" >> "{tmp_path}/calls"\n')
+    turnout.chmod(0o755)
+    flags = "--yes --non-interactive --suppress-progress"
+    variables = {**env, "STACK": "e2e", "PULUMI_FLAGS": flags, "RUNNER_TEMP": "/runner-temp"}
+    result = run_step(judged["run"], tmp_path, variables)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        "turnout plan e2e-judged",
+        "python3 scripts/e2e judged e2e --config-file environments/Pulumi.e2e-judged.yaml "
+        f"--pulumi-flags={flags} --report /runner-temp/e2e-logs/judged.json",
+    ]
+    from tests.test_e2e import load_e2e
+
+    args = (
+        load_e2e()
+        .parser()
+        .parse_args(
+            ["judged", "e2e", "--config-file", "environments/Pulumi.e2e-judged.yaml", f"--pulumi-flags={flags}"]
+        )
+    )
+    assert (args.command, args.stack, args.pulumi_flags, args.rate) == ("judged", "e2e", flags, 10.0)
+    collect = step(job, "Collect the plan, the cluster's objects, events and logs")["run"]
+    assert 'get canaries.flagger.app -A -o yaml > "$logs/canaries.yaml"' in collect
+    assert 'logs -n istio-system deploy/flagger --tail=-1 > "$logs/flagger.log"' in collect

@@ -316,7 +316,10 @@ class ModelEndpoint(pulumi.ComponentResource):
         analysed = analysed_versions(strategy)[1]
         version = endpoint.versions[analysed]
         ModelWorkload(
-            child(name, analysed),
+            # Named for its role, not its version: the next release changes the version in place. A name with the
+            # version would make Pulumi create the `<endpoint>` Deployment under a new name and then delete the old
+            # name's, which is the same Kubernetes object (pulumi/pulumi-kubernetes#2948): the target would be gone.
+            child(name, "flagger-target"),
             ModelWorkloadArgs(
                 namespace=args.endpoint_name,
                 after=in_namespace,

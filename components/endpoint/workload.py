@@ -78,6 +78,9 @@ def pod_security() -> dict:
     }
 
 
+PATCH_FORCE = "pulumi.com/patchForce"
+
+
 def checkov_skips(image: str, pull_policy: str) -> dict[str, str]:
     """Inline checkov skips, each with its reason, for the checks turnout deliberately does not meet."""
     reasons = []
@@ -188,6 +191,10 @@ class ModelWorkload(pulumi.ComponentResource):
         if not autoscaled:  # with an HPA, the HPA owns the replica count
             deployment_spec["replicas"] = replicas.min
         annotations = checkov_skips(args.version.image, args.pull_policy)
+        if args.unversioned and not autoscaled:
+            # Flagger scales its target (to 0 once promoted), so it owns spec.replicas: the next release's
+            # server-side apply of the changed target would stop on that field conflict unless forced.
+            annotations[PATCH_FORCE] = "true"
         self.deployment = k8s.apps.v1.Deployment(
             child(name, "deployment"),
             metadata={**metadata, **({"annotations": annotations} if annotations else {})},
