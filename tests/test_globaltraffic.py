@@ -699,6 +699,73 @@ def test_traffic_manager_monitors_the_health_route_over_https_with_the_health_ho
     assert outputs["detection_seconds"] == 8 + 10 * 3
 
 
+# Blue/green colours (`cells_health_route`): what the cells export decides, per stack, what the checks probe.
+
+COLOUR_BLUE = ingress("blue-us-east-1", "us-east-1", "blue.elb.example")
+COLOUR_GREEN = ingress("green-us-east-1", "us-east-1", "green.elb.example", weight=0)
+
+
+@pytest.mark.parametrize("served", [True, False])
+def test_route53_colours_probe_the_health_route_only_while_every_cell_serves_it(served):
+    args = traffic(COLOUR_BLUE, COLOUR_GREEN, routing="weighted", cells_health_route=served)
+    records, outputs = plan("aws", args)
+    checks = of_type(records, HEALTH_CHECK)
+    for colour in (COLOUR_BLUE, COLOUR_GREEN):
+        check = checks[f"models-{colour.cluster}-health"].inputs
+        if served:
+            host = f"turnout-health-{colour.cluster}.models.example.com"
+            assert (check["type"], check["fqdn"], check["port"], check["resourcePath"], check["enableSni"]) == (
+                "HTTPS",
+                host,
+                443,
+                "/ready",
+                True,
+            )
+        else:  # the gateway's status port on the NLB, without SNI
+            assert (check["type"], check["fqdn"], check["port"], check["resourcePath"]) == (
+                "HTTP",
+                colour.address,
+                15021,
+                "/healthz/ready",
+            )
+            assert "enableSni" not in check
+        # the cell cluster's own health host resolves to its NLB either way (a name the route's check needs)
+        own = records[(RECORD, f"models-{colour.cluster}-health-host")].inputs
+        assert own["records"] == [colour.address]
+    detection = 30 * 3 + (8 if served else 0)
+    assert outputs["detection_seconds"] == detection
+    health = outputs["records"][0]["healthCheck"]
+    assert (health["mechanism"], health["port"], health["detectionSeconds"]) == (
+        ("health-route", 443, detection) if served else ("endpoint", 15021, detection)
+    )
+
+
+@pytest.mark.parametrize("served", [True, False])
+def test_cloud_dns_colours_probe_the_health_route_only_while_every_cell_serves_it(served):
+    ingresses = tuple(dataclasses.replace(i, role="active") for i in gcp_ingresses("active", "active"))
+    records, outputs = plan("gcp", traffic(*ingresses, routing="weighted", cells_health_route=served))
+    check = gcp_health_check(records).inputs
+    if served:
+        assert check["httpsHealthCheck"] == {"port": 443, "requestPath": "/ready", "host": "turnout-health." + DOMAIN}
+        assert "httpHealthCheck" not in check
+    else:
+        assert check["httpHealthCheck"] == {"port": 15021, "requestPath": "/healthz/ready"}
+        assert "httpsHealthCheck" not in check
+    assert outputs["detection_seconds"] == 30 * 3 + (8 if served else 0)
+
+
+@pytest.mark.parametrize("served", [True, False])
+def test_traffic_manager_colours_probe_the_health_route_only_while_every_cell_serves_it(served):
+    args = traffic(*azure_ingresses("active", "active"), routing="weighted", cells_health_route=served)
+    records, outputs = plan("azure", args)
+    (profile,) = of_type(records, PROFILE).values()
+    monitor = profile.inputs["monitorConfig"]
+    expected = ("HTTPS", 443, "/ready") if served else ("HTTP", 15021, "/healthz/ready")
+    assert (monitor["protocol"], monitor["port"], monitor["path"]) == expected
+    assert ("customHeaders" in monitor) is served
+    assert outputs["detection_seconds"] == 30 * 3 + (8 if served else 0)
+
+
 # GCP internal gateways: Cloud DNS over the regions' internal load balancers, in a private zone.
 
 GCP_NETWORKS = {

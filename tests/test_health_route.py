@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from components.dr.failover import check_failover, uses_health_route
+from components.dr.failover import check_failover, serves_health_route, uses_health_route
 from components.dr.health import (
     AGGREGATOR,
     HealthRoute,
@@ -122,6 +122,31 @@ def test_which_stacks_serve_and_count_the_health_route(platform, expected):
 def test_no_routing_no_health_route():
     platform = Platform(cloud="aws", regions=("us-east-1",), serving=EXTERNAL)
     assert not uses_health_route(dr.assess(None, platform), platform)
+
+
+@pytest.mark.parametrize(
+    ("cloud", "serving", "expected"),
+    [
+        ("aws", EXTERNAL, True),  # a cell a blue/green global stack may probe
+        ("gcp", EXTERNAL, True),
+        ("azure", EXTERNAL, True),
+        ("aws", INTERNAL, False),  # a global stack judges it by the NLB alarm
+        ("gcp", INTERNAL, False),  # ... or by GKE's load balancer check
+        ("aws", Serving(gateway=Gateway(exposure="external")), False),  # no delegated domain: no global stack
+        ("kind", EXTERNAL, False),
+    ],
+)
+def test_stacks_without_dr_serve_the_route_where_a_global_stack_may_probe_it(cloud, serving, expected):
+    platform = Platform(cloud=cloud, regions=("r1",), serving=serving)
+    plan = dr.assess(None, platform)
+    assert not uses_health_route(plan, platform)  # no failover DNS of its own
+    assert serves_health_route(plan, platform) is expected
+    if expected:  # so its endpoints cannot take the route's names either
+        with pytest.raises(ConfigError) as caught:
+            check_failover(plan, platform, "cell", {"turnout-health": object()})
+        assert caught.value.path == "turnout:endpoints.turnout-health"
+    else:
+        check_failover(plan, platform, "cell", {"turnout-health": object()})
 
 
 @pytest.mark.parametrize("name", ["turnout-health", "turnout-health-prod-us-east-1"])

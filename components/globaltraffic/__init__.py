@@ -17,9 +17,15 @@ What is checked, and how:
   aggregator's lag (`turnout.dr.HEALTH_AGGREGATE_LAG`) to interval x failures.
 - AWS internal gateways: Route 53's checkers cannot reach a private NLB; a CloudWatch alarm on its healthy HTTPS
   targets decides (the NLB's own check, of the gateway pods, not of the models).
-- Blue/green colours (`health_route=False`: a global stack cannot know its cells serve the route): the Istio
-  ingress gateway's readiness endpoint, plain HTTP on its status port (15021, `/healthz/ready`), which the gateway
-  Service exposes on its load balancer next to 80 and 443; 200 while Envoy is up and configured by istiod.
+- Blue/green colours (`cells_health_route`): every cell with an external gateway on a delegated domain serves the
+  health route and exports it with its ingresses (`ingresses[].health`: hosts, scheme, port, path); the global stack
+  reads that through its StackReferences and, while every cell exports the route for this domain, probes it as DR
+  routing does. Where a cell does not (deployed by a turnout without it, or on another domain), every check falls
+  back to the Istio ingress gateway's readiness endpoint, plain HTTP on its status port (15021, `/healthz/ready`),
+  which the gateway Service exposes on its load balancer next to 80 and 443 (200 while Envoy is up and configured by
+  istiod), and the global stack's dr.json says which cell and why. One probe for all the stack's checks: Cloud DNS
+  has one health check per record set and Traffic Manager one monitor per profile, and one detection time is what
+  the stack can state.
 
 `check_global_traffic(cloud, args)` validates the args against what the cloud allows before anything is
 created and returns the settings the component will create; `build_global_traffic(cloud, args)` picks
@@ -28,12 +34,13 @@ the component (none on kind: a single local cluster needs no global routing).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 
@@ -137,6 +144,10 @@ class GlobalTrafficArgs:
     """Probe the region's health route (components/dr/health.py: HTTPS through the gateway, SNI the health host,
     `/ready`, 200 only while every model answers) instead of the gateway's readiness port. The clusters must serve
     it: DR stacks create it on every cluster (`HealthRoute`)."""
+    cells_health_route: pulumi.Input[bool] | None = None
+    """Blue/green colours: whether every cell serves the health route for this domain (what their StackReferences
+    export). Resolving to True, the checks probe it as with `health_route`; False, the gateway's status port. None:
+    `health_route` decides."""
     health_check_interval_seconds: int | None = None
     """Seconds between probes; None: the cloud's standard interval (30 s; 60 s for AWS internal)."""
     failure_threshold: int = 3
@@ -327,7 +338,7 @@ def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_
             detection_seconds=interval * threshold,
             ttl_seconds=ttl,
         )
-    if args.health_route:
+    if args.health_route or args.cells_health_route is not None:
         return HealthCheckPlan(
             mechanism="health-route",
             protocol="HTTPS",
@@ -355,6 +366,27 @@ def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_
     )
 
 
+def probe_plans(
+    cloud: str, args: GlobalTrafficArgs
+) -> tuple[HealthCheckPlan, pulumi.Output[HealthCheckPlan], int | pulumi.Output[int]]:
+    """(the plan checked, the plan the checks probe with, its detection seconds). For blue/green colours
+    (`cells_health_route`) the probe is known only once the cells' outputs are: the health route while every cell
+    serves it, else the gateway's status port (the plan without the route); otherwise it is the plan checked."""
+    plan = check_global_traffic(cloud, args)
+    if args.cells_health_route is None or plan.host is None:
+        return plan, pulumi.Output.from_input(True).apply(lambda _: plan), plan.detection_seconds
+    fallback = check_global_traffic(cloud, dataclasses.replace(args, health_route=False, cells_health_route=None))
+    chosen = pulumi.Output.from_input(args.cells_health_route).apply(lambda served: plan if served else fallback)
+    return plan, chosen, chosen.apply(lambda probe: probe.detection_seconds)
+
+
+def probe_fields(chosen: pulumi.Output, build: Callable[[Any], dict], keys: tuple[str, ...]) -> dict:
+    """A resource's arguments `build` makes from the probing plan, one Output per key in `keys` (None where the plan's
+    arguments leave it out, as a status-port probe leaves out SNI): the resource's shape stays fixed."""
+    built = chosen.apply(build)
+    return {key: built.apply(lambda fields, key=key: fields.get(key)) for key in keys}
+
+
 def build_global_traffic(
     cloud: str, args: GlobalTrafficArgs, opts: pulumi.ResourceOptions | None = None, key: str = GLOBAL_TRAFFIC_KEY
 ) -> pulumi.ComponentResource | None:
@@ -374,13 +406,9 @@ def hostname_of(args: GlobalTrafficArgs) -> str:
     return f"*.{args.domain}"
 
 
-def describe_records(
-    args: GlobalTrafficArgs, plan: HealthCheckPlan, record_type: str, extra: dict[str, dict] | None = None
-) -> pulumi.Output[list[dict]]:
-    """What the plan shows per region: its record's routing, target, role or weight, TTL and health check;
-    `extra` adds cloud-specific fields by cluster (values may be Outputs, such as a health check's id, which
-    `turnout failover` reads)."""
-    health_check = {
+def health_check_row(plan: HealthCheckPlan) -> dict:
+    """How a record's health check is described in the plan."""
+    return {
         "mechanism": plan.mechanism,
         "protocol": plan.protocol,
         "port": plan.port,
@@ -390,6 +418,18 @@ def describe_records(
         "detectionSeconds": plan.detection_seconds,
         **({"host": plan.host, "aggregateSeconds": plan.aggregate_seconds} if plan.host else {}),
     }
+
+
+def describe_records(
+    args: GlobalTrafficArgs,
+    plan: HealthCheckPlan | pulumi.Output[HealthCheckPlan],
+    record_type: str,
+    extra: dict[str, dict] | None = None,
+) -> pulumi.Output[list[dict]]:
+    """What the plan shows per region: its record's routing, target, role or weight, TTL and health check (the plan
+    the checks probe with, an Output for blue/green colours); `extra` adds cloud-specific fields by cluster (values
+    may be Outputs, such as a health check's id, which `turnout failover` reads)."""
+    health_check = plan.apply(health_check_row) if isinstance(plan, pulumi.Output) else health_check_row(plan)
     rows = []
     for ingress in args.ingresses:
         row = {
@@ -400,13 +440,12 @@ def describe_records(
             "region": ingress.region,
             "role": ingress.role,
             "weight": ingress.weight if args.routing == "weighted" else None,
-            "ttl": plan.ttl_seconds,
-            "healthCheck": health_check,
+            "ttl": args.ttl_seconds,
         }
         fields = pulumi.Output.from_input((extra or {}).get(ingress.cluster, {}))
         rows.append(
-            pulumi.Output.all(ingress.address, fields).apply(
-                lambda resolved, row=row: {**row, **resolved[1], "target": resolved[0]}
+            pulumi.Output.all(ingress.address, fields, health_check).apply(
+                lambda resolved, row=row: {**row, "healthCheck": resolved[2], **resolved[1], "target": resolved[0]}
             )
         )
     return pulumi.Output.all(*rows).apply(list)
