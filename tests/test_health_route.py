@@ -106,7 +106,7 @@ def test_health_hosts_are_single_labels_under_the_domain():
     ("platform", "expected"),
     [
         (Platform(cloud="aws", regions=("us-east-1", "us-west-2"), serving=EXTERNAL), True),
-        (Platform(cloud="aws", regions=("us-east-1", "us-west-2"), serving=INTERNAL), False),  # the NLB alarm
+        (Platform(cloud="aws", regions=("us-east-1", "us-west-2"), serving=INTERNAL), True),  # the in-VPC probe
         (Platform(cloud="gcp", regions=("europe-west4", "europe-west1"), serving=EXTERNAL), True),
         (Platform(cloud="azure", regions=("westeurope", "northeurope"), serving=EXTERNAL), True),
     ],

@@ -93,15 +93,23 @@ def failover_routing(
         return None
     # The clusters' networks (EKS VPCs, GKE networks), which an internal gateway's private zone must be visible to.
     networks = {c.name: _network(c) for c in clusters if _network(c) is not None}
+    # EKS clusters' private subnets: where an internal gateway's in-VPC health probe runs.
+    subnets = {c.name: tuple(getattr(c, "private_subnet_ids", None) or ()) for c in clusters}
     ingresses = regional_ingresses(
-        [(c.name, c.region) for c in clusters], addresses, plan.settings.routing.policy, networks, switch_checks
+        [(c.name, c.region) for c in clusters],
+        addresses,
+        plan.settings.routing.policy,
+        networks,
+        switch_checks,
+        subnets,
     )
     return build_global_traffic(platform.cloud, _args(plan, platform, routing_name(stack), ingresses))
 
 
 def uses_health_route(plan: DrPlan, platform: Platform) -> bool:
     """Whether the tier's failover DNS probes the health route: a tier with routing on a cloud (kind has no global
-    routing), except where it judges the load balancer's own health (AWS internal gateways)."""
+    routing), except where it judges the load balancer's own health (GCP internal gateways: GKE's check of the load
+    balancer). AWS internal gateways probe the route from inside each VPC (components/globaltraffic/aws_probe.py)."""
     return (
         plan.settings.routing is not None
         and platform.cloud != "kind"

@@ -15,8 +15,11 @@ What is checked, and how:
   (`turnout-health-<cluster>.<domain>`, a plain record to its load balancer); Cloud DNS and Traffic Manager probe
   each region's address with the shared `turnout-health.<domain>` as Host (and SNI). The detection time adds the
   aggregator's lag (`turnout.dr.HEALTH_AGGREGATE_LAG`) to interval x failures.
-- AWS internal gateways: Route 53's checkers cannot reach a private NLB; a CloudWatch alarm on its healthy HTTPS
-  targets decides (the NLB's own check, of the gateway pods, not of the models).
+- AWS internal gateways: Route 53's checkers cannot reach a private NLB. With the health route (DR stacks) a probe
+  inside each region's VPC requests it through the NLB every minute and publishes a metric; an alarm on that metric
+  decides (components/globaltraffic/aws_probe.py), so failover follows the models. Without it (blue/green colours,
+  whose cells do not export their private subnets), a CloudWatch alarm on the NLB's healthy HTTPS targets decides
+  (the NLB's own check, of the gateway pods, not of the models).
 - Blue/green colours (`cells_health_route`): every cell with an external gateway on a delegated domain serves the
   health route and exports it with its ingresses (`ingresses[].health`: hosts, scheme, port, path); the global stack
   reads that through its StackReferences and, while every cell exports the route for this domain, probes it as DR
@@ -46,7 +49,7 @@ import pulumi
 
 from components.dr.health import HEALTH_PATH, health_host
 from turnout.config import key_path
-from turnout.dr import HEALTH_AGGREGATE_LAG
+from turnout.dr import HEALTH_AGGREGATE_LAG, HEALTH_PROBE_PERIOD, HEALTH_PROBE_TIMEOUT
 from turnout.errors import ConfigError, describe
 
 Role = Literal["primary", "secondary", "active"]
@@ -120,6 +123,8 @@ class RegionalIngress:
     network_id: pulumi.Input[str] | None = None
     """The network the region's clients are in (the cluster's VPC on AWS): a private zone must be associated with
     it for them to resolve the records. None where unknown."""
+    subnet_ids: tuple[pulumi.Input[str], ...] = ()
+    """AWS internal gateways with the health route: the cluster VPC's private subnets, where the in-VPC probe runs."""
     switch_health_check: pulumi.Input[str | None] | None = None
     """AWS: the health check an ARC Region switch plan sets for this region (components/dr/arc.py). A region that
     serves while healthy (failover primary, latency, weighted) then stays in DNS only while both its probe and this
@@ -179,6 +184,9 @@ class HealthCheckPlan:
     """The Host header and SNI sent (the shared health host) where the health route is probed; None otherwise."""
     aggregate_seconds: int = 0
     """The health aggregator's lag included in `detection_seconds` (0 without the health route)."""
+    probe_seconds: int = 0
+    """AWS internal with the health route: the in-VPC probe's schedule period plus its timeout, included in
+    `detection_seconds`."""
 
 
 def _interval_rule(cloud: str, exposure: str) -> tuple[int, str, Callable[[int], bool]]:
@@ -326,6 +334,23 @@ def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_
             detection_seconds=interval * threshold,
             ttl_seconds=ttl,
         )
+    if cloud == "aws" and args.exposure == "internal" and args.health_route:
+        # The in-VPC probe of the health route, and an alarm of `interval` periods on its one-minute metric.
+        probe = HEALTH_PROBE_PERIOD + HEALTH_PROBE_TIMEOUT
+        return HealthCheckPlan(
+            mechanism="probe-alarm",
+            protocol="CLOUDWATCH_METRIC",
+            port=HEALTH_ROUTE_PORT,
+            path=HEALTH_PATH,
+            interval_seconds=interval,
+            failure_threshold=threshold,
+            timeout_seconds=HEALTH_PROBE_TIMEOUT,
+            detection_seconds=HEALTH_AGGREGATE_LAG + probe + interval * threshold,
+            ttl_seconds=ttl,
+            host=health_host(args.domain),
+            aggregate_seconds=HEALTH_AGGREGATE_LAG,
+            probe_seconds=probe,
+        )
     if cloud == "aws" and args.exposure == "internal":
         return HealthCheckPlan(
             mechanism="cloudwatch-alarm",
@@ -417,6 +442,7 @@ def health_check_row(plan: HealthCheckPlan) -> dict:
         "failureThreshold": plan.failure_threshold,
         "detectionSeconds": plan.detection_seconds,
         **({"host": plan.host, "aggregateSeconds": plan.aggregate_seconds} if plan.host else {}),
+        **({"probeSeconds": plan.probe_seconds} if plan.probe_seconds else {}),
     }
 
 
@@ -457,6 +483,7 @@ def regional_ingresses(
     routing: Routing,
     networks: dict[str, pulumi.Input[str]] | None = None,
     switch_checks: dict[str, pulumi.Input[str | None]] | None = None,
+    subnets: dict[str, tuple[pulumi.Input[str], ...]] | None = None,
 ) -> tuple[RegionalIngress, ...]:
     """One ingress per (cluster, region), in fleet order, with the roles `routing` needs: for failover the first
     cluster is the primary and the others secondaries; otherwise every region is active (weight 1). `networks`:
@@ -469,6 +496,7 @@ def regional_ingresses(
             role=("primary" if index == 0 else "secondary") if routing == "failover" else "active",
             network_id=(networks or {}).get(cluster),
             switch_health_check=(switch_checks or {}).get(region),
+            subnet_ids=(subnets or {}).get(cluster, ()),
         )
         for index, (cluster, region) in enumerate(clusters)
     )

@@ -19,7 +19,9 @@
   replaced when a cell starts serving the route).
 - Health, internal gateway: Route 53's checkers run on the internet and cannot reach private addresses
   (Route 53 Developer Guide, "Configuring failover in a private hosted zone"); its documented alternative
-  is a health check on a CloudWatch alarm. Each region gets an alarm on its NLB's `HealthyHostCount`
+  is a health check on a CloudWatch alarm. DR routing (`health_route`): the alarm reads the metric of a probe in the
+  region's VPC that requests the health route through the NLB with SNI every minute (components/globaltraffic/
+  aws_probe.py). Blue/green colours: each region gets an alarm on its NLB's `HealthyHostCount`
   (the HTTPS target group, minimum < 1), period `interval` (one-minute metric: a multiple of 60 s),
   `failure_threshold` evaluation periods, missing data as breaching; the NLB and target group are found by
   the tags the AWS Load Balancer Controller puts on them.
@@ -51,6 +53,7 @@ from components.globaltraffic import (
     probe_fields,
     probe_plans,
 )
+from components.globaltraffic.aws_probe import health_probe
 from turnout.naming import child
 
 FAILOVER_TYPES = {"primary": "PRIMARY", "secondary": "SECONDARY"}
@@ -133,7 +136,9 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
         failover: dict[str, dict] = {}
         for ingress in args.ingresses:
             alarm = None
-            if plan.mechanism == "cloudwatch-alarm":
+            if plan.mechanism == "probe-alarm":
+                health, alarm = self._probe_health_check(ingress, plan, on_dns)
+            elif plan.mechanism == "cloudwatch-alarm":
                 health, alarm = self._alarm_health_check(ingress, plan.interval_seconds, plan.failure_threshold, on_dns)
             else:
                 target = (
@@ -223,6 +228,28 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
             tags={"Name": aws_name("tag-value", child(self._prefix, ingress.cluster, "switch"))},
             opts=on_dns,
         ).id
+
+    def _probe_health_check(
+        self, ingress: RegionalIngress, plan: HealthCheckPlan, on_dns: pulumi.ResourceOptions
+    ) -> tuple[aws.route53.HealthCheck, aws.cloudwatch.MetricAlarm]:
+        """The in-VPC probe of the region's health route, the alarm on its metric and the check on the alarm."""
+        if ingress.network_id is None or not ingress.subnet_ids:
+            raise ValueError(f"{ingress.cluster}: the in-VPC health probe needs the cluster's VPC and private subnets")
+        return health_probe(
+            self._prefix,
+            cluster=ingress.cluster,
+            region=ingress.region,
+            address=ingress.address,
+            network_id=ingress.network_id,
+            subnet_ids=tuple(ingress.subnet_ids),
+            host=plan.host or "",
+            path=plan.path,
+            port=plan.port,
+            period=plan.interval_seconds,
+            evaluation_periods=plan.failure_threshold,
+            regional=pulumi.ResourceOptions(parent=self, provider=self._region_provider(ingress.region)),
+            on_dns=on_dns,
+        )
 
     def _alarm_health_check(
         self, ingress: RegionalIngress, period: int, evaluation_periods: int, on_dns: pulumi.ResourceOptions
