@@ -150,7 +150,8 @@ def colour_routing(
     }
     exposure = platform.serving.gateway.exposure
     served, gaps = probe_report(references, routing, platform)
-    gaps.apply(lambda found: [pulumi.log.warn(f"health route not probed: {gap}") for gap in found])
+    if exposure == "external":  # internal colours are judged by their load balancers whatever the cells serve
+        gaps.apply(lambda found: [pulumi.log.warn(f"health route not probed: {gap}") for gap in found])
     checks = routing_for("warm-standby", platform.cloud, exposure)  # a colour is failed fast, like a standby
     component = build_global_traffic(
         platform.cloud,
