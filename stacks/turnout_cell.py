@@ -69,7 +69,8 @@ def compose_cell(stack: StackConfig) -> None:
         ).items()
     ]
     records = dr_records(recovery, fleet.clusters)
-    health_routes(recovery, stack.platform, stack.tier, stack.endpoints, fleet.clusters, platforms, records)
+    routes = health_routes(recovery, stack.platform, stack.tier, stack.endpoints, fleet.clusters, platforms, records)
+    probes = {route.cluster: route.probe for route in routes}
     switch = arc.region_switch(recovery, stack, pulumi.get_stack(), fleet.clusters, cache)
     routing = failover_routing(
         recovery,
@@ -102,6 +103,9 @@ def compose_cell(stack: StackConfig) -> None:
                 "network": stack.platform.networks.get(c.region),  # none on kind
                 # The cluster's VPC (EKS; none elsewhere), which a global stack associates its private zone with.
                 "networkId": getattr(c, "vpc_id", None),
+                # The cluster's health route (components/dr/health.py), which a global stack's checks probe; none
+                # where the cluster serves none (the global stack then probes the gateway's status port).
+                "health": probes.get(c.name),
             }
             for c in fleet.clusters
         ],

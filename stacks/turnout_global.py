@@ -10,7 +10,7 @@ from turnout.config import StackConfig
 
 
 def compose_global(stack: StackConfig) -> None:
-    routing = colour_routing(pulumi.get_stack(), stack.platform, stack.global_traffic)
+    routing, probes = colour_routing(pulumi.get_stack(), stack.platform, stack.global_traffic)
     pulumi.export("kind", stack.kind)
     pulumi.export("tier", stack.tier)
     pulumi.export("liveColour", stack.global_traffic.live)
@@ -20,6 +20,7 @@ def compose_global(stack: StackConfig) -> None:
     document = dr.assess(None, stack.platform).to_json()
     document["reasons"] = [
         "a global stack holds no data and serves nothing itself: each cell carries its own DR verdict, "
-        "and these records stop answering with a cell whose health checks fail"
+        "and these records stop answering with a cell whose health checks fail",
+        probes,  # what the checks probe: each cell's health route, or why its gateway's status port
     ]
     pulumi.export("dr", document)

@@ -272,11 +272,23 @@ def test_warm_standby_plans_health_checked_failover_records(capsys, project, tmp
     assert "turnout.dev/dr-standby: reduced" in standby.read_text()
 
 
-def test_an_internal_aws_gateway_fails_over_on_cloudwatch_alarms_a_minute_apart():
+def test_an_internal_aws_gateway_fails_over_on_its_in_vpc_probes_alarm_a_minute_apart():
+    """The health route's lag, the probe's schedule and timeout, then the alarm's one-minute periods."""
     platform = Platform(cloud="aws", regions=("us-east-1", "us-west-2"))
     warm = dr.estimate("warm-standby", platform, has_cache=False)
-    assert warm.settings.routing == dr.Routing("failover", 60, 3, 60)
-    assert terms(warm)[1]["detection"] == 180
+    assert warm.settings.routing == dr.Routing(
+        "failover",
+        60,
+        3,
+        60,
+        aggregate_seconds=dr.HEALTH_AGGREGATE_LAG,
+        probe_seconds=dr.HEALTH_PROBE_PERIOD + dr.HEALTH_PROBE_TIMEOUT,
+        checked_by=dr.HEALTH_PROBE_SOURCE,
+    )
+    assert terms(warm)[1]["detection"] == 8 + 60 + 10 + 180
+    (detection,) = [t for t in warm.rto_terms if t.name == "detection"]
+    assert "in-VPC probe" in detection.why and "eb-scheduled-rule-pattern" in detection.source
+    assert warm.settings.to_json()["routing"]["probeSeconds"] == 70
 
 
 def test_azure_needs_an_external_gateway_for_failover_tiers_and_gcp_does_not():

@@ -5,6 +5,7 @@ addresses, which the serving platform reads from the gateway Service."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 
 import pulumi
@@ -23,6 +24,7 @@ from components.globaltraffic import (
     regional_ingresses,
     routing_name,
 )
+from components.globaltraffic.aws_probe import check_probe
 from components.globaltraffic.cloud_dns import (
     check_routing_policy,
     internal_routing_policy,
@@ -661,10 +663,121 @@ def test_route53_probes_each_regions_health_route_over_https_with_sni_on_its_own
 
 
 def test_route53_internal_keeps_the_nlb_alarm_without_the_health_route():
-    records, outputs = plan("aws", traffic(EAST, WEST, exposure="internal", health_route=True))
+    records, outputs = plan("aws", traffic(EAST, WEST, exposure="internal"))
     assert {check.inputs["type"] for check in of_type(records, HEALTH_CHECK).values()} == {"CLOUDWATCH_METRIC"}
     assert not [name for (_, name) in records if name.endswith("-health-host")]
     assert outputs["detection_seconds"] == 60 * 3
+
+
+def in_vpc(ingress_: RegionalIngress) -> RegionalIngress:
+    region = ingress_.region
+    return dataclasses.replace(
+        ingress_, network_id=f"vpc-{region}", subnet_ids=(f"subnet-{region}-a", f"subnet-{region}-b")
+    )
+
+
+def test_route53_internal_probes_the_health_route_from_inside_each_vpc():
+    """AWS internal gateways with the health route: a Lambda in each cluster VPC's private subnets requests it through
+    the NLB every minute with SNI, publishes a metric, and Route 53's check reads an alarm on that metric."""
+    args = traffic(in_vpc(EAST), in_vpc(WEST), exposure="internal", health_route=True)
+    records, outputs = plan("aws", args)
+    functions = of_type(records, "aws:lambda/function:Function")
+    for ingress_ in (EAST, WEST):
+        prefix = f"models-{ingress_.cluster}-probe"
+        function = functions[prefix].inputs
+        assert function["vpcConfig"] == {
+            "subnetIds": [f"subnet-{ingress_.region}-a", f"subnet-{ingress_.region}-b"],
+            "securityGroupIds": [mock_id("aws:ec2/securityGroup:SecurityGroup", prefix)],
+        }
+        assert (function["runtime"], function["handler"], function["timeout"]) == (
+            "python3.12",
+            "health_probe.handler",
+            10,
+        )
+        variables = function["environment"]["variables"]
+        assert (variables["PROBE_ADDRESS"], variables["PROBE_HOST"], variables["PROBE_PORT"]) == (
+            ingress_.address,
+            "turnout-health.models.example.com",
+            "443",
+        )
+        assert (variables["PROBE_PATH"], variables["METRIC_NAMESPACE"], variables["CLUSTER"]) == (
+            "/ready",
+            "Turnout/HealthRoute",
+            ingress_.cluster,
+        )
+        group = records[("aws:ec2/securityGroup:SecurityGroup", prefix)].inputs
+        assert group["vpcId"] == f"vpc-{ingress_.region}" and not group.get("ingress")
+        assert [(e["protocol"], e["fromPort"], e["toPort"]) for e in group["egress"]] == [("tcp", 443, 443)]
+        # least privilege: its network interfaces and logs (the managed policy), PutMetricData into its namespace only
+        attachment = records[("aws:iam/rolePolicyAttachment:RolePolicyAttachment", prefix)].inputs
+        assert attachment["policyArn"].endswith("service-role/AWSLambdaVPCAccessExecutionRole")
+        (statement,) = json.loads(records[("aws:iam/rolePolicy:RolePolicy", prefix)].inputs["policy"])["Statement"]
+        assert statement["Action"] == "cloudwatch:PutMetricData"
+        assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Turnout/HealthRoute"}}
+        trust = json.loads(records[("aws:iam/role:Role", prefix)].inputs["assumeRolePolicy"])
+        assert trust["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+        rule = records[("aws:cloudwatch/eventRule:EventRule", prefix)].inputs
+        assert rule["scheduleExpression"] == "rate(1 minute)"
+        target = records[("aws:cloudwatch/eventTarget:EventTarget", prefix)].inputs
+        assert target["rule"] == rule["name"]
+        permission = records[("aws:lambda/permission:Permission", prefix)].inputs
+        assert (permission["principal"], permission["action"]) == ("events.amazonaws.com", "lambda:InvokeFunction")
+        alarm = records[(ALARM, f"models-{ingress_.cluster}-health-route")].inputs
+        assert (alarm["namespace"], alarm["metricName"], alarm["dimensions"]) == (
+            "Turnout/HealthRoute",
+            "HealthRouteUp",
+            {"Cluster": ingress_.cluster},
+        )
+        assert (alarm["statistic"], alarm["period"], alarm["evaluationPeriods"], alarm["treatMissingData"]) == (
+            "Minimum",
+            60,
+            3,
+            "breaching",
+        )
+        check = records[(HEALTH_CHECK, f"models-{ingress_.cluster}-health")].inputs
+        assert (check["type"], check["cloudwatchAlarmName"], check["cloudwatchAlarmRegion"]) == (
+            "CLOUDWATCH_METRIC",
+            alarm["name"],
+            ingress_.region,
+        )
+    assert not of_type(records, "aws:lb/loadBalancer:LoadBalancer")
+    assert not [alarm for name, alarm in of_type(records, ALARM).items() if name.endswith("healthy-hosts")]
+    # the aggregator's 8 s, the probe's schedule and timeout (60 + 10 s), the alarm's 60 s x 3
+    assert outputs["detection_seconds"] == 8 + 70 + 180
+    health = outputs["records"][0]["healthCheck"]
+    assert (health["mechanism"], health["path"], health["probeSeconds"]) == ("probe-alarm", "/ready", 70)
+    assert outputs["records"][0]["healthCheckAlarm"]["name"].endswith("-health-route")
+
+
+def test_the_in_vpc_probe_needs_the_clusters_vpc_and_subnets():
+    with pytest.raises(ValueError, match="needs the cluster's VPC and private subnets"):
+        plan("aws", traffic(EAST, WEST, exposure="internal", health_route=True))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"subnet_count": 0}, "needs at least one subnet and one security group"),
+        ({"security_group_count": 0}, "needs at least one subnet and one security group"),
+        ({"check_alarm_region": "us-west-2"}, "cloudwatch_alarm_region must be the region the alarm was created in"),
+        ({"alarm_region": "xx-nowhere-1", "check_alarm_region": "xx-nowhere-1"}, "cannot read CloudWatch alarms"),
+        ({"period": 10}, "standard-resolution metrics only"),
+        ({"period": 90}, "standard-resolution metrics only"),
+        ({"statistic": "p99"}, "the statistic p99"),
+    ],
+)
+def test_the_probe_rules_the_provider_enforces_fail_before_anything_is_created(overrides, message):
+    rules = {
+        "subnet_count": 2,
+        "security_group_count": 1,
+        "alarm_region": "us-east-1",
+        "check_alarm_region": "us-east-1",
+        "period": 60,
+        "statistic": "Minimum",
+    }
+    check_probe(**rules)  # what the component creates passes
+    with pytest.raises(ValueError, match=message):
+        check_probe(**{**rules, **overrides})
 
 
 def test_cloud_dns_probes_the_health_route_over_https_with_the_health_host():
@@ -697,6 +810,73 @@ def test_traffic_manager_monitors_the_health_route_over_https_with_the_health_ho
         "customHeaders": [{"name": "Host", "value": "turnout-health.models.example.com"}],
     }
     assert outputs["detection_seconds"] == 8 + 10 * 3
+
+
+# Blue/green colours (`cells_health_route`): what the cells export decides, per stack, what the checks probe.
+
+COLOUR_BLUE = ingress("blue-us-east-1", "us-east-1", "blue.elb.example")
+COLOUR_GREEN = ingress("green-us-east-1", "us-east-1", "green.elb.example", weight=0)
+
+
+@pytest.mark.parametrize("served", [True, False])
+def test_route53_colours_probe_the_health_route_only_while_every_cell_serves_it(served):
+    args = traffic(COLOUR_BLUE, COLOUR_GREEN, routing="weighted", cells_health_route=served)
+    records, outputs = plan("aws", args)
+    checks = of_type(records, HEALTH_CHECK)
+    for colour in (COLOUR_BLUE, COLOUR_GREEN):
+        check = checks[f"models-{colour.cluster}-health"].inputs
+        if served:
+            host = f"turnout-health-{colour.cluster}.models.example.com"
+            assert (check["type"], check["fqdn"], check["port"], check["resourcePath"], check["enableSni"]) == (
+                "HTTPS",
+                host,
+                443,
+                "/ready",
+                True,
+            )
+        else:  # the gateway's status port on the NLB, without SNI
+            assert (check["type"], check["fqdn"], check["port"], check["resourcePath"]) == (
+                "HTTP",
+                colour.address,
+                15021,
+                "/healthz/ready",
+            )
+            assert "enableSni" not in check
+        # the cell cluster's own health host resolves to its NLB either way (a name the route's check needs)
+        own = records[(RECORD, f"models-{colour.cluster}-health-host")].inputs
+        assert own["records"] == [colour.address]
+    detection = 30 * 3 + (8 if served else 0)
+    assert outputs["detection_seconds"] == detection
+    health = outputs["records"][0]["healthCheck"]
+    assert (health["mechanism"], health["port"], health["detectionSeconds"]) == (
+        ("health-route", 443, detection) if served else ("endpoint", 15021, detection)
+    )
+
+
+@pytest.mark.parametrize("served", [True, False])
+def test_cloud_dns_colours_probe_the_health_route_only_while_every_cell_serves_it(served):
+    ingresses = tuple(dataclasses.replace(i, role="active") for i in gcp_ingresses("active", "active"))
+    records, outputs = plan("gcp", traffic(*ingresses, routing="weighted", cells_health_route=served))
+    check = gcp_health_check(records).inputs
+    if served:
+        assert check["httpsHealthCheck"] == {"port": 443, "requestPath": "/ready", "host": "turnout-health." + DOMAIN}
+        assert "httpHealthCheck" not in check
+    else:
+        assert check["httpHealthCheck"] == {"port": 15021, "requestPath": "/healthz/ready"}
+        assert "httpsHealthCheck" not in check
+    assert outputs["detection_seconds"] == 30 * 3 + (8 if served else 0)
+
+
+@pytest.mark.parametrize("served", [True, False])
+def test_traffic_manager_colours_probe_the_health_route_only_while_every_cell_serves_it(served):
+    args = traffic(*azure_ingresses("active", "active"), routing="weighted", cells_health_route=served)
+    records, outputs = plan("azure", args)
+    (profile,) = of_type(records, PROFILE).values()
+    monitor = profile.inputs["monitorConfig"]
+    expected = ("HTTPS", 443, "/ready") if served else ("HTTP", 15021, "/healthz/ready")
+    assert (monitor["protocol"], monitor["port"], monitor["path"]) == expected
+    assert ("customHeaders" in monitor) is served
+    assert outputs["detection_seconds"] == 30 * 3 + (8 if served else 0)
 
 
 # GCP internal gateways: Cloud DNS over the regions' internal load balancers, in a private zone.

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from components.dr.failover import check_failover, uses_health_route
+from components.dr.failover import check_failover, serves_health_route, uses_health_route
 from components.dr.health import (
     AGGREGATOR,
     HealthRoute,
@@ -106,7 +106,7 @@ def test_health_hosts_are_single_labels_under_the_domain():
     ("platform", "expected"),
     [
         (Platform(cloud="aws", regions=("us-east-1", "us-west-2"), serving=EXTERNAL), True),
-        (Platform(cloud="aws", regions=("us-east-1", "us-west-2"), serving=INTERNAL), False),  # the NLB alarm
+        (Platform(cloud="aws", regions=("us-east-1", "us-west-2"), serving=INTERNAL), True),  # the in-VPC probe
         (Platform(cloud="gcp", regions=("europe-west4", "europe-west1"), serving=EXTERNAL), True),
         (Platform(cloud="azure", regions=("westeurope", "northeurope"), serving=EXTERNAL), True),
     ],
@@ -122,6 +122,31 @@ def test_which_stacks_serve_and_count_the_health_route(platform, expected):
 def test_no_routing_no_health_route():
     platform = Platform(cloud="aws", regions=("us-east-1",), serving=EXTERNAL)
     assert not uses_health_route(dr.assess(None, platform), platform)
+
+
+@pytest.mark.parametrize(
+    ("cloud", "serving", "expected"),
+    [
+        ("aws", EXTERNAL, True),  # a cell a blue/green global stack may probe
+        ("gcp", EXTERNAL, True),
+        ("azure", EXTERNAL, True),
+        ("aws", INTERNAL, False),  # a global stack judges it by the NLB alarm
+        ("gcp", INTERNAL, False),  # ... or by GKE's load balancer check
+        ("aws", Serving(gateway=Gateway(exposure="external")), False),  # no delegated domain: no global stack
+        ("kind", EXTERNAL, False),
+    ],
+)
+def test_stacks_without_dr_serve_the_route_where_a_global_stack_may_probe_it(cloud, serving, expected):
+    platform = Platform(cloud=cloud, regions=("r1",), serving=serving)
+    plan = dr.assess(None, platform)
+    assert not uses_health_route(plan, platform)  # no failover DNS of its own
+    assert serves_health_route(plan, platform) is expected
+    if expected:  # so its endpoints cannot take the route's names either
+        with pytest.raises(ConfigError) as caught:
+            check_failover(plan, platform, "cell", {"turnout-health": object()})
+        assert caught.value.path == "turnout:endpoints.turnout-health"
+    else:
+        check_failover(plan, platform, "cell", {"turnout-health": object()})
 
 
 @pytest.mark.parametrize("name", ["turnout-health", "turnout-health-prod-us-east-1"])
@@ -187,3 +212,39 @@ def test_gcp_and_azure_dr_stacks_probe_the_health_route_and_the_policy_agrees(
     assert sum(r["inputs"]["metadata"]["name"] == "turnout-health" for r in routes) == 2
     document = json.loads((tmp_path / "out" / "routed" / "dr.json").read_text())
     assert document["settings"]["routing"]["aggregateSeconds"] == dr.HEALTH_AGGREGATE_LAG
+
+
+def test_an_aws_internal_dr_stack_probes_the_route_from_each_vpc_and_the_policy_agrees(capsys, project, tmp_path):
+    """An internal-gateway DR stack on AWS: every cluster serves the route, a probe in each VPC requests it, dr.json
+    counts the probe's schedule and timeout, and dr-target-achievable (which re-derives them) passes."""
+    from tests.conftest import write_stack
+    from turnout.cli import main
+
+    config = {
+        "tier": "prod",
+        "platform": {
+            "cloud": "aws",
+            "regions": ["us-east-1", "us-west-2"],
+            "serving": {"gateway": {"exposure": "internal", "domain": DOMAIN}},
+        },
+        "dr": {"rpo": "1m", "rto": "15m"},
+        "endpoints": {"m": {"versions": {"v1": {"image": "ghcr.io/acme/m:1.0.0", "replicas": {"min": 2, "max": 6}}}}},
+    }
+    write_stack(project, "private", config)
+    assert main(["plan", "private", "--project", str(project), "--out", str(tmp_path / "out")]) == 0
+    assert "dr-target-achievable" not in capsys.readouterr().err
+    inventory = json.loads((tmp_path / "out" / "private" / "inventory.json").read_text())
+    routes = [r for r in inventory["resources"] if r["type"] == "kubernetes:networking.istio.io/v1:VirtualService"]
+    assert sum(r["inputs"]["metadata"]["name"] == "turnout-health" for r in routes) == 2
+    probes = [r["inputs"] for r in inventory["resources"] if r["type"] == "aws:lambda/function:Function"]
+    probes = [p for p in probes if p["name"].endswith("-probe")]
+    clusters = sorted(p["environment"]["variables"]["CLUSTER"] for p in probes)
+    assert clusters == ["private-us-east-1", "private-us-west-2"]
+    assert all(len(p["vpcConfig"]["subnetIds"]) == 3 for p in probes)  # the cluster VPC's private subnets
+    checks = [r["inputs"] for r in inventory["resources"] if r["type"] == "aws:route53/healthCheck:HealthCheck"]
+    alarms = {c["cloudwatchAlarmName"] for c in checks if c["type"] == "CLOUDWATCH_METRIC"}
+    assert len(alarms) == 2 and all(name.endswith("-health-route") for name in alarms)  # the probes' alarms
+    document = json.loads((tmp_path / "out" / "private" / "dr.json").read_text())
+    routing = document["settings"]["routing"]
+    assert (routing["aggregateSeconds"], routing["probeSeconds"]) == (dr.HEALTH_AGGREGATE_LAG, 70)
+    assert any(line.startswith("rto detection: 258s") for line in document["reasons"])

@@ -125,6 +125,53 @@ def routed_stack(aggregator=True, probe=None, **aggregator_args):
     return program
 
 
+INTERNAL = {**ROUTED, "healthCheckInterval": 60, "probeSeconds": 70}  # AWS internal: the in-VPC probe's 60 + 10 s
+PROBE_TAGS = {"turnout.dev/purpose": "health-probe"}
+
+
+def internal_stack(probe=True, rate="rate(1 minute)", timeout=10, path="/ready"):
+    """A pilot light with an AWS internal gateway (components/globaltraffic/aws_probe.py): a probe in the VPC on a
+    schedule requests the health route, an alarm of 60 s x 3 on its metric, the Route 53 check on the alarm; the
+    record counts 8 + 70 + 180 s of detection (estimate 500 s of a 600 s target)."""
+
+    def program():
+        dr_record(tier="pilot-light", rto=600, estimated=(1, 500), routing=INTERNAL)
+        health_aggregator()
+        record()
+        alarm = aws.cloudwatch.MetricAlarm(
+            "route-alarm",
+            name="east-health-route",
+            namespace="Turnout/HealthRoute",
+            metric_name="HealthRouteUp",
+            statistic="Minimum",
+            period=60,
+            evaluation_periods=3,
+            comparison_operator="LessThanThreshold",
+            threshold=1,
+        )
+        aws.route53.HealthCheck(
+            "route-check",
+            type="CLOUDWATCH_METRIC",
+            cloudwatch_alarm_name=alarm.name,
+            cloudwatch_alarm_region="us-east-1",
+        )
+        if probe:
+            aws.cloudwatch.EventRule("probe-schedule", schedule_expression=rate, tags=PROBE_TAGS)
+            aws.lambda_.Function(
+                "probe",
+                role="arn:aws:iam::123456789012:role/probe",
+                runtime="python3.12",
+                handler="health_probe.handler",
+                code=pulumi.AssetArchive({"health_probe.py": pulumi.StringAsset("")}),
+                timeout=timeout,
+                environment={"variables": {"PROBE_HOST": "turnout-health.models.example.com", "PROBE_PORT": "443",
+                                           "PROBE_PATH": path}},
+                tags=PROBE_TAGS,
+            )  # fmt: skip
+
+    return program
+
+
 AUTOMATIC = {
     "orchestrator": "arc-region-switch",
     "recoveryApproach": "activePassive",
@@ -367,6 +414,24 @@ CASES = {
             "warm-standby counts the health route's lag (8s), but the stack serves no health route "
             "(turnout-system/turnout-health): failover DNS probes a path nothing answers.",
             "warm-standby over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 300s.",
+        ),
+        passes(internal_stack()),  # the probe's schedule and timeout as counted
+        fails(
+            internal_stack(rate="rate(5 minutes)"),  # 310 s, not 70: 500 + 240 = 740 s
+            "pilot-light over us-east-1, us-west-2 recovers in 740s; the target RTO is 600s.",
+        ),
+        fails(
+            internal_stack(probe=False),
+            "pilot-light counts an in-VPC probe of the health route (70s), but the stack creates no scheduled probe "
+            "(an EventBridge rate schedule and its function, tagged turnout.dev/purpose: health-probe): nothing "
+            "publishes the metric the failover alarm reads.",
+            "pilot-light over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 600s.",
+        ),
+        fails(
+            internal_stack(path="/healthz/ready"),
+            "pilot-light counts the in-VPC probe of the health route, but probe requests something else (not 443, "
+            "/ready, with the health host): a region whose models stop answering stays in DNS.",
+            "pilot-light over us-east-1, us-west-2 has no bounded recovery time; the target RTO is 600s.",
         ),
         passes(automatic_stack()),
         fails(

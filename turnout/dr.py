@@ -162,9 +162,22 @@ GKE_L4_HEALTH_CHECK_SOURCE = (
 )
 
 # Where failover DNS cannot probe the health route through the gateway and judges the load balancer's own health
-# instead (Route 53's checkers cannot reach a private NLB: a CloudWatch alarm on its healthy targets decides).
-# GKE's internal load balancer is judged by the health check GKE gives it (of the gateway's nodes).
-LOAD_BALANCER_HEALTH = frozenset({("aws", "internal"), ("gcp", "internal")})
+# instead: GKE's internal load balancer is judged by the health check GKE gives it (of the gateway's nodes). AWS
+# internal gateways are not here: Route 53's checkers cannot reach a private NLB, so a probe inside each region's VPC
+# requests the health route and an alarm on its metric decides (HEALTH_PROBE_*).
+LOAD_BALANCER_HEALTH = frozenset({("gcp", "internal")})
+IN_VPC_PROBE = frozenset({("aws", "internal")})
+HEALTH_PROBE_PERIOD = 60
+"""Seconds between the in-VPC probe's requests (AWS internal gateways): an EventBridge `rate(1 minute)` schedule, the
+shortest a rate expression takes."""
+HEALTH_PROBE_TIMEOUT = 10
+"""The probe function's timeout (its request's own is half of it): it publishes within this long of its start."""
+HEALTH_PROBE_SOURCE = (
+    "the in-VPC probe the stack creates: an EventBridge schedule every minute, the shortest rate expression "
+    "(https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-scheduled-rule-pattern.html), a Lambda function with "
+    "a 10 s timeout, and a CloudWatch alarm on its metric that Route 53's CLOUDWATCH_METRIC check reads "
+    "(https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-private-hosted-zones.html)"
+)
 
 PLATFORM_INSTALL = 600
 """Istio, Knative, Flagger and the gateway's load balancer on a new cluster."""
@@ -228,14 +241,18 @@ class Routing:
     aggregate_seconds: int = 0
     """What the probed health route adds before the cloud's first failed check: the health aggregator's lag
     (`HEALTH_AGGREGATE_LAG`) where the cloud probes the models through the gateway, 0 where it probes the load
-    balancer's own health (AWS internal gateways: a CloudWatch alarm on the NLB's healthy targets)."""
+    balancer's own health (GCP internal gateways: GKE's check of the load balancer)."""
 
     checked_by: str = ""
-    """Where the check's timing comes from when the cloud, not the stack, creates it (GCP internal: GKE's)."""
+    """Where the check's timing comes from when the cloud, not the stack, creates it (GCP internal: GKE's), or how the
+    stack's own probe is timed (AWS internal: the in-VPC probe)."""
+    probe_seconds: int = 0
+    """AWS internal gateways: what the in-VPC probe adds before the alarm's first breaching point, its schedule's
+    period plus the function's timeout (`HEALTH_PROBE_PERIOD` + `HEALTH_PROBE_TIMEOUT`); 0 elsewhere."""
 
     @property
     def detection(self) -> int:
-        return self.aggregate_seconds + self.health_check_interval * self.failure_threshold
+        return self.aggregate_seconds + self.probe_seconds + self.health_check_interval * self.failure_threshold
 
 
 @dataclass(frozen=True)
@@ -400,8 +417,15 @@ def routing_for(tier: Tier, cloud: str, exposure: str) -> Routing | None:
     if nominal is None or not intervals:
         return None
     interval = min((i for i in intervals if i >= nominal.health_check_interval), default=intervals[-1])
-    # AWS internal gateways are judged by an alarm on the NLB's healthy targets, not through the health route.
     lag = 0 if (cloud, exposure) in LOAD_BALANCER_HEALTH else HEALTH_AGGREGATE_LAG
+    if (cloud, exposure) in IN_VPC_PROBE:  # the alarm's periods, after the probe's schedule and timeout
+        return dataclasses.replace(
+            nominal,
+            health_check_interval=interval,
+            aggregate_seconds=lag,
+            probe_seconds=HEALTH_PROBE_PERIOD + HEALTH_PROBE_TIMEOUT,
+            checked_by=HEALTH_PROBE_SOURCE,
+        )
     if (cloud, exposure) in LOAD_BALANCER_CHECKS:  # the cloud's own check: its interval and failures, not the tier's
         interval, failures = LOAD_BALANCER_CHECKS[(cloud, exposure)]
         return dataclasses.replace(
@@ -495,6 +519,13 @@ def _rpo_terms(settings: Settings, timings: CloudTimings, has_cache: bool) -> tu
 
 def _detection_why(routing: Routing) -> str:
     checks = f"health check every {routing.health_check_interval} s × {routing.failure_threshold} failures"
+    if routing.probe_seconds:
+        return (
+            f"the alarm on the in-VPC probe's metric, {routing.health_check_interval} s × {routing.failure_threshold} "
+            f"periods, after the probe's schedule and timeout ({HEALTH_PROBE_PERIOD} + {HEALTH_PROBE_TIMEOUT} s) and "
+            f"the health route's lag ({routing.aggregate_seconds} s: a round every {HEALTH_AGGREGATE_PERIOD} s, "
+            f"{HEALTH_AGGREGATE_TIMEOUT} s per answer)"
+        )
     if routing.checked_by:
         return f"the load balancer's own {checks}, of the gateway's nodes"
     if not routing.aggregate_seconds:

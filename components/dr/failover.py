@@ -7,6 +7,7 @@ import pulumi
 
 from components.dr.health import HEALTH_LABEL, HealthRoute, HealthRouteArgs
 from components.globaltraffic import (
+    CLOUDS,
     DOMAIN_KEY,
     GlobalTrafficArgs,
     RegionalIngress,
@@ -39,17 +40,19 @@ def _args(plan: DrPlan, platform: Platform, name: str, ingresses: tuple[Regional
 
 def check_failover(plan: DrPlan, platform: Platform, stack: str, endpoints: dict[str, Endpoint] | None = None) -> None:
     """Before anything is created: the routing the tier needs is one the cloud accepts, in a zone named, and no
-    endpoint's host is one of the health route's."""
+    endpoint's host is one of the health route's (where the stack serves it)."""
+    if serves_health_route(plan, platform):
+        why = f"with a {plan.tier} tier" if plan.settings.routing is not None else "on a cell a global stack may probe"
+        for name in endpoints or {}:
+            if name == HEALTH_LABEL or name.startswith(f"{HEALTH_LABEL}-"):
+                raise ConfigError(
+                    key_path(f"endpoints.{name}"),
+                    repr(name),
+                    f"a name other than {HEALTH_LABEL} or {HEALTH_LABEL}-*: {why}, "
+                    f"{HEALTH_LABEL}[-<cluster>].<domain> is the health route failover DNS probes",
+                )
     if plan.settings.routing is None:
         return
-    for name in endpoints or {}:
-        if name == HEALTH_LABEL or name.startswith(f"{HEALTH_LABEL}-"):
-            raise ConfigError(
-                key_path(f"endpoints.{name}"),
-                repr(name),
-                f"a name other than {HEALTH_LABEL} or {HEALTH_LABEL}-*: with a {plan.tier} tier, "
-                f"{HEALTH_LABEL}[-<cluster>].<domain> is the health route failover DNS probes",
-            )
     if platform.serving.gateway.domain in (None, CLOUD_DOMAIN):
         raise ConfigError(
             DOMAIN_KEY,
@@ -90,20 +93,40 @@ def failover_routing(
         return None
     # The clusters' networks (EKS VPCs, GKE networks), which an internal gateway's private zone must be visible to.
     networks = {c.name: _network(c) for c in clusters if _network(c) is not None}
+    # EKS clusters' private subnets: where an internal gateway's in-VPC health probe runs.
+    subnets = {c.name: tuple(getattr(c, "private_subnet_ids", None) or ()) for c in clusters}
     ingresses = regional_ingresses(
-        [(c.name, c.region) for c in clusters], addresses, plan.settings.routing.policy, networks, switch_checks
+        [(c.name, c.region) for c in clusters],
+        addresses,
+        plan.settings.routing.policy,
+        networks,
+        switch_checks,
+        subnets,
     )
     return build_global_traffic(platform.cloud, _args(plan, platform, routing_name(stack), ingresses))
 
 
 def uses_health_route(plan: DrPlan, platform: Platform) -> bool:
     """Whether the tier's failover DNS probes the health route: a tier with routing on a cloud (kind has no global
-    routing), except where it judges the load balancer's own health (AWS internal gateways)."""
+    routing), except where it judges the load balancer's own health (GCP internal gateways: GKE's check of the load
+    balancer). AWS internal gateways probe the route from inside each VPC (components/globaltraffic/aws_probe.py)."""
     return (
         plan.settings.routing is not None
         and platform.cloud != "kind"
         and (platform.cloud, platform.serving.gateway.exposure) not in LOAD_BALANCER_HEALTH
     )
+
+
+def serves_health_route(plan: DrPlan, platform: Platform) -> bool:
+    """Whether the stack's clusters serve the health route: where its own failover DNS probes it, and on every stack
+    with an external gateway on a delegated domain on a cloud. Such a stack can be a blue/green cell, and a cell
+    cannot know whether a global stack routes to it (the global stack reads the cell, never the reverse): serving the
+    route costs one small pod per cluster (two in prod) and lets the global stack's checks follow the cell's models
+    instead of its gateway's status port. The cell exports what the probe needs (`ingresses[].health`)."""
+    if uses_health_route(plan, platform):
+        return True
+    gateway = platform.serving.gateway
+    return platform.cloud in CLOUDS and gateway.exposure == "external" and gateway.domain not in (None, CLOUD_DOMAIN)
 
 
 def health_routes(
@@ -115,9 +138,10 @@ def health_routes(
     platforms: dict,
     records: list,
 ) -> list[HealthRoute]:
-    """The health route on every cluster whose failover DNS probes it (none otherwise): the aggregator over the
-    endpoints that region runs, in the DR record's namespace, on the cluster's Gateway."""
-    if not uses_health_route(plan, platform):
+    """The health route on every cluster that serves it (`serves_health_route`; none otherwise): the aggregator over
+    the endpoints that region runs, in the DR record's namespace (its own where the stack has no DR record), on the
+    cluster's Gateway."""
+    if not serves_health_route(plan, platform):
         return []
     namespaces = {record.cluster: record.namespace for record in records}
     routes = []
@@ -134,7 +158,8 @@ def health_routes(
                     gateway=serving.mesh.gateway,
                     tier=tier,
                     pull_policy=serving.mesh.image_pull_policy,
-                    after=(namespaces[cluster.name], *serving.ready),
+                    after=(*([namespaces[cluster.name]] if cluster.name in namespaces else []), *serving.ready),
+                    own_namespace=cluster.name not in namespaces,
                 ),
                 pulumi.ResourceOptions(provider=cluster.provider),
             )

@@ -1,6 +1,8 @@
 """The region's health route: what failover DNS probes, answering only while the region's models answer.
 
-Every cluster of a stack with failover routing gets, in `turnout-system` (Pod Security `restricted`, outside the mesh):
+Every cluster of a stack with failover routing, and of every cell a blue/green global stack may route to (an external
+gateway on a delegated domain: components/dr/failover.py `serves_health_route`), gets, in `turnout-system` (Pod
+Security `restricted`, outside the mesh; created here where no DR record creates it):
 
 - the health aggregator (apps/health-aggregator/aggregator.py, Python's standard library only) mounted from a
   ConfigMap into a pinned stock Python image, with its configuration: every endpoint this region runs, its public
@@ -105,6 +107,21 @@ class HealthRouteArgs:
     pull_policy: str
     after: tuple[pulumi.Resource, ...]
     """The namespace, the Gateway and the VirtualService CRD."""
+    own_namespace: bool = False
+    """Create `turnout-system` (a stack without a DR record, which otherwise creates it: a blue/green cell)."""
+
+
+def probe_export(cluster: str, domain: str) -> dict:
+    """What a cell exports with each ingress (`ingresses[].health`) so a global stack over it probes the health route:
+    the cluster's own health host (what a Route 53 check resolves), the shared one (Cloud DNS, Traffic Manager), and
+    the scheme, port and path, all as the VirtualService and the Gateway serve them."""
+    return {
+        "host": cluster_health_host(cluster, domain),
+        "sharedHost": health_host(domain),
+        "scheme": "https",
+        "port": GATEWAY_HTTPS_PORT,
+        "path": HEALTH_PATH,
+    }
 
 
 class HealthRoute(pulumi.ComponentResource):
@@ -119,7 +136,23 @@ class HealthRoute(pulumi.ComponentResource):
         }
         selector = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "health-aggregator"}
         metadata = {"name": NAME, "namespace": NAMESPACE, "labels": object_labels}
-        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
+        owned = []
+        if args.own_namespace:
+            owned.append(
+                k8s.core.v1.Namespace(
+                    child(name, "ns"),
+                    metadata={
+                        "name": NAMESPACE,
+                        "labels": {
+                            "app.kubernetes.io/part-of": PROJECT,
+                            "app.kubernetes.io/managed-by": "pulumi",
+                            "pod-security.kubernetes.io/enforce": "restricted",
+                        },
+                    },
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
+                )
+            )
+        after = pulumi.ResourceOptions(parent=self, depends_on=[*args.after, *owned])
         config = k8s.core.v1.ConfigMap(
             child(name, "config"),
             metadata=metadata,
@@ -178,7 +211,7 @@ class HealthRoute(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, config, account]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, *owned, config, account]),
         )
         if replicas > 1:
             k8s.policy.v1.PodDisruptionBudget(
@@ -226,4 +259,7 @@ class HealthRoute(pulumi.ComponentResource):
             spec=virtual_service_spec(args.cluster, args.domain, args.gateway),
             opts=after,
         )
+        self.cluster = args.cluster
+        self.probe = probe_export(args.cluster, args.domain)
+        """What the cell exports for a global stack's probe (`probe_export`)."""
         self.register_outputs({"hosts": [health_host(args.domain), cluster_health_host(args.cluster, args.domain)]})

@@ -15,11 +15,20 @@ What is checked, and how:
   (`turnout-health-<cluster>.<domain>`, a plain record to its load balancer); Cloud DNS and Traffic Manager probe
   each region's address with the shared `turnout-health.<domain>` as Host (and SNI). The detection time adds the
   aggregator's lag (`turnout.dr.HEALTH_AGGREGATE_LAG`) to interval x failures.
-- AWS internal gateways: Route 53's checkers cannot reach a private NLB; a CloudWatch alarm on its healthy HTTPS
-  targets decides (the NLB's own check, of the gateway pods, not of the models).
-- Blue/green colours (`health_route=False`: a global stack cannot know its cells serve the route): the Istio
-  ingress gateway's readiness endpoint, plain HTTP on its status port (15021, `/healthz/ready`), which the gateway
-  Service exposes on its load balancer next to 80 and 443; 200 while Envoy is up and configured by istiod.
+- AWS internal gateways: Route 53's checkers cannot reach a private NLB. With the health route (DR stacks) a probe
+  inside each region's VPC requests it through the NLB every minute and publishes a metric; an alarm on that metric
+  decides (components/globaltraffic/aws_probe.py), so failover follows the models. Without it (blue/green colours,
+  whose cells do not export their private subnets), a CloudWatch alarm on the NLB's healthy HTTPS targets decides
+  (the NLB's own check, of the gateway pods, not of the models).
+- Blue/green colours (`cells_health_route`): every cell with an external gateway on a delegated domain serves the
+  health route and exports it with its ingresses (`ingresses[].health`: hosts, scheme, port, path); the global stack
+  reads that through its StackReferences and, while every cell exports the route for this domain, probes it as DR
+  routing does. Where a cell does not (deployed by a turnout without it, or on another domain), every check falls
+  back to the Istio ingress gateway's readiness endpoint, plain HTTP on its status port (15021, `/healthz/ready`),
+  which the gateway Service exposes on its load balancer next to 80 and 443 (200 while Envoy is up and configured by
+  istiod), and the global stack's dr.json says which cell and why. One probe for all the stack's checks: Cloud DNS
+  has one health check per record set and Traffic Manager one monitor per profile, and one detection time is what
+  the stack can state.
 
 `check_global_traffic(cloud, args)` validates the args against what the cloud allows before anything is
 created and returns the settings the component will create; `build_global_traffic(cloud, args)` picks
@@ -28,18 +37,19 @@ the component (none on kind: a single local cluster needs no global routing).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 
 from components.dr.health import HEALTH_PATH, health_host
 from turnout.config import key_path
-from turnout.dr import HEALTH_AGGREGATE_LAG
+from turnout.dr import HEALTH_AGGREGATE_LAG, HEALTH_PROBE_PERIOD, HEALTH_PROBE_TIMEOUT
 from turnout.errors import ConfigError, describe
 
 Role = Literal["primary", "secondary", "active"]
@@ -113,6 +123,8 @@ class RegionalIngress:
     network_id: pulumi.Input[str] | None = None
     """The network the region's clients are in (the cluster's VPC on AWS): a private zone must be associated with
     it for them to resolve the records. None where unknown."""
+    subnet_ids: tuple[pulumi.Input[str], ...] = ()
+    """AWS internal gateways with the health route: the cluster VPC's private subnets, where the in-VPC probe runs."""
     switch_health_check: pulumi.Input[str | None] | None = None
     """AWS: the health check an ARC Region switch plan sets for this region (components/dr/arc.py). A region that
     serves while healthy (failover primary, latency, weighted) then stays in DNS only while both its probe and this
@@ -137,6 +149,10 @@ class GlobalTrafficArgs:
     """Probe the region's health route (components/dr/health.py: HTTPS through the gateway, SNI the health host,
     `/ready`, 200 only while every model answers) instead of the gateway's readiness port. The clusters must serve
     it: DR stacks create it on every cluster (`HealthRoute`)."""
+    cells_health_route: pulumi.Input[bool] | None = None
+    """Blue/green colours: whether every cell serves the health route for this domain (what their StackReferences
+    export). Resolving to True, the checks probe it as with `health_route`; False, the gateway's status port. None:
+    `health_route` decides."""
     health_check_interval_seconds: int | None = None
     """Seconds between probes; None: the cloud's standard interval (30 s; 60 s for AWS internal)."""
     failure_threshold: int = 3
@@ -168,6 +184,9 @@ class HealthCheckPlan:
     """The Host header and SNI sent (the shared health host) where the health route is probed; None otherwise."""
     aggregate_seconds: int = 0
     """The health aggregator's lag included in `detection_seconds` (0 without the health route)."""
+    probe_seconds: int = 0
+    """AWS internal with the health route: the in-VPC probe's schedule period plus its timeout, included in
+    `detection_seconds`."""
 
 
 def _interval_rule(cloud: str, exposure: str) -> tuple[int, str, Callable[[int], bool]]:
@@ -315,6 +334,23 @@ def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_
             detection_seconds=interval * threshold,
             ttl_seconds=ttl,
         )
+    if cloud == "aws" and args.exposure == "internal" and args.health_route:
+        # The in-VPC probe of the health route, and an alarm of `interval` periods on its one-minute metric.
+        probe = HEALTH_PROBE_PERIOD + HEALTH_PROBE_TIMEOUT
+        return HealthCheckPlan(
+            mechanism="probe-alarm",
+            protocol="CLOUDWATCH_METRIC",
+            port=HEALTH_ROUTE_PORT,
+            path=HEALTH_PATH,
+            interval_seconds=interval,
+            failure_threshold=threshold,
+            timeout_seconds=HEALTH_PROBE_TIMEOUT,
+            detection_seconds=HEALTH_AGGREGATE_LAG + probe + interval * threshold,
+            ttl_seconds=ttl,
+            host=health_host(args.domain),
+            aggregate_seconds=HEALTH_AGGREGATE_LAG,
+            probe_seconds=probe,
+        )
     if cloud == "aws" and args.exposure == "internal":
         return HealthCheckPlan(
             mechanism="cloudwatch-alarm",
@@ -327,7 +363,7 @@ def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_
             detection_seconds=interval * threshold,
             ttl_seconds=ttl,
         )
-    if args.health_route:
+    if args.health_route or args.cells_health_route is not None:
         return HealthCheckPlan(
             mechanism="health-route",
             protocol="HTTPS",
@@ -355,6 +391,27 @@ def check_global_traffic(cloud: str, args: GlobalTrafficArgs, key: str = GLOBAL_
     )
 
 
+def probe_plans(
+    cloud: str, args: GlobalTrafficArgs
+) -> tuple[HealthCheckPlan, pulumi.Output[HealthCheckPlan], int | pulumi.Output[int]]:
+    """(the plan checked, the plan the checks probe with, its detection seconds). For blue/green colours
+    (`cells_health_route`) the probe is known only once the cells' outputs are: the health route while every cell
+    serves it, else the gateway's status port (the plan without the route); otherwise it is the plan checked."""
+    plan = check_global_traffic(cloud, args)
+    if args.cells_health_route is None or plan.host is None:
+        return plan, pulumi.Output.from_input(True).apply(lambda _: plan), plan.detection_seconds
+    fallback = check_global_traffic(cloud, dataclasses.replace(args, health_route=False, cells_health_route=None))
+    chosen = pulumi.Output.from_input(args.cells_health_route).apply(lambda served: plan if served else fallback)
+    return plan, chosen, chosen.apply(lambda probe: probe.detection_seconds)
+
+
+def probe_fields(chosen: pulumi.Output, build: Callable[[Any], dict], keys: tuple[str, ...]) -> dict:
+    """A resource's arguments `build` makes from the probing plan, one Output per key in `keys` (None where the plan's
+    arguments leave it out, as a status-port probe leaves out SNI): the resource's shape stays fixed."""
+    built = chosen.apply(build)
+    return {key: built.apply(lambda fields, key=key: fields.get(key)) for key in keys}
+
+
 def build_global_traffic(
     cloud: str, args: GlobalTrafficArgs, opts: pulumi.ResourceOptions | None = None, key: str = GLOBAL_TRAFFIC_KEY
 ) -> pulumi.ComponentResource | None:
@@ -374,13 +431,9 @@ def hostname_of(args: GlobalTrafficArgs) -> str:
     return f"*.{args.domain}"
 
 
-def describe_records(
-    args: GlobalTrafficArgs, plan: HealthCheckPlan, record_type: str, extra: dict[str, dict] | None = None
-) -> pulumi.Output[list[dict]]:
-    """What the plan shows per region: its record's routing, target, role or weight, TTL and health check;
-    `extra` adds cloud-specific fields by cluster (values may be Outputs, such as a health check's id, which
-    `turnout failover` reads)."""
-    health_check = {
+def health_check_row(plan: HealthCheckPlan) -> dict:
+    """How a record's health check is described in the plan."""
+    return {
         "mechanism": plan.mechanism,
         "protocol": plan.protocol,
         "port": plan.port,
@@ -389,7 +442,20 @@ def describe_records(
         "failureThreshold": plan.failure_threshold,
         "detectionSeconds": plan.detection_seconds,
         **({"host": plan.host, "aggregateSeconds": plan.aggregate_seconds} if plan.host else {}),
+        **({"probeSeconds": plan.probe_seconds} if plan.probe_seconds else {}),
     }
+
+
+def describe_records(
+    args: GlobalTrafficArgs,
+    plan: HealthCheckPlan | pulumi.Output[HealthCheckPlan],
+    record_type: str,
+    extra: dict[str, dict] | None = None,
+) -> pulumi.Output[list[dict]]:
+    """What the plan shows per region: its record's routing, target, role or weight, TTL and health check (the plan
+    the checks probe with, an Output for blue/green colours); `extra` adds cloud-specific fields by cluster (values
+    may be Outputs, such as a health check's id, which `turnout failover` reads)."""
+    health_check = plan.apply(health_check_row) if isinstance(plan, pulumi.Output) else health_check_row(plan)
     rows = []
     for ingress in args.ingresses:
         row = {
@@ -400,13 +466,12 @@ def describe_records(
             "region": ingress.region,
             "role": ingress.role,
             "weight": ingress.weight if args.routing == "weighted" else None,
-            "ttl": plan.ttl_seconds,
-            "healthCheck": health_check,
+            "ttl": args.ttl_seconds,
         }
         fields = pulumi.Output.from_input((extra or {}).get(ingress.cluster, {}))
         rows.append(
-            pulumi.Output.all(ingress.address, fields).apply(
-                lambda resolved, row=row: {**row, **resolved[1], "target": resolved[0]}
+            pulumi.Output.all(ingress.address, fields, health_check).apply(
+                lambda resolved, row=row: {**row, "healthCheck": resolved[2], **resolved[1], "target": resolved[0]}
             )
         )
     return pulumi.Output.all(*rows).apply(list)
@@ -418,6 +483,7 @@ def regional_ingresses(
     routing: Routing,
     networks: dict[str, pulumi.Input[str]] | None = None,
     switch_checks: dict[str, pulumi.Input[str | None]] | None = None,
+    subnets: dict[str, tuple[pulumi.Input[str], ...]] | None = None,
 ) -> tuple[RegionalIngress, ...]:
     """One ingress per (cluster, region), in fleet order, with the roles `routing` needs: for failover the first
     cluster is the primary and the others secondaries; otherwise every region is active (weight 1). `networks`:
@@ -430,6 +496,7 @@ def regional_ingresses(
             role=("primary" if index == 0 else "secondary") if routing == "failover" else "active",
             network_id=(networks or {}).get(cluster),
             switch_health_check=(switch_checks or {}).get(region),
+            subnet_ids=(subnets or {}).get(cluster, ()),
         )
         for index, (cluster, region) in enumerate(clusters)
     )

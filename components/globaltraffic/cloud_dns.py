@@ -13,8 +13,9 @@
   interval of 30 s or more. DR routing (`health_route`): it probes the region's health route, HTTPS on 443,
   `/ready`, with `host` the shared health host `turnout-health.<domain>` (the Host header; the Gateway's
   `*.<domain>` server is chosen by SNI, so the probe must send it as SNI too, as an HTTPS client does for a named
-  host): 200 only while every model of the region answers. Blue/green colours: the gateway's status port (15021,
-  `/healthz/ready`) over HTTP.
+  host): 200 only while every model of the region answers. Blue/green colours (`cells_health_route`): the same
+  while every cell exports the health route for this domain, else the gateway's status port (15021,
+  `/healthz/ready`) over HTTP (the check's arguments are Outputs of what the cells export).
 - APIs: Cloud DNS and Compute Engine (the health check) are enabled first (components/cluster/gcp_apis.py);
   the health check's name fits GCP's limits (components/cluster/gcp_limits.py).
 - Internal gateways: a private managed zone for the domain, created by the stack and visible to every region's
@@ -45,9 +46,10 @@ from components.globaltraffic import (
     GlobalTrafficArgs,
     HealthCheckPlan,
     RegionalIngress,
-    check_global_traffic,
     describe_records,
     hostname_of,
+    probe_fields,
+    probe_plans,
 )
 from turnout.errors import ConfigError
 from turnout.naming import child
@@ -211,6 +213,19 @@ def private_zone_name(domain: str) -> str:
     return gcp_name("dns_managed_zone", f"{managed_zone_name(domain)}-private")
 
 
+HEALTH_CHECK_KEYS = (
+    "name",
+    "description",
+    "check_interval_sec",
+    "timeout_sec",
+    "unhealthy_threshold",
+    "healthy_threshold",
+    "https_health_check",
+    "http_health_check",
+    "source_regions",
+)
+
+
 def health_check_args(name: str, plan: HealthCheckPlan, regions: list[str]) -> dict:
     """The global compute health check Cloud DNS probes the regions' IPs with."""
     return {
@@ -234,16 +249,15 @@ def health_check_args(name: str, plan: HealthCheckPlan, regions: list[str]) -> d
 class CloudDnsGlobalTraffic(pulumi.ComponentResource):
     hostname: str
     records: pulumi.Output[list[dict]]
-    detection_seconds: int
+    detection_seconds: int | pulumi.Output[int]
     ttl_seconds: int
     health_check: pulumi.Output[str]
     """The health check's self link."""
 
     def __init__(self, name: str, args: GlobalTrafficArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:globaltraffic:CloudDnsGlobalTraffic", name, None, opts)
-        plan = check_global_traffic("gcp", args)
+        plan, probing, self.detection_seconds = probe_plans("gcp", args)
         self.hostname = hostname_of(args)
-        self.detection_seconds = plan.detection_seconds
         self.ttl_seconds = plan.ttl_seconds
         # An explicit provider reads no stack config: hand it `gcp:project` (unset, it falls back to GOOGLE_PROJECT).
         gcp_provider = gcp.Provider(
@@ -259,9 +273,13 @@ class CloudDnsGlobalTraffic(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(provider=gcp_provider, parent=self, depends_on=apis),
         )
         regions = source_regions(args.ingresses)
-        health = gcp.compute.HealthCheck(
-            child(name, "health"), **health_check_args(child(name, "gateway-ready"), plan, regions), opts=on_gcp
-        )
+        check_name = child(name, "gateway-ready")
+        if args.cells_health_route is None:
+            check = health_check_args(check_name, plan, regions)
+        else:  # blue/green colours: the health route or the status port, as the cells' exports decide
+            build = lambda probe: health_check_args(check_name, probe, regions)  # noqa: E731
+            check = probe_fields(probing, build, HEALTH_CHECK_KEYS)
+        health = gcp.compute.HealthCheck(child(name, "health"), **check, opts=on_gcp)
         self.health_check = health.self_link
         policy = routing_policy(args, health.self_link)
         check_routing_policy(policy, "public")
@@ -275,7 +293,7 @@ class CloudDnsGlobalTraffic(pulumi.ComponentResource):
             opts=on_gcp,
         )
         extra = {ingress.cluster: {"healthCheckSourceRegions": regions} for ingress in args.ingresses}
-        self.records = describe_records(args, plan, "A", extra)
+        self.records = describe_records(args, plan if args.cells_health_route is None else probing, "A", extra)
         self._register()
 
     def _internal(

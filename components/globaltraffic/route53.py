@@ -12,11 +12,16 @@
   and in the TLS ClientHello (Route 53 API reference, HealthCheckConfig: FullyQualifiedDomainName and EnableSNI).
   The Gateway picks its `*.<domain>` server by SNI: a region without the certificate fails the handshake.
   Every 10 or 30 s, down after `failure_threshold` failures.
-- Health, external gateway, blue/green colours: an HTTP check of the gateway's status port (15021,
-  `/healthz/ready`) on the NLB hostname.
+- Health, external gateway, blue/green colours (`cells_health_route`): the same HTTPS check of each cell cluster's
+  health route with SNI on its own health host, with that host's plain CNAME to the cell's NLB in the global zone,
+  while every cell exports the route for this domain; else an HTTP check of the gateway's status port (15021,
+  `/healthz/ready`) on the NLB hostname (the check's arguments are Outputs of what the cells export: its type is
+  replaced when a cell starts serving the route).
 - Health, internal gateway: Route 53's checkers run on the internet and cannot reach private addresses
   (Route 53 Developer Guide, "Configuring failover in a private hosted zone"); its documented alternative
-  is a health check on a CloudWatch alarm. Each region gets an alarm on its NLB's `HealthyHostCount`
+  is a health check on a CloudWatch alarm. DR routing (`health_route`): the alarm reads the metric of a probe in the
+  region's VPC that requests the health route through the NLB with SNI every minute (components/globaltraffic/
+  aws_probe.py). Blue/green colours: each region gets an alarm on its NLB's `HealthyHostCount`
   (the HTTPS target group, minimum < 1), period `interval` (one-minute metric: a multiple of 60 s),
   `failure_threshold` evaluation periods, missing data as breaching; the NLB and target group are found by
   the tags the AWS Load Balancer Controller puts on them.
@@ -43,10 +48,12 @@ from components.globaltraffic import (
     GlobalTrafficArgs,
     HealthCheckPlan,
     RegionalIngress,
-    check_global_traffic,
     describe_records,
     hostname_of,
+    probe_fields,
+    probe_plans,
 )
+from components.globaltraffic.aws_probe import health_probe
 from turnout.naming import child
 
 FAILOVER_TYPES = {"primary": "PRIMARY", "secondary": "SECONDARY"}
@@ -72,11 +79,16 @@ def controller_tags(cluster: str, resource: str) -> dict[str, str]:
     return {CONTROLLER_CLUSTER_TAG: cluster, CONTROLLER_STACK_TAG: GATEWAY_SERVICE, CONTROLLER_RESOURCE_TAG: resource}
 
 
-def health_check_target(plan: HealthCheckPlan, ingress: RegionalIngress, domain: str) -> dict:
+TARGET_KEYS = ("type", "fqdn", "port", "resource_path", "enable_sni")
+
+
+def health_check_target(plan: HealthCheckPlan, ingress: RegionalIngress, domain: str, address=None) -> dict:
     """What a region's endpoint check requests: its health route over HTTPS with SNI (the cluster's own health host,
-    which resolves to its NLB), or without the health route the gateway's status port on the NLB hostname."""
+    which resolves to its NLB), or without the health route the gateway's status port on the NLB hostname (`address`
+    where it is already resolved)."""
     if plan.host is None:
-        return {"type": plan.protocol, "fqdn": ingress.address, "port": plan.port, "resource_path": plan.path}
+        fqdn = ingress.address if address is None else address
+        return {"type": plan.protocol, "fqdn": fqdn, "port": plan.port, "resource_path": plan.path}
     return {
         "type": "HTTPS",
         "fqdn": cluster_health_host(ingress.cluster, domain),
@@ -89,15 +101,14 @@ def health_check_target(plan: HealthCheckPlan, ingress: RegionalIngress, domain:
 class Route53GlobalTraffic(pulumi.ComponentResource):
     hostname: str
     records: pulumi.Output[list[dict]]
-    detection_seconds: int
+    detection_seconds: int | pulumi.Output[int]
     ttl_seconds: int
     zone_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: GlobalTrafficArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:globaltraffic:Route53GlobalTraffic", name, None, opts)
-        plan = check_global_traffic("aws", args)
+        plan, probing, self.detection_seconds = probe_plans("aws", args)
         self.hostname = hostname_of(args)
-        self.detection_seconds = plan.detection_seconds
         self.ttl_seconds = plan.ttl_seconds
         self._prefix = name
         self._region_providers: dict[str, aws.Provider] = {}
@@ -125,12 +136,19 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
         failover: dict[str, dict] = {}
         for ingress in args.ingresses:
             alarm = None
-            if plan.mechanism == "cloudwatch-alarm":
+            if plan.mechanism == "probe-alarm":
+                health, alarm = self._probe_health_check(ingress, plan, on_dns)
+            elif plan.mechanism == "cloudwatch-alarm":
                 health, alarm = self._alarm_health_check(ingress, plan.interval_seconds, plan.failure_threshold, on_dns)
             else:
+                target = (
+                    health_check_target(plan, ingress, args.domain)
+                    if args.cells_health_route is None
+                    else self._colour_target(probing, ingress, args.domain)
+                )
                 health = aws.route53.HealthCheck(
                     child(name, ingress.cluster, "health"),
-                    **health_check_target(plan, ingress, args.domain),
+                    **target,
                     request_interval=plan.interval_seconds,
                     failure_threshold=plan.failure_threshold,
                     tags={"Name": aws_name("tag-value", child(name, ingress.cluster))},
@@ -165,7 +183,7 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
                 "healthCheckId": health.id,
                 "healthCheckAlarm": None if alarm is None else {"name": alarm.name, "region": ingress.region},
             }
-        self.records = describe_records(args, plan, "CNAME", failover)
+        self.records = describe_records(args, plan if args.cells_health_route is None else probing, "CNAME", failover)
         self.register_outputs(
             {
                 "hostname": self.hostname,
@@ -173,6 +191,14 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
                 "detection_seconds": self.detection_seconds,
                 "ttl_seconds": self.ttl_seconds,
             }
+        )
+
+    @staticmethod
+    def _colour_target(probing: pulumi.Output[HealthCheckPlan], ingress: RegionalIngress, domain: str) -> dict:
+        """A colour's check arguments, as Outputs of the probe the cells' exports decide (route or status port)."""
+        resolved = pulumi.Output.all(probing, ingress.address)
+        return probe_fields(
+            resolved, lambda both: health_check_target(both[0], ingress, domain, address=both[1]), TARGET_KEYS
         )
 
     def _region_provider(self, region: str) -> aws.Provider:
@@ -202,6 +228,28 @@ class Route53GlobalTraffic(pulumi.ComponentResource):
             tags={"Name": aws_name("tag-value", child(self._prefix, ingress.cluster, "switch"))},
             opts=on_dns,
         ).id
+
+    def _probe_health_check(
+        self, ingress: RegionalIngress, plan: HealthCheckPlan, on_dns: pulumi.ResourceOptions
+    ) -> tuple[aws.route53.HealthCheck, aws.cloudwatch.MetricAlarm]:
+        """The in-VPC probe of the region's health route, the alarm on its metric and the check on the alarm."""
+        if ingress.network_id is None or not ingress.subnet_ids:
+            raise ValueError(f"{ingress.cluster}: the in-VPC health probe needs the cluster's VPC and private subnets")
+        return health_probe(
+            self._prefix,
+            cluster=ingress.cluster,
+            region=ingress.region,
+            address=ingress.address,
+            network_id=ingress.network_id,
+            subnet_ids=tuple(ingress.subnet_ids),
+            host=plan.host or "",
+            path=plan.path,
+            port=plan.port,
+            period=plan.interval_seconds,
+            evaluation_periods=plan.failure_threshold,
+            regional=pulumi.ResourceOptions(parent=self, provider=self._region_provider(ingress.region)),
+            on_dns=on_dns,
+        )
 
     def _alarm_health_check(
         self, ingress: RegionalIngress, period: int, evaluation_periods: int, on_dns: pulumi.ResourceOptions

@@ -6,8 +6,9 @@
   (`health_route`): HTTPS on 443, `/ready`, with a custom `Host` header, the shared health host
   `turnout-health.<domain>`, which Traffic Manager also sends as SNI (MicrosoftDocs/azure-docs#28209: a host custom
   header is what an SNI-bound HTTPS endpoint needs; HTTPS probes check the certificate is presented, not that it is
-  valid): 200 only while every model of the region answers. Blue/green colours: HTTP on the gateway's status port
-  15021, `/healthz/ready`.
+  valid): 200 only while every model of the region answers. Blue/green colours (`cells_health_route`): the same while
+  every cell exports the health route for this domain, else HTTP on the gateway's status port 15021,
+  `/healthz/ready` (the monitor is an Output of what the cells export).
 - Endpoints: one external endpoint per region, its target the load balancer's public IP, its location the
   cluster's region (what Performance routing measures); Priority gives the primary 1 and the secondaries 2,
   3, ... in order; Weighted takes the weight, and a weight of 0 (out of rotation; Traffic Manager only
@@ -31,9 +32,9 @@ from components.globaltraffic import (
     GlobalTrafficArgs,
     HealthCheckPlan,
     RegionalIngress,
-    check_global_traffic,
     describe_records,
     hostname_of,
+    probe_plans,
 )
 from turnout.naming import child
 
@@ -84,16 +85,15 @@ def endpoint_settings(args: GlobalTrafficArgs) -> dict[str, dict]:
 class TrafficManagerGlobalTraffic(pulumi.ComponentResource):
     hostname: str
     records: pulumi.Output[list[dict]]
-    detection_seconds: int
+    detection_seconds: int | pulumi.Output[int]
     ttl_seconds: int
     profile_fqdn: pulumi.Output[str]
     """`<profile>.trafficmanager.net`: where `*.<domain>` must point (CNAME)."""
 
     def __init__(self, name: str, args: GlobalTrafficArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("turnout:globaltraffic:TrafficManagerGlobalTraffic", name, None, opts)
-        plan = check_global_traffic("azure", args)
+        plan, probing, self.detection_seconds = probe_plans("azure", args)
         self.hostname = hostname_of(args)
-        self.detection_seconds = plan.detection_seconds
         self.ttl_seconds = plan.ttl_seconds
         mine = pulumi.ResourceOptions(parent=self)
         client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
@@ -113,7 +113,7 @@ class TrafficManagerGlobalTraffic(pulumi.ComponentResource):
             profile_status="Enabled",
             traffic_routing_method=ROUTING_METHODS[args.routing],
             dns_config={"relative_name": dns_name, "ttl": plan.ttl_seconds},
-            monitor_config=monitor_config(plan),
+            monitor_config=monitor_config(plan) if args.cells_health_route is None else probing.apply(monitor_config),
             traffic_view_enrollment_status="Disabled",
             opts=mine,
         )
@@ -138,7 +138,9 @@ class TrafficManagerGlobalTraffic(pulumi.ComponentResource):
             }
             for cluster, fields in settings.items()
         }
-        self.records = describe_records(args, plan, "TrafficManager", extra)
+        self.records = describe_records(
+            args, plan if args.cells_health_route is None else probing, "TrafficManager", extra
+        )
         self.register_outputs(
             {
                 "hostname": self.hostname,

@@ -39,6 +39,48 @@ def health_aggregate_lags(resources) -> list[float]:
     return lags
 
 
+PROBE_TAG = ("turnout.dev/purpose", "health-probe")  # components/globaltraffic/aws_probe.py
+EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
+LAMBDA_FUNCTION = "aws:lambda/function:Function"
+RATE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+
+
+def _rate_seconds(expression) -> float | None:
+    """An EventBridge `rate(N unit)` expression in seconds; None for anything else (a cron has no fixed period)."""
+    text = str(expression or "").strip()
+    if not (text.startswith("rate(") and text.endswith(")")):
+        return None
+    parts = text[5:-1].split()
+    if len(parts) != 2 or not parts[0].isdigit() or parts[1] not in RATE_UNITS:
+        return None
+    return float(parts[0]) * RATE_UNITS[parts[1]]
+
+
+def _tagged_probe(resource) -> bool:
+    return (resource.props.get("tags") or {}).get(PROBE_TAG[0]) == PROBE_TAG[1]
+
+
+def health_probes(resources) -> tuple[float | None, list]:
+    """For AWS internal gateways' in-VPC health probes (their schedules and functions, tagged turnout.dev/purpose:
+    health-probe): how late the slowest can publish an outage (its schedule's period plus its function's timeout;
+    None when the stack creates no probe or a schedule without a fixed rate), and the functions that request
+    something other than the health route (not 443, `/ready`, with a health host)."""
+    periods = [_rate_seconds(r.props.get("scheduleExpression")) for r in resources
+               if r.resource_type == EVENT_RULE and _tagged_probe(r)]  # fmt: skip
+    functions = [r for r in resources if r.resource_type == LAMBDA_FUNCTION and _tagged_probe(r)]
+    off = []
+    for function in functions:
+        variables = get_path(function.props, "environment", "variables") or {}
+        if (str(variables.get("PROBE_PORT")), variables.get("PROBE_PATH")) != ("443", "/ready") or not variables.get(
+            "PROBE_HOST"
+        ):
+            off.append(function)
+    if not periods or not functions or None in periods:
+        return None, off
+    timeouts = [float(f.props.get("timeout") or 3) for f in functions]  # Lambda's default timeout: 3 s
+    return max(periods) + max(timeouts), off
+
+
 def dr_records(resources) -> list[tuple[Any, dict | None]]:
     """(resource, the parsed dr.json or None when unreadable) for every DR record in the stack."""
     found = []

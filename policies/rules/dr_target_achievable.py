@@ -10,6 +10,11 @@ models through the gateway), it re-derives that from the health aggregators the 
 plus per-answer timeout, from their ConfigMap); a record that counts the route while the stack serves none has no
 bounded detection (the cloud's HTTPS check could never succeed).
 
+Where the record counts an in-VPC probe (`settings.routing.probeSeconds`: AWS internal gateways, whose Route 53 check
+reads an alarm on a probe's metric), it re-derives it from the probes the stack creates (their EventBridge schedule's
+rate plus their function's timeout); a record that counts one while the stack creates none, or one that requests
+something other than the health route, has no bounded detection.
+
 With `failover: automatic` the record counts an orchestrator's trigger instead of someone starting the runbook
 (`settings.automation`). The rule re-derives that too, from the ARC Region switch plan the stack creates: the plan
 exists, has a trigger, the trigger's alarm exists and takes no longer than the record counted (period × evaluation
@@ -23,7 +28,16 @@ from collections.abc import Mapping, Sequence
 
 from pulumi_policy import EnforcementLevel, ReportViolation, StackValidationArgs, StackValidationPolicy
 
-from ._dr import ARC_PLAN, METRIC_ALARM, STEP_BLOCKS, dr_records, health_aggregate_lags, plan_blocks, trigger_alarms
+from ._dr import (
+    ARC_PLAN,
+    METRIC_ALARM,
+    STEP_BLOCKS,
+    dr_records,
+    health_aggregate_lags,
+    health_probes,
+    plan_blocks,
+    trigger_alarms,
+)
 from ._kubernetes import get_path, number
 
 MANDATORY_IN = ("staging", "prod")  # a declared target that cannot be met is a release blocker
@@ -180,6 +194,33 @@ def automated_failover_delay(automation, resources, tier: str, report_violation:
     return max(0.0, max(delays, default=claimed) - claimed)
 
 
+def in_vpc_probe_delay(routing, resources, tier: str, urn, report_violation: ReportViolation) -> float | None:
+    """How much later than the record counted the in-VPC probes (AWS internal gateways) can publish an outage (0 when
+    the record counts none, or as counted), or None when the record counts a probe the stack does not create, or one
+    that requests something other than the health route."""
+    claimed = number(routing.get("probeSeconds")) or 0
+    if not claimed:
+        return 0.0
+    delay, off = health_probes(resources)
+    for function in off:
+        report_violation(
+            f"{tier} counts the in-VPC probe of the health route, but {function.name} requests something else (not "
+            f"{HEALTH_ROUTE_PORT}, {HEALTH_ROUTE_PATH}, with the health host): a region whose models stop answering "
+            "stays in DNS.",
+            function.urn,
+        )
+    if delay is None:
+        report_violation(
+            f"{tier} counts an in-VPC probe of the health route ({claimed:g}s), but the stack creates no scheduled "
+            "probe (an EventBridge rate schedule and its function, tagged turnout.dev/purpose: health-probe): "
+            "nothing publishes the metric the failover alarm reads.",
+            urn,
+        )
+    if delay is None or off:
+        return None
+    return max(0.0, delay - claimed)
+
+
 def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     records = dr_records(args.resources)
     if not records:
@@ -233,6 +274,8 @@ def validate(args: StackValidationArgs, report_violation: ReportViolation) -> No
             else:
                 aggregate = max(0.0, max(lags, default=0.0) - claimed_aggregate) if claimed_aggregate else 0.0
                 rto += max(0.0, detection - claimed_detection) + aggregate + max(0.0, (ttl or 0) - claimed_ttl)
+                probe = in_vpc_probe_delay(routing, args.resources, tier, resource.urn, report_violation)
+                rto = None if probe is None else rto + probe
         automation = get_path(document, "settings", "automation")
         if isinstance(automation, dict) and rto is not None:
             delay = automated_failover_delay(automation, args.resources, tier, report_violation)
