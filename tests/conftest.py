@@ -47,15 +47,31 @@ def config() -> dict:
     return copy.deepcopy(sample_config())
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A copy of the project's Pulumi files (program, components, policies, environments) to edit freely."""
-    root = tmp_path / "project"
-    root.mkdir()
+def copy_project(root: Path) -> Path:
+    """A copy of the project's Pulumi files (program, components, policies, environments) in `root`, to edit freely."""
+    root.mkdir(exist_ok=True)
     shutil.copy(REPO / "Pulumi.yaml", root)
     for folder in ("stacks", "policies", "environments"):
         shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     return root
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return copy_project(tmp_path / "project")
+
+
+def plan_stacks(tmp_path_factory, stacks: dict[str, dict]) -> Path:
+    """Plan `stacks` (name → decoded `turnout:` config) in a copy of the project, in one `turnout plan`, which must
+    exit 0; the plan folders' parent."""
+    from turnout.cli import main
+
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    for name, config in stacks.items():
+        write_stack(project, name, config)
+    out = tmp_path_factory.mktemp("out")
+    assert main(["plan", *stacks, "--project", str(project), "--out", str(out)]) == 0
+    return out
 
 
 def write_stack(project: Path, stack: str, config: dict) -> Path:

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import sys
 
 import pytest
 
-from tests.conftest import REPO, load, write_stack
+from tests.conftest import REPO, load, plan_stacks
 from tests.test_strategies_render import documents
-from turnout.cli import main
 from turnout.errors import ConfigError
 
 sys.path.insert(0, str(REPO / "apps" / "experiment-agent"))
@@ -51,15 +49,7 @@ STACKS = {
 
 @pytest.fixture(scope="module")
 def plans(tmp_path_factory):
-    project = tmp_path_factory.mktemp("project")
-    shutil.copy(REPO / "Pulumi.yaml", project)
-    for folder in ("stacks", "policies", "environments"):
-        shutil.copytree(REPO / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name, stack in STACKS.items():
-        write_stack(project, name, stack)
-    out = tmp_path_factory.mktemp("out")
-    assert main(["plan", *STACKS, "--project", str(project), "--out", str(out)]) == 0
-    return out
+    return plan_stacks(tmp_path_factory, STACKS)
 
 
 def only(plans, stack: str, kind: str, name: str | None = None) -> dict:

@@ -14,7 +14,7 @@ from components.endpoint.experiment_agent import check_experiment_agents
 from components.endpoint.istio_routes import LEARNED_ROUTES
 from components.endpoint.workload import container_security, pod_security
 from components.observability.prometheus import PROMETHEUS_URL
-from tests.conftest import CRDS, REPO, load, write_stack
+from tests.conftest import CRDS, REPO, load, plan_stacks, write_stack
 from tests.crd_schema import load_crds, validate_custom_resource
 from tests.test_strategies_render import documents, routes_from_istio
 from turnout.cli import main
@@ -51,15 +51,7 @@ STACKS = {
 
 @pytest.fixture(scope="module")
 def plans(tmp_path_factory):
-    project = tmp_path_factory.mktemp("project")
-    shutil.copy(REPO / "Pulumi.yaml", project)
-    for folder in ("stacks", "policies", "environments"):
-        shutil.copytree(REPO / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name, config in STACKS.items():
-        write_stack(project, name, config)
-    out = tmp_path_factory.mktemp("out")
-    assert main(["plan", *STACKS, "--project", str(project), "--out", str(out)]) == 0
-    return out
+    return plan_stacks(tmp_path_factory, STACKS)
 
 
 def objects(plans, stack: str, kind: str) -> list[dict]:

@@ -13,7 +13,7 @@ import pytest
 
 from components.endpoint.agent_experiments import agent_host
 from components.endpoint.experiment_agent import agent_name
-from tests.conftest import CRDS, REPO, load, write_stack
+from tests.conftest import CRDS, REPO, load, plan_stacks, write_stack
 from tests.crd_schema import load_crds, validate_custom_resource
 from tests.test_strategies_render import documents, subset_version
 from turnout.cli import main
@@ -56,15 +56,7 @@ STACKS = {
 
 @pytest.fixture(scope="module")
 def plans(tmp_path_factory):
-    project = tmp_path_factory.mktemp("project")
-    shutil.copy(REPO / "Pulumi.yaml", project)
-    for folder in ("stacks", "policies", "environments"):
-        shutil.copytree(REPO / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name, stack in STACKS.items():
-        write_stack(project, name, stack)
-    out = tmp_path_factory.mktemp("out")
-    assert main(["plan", *STACKS, "--project", str(project), "--out", str(out)]) == 0
-    return out
+    return plan_stacks(tmp_path_factory, STACKS)
 
 
 def objects(plans, stack: str, kind: str) -> list[dict]:

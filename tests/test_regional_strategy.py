@@ -6,13 +6,11 @@ policies on each cluster's objects; bad configs name the key."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import yaml
 
-from tests.conftest import REPO, load, write_stack
-from turnout.cli import main
+from tests.conftest import load, plan_stacks
 from turnout.errors import ConfigError
 
 HOME, MARKET = "europe-west4", "australia-southeast1"
@@ -43,15 +41,7 @@ STACKS = {
 
 @pytest.fixture(scope="module")
 def plans(tmp_path_factory):
-    project = tmp_path_factory.mktemp("project")
-    shutil.copy(REPO / "Pulumi.yaml", project)
-    for folder in ("stacks", "policies", "environments"):
-        shutil.copytree(REPO / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name, stack in STACKS.items():
-        write_stack(project, name, stack)
-    out = tmp_path_factory.mktemp("out")
-    assert main(["plan", *STACKS, "--project", str(project), "--out", str(out)]) == 0
-    return out
+    return plan_stacks(tmp_path_factory, STACKS)
 
 
 def documents(stack_folder, cluster: str) -> list[dict]:
