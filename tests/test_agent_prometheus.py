@@ -93,8 +93,16 @@ def test_feedback_moves_the_weights_and_a_killed_agent_loses_nothing(world):
             assert status == 200 and body == {"accepted": len(feedback), "duplicates": 0}, body
         time.sleep(0.3)
     learned_in = time.monotonic() - started_at
-    status, before = http("GET", f"{agent.url}/v1/endpoints/{NAMESPACE}/report")
-    assert status == 200
+
+    def counted():
+        """The report once a round has read every answered request from Prometheus: until then its requests lag the
+        rewards already posted, and a rate is capped at 1."""
+        status, report = http("GET", f"{agent.url}/v1/endpoints/{NAMESPACE}/report")
+        by_version = {v["version"]: v for v in report["versions"]} if status == 200 else {}
+        caught_up = all(by_version.get(v, {}).get("requests") == models[v].answered for v in ("v1", "v2"))
+        return report if caught_up else None
+
+    before = wait_for(counted, 10 * INTERVAL, "a round that counted every answered request", poll=0.5)
     by_version = {v["version"]: v for v in before["versions"]}
     assert by_version["v2"]["rate"] > by_version["v1"]["rate"]
     assert by_version["v2"]["requests"] > 0 and by_version["v1"]["requests"] > 0, "counted from Prometheus"
