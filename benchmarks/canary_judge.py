@@ -24,7 +24,7 @@ at least 90% of the 5x regressions (inside the SLO) caught within 5 minutes at 1
 always-valid intervals (turnout_agent.agent: each rate's, and the difference's) covering the truth in at least
 95% of runs while read after every 100 requests per variant.
 
-    python benchmarks/canary_judge.py [--runs N] [--good-runs N] [--hours H] [--ab-runs N] [--json FILE]
+    python benchmarks/canary_judge.py [--runs N] [--good-runs N] [--hours H] [--ab-runs N] [--seed N] [--json FILE]
 
 Exit status 0 when every target holds, 1 otherwise.
 """
@@ -291,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--slow", type=float, default=0.01, help="share of slow requests, both versions (0: no latency judge; 0.01)"
     )
+    parser.add_argument("--seed", type=int, default=0, help="added to every cell's seed: another sample (0)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     JUDGE.update(alpha=args.alpha, min_requests=args.min_requests)
@@ -302,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         for c_index, canary in enumerate(CANARIES):
             runs = args.good_runs if canary == "good" else args.runs
             for judge in ("flagger", "sequential"):
-                cells.append(cell(judge, rps, canary, runs, seed=1000 * index + 10 * c_index, max_ticks=max_ticks))
+                cells.append(
+                    cell(judge, rps, canary, runs, seed=args.seed + 1000 * index + 10 * c_index, max_ticks=max_ticks)
+                )
                 print(f"  {judge} {rps:g} rps {canary}: {time.monotonic() - started:.0f}s", file=sys.stderr)
     coverage = ab_coverage(args.ab_runs, seed=7) if args.ab_runs else []
     print(table(cells))

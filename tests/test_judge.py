@@ -131,3 +131,26 @@ def test_counts_that_go_down_are_refused():
 def test_bad_options_say_what_is_allowed(options, fragment):
     with pytest.raises(ValueError, match=fragment):
         judge.SequentialJudge(**options)
+
+
+def test_the_rollback_mixture_leans_toward_large_regressions_and_stays_a_mixture():
+    # Four of an interval's five errors on a canary taking 10% of the requests (10 rps, 1 minute): a large
+    # regression. With the grid weighted equally the mixture is 169 (< 1/alpha = 200); weighted in proportion
+    # to the multiple's square it is 570, a rollback one interval sooner.
+    sequential = judge.SequentialJudge(alpha=0.005)
+    assert sequential.update(primary=(540, 1), canary=(60, 4)) == "rollback"
+    assert 500 < sequential.evidence()["regression_ratio"] < 650
+    # Still a mixture (weights that sum to 1), so Ville's inequality bounds false rollbacks by alpha.
+    assert sum(judge.REGRESSION_WEIGHTS) == pytest.approx(1)
+    assert all(w > 0 for w in judge.REGRESSION_WEIGHTS)
+    assert list(judge.REGRESSION_WEIGHTS) == sorted(judge.REGRESSION_WEIGHTS)
+
+
+def test_the_default_tolerance_leaves_a_canary_as_good_as_the_primary_inside_the_null():
+    # The same error rate on both: tested against 1.05 (the default) the evidence for a regression is weaker
+    # than against 1.0, so good canaries are rolled back less often than alpha; 1.0 stays available.
+    default, strict = judge.SequentialJudge(), judge.SequentialJudge(tolerance=1.0)
+    for sequential in (default, strict):
+        sequential.update(primary=(50000, 100), canary=(50000, 100))
+    assert default.tolerance == 1.05
+    assert default.evidence()["regression_ratio"] < 0.8 * strict.evidence()["regression_ratio"]
