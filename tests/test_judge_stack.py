@@ -140,6 +140,9 @@ def test_plans_have_no_violation_and_objects_validate(plans):
         ({"judge": "sequential", "minRequests": 0}, "strategy.progressive.minRequests", "from 1"),
         ({"judge": "threshold", "minRequests": 10}, "strategy.progressive.minRequests", "with judge 'sequential'"),
         ({"judge": "sequential", "maxLatencyMs": 300}, "strategy.progressive.maxLatencyMs", "250, 500, 1000"),
+        # the buckets as the user writes them, never in scientific notation
+        ({"judge": "sequential", "maxLatencyMs": 300}, "strategy.progressive.maxLatencyMs", "0.5, 1, 5,"),
+        ({"judge": "sequential", "maxLatencyMs": 300}, "strategy.progressive.maxLatencyMs", "1800000, 3600000"),
     ],
 )
 def test_bad_configs_name_the_key(progressive, key, says):

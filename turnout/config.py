@@ -21,8 +21,10 @@ from turnout.network import DEFAULT_ADDRESS_SPACE, address_space, region_cidrs, 
 from turnout.regions import EXAMPLES, KNOWN_REGIONS
 from turnout.schema import config_fields, parse_object, parse_value, setting, yaml_key
 from turnout.strategies import (
+    ISTIO_LATENCY_BUCKETS_MS,
     Strategy,
     check_backend,
+    latency_buckets_text,
     parse_strategy,
     with_default_version,
 )
@@ -255,12 +257,13 @@ class Serving:
 
 
 # Istio's default buckets of istio_request_duration_milliseconds: a latency objective is counted exactly from one.
-ISTIO_LATENCY_BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000)
+# An SLO's latency: one of Istio's buckets (turnout.strategies), in whole milliseconds up to ten minutes.
+SLO_LATENCY_BUCKETS_MS = tuple(int(b) for b in ISTIO_LATENCY_BUCKETS_MS if b == int(b) and b <= 600_000)
 
 
 def _latency_bucket(value: object, path: str) -> int:
-    if isinstance(value, bool) or value not in ISTIO_LATENCY_BUCKETS_MS:
-        allowed = "one of Istio's latency buckets (ms): " + ", ".join(map(str, ISTIO_LATENCY_BUCKETS_MS))
+    if isinstance(value, bool) or value not in SLO_LATENCY_BUCKETS_MS:
+        allowed = "one of Istio's latency buckets (ms): " + latency_buckets_text(SLO_LATENCY_BUCKETS_MS)
         raise ConfigError(path, describe(value), allowed)
     return int(value)
 

@@ -174,8 +174,7 @@ class Progressive:
                 f"{path}.maxLatencyMs",
                 f"{self.max_latency_ms} with judge 'sequential'",
                 "with judge sequential, one of Istio's latency buckets (ms; the judge compares the canary's share "
-                "of requests slower than it with the primary's): "
-                + ", ".join(f"{b:g}" for b in ISTIO_LATENCY_BUCKETS_MS),
+                "of requests slower than it with the primary's): " + latency_buckets_text(),
             )
         if self.judge != "sequential":
             for key, value in (("alpha", self.alpha), ("minRequests", self.min_requests)):
@@ -497,6 +496,13 @@ ISTIO_LATENCY_BUCKETS_MS = (
     1800000,
     3600000,
 )
+
+
+def latency_buckets_text(buckets=ISTIO_LATENCY_BUCKETS_MS) -> str:
+    """The buckets as a user writes them: 0.5, 1, ..., 3600000 (never 3.6e+06)."""
+    return ", ".join(str(int(b)) if b == int(b) else str(b) for b in buckets)
+
+
 BANDIT_POLICIES = ("thompson", "ucb1", "epsilon-greedy")
 MAX_ARMS = 10
 _PRINCIPAL = re.compile(r"^[a-z0-9.-]+/ns/[a-z0-9]([-a-z0-9]*[a-z0-9])?/sa/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -509,7 +515,7 @@ def _fraction(value: object, path: str) -> float:
 
 
 def _latency_bucket(value: object, path: str) -> float:
-    allowed = "one of Istio's latency buckets (ms): " + ", ".join(f"{b:g}" for b in ISTIO_LATENCY_BUCKETS_MS)
+    allowed = "one of Istio's latency buckets (ms): " + latency_buckets_text()
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value not in ISTIO_LATENCY_BUCKETS_MS:
         raise ConfigError(path, describe(value), allowed)
     return value

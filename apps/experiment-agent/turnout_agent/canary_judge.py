@@ -44,6 +44,7 @@ from turnout.experiments.judge import SequentialJudge
 from turnout_agent.agent import confidence_interval
 from turnout_agent.mesh import MeshError, Prometheus
 from turnout_agent.metrics import Families
+from turnout_agent.server import send_json
 from turnout_agent.settings import SettingsError
 
 log = logging.getLogger("turnout_agent")
@@ -460,12 +461,7 @@ class CanaryJudge:
             server_version = "turnout-experiment-agent/0.1.0"
 
             def _json(self, status: int, body: dict) -> None:
-                data = (json.dumps(body, sort_keys=True) + "\n").encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, body)
 
             def do_GET(self) -> None:  # noqa: N802
                 if self.path == "/healthz":

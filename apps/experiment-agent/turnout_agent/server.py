@@ -165,6 +165,16 @@ def metrics_text(agent: Agent) -> str:
     return "\n".join(lines) + "\n"
 
 
+def send_json(handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:
+    """Answer `body` as JSON (keys sorted, one line) with `status`: every listener of the agent answers this way."""
+    data = (json.dumps(body, sort_keys=True) + "\n").encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 def make_server(agent: Agent, host: str = "0.0.0.0", port: int | None = None) -> ThreadingHTTPServer:
     settings = agent.settings
     prefix = f"/v1/endpoints/{settings.endpoint}/"
@@ -173,12 +183,7 @@ def make_server(agent: Agent, host: str = "0.0.0.0", port: int | None = None) ->
         server_version = "turnout-experiment-agent/0.1.0"
 
         def _json(self, status: int, body: Any) -> None:
-            data = (json.dumps(body, sort_keys=True) + "\n").encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body)
 
         def _error(self, status: int, field: str | None, message: str) -> None:
             self._json(status, {"error": message, "field": field})
