@@ -11,14 +11,12 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.conftest import REPO
 from tests.test_e2e import load_e2e
-from tests.test_e2e_refused import Gateway, _registrations
+from tests.test_e2e_refused import Gateway, _registrations, config
 from turnout.cli import main as turnout_main
 from turnout.experiments.judge import SequentialJudge
 
@@ -27,10 +25,6 @@ e2e = load_e2e()
 ENVIRONMENTS = REPO / "environments"
 UPDATE = ENVIRONMENTS / "Pulumi.e2e-judged.yaml"
 ENDPOINT = "judged"
-
-
-def config(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())["config"]
 
 
 @pytest.fixture(scope="module")
