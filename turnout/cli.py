@@ -345,11 +345,13 @@ def failover_command(args: argparse.Namespace) -> int:
 
 
 def run() -> None:
-    """The console script: main() without the cyclic garbage collector, then exit without the interpreter's
-    teardown (turnout/offline/fast.py)."""
-    from turnout.offline import fast
+    """The console script: main() without the cyclic garbage collector, with the provider packages imported as a
+    plan needs them (turnout/offline/provider_imports.py), then exit without the interpreter's teardown
+    (turnout/offline/fast.py)."""
+    from turnout.offline import fast, provider_imports
 
     fast.collect_nothing()
+    provider_imports.install()
     fast.exit_now(main())
 
 

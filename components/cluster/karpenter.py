@@ -88,7 +88,7 @@ class _Tagged:
         self.tag, self.value = tag, value
 
 
-class _TemplateLoader(yaml.SafeLoader):
+class _TemplateLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when present: faster
     pass
 
 

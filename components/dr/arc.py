@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,25 +287,41 @@ def workflows(
     ]
 
 
-_ARGS_DICT = re.compile(r"'(\w+ArgsDict)'")
-
-
 def plan_argument_problems(value: Any, typed: type, path: str = "") -> list[str]:
     """Keys of `value` that the provider's input type `typed` (a pulumi_aws `...ArgsDict`) does not have, and required
     keys it lacks, recursively. The offline mocks pass any key through, while `pulumi up` would send it to a
-    provider that ignores or rejects it (a singular `kubernetes_resource_type` for the provider's list, say)."""
+    provider that ignores or rejects it (a singular `kubernetes_resource_type` for the provider's list, say).
+
+    The declared types are read with `typing.get_type_hints`, so they are the same whether the provider's module was
+    compiled with its annotations evaluated (`pulumi up`) or deferred (`turnout plan`, turnout/offline/fast.py)."""
     if isinstance(value, list):
         return [p for i, item in enumerate(value) for p in plan_argument_problems(item, typed, f"{path}[{i}]")]
     if not isinstance(value, dict):
         return []
-    annotations = typed.__annotations__
-    problems = [f"{path}.{key}: not an input of {typed.__name__}" for key in value if key not in annotations]
-    problems += [f"{path}.{key}: required by {typed.__name__}" for key in typed.__required_keys__ if key not in value]
+    # `pulumi.Input[T]` holds the forward references `Output[T]`; the SDK resolves them so too (pulumi/_types.py).
+    hints = typing.get_type_hints(typed, localns={"Output": pulumi.Output, "T": type(None)}, include_extras=True)
+    problems = [f"{path}.{key}: not an input of {typed.__name__}" for key in value if key not in hints]
+    problems += [
+        f"{path}.{key}: required by {typed.__name__}"
+        for key, hint in hints.items()
+        if typing.get_origin(hint) is not typing.NotRequired and key not in value
+    ]
     for key, item in value.items():
-        nested = _ARGS_DICT.findall(str(annotations.get(key, "")))
-        if nested:
-            problems += plan_argument_problems(item, getattr(arcregionswitch_inputs, nested[0]), f"{path}.{key}")
+        nested = _nested_args_dict(hints.get(key))
+        if nested is not None:
+            problems += plan_argument_problems(item, nested, f"{path}.{key}")
     return problems
+
+
+def _nested_args_dict(hint: Any) -> type | None:
+    """The first TypedDict inside a declared type (`NotRequired[Input[Sequence[Input[XArgsDict]]]]` -> XArgsDict)."""
+    if typing.is_typeddict(hint):
+        return hint
+    for argument in typing.get_args(hint):
+        found = _nested_args_dict(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def check_plan_arguments(arguments: dict) -> None:

@@ -33,6 +33,7 @@ KUBE_STATE_METRICS = f"{RELEASE}-kube-state-metrics"
 RULES_CONFIGMAP = "turnout-alert-rules"
 RULES_DIR = "/etc/turnout-rules"
 RECEIVER_SECRET = "turnout-alert-receiver"
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: the same text, faster
 RECEIVER_DIR = "/etc/turnout-alert-receiver"
 RECEIVER_KEY = "secret"
 SCRAPE_INTERVAL = "15s"
@@ -266,7 +267,7 @@ class ClusterPrometheus(pulumi.ComponentResource):
                         "labels": {"turnout.dev/alert-rules": "true"},
                     },
                     data={
-                        f"{endpoint}.yml": yaml.safe_dump(rules, sort_keys=False, width=200)
+                        f"{endpoint}.yml": yaml.dump(rules, Dumper=_Dumper, sort_keys=False, width=200)
                         for endpoint, rules in sorted(args.rule_files.items())
                     },
                     opts=in_namespace,

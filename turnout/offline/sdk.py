@@ -16,7 +16,11 @@ The internals, and what for:
   output's task (`Output._track`): `one_wait_for_outputs`, the SDK's final wait with one wait for all
   the pending outputs instead of one per output;
 - `resource._get_stack_trace`, called by name from `resource.register_resource`:
-  `no_source_positions`, which skips the stack walk the mock monitor never reads.
+  `no_source_positions`, which skips the stack walk the mock monitor never reads;
+- `pulumi._types` reading the provider classes' annotations only through `typing.get_type_hints`
+  (`_raw_return_hints`, `_types_from_annotations`), which resolves a deferred annotation as it would an
+  evaluated one: provider_imports.py compiles the providers' modules with deferred annotations for the
+  console script. tests/test_provider_imports.py compares what the SDK derives both ways.
 """
 
 from __future__ import annotations

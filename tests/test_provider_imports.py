@@ -1,0 +1,281 @@
+"""turnout/offline/provider_imports.py: the console script imports the provider packages lazily and with deferred
+annotations, and nothing a plan produces changes.
+
+The comparisons run the deferred side in a child process (the import hook changes how a whole process imports
+those packages) and the eager side here, where the packages load as they do under `pulumi up`."""
+
+from __future__ import annotations
+
+import filecmp
+import importlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from turnout.offline import provider_imports
+
+
+def _child_env() -> dict[str, str]:
+    """The child may write its bytecode cache (an environment that forbids it gets the packages as usual)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def _deferred(script: str) -> object:
+    """Run `script` in a child with the hook installed; it prints one JSON document, returned here."""
+    prelude = "import json, sys\nfrom turnout.offline import provider_imports\nprovider_imports.install()\n"
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env=_child_env(),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def _where(value: object) -> str:
+    if isinstance(value, types.ModuleType):
+        return f"module {value.__name__}"
+    return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__qualname__)}"
+
+
+@pytest.mark.parametrize("package", ["pulumi_aws.ec2", "pulumi_kubernetes.core.v1", "pulumi_aws.route53"])
+def test_a_lazy_package_serves_every_name_its_star_imports_would(package):
+    """Each public name of the package, imported as usual, is served by the lazy package as the same object
+    (same defining module and name), and listed by dir()."""
+    eager = importlib.import_module(package)
+    expected = {
+        name: _where(getattr(eager, name))
+        for name in dir(eager)
+        if not name.startswith("_") and not isinstance(getattr(eager, name), types.ModuleType)
+    }
+    lazy = _deferred(
+        f"""
+        import importlib, types
+        package = importlib.import_module({package!r})
+        assert hasattr(package, "_turnout_owner"), "the package was imported as usual"
+        listed = [n for n in dir(package) if not n.startswith("_")]
+        def where(value):
+            if isinstance(value, types.ModuleType):
+                return "module " + value.__name__
+            return getattr(value, "__module__", "?") + "." + getattr(value, "__qualname__", type(value).__qualname__)
+        names = {{n: where(getattr(package, n)) for n in {sorted(expected)!r}}}
+        print(json.dumps({{"listed": listed, "names": names}}))
+        """
+    )
+    assert lazy["names"] == expected
+    assert set(expected) <= set(lazy["listed"])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # importing every EC2 resource warns about deprecated ones
+def test_deferred_annotations_resolve_to_the_types_the_sdk_reads_when_evaluated():
+    """What the SDK derives from the annotations (each property's type, for every input, output and resource
+    class of the modules a stack uses) is the same, and so is the ARC argument check that reads them."""
+    modules = [
+        "pulumi_aws.ec2._inputs",
+        "pulumi_aws.ec2.outputs",
+        "pulumi_aws.ec2.vpc",
+        "pulumi_aws.eks.cluster",
+        "pulumi_aws.arcregionswitch._inputs",
+        "pulumi_kubernetes.core.v1._inputs",
+        "pulumi_kubernetes.core.v1.outputs",
+        "pulumi_kubernetes.apps.v1.Deployment",
+    ]
+    script = f"""
+        import importlib, inspect, pulumi
+        from pulumi import _types
+        from components.dr import arc
+        from pulumi_aws.arcregionswitch import _inputs as arc_inputs
+        result = {{}}
+        for name in {modules!r}:
+            module = importlib.import_module(name)
+            assert "from __future__" not in inspect.getsource(module)[:2000]
+            for attr, cls in sorted(vars(module).items()):
+                if not inspect.isclass(cls) or cls.__module__ != name:
+                    continue
+                if _types.is_input_type(cls) or _types.is_output_type(cls) or issubclass(cls, pulumi.Resource):
+                    types = _types._types_from_py_properties(cls)
+                    result[name + "." + attr] = {{k: repr(v) for k, v in sorted(types.items())}}
+        bad = {{"workflow_target_action": "activate", "stepz": []}}
+        result["arc check"] = arc.plan_argument_problems(bad, arc_inputs.PlanWorkflowArgsDict, "workflows")
+        result["deferred"] = isinstance(arc_inputs.PlanWorkflowArgsDict.__annotations__["steps"], str) or repr(
+            arc_inputs.PlanWorkflowArgsDict.__annotations__["steps"]).startswith("ForwardRef")
+        print(json.dumps(result))
+    """
+    deferred = _deferred(script)
+    assert deferred.pop("deferred") is True, "the child imported the provider modules as usual"
+
+    import inspect
+
+    import pulumi
+    from pulumi import _types
+    from pulumi_aws.arcregionswitch import _inputs as arc_inputs
+
+    from components.dr import arc
+
+    eager: dict[str, object] = {}
+    for name in modules:
+        module = importlib.import_module(name)
+        for attr, cls in sorted(vars(module).items()):
+            if not inspect.isclass(cls) or cls.__module__ != name:
+                continue
+            if _types.is_input_type(cls) or _types.is_output_type(cls) or issubclass(cls, pulumi.Resource):
+                eager[f"{name}.{attr}"] = {k: repr(v) for k, v in sorted(_types._types_from_py_properties(cls).items())}
+    bad = {"workflow_target_action": "activate", "stepz": []}
+    eager["arc check"] = arc.plan_argument_problems(bad, arc_inputs.PlanWorkflowArgsDict, "workflows")
+    assert len(eager) > 1000
+    assert "workflows.stepz: not an input of PlanWorkflowArgsDict" in eager["arc check"]
+    assert deferred == eager
+
+
+def test_every_bundled_stack_plans_byte_identically_with_and_without(tmp_path):
+    """`turnout plan --all` as the console script runs it (hook installed) against the same plan with the
+    packages imported as usual: every file of every stack is the same. The interpreter's import log shows the
+    difference: as usual, the first use of `aws.ec2` loads every EC2 module; hooked, only those used."""
+    hooked, plain = tmp_path / "hooked", tmp_path / "plain"
+    runs = {
+        hooked: [sys.executable, "-X", "importtime", "-m", "turnout.cli", "plan", "--all", "--out", str(hooked)],
+        plain: [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            "import sys; from turnout import cli; sys.exit(cli.main(sys.argv[1:]))",
+            "plan",
+            "--all",
+            "--out",
+            str(plain),
+        ],
+    }
+    logs = {}
+    for out, command in runs.items():
+        env = {**_child_env(), "TURNOUT_PLAN_WORKERS": "1"}  # one process: its import log is complete
+        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900, env=env)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        logs[out] = done.stderr
+    unused = "| pulumi_aws.ec2.allowed_images_settings\n"  # an EC2 module no stack uses
+    assert unused in logs[plain] and unused not in logs[hooked]
+
+    def differences(comparison: filecmp.dircmp) -> list[str]:
+        found = [*comparison.left_only, *comparison.right_only, *comparison.funny_files]
+        _, mismatch, errors = filecmp.cmpfiles(comparison.left, comparison.right, comparison.common_files, False)
+        found += mismatch + errors
+        for sub in comparison.subdirs.values():
+            found += differences(sub)
+        return found
+
+    comparison = filecmp.dircmp(hooked, plain)
+    assert len(comparison.common_dirs) >= 11
+    assert differences(comparison) == []
+
+
+def _package(folder: Path, init: str, modules: dict[str, str]) -> Path:
+    folder.mkdir()
+    (folder / "__init__.py").write_text(init)
+    for name, text in modules.items():
+        (folder / f"{name}.py").write_text(text)
+    return folder
+
+
+GENERATED = "# coding=utf-8\n# *** WARNING: this file was generated by pulumi-language-python. ***\n"
+
+
+def test_the_last_star_import_wins_and_submodules_stay_attributes(tmp_path):
+    folder = _package(
+        tmp_path / "pkg",
+        GENERATED + "import builtins as _builtins\nfrom .. import _utilities\nimport typing\n"
+        "from .a import *\nfrom .b import *\nfrom . import outputs\n",
+        {"a": "__all__ = ['X', 'OnlyA']\n", "b": "__all__ = [\n    'X',\n]\n"},
+    )
+    source = provider_imports.lazy_package_source((folder / "__init__.py").read_text(), str(folder))
+    assert source is not None
+    assert "from .. import _utilities" in source and "from .a import" not in source
+    assert "'X': 'b'" in source and "'OnlyA': 'a'" in source
+    assert "_turnout_modules = ('outputs',)" in source
+
+
+@pytest.mark.parametrize(
+    "init, modules",
+    [
+        ("from .a import *\nfoo = 1\n", {"a": "__all__ = ['X']\n"}),  # more than star imports
+        ("from .a import *\n", {"a": "X = 1\n"}),  # no __all__: every public name, unknown here
+        ("from .a import *\n", {"a": "__all__ = ['X']\n__all__ += ['Y']\n"}),  # __all__ built up
+        ("from .a import *\n", {"a": "__all__ = ['X'] + OTHER\n"}),  # not a literal
+        ("from .sub import *\n", {}),  # a subpackage or a compiled module
+        ("from . import outputs\n", {}),  # nothing to serve
+    ],
+)
+def test_a_package_that_is_not_only_star_imports_of_literal_names_loads_as_usual(tmp_path, init, modules):
+    folder = _package(tmp_path / "pkg", GENERATED + init, modules)
+    assert provider_imports.lazy_package_source((folder / "__init__.py").read_text(), str(folder)) is None
+
+
+def _load(name: str, path: Path) -> types.ModuleType:
+    loader = provider_imports._Loader(name, str(path))
+    spec = importlib.util.spec_from_loader(name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_generated_modules_defer_annotations_and_a_changed_source_is_compiled_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    path = tmp_path / "generated_module.py"
+    path.write_text(GENERATED + "def f(x: Undefined) -> int:\n    return 1\n")
+    first = _load("generated_module", path)
+    assert first.f.__annotations__ == {"x": "Undefined", "return": "int"}  # never evaluated: no NameError
+    assert Path(provider_imports.bytecode_path(str(path))).exists()
+    assert _load("generated_module", path).f.__annotations__["x"] == "Undefined"  # from the cache
+    path.write_text(GENERATED + "def f(x: int) -> str:\n    return 'changed'\n")
+    assert _load("generated_module", path).f(1) == "changed"  # another size: the stamp no longer matches
+
+
+def test_hand_written_modules_keep_their_annotations_evaluated(tmp_path):
+    path = tmp_path / "hand_written.py"
+    path.write_text("def f(x: int) -> str:\n    return ''\n")
+    assert _load("hand_written", path).f.__annotations__ == {"x": int, "return": str}
+
+
+def test_where_bytecode_may_not_be_written_and_none_is_cached_modules_load_as_usual(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.setattr(provider_imports, "bytecode_path", lambda source: str(tmp_path / "absent.pyc"))
+    spec = provider_imports._Finder().find_spec("pulumi_random", None)
+    assert type(spec.loader) is importlib.machinery.SourceFileLoader
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    spec = provider_imports._Finder().find_spec("pulumi_random", None)
+    assert type(spec.loader) is provider_imports._Loader
+
+
+def test_other_packages_are_not_touched():
+    assert provider_imports._Finder().find_spec("yaml", None) is None
+    assert provider_imports._Finder().find_spec("pulumi", None) is None
+
+
+def test_library_callers_import_the_packages_as_usual():
+    """Only the console script installs the hook (the identity test above runs it); importing turnout does not."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom turnout import cli\nfrom turnout.offline import planner\n"
+            "print([type(f).__name__ for f in sys.meta_path])\n",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        env=_child_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "_Finder" not in done.stdout
