@@ -62,7 +62,7 @@ bench: $(INSTALLED)
 bench-policy: $(INSTALLED)  ## the whole policy pack on the largest bundled stack (target: under 1 s)
 	$(BIN)/python benchmarks/policy_speed.py
 
-bench-bandit: $(INSTALLED)  ## regret of turnout's bandit against Seldon v1's epsilon-greedy (a few minutes)
+bench-bandit: $(INSTALLED)  ## regret of turnout's bandit against Seldon v1's epsilon-greedy (about 15 minutes on 2 cores)
 	$(BIN)/python benchmarks/bandit_regret.py
 
 bench-judge: $(INSTALLED)  ## the sequential canary judge against Flagger's threshold analysis, A/B coverage (a few minutes)

@@ -3,6 +3,12 @@
 Simulated Bernoulli arms (a request to arm i earns a reward with probability p_i). Regret is the
 expected reward lost against always serving the best arm: the sum over requests of p_best - p_arm.
 
+Every policy of a run meets the same outcomes: the n-th request sent to an arm earns, under every
+policy, what the run drew for that arm's n-th request beforehand (common random numbers; `outcomes`).
+Regrets then differ by what the policies chose rather than by luck, which narrows the intervals of
+their ratios (95% bootstrap intervals over runs, printed with each ratio) without changing any
+policy's expected regret.
+
 - turnout (thompson): what the agent does. Every `interval` it calls `bandit.allocate("thompson",
   ...)` with each arm's (requests, rewards) so far; the next interval's requests are split by those
   weights; their rewards reach the agent at the end of the interval (a batch). Optionally a share
@@ -56,6 +62,27 @@ MISSING_SHARE = 0.2
 SELDON_EPSILON = 0.1
 
 
+def outcomes(rates: tuple[float, ...], requests: int, seed: int) -> np.ndarray:
+    """The run's rewards, drawn before any policy acts: row i holds the outcome of arm i's 1st, 2nd, ... request.
+
+    Every policy of a run meets the same outcomes in the same order (common random numbers): the n-th request
+    a policy sends to an arm earns what the n-th request to that arm earns under any other policy. The
+    policies' regrets differ then by what they chose, not by the luck of the draw, which narrows the
+    uncertainty of their ratios without changing any policy's expected regret."""
+    return np.random.default_rng([seed, 1]).random((len(rates), requests)) < np.array(rates)[:, None]
+
+
+def reports(arms: int, requests: int, seed: int, missing: float) -> np.ndarray:
+    """Whether the caller reports the outcome of arm i's n-th request (probability 1 - missing), also fixed in
+    advance, so that a run with missing outcomes differs from the complete one only by what is missing."""
+    return np.random.default_rng([seed, 2]).random((arms, requests)) >= missing
+
+
+def _counted(table: np.ndarray) -> np.ndarray:
+    """Cumulative counts per arm, with a leading 0: counted[i, n] is the sum of table[i, :n]."""
+    return np.concatenate([np.zeros((table.shape[0], 1), dtype=np.int64), np.cumsum(table, axis=1)], axis=1)
+
+
 def turnout_batched(
     rates: tuple[float, ...],
     requests: int,
@@ -73,10 +100,16 @@ def turnout_batched(
     agent's trials are the requests the mesh counted) or "unknown" (callers report every outcome,
     0 included, so trials are the outcomes reported)."""
     rng = random.Random(seed)
-    env = np.random.default_rng(seed)
+    split = np.random.default_rng([seed, 3])
     arms = [f"v{i}" for i in range(len(rates))]
+    every = np.arange(len(rates))
     p = np.array(rates)
     gaps = p.max() - p
+    won = _counted(outcomes(rates, requests, seed))
+    if missing:
+        told = reports(len(rates), requests, seed, missing)
+        seen, seen_won = _counted(told), _counted(told & outcomes(rates, requests, seed))
+    pulled = np.zeros(len(rates), dtype=np.int64)
     served = np.zeros(len(rates))
     rewarded = np.zeros(len(rates))
     regret = 0.0
@@ -85,37 +118,45 @@ def turnout_batched(
         size = min(batch, requests - done)
         stats = {arm: (float(served[i]), float(rewarded[i])) for i, arm in enumerate(arms)}
         weights = bandit.allocate("thompson", stats, min_weight=min_weight, rng=rng)
-        counts = env.multinomial(size, np.array([weights[arm] for arm in arms]) / 100.0)
-        rewards = env.binomial(counts, p)
-        if unreported == "unknown":  # every outcome, 0 or 1, is reported with probability 1 - missing
-            trials = env.binomial(counts, 1.0 - missing) if missing else counts
-            # The reported outcomes are a random subset of the interval's: their rewards are hypergeometric.
-            reported = np.array(
-                [env.hypergeometric(r, c - r, t) if c else 0 for r, c, t in zip(rewards, counts, trials, strict=True)]
+        counts = split.multinomial(size, np.array([weights[arm] for arm in arms]) / 100.0)
+        after = pulled + counts
+        if not missing:
+            trials, reported = counts, won[every, after] - won[every, pulled]
+        elif unreported == "unknown":  # every outcome, 0 or 1, reaches the agent if its caller reports it
+            trials, reported = (
+                seen[every, after] - seen[every, pulled],
+                seen_won[every, after] - seen_won[every, pulled],
             )
-        else:
-            trials = counts
-            reported = env.binomial(rewards, 1.0 - missing) if missing else rewards
+        else:  # only rewards are reported: every request counts, a lost reward reads as none
+            trials, reported = counts, seen_won[every, after] - seen_won[every, pulled]
         served += trials
         rewarded += reported
         regret += float(counts @ gaps)
+        pulled = after
         done += size
     return regret
 
 
-def thompson_immediate(rates: tuple[float, ...], requests: int, runs: int, seed: int) -> np.ndarray:
-    """Per-request Thompson sampling over `runs` independent runs at once; regret per run."""
-    env = np.random.default_rng(seed)
+def _tables(rates: tuple[float, ...], requests: int, seeds: list[int]) -> np.ndarray:
+    return np.stack([outcomes(rates, requests, seed) for seed in seeds])
+
+
+def thompson_immediate(rates: tuple[float, ...], requests: int, seeds: list[int]) -> np.ndarray:
+    """Per-request Thompson sampling, one run per seed at once (the runs' outcomes as `outcomes`); regret per run."""
+    env = np.random.default_rng([seeds[0], len(seeds), 4])
     p = np.array(rates)
     gaps = p.max() - p
-    k = len(rates)
+    k, runs = len(rates), len(seeds)
+    table = _tables(rates, requests, seeds)
     successes = np.zeros((runs, k))
     failures = np.zeros((runs, k))
+    pulled = np.zeros((runs, k), dtype=np.int64)
     regret = np.zeros(runs)
     rows = np.arange(runs)
     for _ in range(requests):
         arm = np.argmax(env.beta(1.0 + successes, 1.0 + failures), axis=1)
-        reward = env.random(runs) < p[arm]
+        reward = table[rows, arm, pulled[rows, arm]]
+        pulled[rows, arm] += 1
         successes[rows, arm] += reward
         failures[rows, arm] += ~reward
         regret += gaps[arm]
@@ -123,15 +164,16 @@ def thompson_immediate(rates: tuple[float, ...], requests: int, runs: int, seed:
 
 
 def seldon_epsilon_greedy(
-    rates: tuple[float, ...], requests: int, runs: int, seed: int, epsilon: float = SELDON_EPSILON
+    rates: tuple[float, ...], requests: int, seeds: list[int], epsilon: float = SELDON_EPSILON
 ) -> np.ndarray:
-    """Seldon Core v1's EpsilonGreedy router (components/routers/epsilon-greedy) over `runs` runs at once."""
-    env = np.random.default_rng(seed)
+    """Seldon Core v1's EpsilonGreedy router (components/routers/epsilon-greedy), one run per seed at once."""
+    env = np.random.default_rng([seeds[0], len(seeds), 5])
     p = np.array(rates)
     gaps = p.max() - p
-    k = len(rates)
+    k, runs = len(rates), len(seeds)
+    table = _tables(rates, requests, seeds)
     successes = np.zeros((runs, k))
-    tries = np.zeros((runs, k))
+    tries = np.zeros((runs, k), dtype=np.int64)
     best = env.integers(0, k, runs)  # "Starting with a random branch"
     regret = np.zeros(runs)
     rows = np.arange(runs)
@@ -139,7 +181,7 @@ def seldon_epsilon_greedy(
         other = env.integers(0, k - 1, runs)
         other += other >= best  # a random branch among the others
         arm = np.where(env.random(runs) > epsilon, best, other)
-        reward = env.random(runs) < p[arm]
+        reward = table[rows, arm, tries[rows, arm]]
         successes[rows, arm] += reward
         tries[rows, arm] += 1
         values = np.divide(successes, tries, out=np.zeros_like(successes), where=tries > 0)
@@ -155,24 +197,43 @@ def uniform(rates: tuple[float, ...], requests: int) -> float:
     return float(requests * (p.max() - p.mean()))
 
 
+RATIOS = {  # name -> (numerator, denominator), both policies' mean regret over the same runs
+    "versus_epsilon_greedy": ("batched", "epsilon_greedy"),
+    "batched_over_immediate": ("batched", "immediate"),
+    "missing_over_complete": ("missing", "batched"),
+    "missing_outcomes_over_complete": ("missing_outcomes", "batched"),
+}
+BOOTSTRAP = 2000
+
+
 @dataclass(frozen=True)
 class Row:
+    """One scenario: each policy's regret per run (runs in seed order, so run i of every policy met the same
+    outcomes) and the uniform split's expected regret."""
+
     scenario: str
     uniform: float
-    epsilon_greedy: float
-    immediate: float
-    batched: float
-    missing: float
-    missing_outcomes: float
-    floor5: float
+    regrets: dict[str, tuple[float, ...]]
+
+    def mean(self, policy: str) -> float:
+        return float(np.mean(self.regrets[policy]))
 
     def ratios(self) -> dict[str, float]:
-        return {
-            "versus_epsilon_greedy": self.batched / self.epsilon_greedy,
-            "batched_over_immediate": self.batched / self.immediate,
-            "missing_over_complete": self.missing / self.batched,
-            "missing_outcomes_over_complete": self.missing_outcomes / self.batched,
-        }
+        return {name: self.mean(top) / self.mean(bottom) for name, (top, bottom) in RATIOS.items()}
+
+    def intervals(self) -> dict[str, tuple[float, float]]:
+        """95% bootstrap intervals of each ratio: runs resampled with replacement, each run whole (all its
+        policies together, as they shared its outcomes)."""
+        runs = len(self.regrets["batched"])
+        picks = np.random.default_rng(7).integers(0, runs, (BOOTSTRAP, runs))
+        found = {}
+        for name, (top, bottom) in RATIOS.items():
+            resampled = np.asarray(self.regrets[top])[picks].mean(axis=1) / np.asarray(self.regrets[bottom])[
+                picks
+            ].mean(axis=1)
+            low, high = np.percentile(resampled, [2.5, 97.5])
+            found[name] = (float(low), float(high))
+        return found
 
     def failures(self) -> list[str]:
         ratios = self.ratios()
@@ -191,27 +252,31 @@ class Row:
         return found
 
 
-def _batched_mean(args) -> float:
+def _batched_runs(args) -> list[float]:
     rates, requests, batch, seeds, missing, min_weight, unreported = args
-    return float(
-        np.mean(
-            [
-                turnout_batched(
-                    rates, requests, batch, s, missing=missing, min_weight=min_weight, unreported=unreported
-                )
-                for s in seeds
-            ]
+    return [
+        turnout_batched(rates, requests, batch, s, missing=missing, min_weight=min_weight, unreported=unreported)
+        for s in seeds
+    ]
+
+
+def _vector_runs(args) -> list[float]:
+    policy, rates, requests, seeds = args
+    return [
+        float(r)
+        for r in {"immediate": thompson_immediate, "epsilon_greedy": seldon_epsilon_greedy}[policy](
+            rates, requests, seeds
         )
-    )
+    ]
 
 
 def measure(scenario: str, *, runs: int, requests: int, batch: int, pool: ProcessPoolExecutor) -> Row:
     rates = SCENARIOS[scenario]
     seeds = list(range(runs))
-    halves = [seeds[: runs // 2], seeds[runs // 2 :]]  # one job per half, so both cores work
+    chunks = [seeds[i : i + 25] for i in range(0, runs, 25)]  # jobs small enough to keep both cores busy
     jobs = {
         name: [
-            pool.submit(_batched_mean, (rates, requests, batch, part, missing, floor, unreported)) for part in halves
+            pool.submit(_batched_runs, (rates, requests, batch, part, missing, floor, unreported)) for part in chunks
         ]
         for name, missing, floor, unreported in (
             ("batched", 0.0, 0, "zero"),
@@ -220,28 +285,30 @@ def measure(scenario: str, *, runs: int, requests: int, batch: int, pool: Proces
             ("floor5", 0.0, 5, "zero"),
         )
     }
-    immediate = pool.submit(thompson_immediate, rates, requests, runs, 1)
-    greedy = pool.submit(seldon_epsilon_greedy, rates, requests, runs, 2)
-
-    def mean_of(futures) -> float:
-        return sum(f.result() * len(part) for f, part in zip(futures, halves, strict=True)) / runs
-
+    for policy in ("immediate", "epsilon_greedy"):
+        jobs[policy] = [pool.submit(_vector_runs, (policy, rates, requests, part)) for part in chunks]
     return Row(
         scenario=scenario,
         uniform=uniform(rates, requests),
-        epsilon_greedy=float(greedy.result().mean()),
-        immediate=float(immediate.result().mean()),
-        batched=mean_of(jobs["batched"]),
-        missing=mean_of(jobs["missing"]),
-        missing_outcomes=mean_of(jobs["missing_outcomes"]),
-        floor5=mean_of(jobs["floor5"]),
+        regrets={name: tuple(r for f in futures for r in f.result()) for name, futures in jobs.items()},
     )
+
+
+def _ratio_text(row: Row):
+    """A ratio as the table shows it: the estimate, its interval and the target, if any."""
+    ratios, intervals = row.ratios(), row.intervals()
+
+    def text(name: str, target: float | None = None) -> str:
+        bound = f"; ≤ {target}" if target is not None else ""
+        return f"{ratios[name]:.2f} ({intervals[name][0]:.2f}–{intervals[name][1]:.2f}{bound})"
+
+    return text
 
 
 def table(rows: list[Row], runs: int, requests: int, batch: int) -> str:
     lines = [
         f"Mean cumulative regret over {runs} seeded runs of {requests:,} requests; turnout allocates every "
-        f"{batch:,} requests (one interval).",
+        f"{batch:,} requests (one interval). Ratios with their 95% bootstrap intervals.",
         "",
         "| scenario | uniform A/B | Seldon ε-greedy 0.1 | Thompson, immediate | turnout | turnout, 20% of outcomes "
         "missing | turnout, 20% of rewards missing (successes-only feedback) | turnout, minWeight 5 "
@@ -249,14 +316,14 @@ def table(rows: list[Row], runs: int, requests: int, batch: int) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
-        r = row.ratios()
+        ratio = _ratio_text(row)
         lines.append(
-            f"| {row.scenario} | {row.uniform:,.0f} | {row.epsilon_greedy:,.0f} | {row.immediate:,.0f} | "
-            f"{row.batched:,.0f} | {row.missing_outcomes:,.0f} | {row.missing:,.0f} | {row.floor5:,.0f} | "
-            f"{r['versus_epsilon_greedy']:.2f} (≤ {VERSUS_EPSILON_GREEDY[row.scenario]}) | "
-            f"{r['batched_over_immediate']:.2f} (≤ {BATCHED_OVER_IMMEDIATE}) | "
-            f"{r['missing_outcomes_over_complete']:.2f} (≤ {MISSING_OVER_COMPLETE}) | "
-            f"{r['missing_over_complete']:.2f} |"
+            f"| {row.scenario} | {row.uniform:,.0f} | {row.mean('epsilon_greedy'):,.0f} | "
+            f"{row.mean('immediate'):,.0f} | "
+            f"{row.mean('batched'):,.0f} | {row.mean('missing_outcomes'):,.0f} | {row.mean('missing'):,.0f} | "
+            f"{row.mean('floor5'):,.0f} | {ratio('versus_epsilon_greedy', VERSUS_EPSILON_GREEDY[row.scenario])} | "
+            f"{ratio('batched_over_immediate', BATCHED_OVER_IMMEDIATE)} | "
+            f"{ratio('missing_outcomes_over_complete', MISSING_OVER_COMPLETE)} | {ratio('missing_over_complete')} |"
         )
     return "\n".join(lines)
 
@@ -281,7 +348,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"TARGET MISSED {problem}", file=sys.stderr)
     if args.json:
         args.json.write_text(
-            json.dumps([{**row.__dict__, **row.ratios()} for row in rows], indent=2, sort_keys=True) + "\n"
+            json.dumps(
+                [
+                    {
+                        "scenario": row.scenario,
+                        "uniform": row.uniform,
+                        "means": {name: row.mean(name) for name in row.regrets},
+                        "ratios": row.ratios(),
+                        "intervals": row.intervals(),
+                        "regrets": row.regrets,
+                    }
+                    for row in rows
+                ],
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n"
         )
     return 1 if failed else 0
 

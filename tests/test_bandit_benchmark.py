@@ -26,8 +26,8 @@ def test_every_learner_beats_a_uniform_split(regret):
     uniform = regret.uniform(rates, 20_000)
     assert uniform == pytest.approx(20_000 * 0.08)
     assert regret.turnout_batched(rates, 20_000, 1_000, seed=1) < uniform / 3
-    assert regret.seldon_epsilon_greedy(rates, 20_000, runs=4, seed=1).mean() < uniform / 2
-    assert regret.thompson_immediate(rates, 20_000, runs=4, seed=1).mean() < uniform / 3
+    assert regret.seldon_epsilon_greedy(rates, 20_000, seeds=[1, 2, 3, 4]).mean() < uniform / 2
+    assert regret.thompson_immediate(rates, 20_000, seeds=[1, 2, 3, 4]).mean() < uniform / 3
 
 
 def test_missing_outcomes_are_read_as_the_setting_says(regret):
@@ -40,10 +40,36 @@ def test_missing_outcomes_are_read_as_the_setting_says(regret):
     assert complete > 0
 
 
-def test_the_table_names_each_target(regret):
-    row = regret.Row("2 arms (0.10, 0.12)", 1000.0, 200.0, 40.0, 40.0, 50.0, 45.0, 120.0)
+def _row(regret, epsilon_greedy: tuple[float, ...]):
+    runs = {
+        "epsilon_greedy": epsilon_greedy,
+        "immediate": (40.0, 40.0),
+        "batched": (30.0, 50.0),
+        "missing": (50.0, 50.0),
+        "missing_outcomes": (40.0, 50.0),
+        "floor5": (120.0, 120.0),
+    }
+    return regret.Row("2 arms (0.10, 0.12)", 1000.0, runs)
+
+
+def test_the_table_names_each_target_with_its_interval(regret):
+    row = _row(regret, (100.0, 300.0))
+    assert row.ratios()["versus_epsilon_greedy"] == pytest.approx(0.2)
     assert row.failures() == []
-    text = regret.table([row], runs=1, requests=100, batch=10)
-    assert "0.20 (≤ 0.5)" in text and "Seldon" in text
-    worse = regret.Row("2 arms (0.10, 0.12)", 1000.0, 50.0, 40.0, 40.0, 50.0, 60.0, 120.0)
+    low, high = row.intervals()["versus_epsilon_greedy"]
+    assert 30 / 300 <= low < 0.2 < high <= 50 / 100  # resampled runs: between the extremes a run allows
+    text = regret.table([row], runs=2, requests=100, batch=10)
+    assert f"0.20 ({low:.2f}–{high:.2f}; ≤ 0.5)" in text and "Seldon" in text
+    worse = _row(regret, (50.0, 50.0))
     assert any("versus epsilon-greedy" in problem for problem in worse.failures())
+
+
+def test_policies_of_a_run_meet_the_same_outcomes(regret):
+    """Common random numbers: the outcome table depends on the run's seed only, and a run with no outcome
+    missing is the same run whatever the missing share's setting says."""
+    rates = (0.1, 0.12)
+    first, again = regret.outcomes(rates, 1_000, seed=5), regret.outcomes(rates, 1_000, seed=5)
+    assert (first == again).all() and not (first == regret.outcomes(rates, 1_000, seed=6)).all()
+    assert abs(first[1].mean() - 0.12) < 0.05
+    complete = regret.turnout_batched(rates, 5_000, 500, seed=5)
+    assert regret.turnout_batched(rates, 5_000, 500, seed=5, unreported="unknown") == complete
