@@ -202,6 +202,61 @@ def test_other_packages_are_not_touched():
     assert provider_imports._Finder().find_spec("pulumi", None) is None
 
 
+def test_requests_loads_when_first_used_not_when_the_kubernetes_yaml_module_imports_it():
+    """pulumi_kubernetes.yaml imports requests for `requests.get` of a manifest URL, which a plan never makes:
+    under the hook, requests and urllib3 load on first use, and then work as usual."""
+    result = _deferred(
+        """
+        import pulumi_kubernetes.yaml.yaml as k8s_yaml
+        loaded_at_import = sorted(name for name in ("urllib3", "requests.sessions") if name in sys.modules)
+        get = k8s_yaml.requests.get  # first use
+        print(json.dumps({
+            "loaded at import": loaded_at_import,
+            "get": f"{get.__module__}.{get.__name__}",
+            "loaded after use": sorted(name for name in ("urllib3", "requests.sessions") if name in sys.modules),
+        }))
+        """
+    )
+    assert result == {
+        "loaded at import": [],
+        "get": "requests.api.get",
+        "loaded after use": ["requests.sessions", "urllib3"],
+    }
+
+
+def test_typing_compiles_each_annotation_text_once_and_resolves_it_as_before():
+    """Deferred annotations are wrapped in a new typing.ForwardRef each time they are resolved, and each one
+    compiles its text: under the hook, the same text shares one (immutable) code object, resolves to the same
+    type, and a text that is not an expression is still refused as typing refuses it."""
+    result = _deferred(
+        """
+        import typing
+        first, second = typing.ForwardRef("Optional[Sequence[int]]"), typing.ForwardRef("Optional[Sequence[int]]")
+        namespace = {"Optional": typing.Optional, "Sequence": typing.Sequence}
+        try:
+            typing.ForwardRef("not an expression")
+            refused = None
+        except SyntaxError as err:
+            refused = str(err)
+        print(json.dumps({
+            "shared": first.__forward_code__ is second.__forward_code__,
+            "resolved": repr(first._evaluate(namespace, None, frozenset())),
+            "refused": refused,
+            "other calls": typing.compile("1 + 1", "<string>", "eval", 0, True, 2).co_consts == (2,),
+        }))
+        """
+    )
+    import typing
+
+    assert typing.ForwardRef("x").__forward_code__ is not typing.ForwardRef("x").__forward_code__  # not here
+    assert result == {
+        "shared": True,
+        "resolved": repr(typing.Optional[typing.Sequence[int]]),  # noqa: UP045 — the text the child resolved
+        "refused": "Forward reference must be an expression -- got 'not an expression'",
+        "other calls": True,
+    }
+
+
 def test_library_callers_import_the_packages_as_usual():
     """Only the console script installs the hook (the identity test above runs it); importing turnout does not."""
     done = subprocess.run(
