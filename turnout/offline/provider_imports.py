@@ -1,4 +1,4 @@
-"""How `turnout plan` imports the Pulumi provider packages: without evaluating the annotations nobody reads.
+"""How `turnout plan` imports the Pulumi provider packages: what a plan uses, without the annotations nobody reads.
 
 The provider packages are generated code, and importing them is much of what a plan of a cloud stack costs
 that is not planning (README, Performance). Every argument and property of every resource and type is
@@ -19,20 +19,22 @@ loads on first use (importlib's LazyLoader); and typing, which wraps a deferred 
 `ForwardRef` each time one is resolved (TypedDict class creation, every `get_type_hints` call) and compiles
 its text each time (prod-aws: 8,400 compilations of 2,200 texts), compiles each text once.
 
+A package whose `__init__` only star-imports its modules loads, besides the modules every package needs, only
+the resource modules a plan uses, on first use (`lazy_package_source`; prod-aws loads 478 `pulumi_aws`
+modules instead of 726). Modules named like what they export (`get_vpc.py`, `ConfigMap.py`) still load with
+their package: a later import by path would replace the function or class with the module as the package's
+attribute, which a star import does not. An earlier version served those lazily too and was dropped for that.
+
 Under a real `pulumi up` none of this runs: the program imports the packages as usual. The compiled code is
 cached beside the interpreter's own bytecode under another name (`NAME.cpython-311.opt-turnout.pyc`), which a
 plain import never reads; where that cannot be written (a read-only install, PYTHONDONTWRITEBYTECODE), modules
 load as usual, since compiling them on every plan would cost more than it saves.
-
-Tried and left out: serving a package's star-imported names on first use (PEP 562) instead of loading all its
-modules. A function module exports its own name (get_vpc.py: `get_vpc`), so importing it later by any path
-would replace the function with the module as the package's attribute; loading those modules with the package
-left no measurable gain (0.99x CPU).
 """
 
 from __future__ import annotations
 import __future__
 
+import ast
 import builtins
 import functools
 import hashlib
@@ -41,6 +43,7 @@ import importlib.machinery
 import importlib.util
 import marshal
 import os
+import re
 import sys
 import types
 import typing
@@ -53,6 +56,104 @@ BYTECODE_TAG = "turnout"
 # Imported by a provider module for something a plan never does, loaded on first use instead (importlib's
 # LazyLoader): pulumi_kubernetes.yaml fetches a manifest given by URL with `requests.get`.
 LAZY_MODULES = frozenset({"requests"})
+
+# The lines of a generated package `__init__` that only exports its modules (comments and blank lines aside).
+_PACKAGE_LINE = re.compile(
+    r"import builtins as _builtins|import typing|from \.+ import _utilities"
+    r"|from \.(?P<star>\w+) import \*|from \. import (?P<module>\w+)"
+)
+_INIT_NAMES = frozenset({"_builtins", "_utilities", "typing"})  # what those lines bind besides the modules
+_MODULE_ALL = re.compile(r"^__all__ = (\[.*?\])$", re.S | re.M)
+_ALL_CHANGED = re.compile(r"^__all__ *(?:\+=|\.(?:append|extend)|\[)", re.M)
+
+
+def _exports(folder: str, module: str) -> list[str] | None:
+    """A generated module's literal `__all__`, or None when it has none (or changes it)."""
+    try:
+        with open(os.path.join(folder, f"{module}.py"), encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError:
+        return None  # a subpackage or a compiled module
+    found = _MODULE_ALL.search(text)
+    if found is None or _ALL_CHANGED.search(text):
+        return None
+    try:
+        names = ast.literal_eval(found.group(1))
+    except (ValueError, SyntaxError):
+        return None
+    return names if isinstance(names, list) and all(isinstance(name, str) for name in names) else None
+
+
+def lazy_package_source(init_source: str, folder: str) -> str | None:
+    """The source of a generated package `__init__` that loads its resource modules when first used, or None
+    to load the package as it is.
+
+    Such an `__init__` star-imports every module of the package, where a plan uses a few (prod-aws: 9 of the
+    111 resource modules of `pulumi_aws.ec2`). The rest keeps its order and runs as before: the shared
+    modules (`_enums`, `_inputs`, `outputs`); every module exporting a name that another module exports
+    too (the last star import wins, as before); and every module whose own name is exported (a function
+    module, `get_vpc.py`, or a module named after its class, `ConfigMap.py`: importing it later by its
+    path would replace the function or class with the module as the package's attribute). The names of
+    the modules left out are served on first use (PEP 562), a module's names all at once, as its star
+    import would bind them, and so are the modules themselves; `__all__` lists what a star import of the
+    package gave before. None when a line is not such an import or a module has no literal `__all__`."""
+    lines: list[tuple[str, str | None]] = []  # each line, with the module it star-imports
+    modules: set[str] = set()  # the package's modules the `__init__` imports, star or not
+    for line in init_source.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _PACKAGE_LINE.fullmatch(line)
+        if match is None:
+            return None
+        lines.append((line, match["star"]))
+        modules.update(name for name in (match["star"], match["module"]) if name)
+    exports: dict[str, list[str]] = {}
+    for _, module in lines:
+        if module is not None:
+            names = _exports(folder, module)
+            if names is None:
+                return None
+            exports[module] = names
+    exporters: dict[str, int] = {}
+    for names in exports.values():
+        for name in set(names):
+            exporters[name] = exporters.get(name, 0) + 1
+    taken = modules | _INIT_NAMES
+    lazy = {
+        module: names
+        for module, names in exports.items()
+        if not module.startswith("_")
+        and module not in exporters
+        and all(exporters[name] == 1 and name not in taken for name in names)
+    }
+    if not lazy:
+        return None
+    star_imported = {"typing", *modules, *(name for names in exports.values() for name in names)}
+    served = {name: module for module, names in lazy.items() for name in names}
+    return "\n".join(
+        [
+            *(line for line, module in lines if module not in lazy),
+            "import importlib as _turnout_importlib",
+            f"_turnout_served = {served!r}",
+            f"_turnout_modules = {sorted(lazy)!r}",
+            f"__all__ = {sorted(name for name in star_imported if not name.startswith('_'))!r}",
+            "",
+            "def __getattr__(name):",
+            "    module = _turnout_served.get(name)",
+            "    if module is None:",
+            "        if name in _turnout_modules:",
+            '            return _turnout_importlib.import_module(f"{__name__}.{name}")',
+            '        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")',
+            '    loaded = _turnout_importlib.import_module(f"{__name__}.{module}")',
+            "    globals().update((each, getattr(loaded, each)) for each in loaded.__all__)",
+            "    return globals()[name]",
+            "",
+            "def __dir__():",
+            "    return sorted({*globals(), *_turnout_served, *_turnout_modules})",
+            "",
+        ]
+    )
 
 
 def bytecode_path(source: str) -> str:
@@ -87,7 +188,11 @@ class _Loader(importlib.machinery.SourceFileLoader):
     """A provider module: generated ones compiled with deferred annotations, hand-written ones as they are."""
 
     def source_to_code(self, data, path, *, _optimize=-1):  # noqa: D102 — importlib's hook
-        flags = __future__.annotations.compiler_flag if GENERATED_MARK in bytes(data[:400]) else 0
+        if GENERATED_MARK not in bytes(data[:400]):
+            return compile(data, path, "exec", dont_inherit=True, optimize=_optimize)
+        if os.path.basename(path) == "__init__.py":
+            data = lazy_package_source(bytes(data).decode("utf-8"), os.path.dirname(path)) or data
+        flags = __future__.annotations.compiler_flag
         return compile(data, path, "exec", flags=flags, dont_inherit=True, optimize=_optimize)
 
     def get_code(self, fullname):  # noqa: D102 — importlib's hook
