@@ -145,6 +145,7 @@ def test_deferred_annotations_resolve_to_the_types_the_sdk_reads_when_evaluated(
         from pulumi_aws.arcregionswitch import _inputs as arc_inputs
         result = {{}}
         for name in {modules!r}:
+            getattr(importlib.import_module(name.rpartition(".")[0]), "__all__", None)  # the package first
             module = importlib.import_module(name)
             assert "from __future__" not in inspect.getsource(module)[:2000]
             for attr, cls in sorted(vars(module).items()):
@@ -172,6 +173,10 @@ def test_deferred_annotations_resolve_to_the_types_the_sdk_reads_when_evaluated(
 
     eager: dict[str, object] = {}
     for name in modules:
+        # The package first, as a program uses it (reading an attribute loads pulumi_aws's lazy subpackages; __dict__
+        # does not): importing pulumi_aws.eks.cluster by its path while pulumi_aws.eks is not loaded yet leaves that
+        # package without `Cluster` for the rest of the process (the module, half run, is star-imported by it).
+        getattr(importlib.import_module(name.rpartition(".")[0]), "__all__", None)
         module = importlib.import_module(name)
         for attr, cls in sorted(vars(module).items()):
             if not inspect.isclass(cls) or cls.__module__ != name:

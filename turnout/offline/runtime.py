@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import runpy
 import sys
 import threading
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import empty_pb2, json_format
+from google.protobuf import empty_pb2
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import mocks, settings
 from pulumi.runtime.stack import run_in_stack
@@ -84,7 +85,22 @@ class DuplicateUrnError(RuntimeError):
 
 
 def _struct(message) -> dict[str, Any]:
-    return json_format.MessageToDict(message) if message is not None else {}
+    """A `google.protobuf.Struct` (a registration's properties) as `json_format.MessageToDict` gives it, read
+    directly: the generic converter was 2% of a plan (tests/test_sdk_contract.py compares the two)."""
+    if message is None:
+        return {}
+    return {key: _value(value) for key, value in message.fields.items()}
+
+
+def _value(value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return _struct(value.struct_value)
+    if kind == "list_value":
+        return [_value(item) for item in value.list_value.values]
+    if kind == "number_value" and not math.isfinite(value.number_value):
+        raise ValueError(f"Fail to serialize {value.number_value} for Value.number_value")  # as MessageToDict
+    return None if kind in (None, "null_value") else getattr(value, kind)
 
 
 class RecordingMonitor(mocks.MockMonitor):
