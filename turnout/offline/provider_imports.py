@@ -206,6 +206,8 @@ class _Loader(importlib.machinery.SourceFileLoader):
                 return marshal.loads(memoryview(data)[len(stamp) :])
         except (OSError, EOFError, ValueError, TypeError):
             pass  # absent or unreadable: compile it
+        if not _may_write(cache):  # compiling it on every plan would cost more than it saves
+            return importlib.machinery.SourceFileLoader(fullname, path).get_code(fullname)
         code = self.source_to_code(self.get_data(path), path)
         try:
             os.makedirs(os.path.dirname(cache), exist_ok=True)
@@ -219,8 +221,9 @@ class _Loader(importlib.machinery.SourceFileLoader):
 
 
 class _Finder(importlib.abc.MetaPathFinder):
-    """Finds a provider package's modules as the path finder does; loads them with `_Loader` when their cache
-    exists or can be written."""
+    """Finds a provider package's modules as the path finder does, to be loaded by `_Loader`: whether its cache
+    can be used or written is decided when a module loads (pulumi_aws alone names ~240 subpackages it loads
+    only when used)."""
 
     def find_spec(self, fullname, path=None, target=None):  # noqa: D102 — importlib's hook
         if fullname in LAZY_MODULES:
@@ -233,9 +236,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader:
             return spec
-        cache = bytecode_path(spec.origin)
-        if os.path.exists(cache) or _may_write(cache):
-            spec.loader = _Loader(fullname, spec.origin)
+        spec.loader = _Loader(fullname, spec.origin)
         return spec
 
 
