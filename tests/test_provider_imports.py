@@ -30,9 +30,12 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _deferred(script: str) -> object:
-    """Run `script` in a child with the hook installed; it prints one JSON document, returned here."""
-    prelude = "import json, sys\nfrom turnout.offline import provider_imports\nprovider_imports.install()\n"
+def _child(script: str, *, hooked: bool) -> object:
+    """Run `script` in a child, with the hook installed or importing the packages as usual; it prints one JSON
+    document, returned here."""
+    prelude = "import json, sys\n"
+    if hooked:
+        prelude += "from turnout.offline import provider_imports\nprovider_imports.install()\n"
     done = subprocess.run(
         [sys.executable, "-c", prelude + textwrap.dedent(script)],
         capture_output=True,
@@ -43,6 +46,10 @@ def _deferred(script: str) -> object:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
+
+
+def _deferred(script: str) -> object:
+    return _child(script, hooked=True)
 
 
 def _where(value: object) -> str:
@@ -86,20 +93,6 @@ def test_a_lazy_package_serves_every_name_its_star_imports_would(package):
     assert lazy["loaded first"] < eager_modules
 
 
-def _plain(script: str) -> object:
-    """Run `script` in a child that imports the packages as usual; it prints one JSON document, returned here."""
-    done = subprocess.run(
-        [sys.executable, "-c", "import json, sys\n" + textwrap.dedent(script)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        env=_child_env(),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
-
-
 @pytest.mark.parametrize(
     "first",
     [
@@ -121,7 +114,7 @@ def test_modules_imported_by_path_give_the_package_the_attributes_they_give_it_a
         print(json.dumps({name: where(getattr(ec2, name)) for name in ("get_vpc", "vpc", "Vpc", "VpcArgs")}))
         """
     )
-    assert _deferred(script) == _plain(script)
+    assert _deferred(script) == _child(script, hooked=False)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # importing every EC2 resource warns about deprecated ones
