@@ -23,7 +23,9 @@ A package whose `__init__` only star-imports its modules loads, besides the modu
 the resource modules a plan uses, on first use (`lazy_package_source`; prod-aws loads 478 `pulumi_aws`
 modules instead of 726). Modules named like what they export (`get_vpc.py`, `ConfigMap.py`) still load with
 their package: a later import by path would replace the function or class with the module as the package's
-attribute, which a star import does not. An earlier version served those lazily too and was dropped for that.
+attribute, which a star import does not. (An earlier version also served those on first use; made safe by
+loading them with the package, it measured no gain and was dropped. Measured again with the resource modules
+alone served: 0.95x the instructions of a prod-aws plan.)
 
 Under a real `pulumi up` none of this runs: the program imports the packages as usual. The compiled code is
 cached beside the interpreter's own bytecode under another name (`NAME.cpython-311.opt-turnout.pyc`), which a
