@@ -13,11 +13,12 @@ annotations it needs through `typing.get_type_hints`, which resolves a deferred 
 is byte-identical with and without (tests/test_provider_imports.py). turnout's own code reads the providers'
 types the same way (components/dr/arc.py).
 
-Two more things a plan need not pay for, under the same hook: `requests` (with urllib3), which
-pulumi_kubernetes.yaml imports for `requests.get` of a manifest given by URL, something a plan never does,
-loads on first use (importlib's LazyLoader); and typing, which wraps a deferred annotation in a new
-`ForwardRef` each time one is resolved (TypedDict class creation, every `get_type_hints` call) and compiles
-its text each time (prod-aws: 8,400 compilations of 2,200 texts), compiles each text once.
+Two more things a plan need not pay for, under the same hook: modules imported for what a plan never does
+load on first use (importlib's LazyLoader; `LAZY_MODULES`: `requests` with urllib3, which pulumi_kubernetes.yaml
+imports to fetch a manifest by URL, and the SDK's Automation API and dynamic providers); and typing, which
+wraps a deferred annotation in a new `ForwardRef` each time one is resolved (TypedDict class creation, every
+`get_type_hints` call) and compiles its text each time (prod-aws: 8,400 compilations of 2,200 texts),
+compiles each text once.
 
 A package whose `__init__` only star-imports its modules loads, besides the modules every package needs, only
 the resource modules a plan uses, on first use (`lazy_package_source`; prod-aws loads 478 `pulumi_aws`
@@ -38,6 +39,7 @@ import __future__
 
 import ast
 import builtins
+import collections
 import functools
 import hashlib
 import importlib.abc
@@ -118,10 +120,7 @@ def lazy_package_source(init_source: str, folder: str) -> str | None:
             if names is None:
                 return None
             exports[module] = names
-    exporters: dict[str, int] = {}
-    for names in exports.values():
-        for name in set(names):
-            exporters[name] = exporters.get(name, 0) + 1
+    exporters = collections.Counter(name for names in exports.values() for name in set(names))
     taken = modules | _INIT_NAMES
     lazy = {
         module: names
