@@ -34,6 +34,7 @@ Every name fits its AWS limit (`aws_limits`); every provider signs in as the sta
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import typing
@@ -298,8 +299,7 @@ def plan_argument_problems(value: Any, typed: type, path: str = "") -> list[str]
         return [p for i, item in enumerate(value) for p in plan_argument_problems(item, typed, f"{path}[{i}]")]
     if not isinstance(value, dict):
         return []
-    # `pulumi.Input[T]` holds the forward references `Output[T]`; the SDK resolves them so too (pulumi/_types.py).
-    hints = typing.get_type_hints(typed, localns={"Output": pulumi.Output, "T": type(None)}, include_extras=True)
+    hints = _declared_inputs(typed)
     problems = [f"{path}.{key}: not an input of {typed.__name__}" for key in value if key not in hints]
     problems += [
         f"{path}.{key}: required by {typed.__name__}"
@@ -311,6 +311,13 @@ def plan_argument_problems(value: Any, typed: type, path: str = "") -> list[str]
         if nested is not None:
             problems += plan_argument_problems(item, nested, f"{path}.{key}")
     return problems
+
+
+@functools.cache
+def _declared_inputs(typed: type) -> dict[str, Any]:
+    """The keys `typed` declares, with their types; once per type (a plan checks a few types on many values)."""
+    # `pulumi.Input[T]` holds the forward references `Output[T]`; the SDK resolves them so too (pulumi/_types.py).
+    return typing.get_type_hints(typed, localns={"Output": pulumi.Output, "T": type(None)}, include_extras=True)
 
 
 def _nested_args_dict(hint: Any) -> type | None:

@@ -1,0 +1,89 @@
+"""Offline, the SDK resolves a property's type annotation when it first looks that property up
+(`turnout.offline.sdk.hints_on_first_use`): the same types as the SDK's eager tables, and the same plan."""
+
+from __future__ import annotations
+
+import contextlib
+import typing
+
+import pulumi
+import pytest
+from pulumi import _types
+from pulumi.runtime import rpc
+
+from tests.conftest import REPO
+from turnout.offline import sdk
+from turnout.offline.planner import plan_stack
+from turnout.offline.stackfile import find_project
+
+
+def _plan(stack: str) -> tuple[list, dict]:
+    plan = plan_stack(find_project(REPO), stack)
+    return [(r.urn, r.inputs, r.raw_inputs, r.raw_outputs, r.dependencies) for r in plan.records], plan.outputs
+
+
+def test_a_plan_is_the_same_and_every_class_it_looked_up_has_the_sdks_types(monkeypatch):
+    looked_up: list[type] = []
+    on_demand = sdk._raw_return_hints
+    on_demand.cache_clear()  # tables earlier plans of this process made: every class is looked up afresh
+    sdk._types_from_py_properties.cache_clear()
+
+    def recording(cls):
+        looked_up.append(cls)
+        return on_demand(cls)
+
+    monkeypatch.setattr(sdk, "_raw_return_hints", recording)
+    records, outputs = _plan("prod-aws")
+    monkeypatch.setattr(sdk, "hints_on_first_use", contextlib.nullcontext)
+    assert _plan("prod-aws") == (records, outputs)
+
+    classes = set(looked_up)
+    assert len(classes) > 100, "the plan did not go through the on-demand tables"
+    resources = [cls for cls in classes if issubclass(cls, pulumi.Resource)]
+    assert resources and len(resources) < len(classes)
+    for cls in classes:  # every value, as iterating computes them all: what the SDK's own tables hold
+        assert dict(on_demand(cls)) == _types._raw_return_hints(cls), cls
+        assert dict(sdk._types_from_py_properties(cls)) == _types._types_from_py_properties(cls), cls
+    for cls in resources:
+        assert dict(sdk._resource_types(cls)) == _types.resource_types(cls), cls
+
+
+def test_a_property_type_is_resolved_when_first_looked_up_and_once(monkeypatch):
+    from pulumi_kubernetes.core.v1 import ContainerArgs
+
+    calls: list[object] = []
+    get_type_hints = typing.get_type_hints
+    monkeypatch.setattr(typing, "get_type_hints", lambda *a, **k: calls.append(a[0]) or get_type_hints(*a, **k))
+    fresh = sdk._raw_return_hints.__wrapped__(ContainerArgs)  # not the cached table other tests filled
+    types = sdk._OnDemand(fresh.__iter__, lambda key: fresh.get(key, sdk._ABSENT))
+
+    assert types.get("image") == _types._raw_return_hints(ContainerArgs)["image"]
+    assert len(calls) == 1
+    assert types.get("image") is not None and types.get("noSuchProperty") is None and "noSuchProperty" not in types
+    assert len(calls) == 1
+    assert len(types) == len(_types._raw_return_hints(ContainerArgs)) > 20
+    assert len(calls) == len(types), "each property once"
+
+
+def test_the_sdks_own_tables_are_back_after_a_run():
+    from turnout.offline.runtime import run_function
+
+    run_function(lambda: pulumi.export("n", 1))
+    assert _types._raw_return_hints is not sdk._raw_return_hints
+    assert _types.resource_types is not sdk._resource_types
+    assert _types._types_from_py_properties is not sdk._types_from_py_properties
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "value"),
+    [
+        (rpc, "resolve_outputs", lambda *a: None),
+        (_types, "_raw_return_hints", None),
+        (_types, "input_type_types", lambda cls: {}),
+    ],
+)
+def test_a_moved_type_table_is_named_in_the_error(monkeypatch, module, name, value):
+    monkeypatch.setattr(module, name, value)
+    with pytest.raises(sdk.SdkIncompatibleError) as caught:
+        sdk.check_sdk()
+    assert name in str(caught.value) and "property types on first use" in str(caught.value)
