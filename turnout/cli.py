@@ -143,7 +143,11 @@ def plan_command(args: argparse.Namespace) -> int:
     # Several stacks: in workers forked once the SDKs are imported (workers.py); output and status as if in turn.
     return workers.plan_stacks(
         stacks,
-        lambda stack, progress, planned: _plan_one(project, stack, out_dir, logger, progress, planned),
+        # One stack: its files are written by a helper while its policies are evaluated (report.WriteAhead);
+        # several: the workers keep the processors busy.
+        lambda stack, progress, planned: _plan_one(
+            project, stack, out_dir, logger, progress, planned, write_ahead=len(stacks) == 1
+        ),
         workers=workers.default_workers(),
         cells=lambda stack: workers.cells_of(project, stack),
         warm=lambda: workers.warm_imports(project.root),
@@ -183,18 +187,21 @@ def _check_out_dir(out_dir: Path) -> None:
         ) from None
 
 
-def _plan_one(project, stack: str, out_dir: Path, logger: logging.Logger, progress: str, planned: dict) -> int:
+def _plan_one(
+    project, stack: str, out_dir: Path, logger: logging.Logger, progress: str, planned: dict, *, write_ahead: bool
+) -> int:
     from turnout.offline.planner import plan_stack
-    from turnout.offline.report import PlanFolderError, check_replaceable, write_plan
+    from turnout.offline.report import PlanFolderError, WriteAhead, check_replaceable, write_plan
     from turnout.offline.sdk import SdkIncompatibleError
 
     stack_file = project.stack_file(stack).relative_to(project.root)
     _say(f"{progress} planning {stack} ({stack_file}) ...")
     started = time.perf_counter()
+    ahead = WriteAhead(out_dir) if write_ahead else None
     try:
         check_replaceable(out_dir / stack, stack)
-        plan = plan_stack(project, stack, logger, planned=planned)
-        folder = write_plan(plan, out_dir)
+        plan = plan_stack(project, stack, logger, planned=planned, before_policies=ahead and ahead.start)
+        folder = write_plan(plan, out_dir, ahead)
     except PlanFolderError as err:
         _say(f"turnout: {err}")
         return EXIT_INVALID
@@ -219,6 +226,9 @@ def _plan_one(project, stack: str, out_dir: Path, logger: logging.Logger, progre
         _say(f"turnout: internal error while planning stack {stack!r}; please report it with this output:")
         traceback.print_exc()
         return EXIT_INTERNAL
+    finally:
+        if ahead is not None:
+            ahead.discard()  # the helper's folder, unless the plan became it
     mandatory = plan.mandatory_violations
     advisory = len(plan.counted) - len(mandatory)
     waived = f" ({len(plan.waived)} waived)" if plan.waived else ""

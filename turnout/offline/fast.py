@@ -9,9 +9,12 @@ performance section.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
@@ -50,6 +53,28 @@ def freeze_imports() -> None:
 def thaw_imports() -> None:
     """Undo `freeze_imports` once the workers are done (a library caller's process goes on)."""
     gc.unfreeze()
+
+
+def single_threaded() -> bool:
+    """Whether this process may fork: on Linux, with no other thread running (a forked child has only the
+    forking thread, and a lock another held would never be released there). The SDK's idle executor threads
+    are shut down first, and its event loop is replaced by a fresh one, so no child inherits a running loop."""
+    if not (hasattr(os, "fork") and sys.platform == "linux"):
+        return False
+    policy = asyncio.get_event_loop_policy()
+    with contextlib.suppress(RuntimeError):
+        loop = policy.get_event_loop()
+        if not loop.is_closed():
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+    policy.set_event_loop(policy.new_event_loop())
+    return threading.active_count() == 1
+
+
+def may_fork_a_helper() -> bool:
+    """Whether a helper process forked now could run beside this one: a second processor, and forking is safe."""
+    processors = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return processors > 1 and single_threaded()
 
 
 def exit_now(status: int) -> NoReturn:

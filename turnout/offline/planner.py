@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Callable
 
 from turnout.config import NAMESPACE, StackConfig, key_path, load_stack_config
 from turnout.errors import ConfigError
@@ -26,10 +27,14 @@ def plan_stack(
     today: datetime.date | None = None,
     planned: dict[str, StackPlan] | None = None,
     _referenced_by: tuple[str, ...] = (),
+    *,
+    before_policies: Callable[[StackPlan], None] | None = None,
 ) -> StackPlan:
     """Raises ConfigError (status 2) for invalid configuration, UsageError for an unknown stack.
 
-    `planned` holds this invocation's plans by stack: a cell a global stack reads is planned once."""
+    `planned` holds this invocation's plans by stack: a cell a global stack reads is planned once.
+    `before_policies` is handed this stack's plan, without its violations yet, before the policy pack
+    evaluates it (report.WriteAhead writes what does not depend on them meanwhile)."""
     planned = {} if planned is None else planned
     if stack in planned:
         return planned[stack]
@@ -50,15 +55,18 @@ def plan_stack(
         logger,
         stack_outputs=lambda name: planned[name.rsplit("/", 1)[-1]].outputs,
     )
-    violations = evaluate(run.records, policies, tier=run.stack_outputs.get("tier"))
     plan = StackPlan(
         stack=stack,
         records=run.records,
         outputs=run.stack_outputs,
         manifests=manifests(run.records),
-        violations=apply_waivers(violations, config.waivers, today or datetime.date.today(), policies),
+        violations=[],
         waivers=config.waivers,
     )
+    if before_policies is not None:
+        before_policies(plan)
+    violations = evaluate(run.records, policies, tier=run.stack_outputs.get("tier"))
+    plan.violations = apply_waivers(violations, config.waivers, today or datetime.date.today(), policies)
     planned[stack] = plan
     return plan
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections import Counter
@@ -98,31 +99,106 @@ def check_replaceable(target: Path, stack: str) -> None:
         )
 
 
-def write_plan(plan: StackPlan, out_dir: Path) -> Path:
+def write_plan(plan: StackPlan, out_dir: Path, ahead: WriteAhead | None = None) -> Path:
     """Write DIR/STACK/{inventory,traffic,dr,policy}.json, manifests/ and summary.md; return the folder.
 
     An earlier plan of the stack is replaced (a stale manifest must not survive); anything else there
-    is left alone and refused (PlanFolderError)."""
+    is left alone and refused (PlanFolderError). With `ahead`, the files that do not depend on the policy
+    verdicts were written by a child process while the policies were evaluated: the rest is written next
+    to them and the folder put in place of the earlier plan; if the child failed, everything is written here."""
     target = out_dir / plan.stack
     check_replaceable(target, plan.stack)
+    written = ahead.finish() if ahead is not None else None
+    if written is not None:
+        _write_policy_files(plan, written)
+        check_replaceable(target, plan.stack)
+        if target.exists():
+            shutil.rmtree(target)
+        written.rename(target)
+        return target
     if target.exists():
         shutil.rmtree(target)
+    _write_program_files(plan, target)
+    _write_policy_files(plan, target)
+    return target
+
+
+def _write_program_files(plan: StackPlan, target: Path) -> None:
+    """What the program registered: inventory.json, traffic.json, dr.json and manifests/."""
     (target / "manifests").mkdir(parents=True)
     _write_json(target / "inventory.json", inventory(plan))
     _write_json(target / "traffic.json", plan.traffic)
     _write_json(target / "dr.json", plan.dr)
-    _write_json(
-        target / "policy.json",
-        {"violations": [v.to_json() for v in plan.counted], "waived": [v.to_json() for v in plan.waived]},
-    )
     for manifest in plan.manifests:
         folder = target / "manifests" / manifest.cluster
         folder.mkdir(parents=True, exist_ok=True)
         (folder / manifest.filename).write_text(
             manifest.preamble + yaml.dump(manifest.body, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
         )
+
+
+def _write_policy_files(plan: StackPlan, target: Path) -> None:
+    """What the policies found: policy.json and summary.md (whose title marks the folder as a plan)."""
+    _write_json(
+        target / "policy.json",
+        {"violations": [v.to_json() for v in plan.counted], "waived": [v.to_json() for v in plan.waived]},
+    )
     (target / "summary.md").write_text(summary(plan))
-    return target
+
+
+class WriteAhead:
+    """Writes a plan's program files (`_write_program_files`) in a forked child while this process evaluates
+    the policies, into a hidden folder beside the plan's (`.STACK.PID.partial`), which `write_plan` completes
+    and renames into place. The plan is a single-threaded process's work, so the second processor that this
+    uses would otherwise idle. Nothing is forked where it is unsafe (not Linux, another thread running) or
+    pointless (one processor); `finish` then returns None and `write_plan` writes everything itself, as it
+    does when the child failed for any reason (its error then shows when this process writes the same files)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.folder: Path | None = None
+        self.pid: int | None = None
+
+    def start(self, plan: StackPlan) -> None:
+        from turnout.offline import fast
+
+        if not fast.may_fork_a_helper():
+            return
+        folder = self.out_dir / f".{plan.stack}.{os.getpid()}.partial"
+        try:
+            folder.mkdir()  # as the plan's folder is made: its mode from the umask
+        except OSError:  # a killed run's leftover of the same process id, say: write it all later instead
+            return
+        self.folder = folder
+        pid = os.fork()
+        if pid == 0:  # the child: write, then leave at once (no atexit handlers, no flushing of inherited buffers)
+            status = 1
+            try:
+                _write_program_files(plan, self.folder)
+                status = 0
+            finally:
+                os._exit(status)
+        self.pid = pid
+
+    def finish(self) -> Path | None:
+        """The folder with the program files, once the child has written them all; None if it did not."""
+        if self.pid is None:
+            return None
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if os.waitstatus_to_exitcode(status) == 0:
+            return self.folder
+        self.discard()
+        return None
+
+    def discard(self) -> None:
+        """Wait for the child, if any, and remove its folder (planning failed, or the plan was written)."""
+        if self.pid is not None:
+            os.waitpid(self.pid, 0)
+            self.pid = None
+        if self.folder is not None and self.folder.exists():
+            shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder = None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ the same. Where forking is unsafe (not Linux, threads running), stacks are plann
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import importlib
@@ -25,7 +24,6 @@ import pkgutil
 import select
 import sys
 import tempfile
-import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -322,17 +320,9 @@ def _describe(wait_status: int | None) -> str:
 
 
 def _quiesce_for_fork() -> bool:
-    """Whether this process can fork workers safely: no other thread running (a forked child has only the
-    forking thread, and a lock held by another would never be released there), no event loop to inherit.
-    The objects alive now are frozen out of the collector's sight, so workers share their pages."""
-    policy = asyncio.get_event_loop_policy()
-    with contextlib.suppress(RuntimeError):
-        loop = policy.get_event_loop()
-        if not loop.is_closed():
-            loop.run_until_complete(loop.shutdown_default_executor())
-            loop.close()
-    policy.set_event_loop(policy.new_event_loop())
-    if threading.active_count() > 1:
+    """Whether this process can fork workers safely (fast.single_threaded). The objects alive now are frozen
+    out of the collector's sight, so workers share their pages."""
+    if not fast.single_threaded():
         return False
     fast.freeze_imports()
     return True
