@@ -9,12 +9,14 @@ from __future__ import annotations
 import ast
 import filecmp
 import importlib
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import types
+import typing
 from pathlib import Path
 
 import pytest
@@ -405,6 +407,66 @@ def test_typing_compiles_each_annotation_text_once_and_resolves_it_as_before():
         "refused": "Forward reference must be an expression -- got 'not an expression'",
         "other calls": True,
     }
+
+
+_ANNOTATION_RUN = """
+    import marshal, typing
+    from turnout.offline import provider_imports
+    provider_imports.annotation_code_path = lambda: sys.argv[1]
+    texts = ["Optional[Sequence[int]]", "Mapping[str, Optional[float]]"]
+    namespace = {"Optional": typing.Optional, "Sequence": typing.Sequence, "Mapping": typing.Mapping}
+    resolved = [repr(typing.ForwardRef(text)._evaluate(namespace, None, frozenset())) for text in texts]
+    same = all(
+        typing.ForwardRef(text).__forward_code__ == compile(text, "<string>", "eval", dont_inherit=True)
+        for text in texts
+    )
+    compiled = provider_imports._compiled_annotations
+    provider_imports.keep_annotation_code()
+    print(json.dumps({"resolved": resolved, "same code": same, "compiled": compiled}))
+"""
+
+
+def _annotation_run(path: Path, *, env: dict[str, str] | None = None) -> dict:
+    prelude = "import json, sys\nfrom turnout.offline import provider_imports\nprovider_imports.install()\n"
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(_ANNOTATION_RUN), str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env=env or _child_env(),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_annotation_code_is_kept_for_the_next_plan_and_resolves_as_compiled(tmp_path):
+    kept = tmp_path / "__pycache__" / "annotations.marshal"
+    first = _annotation_run(kept)
+    assert first["compiled"] >= 2 and first["same code"] is True
+    assert kept.read_bytes().startswith(importlib.util.MAGIC_NUMBER)
+    second = _annotation_run(kept)
+    assert second == {**first, "compiled": 0}
+    assert second["resolved"] == [
+        repr(typing.Optional[typing.Sequence[int]]),  # noqa: UP045 — the texts the children resolved
+        repr(typing.Mapping[str, typing.Optional[float]]),  # noqa: UP045, UP006
+    ]
+
+
+@pytest.mark.parametrize("found", [b"not marshal data", b"\x00\x00\x00\x00" + b"{}", "another interpreter"])
+def test_unusable_kept_annotation_code_is_compiled_again_and_replaced(tmp_path, found):
+    kept = tmp_path / "annotations.marshal"
+    if found == "another interpreter":
+        found = (int.from_bytes(importlib.util.MAGIC_NUMBER[:2], "little") + 1).to_bytes(2, "little") + b"\r\n{}"
+    kept.write_bytes(found)
+    assert _annotation_run(kept)["compiled"] >= 2
+    assert _annotation_run(kept)["compiled"] == 0
+
+
+def test_no_annotation_code_is_kept_where_bytecode_is_not_written(tmp_path):
+    kept = tmp_path / "annotations.marshal"
+    assert _annotation_run(kept, env={**_child_env(), "PYTHONDONTWRITEBYTECODE": "1"})["compiled"] >= 2
+    assert not kept.exists()
 
 
 def test_library_callers_import_the_packages_as_usual():

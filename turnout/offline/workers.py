@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from turnout.config import NAMESPACE
-from turnout.offline import fast
+from turnout.offline import fast, provider_imports
 from turnout.offline.stackfile import Project, read_config_mapping
 
 EXIT_INTERNAL = 3
@@ -210,6 +210,7 @@ class _Scheduler:
                     os.close(fd)
                 _streams_on_descriptors()
                 self._serve(commands_read, results_write)
+                provider_imports.keep_annotation_code()  # what its plans compiled (a no-op unless installed)
             finally:
                 fast.exit_now(0)
         os.close(commands_read)
