@@ -1,5 +1,6 @@
 """Offline, the SDK resolves a property's type annotation when it first looks that property up
-(`turnout.offline.sdk.hints_on_first_use`): the same types as the SDK's eager tables, and the same plan."""
+(`turnout.offline.sdk.hints_on_first_use`) and unwraps each declared type once (`sdk.types_unwrapped_once`):
+the same types as the SDK computes, and the same plan."""
 
 from __future__ import annotations
 
@@ -74,16 +75,54 @@ def test_the_sdks_own_tables_are_back_after_a_run():
     assert _types._types_from_py_properties is not sdk._types_from_py_properties
 
 
+def test_a_plan_is_the_same_with_each_type_unwrapped_once_and_gets_the_sdks_own_results(monkeypatch):
+    own = _types.unwrap_type
+    unwrapped: list[object] = []
+    once = sdk.types_unwrapped_once
+
+    @contextlib.contextmanager
+    def recording():
+        with once():
+            cached = _types.unwrap_type
+            _types.unwrap_type = lambda val: unwrapped.append(val) or cached(val)
+            try:
+                yield
+            finally:
+                _types.unwrap_type = cached
+
+    monkeypatch.setattr(sdk, "types_unwrapped_once", recording)
+    records, outputs = _plan("prod-aws")
+    assert len(unwrapped) > 1000 > len({id(val) for val in unwrapped}), (
+        "the plan unwraps the same few types again and again"
+    )
+    monkeypatch.setattr(sdk, "types_unwrapped_once", contextlib.nullcontext)
+    assert _plan("prod-aws") == (records, outputs)
+    with once():
+        cached = _types.unwrap_type
+        assert cached is not own
+        assert all(cached(val) is own(val) and cached(val) is own(val) for val in unwrapped)
+    assert _types.unwrap_type is own
+
+
+def test_equal_unions_in_another_order_are_unwrapped_each_as_the_sdk_does():
+    first, second = typing.Union[int, dict], typing.Union[dict, int]  # noqa: UP007
+    assert first == second and first is not second
+    with sdk.types_unwrapped_once():
+        assert _types.unwrap_type(first) is first and _types.unwrap_type(second) is second
+
+
 @pytest.mark.parametrize(
     ("module", "name", "value"),
     [
         (rpc, "resolve_outputs", lambda *a: None),
         (_types, "_raw_return_hints", None),
         (_types, "input_type_types", lambda cls: {}),
+        (rpc, "serialize_property", lambda *a: None),
     ],
 )
 def test_a_moved_type_table_is_named_in_the_error(monkeypatch, module, name, value):
     monkeypatch.setattr(module, name, value)
     with pytest.raises(sdk.SdkIncompatibleError) as caught:
         sdk.check_sdk()
-    assert name in str(caught.value) and "property types on first use" in str(caught.value)
+    assert name in str(caught.value)
+    assert "property types on first use" in str(caught.value) or "types unwrapped once" in str(caught.value)

@@ -228,8 +228,14 @@ def run_function(
     _fresh_runtime(monitor, project, stack, root or Path.cwd(), logger or logging.getLogger("turnout.plan"))
     runtime_config.set_all_config(dict(config or {}), list(secret_keys or []))
     # fast.py, sdk.py: what a plan need not spend time on (the collector, one wait per output, stack walks,
-    # the types of properties it never looks up)
-    with fast.no_cyclic_gc(), sdk.one_wait_for_outputs(), sdk.no_source_positions(), sdk.hints_on_first_use():
+    # the types of properties it never looks up, unwrapping a type again)
+    with (
+        fast.no_cyclic_gc(),
+        sdk.one_wait_for_outputs(),
+        sdk.no_source_positions(),
+        sdk.hints_on_first_use(),
+        sdk.types_unwrapped_once(),
+    ):
         _sync_await(run_in_stack(program))
     records = sorted(monitor.records.values(), key=lambda r: r.urn)
     return ProgramRun(records=records, stack_outputs=monitor.stack_outputs)
