@@ -148,3 +148,26 @@ def test_the_pack_under_the_cli_drops_exactly_the_waived_findings(analyzer, tmp_
     finally:
         analyzer.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig={}))
     assert after == before - {"image-pinned", "container-resources"}
+
+
+def test_a_plan_imports_the_policy_pack_once_and_a_global_stack_once_per_cell_too(monkeypatch):
+    """The pack is imported afresh for each plan (a fork's edits apply) and handed to the waiver check, the
+    evaluation and the waivers' matching: not imported by each of them (5 ms each, after the program)."""
+    from tests.conftest import REPO
+    from turnout.offline import planner, policy
+    from turnout.offline.stackfile import find_project
+
+    imported: list[object] = []
+    load_rules = policy.load_rules
+
+    def counting(policies_dir):
+        imported.append(policies_dir)
+        return load_rules(policies_dir)
+
+    monkeypatch.setattr(policy, "load_rules", counting)
+    monkeypatch.setattr(planner, "load_rules", counting)
+    plan = planner.plan_stack(find_project(REPO), "prod-gcp")
+    assert plan.violations is not None and len(imported) == 1
+    imported.clear()
+    planner.plan_stack(find_project(REPO), "prod-aws-global")  # and its two cells
+    assert len(imported) == 3

@@ -14,7 +14,7 @@ from turnout.config import NAMESPACE, StackConfig, key_path, load_stack_config
 from turnout.errors import ConfigError
 from turnout.network import overlapping
 from turnout.offline.manifests import manifests
-from turnout.offline.policy import apply_waivers, check_waivers, evaluate, pack_policy_names
+from turnout.offline.policy import apply_waivers, check_waivers, evaluate, load_rules, pack_policy_names
 from turnout.offline.report import StackPlan
 from turnout.offline.runtime import run_program
 from turnout.offline.stackfile import Project, read_stack
@@ -42,7 +42,7 @@ def plan_stack(
     config = load_stack_config(
         {k.split(":", 1)[1]: v for k, v in settings.config.items() if k.startswith(f"{NAMESPACE}:")}
     )
-    policies = project.root / "policies"
+    policies = load_rules(project.root / "policies")  # once per plan: the pack is imported afresh for each
     check_waivers(config.waivers, pack_policy_names(policies))
     _plan_cells(project, stack, config, logger, today, planned, _referenced_by)
     run = run_program(

@@ -61,11 +61,11 @@ class Violation:
 
 
 def apply_waivers(
-    violations: list[Violation], waivers: tuple[Waiver, ...], today: datetime.date, policies_dir: Path
+    violations: list[Violation], waivers: tuple[Waiver, ...], today: datetime.date, policies: Path | ModuleType
 ) -> list[Violation]:
     """Mark each finding a waiver in force covers (and each one only an expired waiver covered), with the
     pack's own matching (policies/rules/_waivers.py), so `pulumi preview` waives exactly the same."""
-    find = importlib.import_module(f"{load_rules(policies_dir).__name__}._waivers").find
+    find = importlib.import_module(f"{_rules(policies).__name__}._waivers").find
     marked = []
     for violation in violations:
         mine = [w for w in waivers if w.policy == violation.policy]
@@ -103,7 +103,8 @@ def check_waivers(waivers: tuple[Waiver, ...], policy_names: list[str]) -> None:
 
 
 def load_rules(policies_dir: Path) -> ModuleType:
-    """Import `<policies_dir>/rules` as a package, fresh, so a fork's edits always apply."""
+    """Import `<policies_dir>/rules` as a package, fresh, so a fork's edits always apply. A plan imports it once
+    and hands the module to `pack_policy_names`, `evaluate` and `apply_waivers`, which take either."""
     init = policies_dir / "rules" / "__init__.py"
     for name in [m for m in sys.modules if m == _RULES_MODULE or m.startswith(_RULES_MODULE + ".")]:
         del sys.modules[name]
@@ -128,14 +129,14 @@ def _options(record: ResourceRecord) -> PolicyResourceOptions:
 
 
 def evaluate(
-    records: list[ResourceRecord], policies_dir: Path, config: dict | None = None, tier: str | None = None
+    records: list[ResourceRecord], policies: Path | ModuleType, config: dict | None = None, tier: str | None = None
 ) -> list[Violation]:
     """Every violation the pack reports for `records`, in a stable order.
 
     `config` is policy-pack config as `--policy-pack-config` takes it (name → level, or name →
     {"enforcementLevel": ..., other settings}); `tier` adds the pack's levels for that tier.
     """
-    rules = load_rules(policies_dir)
+    rules = _rules(policies)
     default_level = getattr(rules, "DEFAULT_ENFORCEMENT", EnforcementLevel.ADVISORY)
     merged = {**(rules.tier_config(tier) if tier and hasattr(rules, "tier_config") else {}), **(config or {})}
     resources = [r for r in records if r.custom]
@@ -238,5 +239,10 @@ def _guarded(call) -> None:
         _run(call())
 
 
-def pack_policy_names(policies_dir: Path) -> list[str]:
-    return [p.name for p in load_rules(policies_dir).POLICIES]
+def pack_policy_names(policies: Path | ModuleType) -> list[str]:
+    return [p.name for p in _rules(policies).POLICIES]
+
+
+def _rules(policies: Path | ModuleType) -> ModuleType:
+    """The pack's rules: the module `load_rules` gave, or `<policies>/rules` imported afresh."""
+    return policies if isinstance(policies, ModuleType) else load_rules(policies)
