@@ -55,8 +55,7 @@ def test_a_property_type_is_resolved_when_first_looked_up_and_once(monkeypatch):
     calls: list[object] = []
     get_type_hints = typing.get_type_hints
     monkeypatch.setattr(typing, "get_type_hints", lambda *a, **k: calls.append(a[0]) or get_type_hints(*a, **k))
-    fresh = sdk._raw_return_hints.__wrapped__(ContainerArgs)  # not the cached table other tests filled
-    types = sdk._OnDemand(fresh.__iter__, lambda key: fresh.get(key, sdk._ABSENT))
+    types = sdk._raw_return_hints.__wrapped__(ContainerArgs)  # not the cached table other tests filled
 
     assert types.get("image") == _types._raw_return_hints(ContainerArgs)["image"]
     assert len(calls) == 1

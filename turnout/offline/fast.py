@@ -55,10 +55,10 @@ def thaw_imports() -> None:
     gc.unfreeze()
 
 
-def single_threaded() -> bool:
-    """Whether this process may fork: on Linux, with no other thread running (a forked child has only the
-    forking thread, and a lock another held would never be released there). The SDK's idle executor threads
-    are shut down first, and its event loop is replaced by a fresh one, so no child inherits a running loop."""
+def prepare_to_fork() -> bool:
+    """Shut the SDK's idle executor threads down and replace its event loop by a fresh one (no child inherits a
+    running loop); then whether this process may fork: on Linux, with no other thread running (a forked child
+    has only the forking thread, and a lock another held would never be released there)."""
     if not (hasattr(os, "fork") and sys.platform == "linux"):
         return False
     policy = asyncio.get_event_loop_policy()
@@ -74,7 +74,7 @@ def single_threaded() -> bool:
 def may_fork_a_helper() -> bool:
     """Whether a helper process forked now could run beside this one: a second processor, and forking is safe."""
     processors = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return processors > 1 and single_threaded()
+    return processors > 1 and prepare_to_fork()
 
 
 def exit_now(status: int) -> NoReturn:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
-import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -65,7 +64,7 @@ def apply_waivers(
 ) -> list[Violation]:
     """Mark each finding a waiver in force covers (and each one only an expired waiver covered), with the
     pack's own matching (policies/rules/_waivers.py), so `pulumi preview` waives exactly the same."""
-    find = importlib.import_module(f"{_rules(policies).__name__}._waivers").find
+    find = _rules(policies)._waivers.find  # the pack's own module, as the plan imported it
     marked = []
     for violation in violations:
         mine = [w for w in waivers if w.policy == violation.policy]

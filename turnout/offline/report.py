@@ -111,7 +111,6 @@ def write_plan(plan: StackPlan, out_dir: Path, ahead: WriteAhead | None = None) 
     written = ahead.finish() if ahead is not None else None
     if written is not None:
         _write_policy_files(plan, written)
-        check_replaceable(target, plan.stack)
         if target.exists():
             shutil.rmtree(target)
         written.rename(target)

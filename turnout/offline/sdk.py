@@ -142,7 +142,6 @@ def _check_type_hints(need: Callable[[bool, str], None]) -> None:
         "resource_types",
         "_py_properties",
         "_globals_for_cls",
-        "unwrap_type",
         "_types_from_annotations",
     ):
         need(callable(getattr(_types, name, None)), f"pulumi._types.{name} (property types on first use)")
@@ -331,7 +330,7 @@ def hints_on_first_use() -> Iterator[None]:
     The SDK resolves the annotations of every property of a class the first time it serializes an input of
     that class or reads a resource's outputs: `typing.get_type_hints` per getter, 2,232 of them on prod-aws,
     where the plan looks 1,323 up (4% of its instructions). The values are the SDK's own, computed by the same
-    calls (tests/test_sdk_contract.py compares every class a plan touched with the SDK's eager results)."""
+    calls (tests/test_sdk_hints.py compares every class a plan touched with the SDK's eager results)."""
     from pulumi import _types
 
     own = _types._raw_return_hints, _types._types_from_py_properties, _types.resource_types

@@ -321,9 +321,9 @@ def _describe(wait_status: int | None) -> str:
 
 
 def _quiesce_for_fork() -> bool:
-    """Whether this process can fork workers safely (fast.single_threaded). The objects alive now are frozen
+    """Whether this process can fork workers safely (fast.prepare_to_fork). The objects alive now are frozen
     out of the collector's sight, so workers share their pages."""
-    if not fast.single_threaded():
+    if not fast.prepare_to_fork():
         return False
     fast.freeze_imports()
     return True
