@@ -412,7 +412,7 @@ def test_typing_compiles_each_annotation_text_once_and_resolves_it_as_before():
 _ANNOTATION_RUN = """
     import marshal, typing
     from turnout.offline import provider_imports
-    provider_imports.annotation_code_path = lambda: sys.argv[1]
+    provider_imports.kept_code_path = lambda: sys.argv[1]
     texts = ["Optional[Sequence[int]]", "Mapping[str, Optional[float]]"]
     namespace = {"Optional": typing.Optional, "Sequence": typing.Sequence, "Mapping": typing.Mapping}
     resolved = [repr(typing.ForwardRef(text)._evaluate(namespace, None, frozenset())) for text in texts]
@@ -420,8 +420,8 @@ _ANNOTATION_RUN = """
         typing.ForwardRef(text).__forward_code__ == compile(text, "<string>", "eval", dont_inherit=True)
         for text in texts
     )
-    compiled = provider_imports._compiled_annotations
-    provider_imports.keep_annotation_code()
+    compiled = provider_imports._compiled_texts
+    provider_imports.keep_compiled_code()
     print(json.dumps({"resolved": resolved, "same code": same, "compiled": compiled}))
 """
 
@@ -467,6 +467,88 @@ def test_no_annotation_code_is_kept_where_bytecode_is_not_written(tmp_path):
     kept = tmp_path / "annotations.marshal"
     assert _annotation_run(kept, env={**_child_env(), "PYTHONDONTWRITEBYTECODE": "1"})["compiled"] >= 2
     assert not kept.exists()
+
+
+_DATACLASS_RUN = """
+    import dataclasses, json, sys
+    from turnout.offline import provider_imports
+    if sys.argv[2] == "hooked":
+        provider_imports.kept_code_path = lambda: sys.argv[1]
+        provider_imports.install()
+
+    @dataclasses.dataclass(frozen=True, order=True)
+    class Version:
+        name: str
+        weight: int = 0
+        tags: list = dataclasses.field(default_factory=list, compare=False)
+
+    @dataclasses.dataclass
+    class Plain:
+        a: int
+        b: str = "x"
+
+    def describe(code):
+        return {
+            "name": code.co_qualname, "file": code.co_filename, "flags": code.co_flags, "line": code.co_firstlineno,
+            "code": code.co_code.hex(), "names": code.co_names, "variables": code.co_varnames,
+            "lines": code.co_linetable.hex(), "arguments": [code.co_argcount, code.co_kwonlyargcount],
+            "constants": [describe(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts],
+        }
+
+    methods = {
+        f"{cls.__name__}.{name}": describe(method.__code__)
+        for cls in (Version, Plain) for name, method in sorted(vars(cls).items()) if hasattr(method, "__code__")
+    }
+    first, second = Version("a", 2), Version("b", 1)
+    try:
+        first.weight = 3
+        frozen = None
+    except dataclasses.FrozenInstanceError as err:
+        frozen = str(err)
+    behaviour = [
+        repr(first), first < second, first == Version("a", 2, ["other"]), hash(first) == hash(Version("a", 2)),
+        frozen, Plain(1) == Plain(1, "x"), repr(Plain(2)), first.tags is not Version("c").tags,
+    ]
+    compiled = provider_imports._compiled_texts
+    provider_imports.keep_compiled_code()
+    print(json.dumps({"methods": methods, "behaviour": behaviour, "compiled": compiled}))
+"""
+
+
+def _dataclass_run(path: Path, how: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_DATACLASS_RUN), str(path), how],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env=_child_env(),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_dataclasses_compile_each_method_text_once_into_the_same_code(tmp_path):
+    """Under the hook a dataclass's generated methods are the same code, and behave the same, as without it: the
+    first run compiles their texts and keeps the code, the next one compiles none of them."""
+    kept = tmp_path / "__pycache__" / "texts.marshal"
+    usual = _dataclass_run(kept, "as usual")
+    assert not kept.exists()
+    first = _dataclass_run(kept, "hooked")
+    assert first["methods"] == usual["methods"] and first["behaviour"] == usual["behaviour"]
+    assert first["compiled"] >= len(usual["methods"]) == 13  # Version: 10 methods, Plain: 3
+    second = _dataclass_run(kept, "hooked")
+    assert second == {**first, "compiled": 0}
+    assert usual["behaviour"] == [
+        "Version(name='a', weight=2, tags=[])",
+        True,
+        True,
+        True,
+        "cannot assign to field 'weight'",
+        True,
+        "Plain(a=2, b='x')",
+        True,
+    ]
 
 
 def test_library_callers_import_the_packages_as_usual():

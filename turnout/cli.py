@@ -356,14 +356,14 @@ def failover_command(args: argparse.Namespace) -> int:
 
 def run() -> None:
     """The console script: main() without the cyclic garbage collector, with the provider packages imported as a
-    plan needs them and the annotation code compiled kept for the next plans (turnout/offline/provider_imports.py),
-    then exit without the interpreter's teardown (turnout/offline/fast.py)."""
+    plan needs them and the code compiled from annotation and dataclass texts kept for the next plans
+    (turnout/offline/provider_imports.py), then exit without the interpreter's teardown (turnout/offline/fast.py)."""
     from turnout.offline import fast, provider_imports
 
     fast.collect_nothing()
     provider_imports.install()
     status = main()
-    provider_imports.keep_annotation_code()
+    provider_imports.keep_compiled_code()
     fast.exit_now(status)
 
 

@@ -18,8 +18,10 @@ load on first use (importlib's LazyLoader; `LAZY_MODULES`: `requests` with urlli
 imports to fetch a manifest by URL, and the SDK's Automation API and dynamic providers); and typing, which
 wraps a deferred annotation in a new `ForwardRef` each time one is resolved (TypedDict class creation, every
 `get_type_hints` call) and compiles its text each time (prod-aws: 8,400 compilations of 2,200 texts),
-compiles each text once, and the console script keeps that code for the next plans, beside this module's
-bytecode (`annotation_code_path`), where the interpreter's own bytecode may be written.
+compiles each text once. The same goes for the methods `dataclasses` writes as source text and compiles for
+each dataclass (`__init__`, `__repr__`, `__eq__`...: 708 texts for the 125 dataclasses a prod-aws plan
+defines, 5% of its instructions). The console script keeps that code for the next plans, beside this
+module's bytecode (`kept_code_path`), where the interpreter's own bytecode may be written.
 
 A package whose `__init__` only star-imports its modules loads, besides the modules every package needs, only
 the resource modules a plan uses, on first use (`lazy_package_source`; prod-aws loads 478 `pulumi_aws`
@@ -41,6 +43,7 @@ import __future__
 import ast
 import builtins
 import collections
+import dataclasses
 import hashlib
 import importlib.abc
 import importlib.machinery
@@ -241,21 +244,21 @@ class _Finder(importlib.abc.MetaPathFinder):
         return spec
 
 
-# The annotation code compiled by earlier plans (`_forward_ref_code`), as (source, filename, mode) -> code.
-_ANNOTATION_CODE_LIMIT = 10_000  # ~2.7 MB, ~15 ms to load: about what compiling 600 of them costs
-_annotation_code: dict[tuple[str, str, str], types.CodeType] | None = None
-_compiled_annotations = 0
+# The code compiled from texts by earlier plans (`_kept_code`), as (source, filename, mode) -> code.
+_KEPT_CODE_LIMIT = 10_000  # ~2.7 MB, ~15 ms to load: about what compiling 600 of the texts costs
+_kept: dict[tuple[str, str, str], types.CodeType] | None = None
+_compiled_texts = 0
 
 
-def annotation_code_path() -> str:
-    """Where the annotation code typing compiled for plans is kept: beside this module's own bytecode."""
+def kept_code_path() -> str:
+    """Where the code compiled from annotation and dataclass texts is kept: beside this module's own bytecode."""
     folder = os.path.dirname(importlib.util.cache_from_source(__file__))
-    return os.path.join(folder, f"annotations.{sys.implementation.cache_tag}.{BYTECODE_TAG}.marshal")
+    return os.path.join(folder, f"texts.{sys.implementation.cache_tag}.{BYTECODE_TAG}.marshal")
 
 
-def _read_annotation_code() -> dict[tuple[str, str, str], types.CodeType]:
+def _read_kept_code() -> dict[tuple[str, str, str], types.CodeType]:
     try:
-        with open(annotation_code_path(), "rb") as cached:
+        with open(kept_code_path(), "rb") as cached:
             data = cached.read()
         if data.startswith(importlib.util.MAGIC_NUMBER):
             found = marshal.loads(memoryview(data)[len(importlib.util.MAGIC_NUMBER) :])
@@ -266,30 +269,31 @@ def _read_annotation_code() -> dict[tuple[str, str, str], types.CodeType]:
     return {}
 
 
-def _forward_ref_code(source: str, filename: str, mode: str) -> types.CodeType:
-    """The code of one annotation text, compiled once per text and kept between plans (`keep_annotation_code`):
-    a plan of prod-aws resolves 1,589 distinct texts, and loading their code costs a tenth of compiling it."""
-    global _annotation_code, _compiled_annotations  # noqa: PLW0603 — the process's cache
-    if _annotation_code is None:
-        _annotation_code = _read_annotation_code()
-    code = _annotation_code.get((source, filename, mode))
+def _kept_code(source: str, filename: str, mode: str) -> types.CodeType:
+    """The code of one text, compiled once per text and kept between plans (`keep_compiled_code`): a plan of
+    prod-aws compiles 1,589 distinct annotation texts and 708 dataclass methods, and loading their code costs a
+    tenth of compiling it. Compiled as neither caller (typing, dataclasses) inherits any `__future__` import."""
+    global _kept, _compiled_texts  # noqa: PLW0603 — the process's cache
+    if _kept is None:
+        _kept = _read_kept_code()
+    code = _kept.get((source, filename, mode))
     if type(code) is not types.CodeType:
-        code = _annotation_code[source, filename, mode] = builtins.compile(source, filename, mode, dont_inherit=True)
-        _compiled_annotations += 1
+        code = _kept[source, filename, mode] = builtins.compile(source, filename, mode, dont_inherit=True)
+        _compiled_texts += 1
     return code
 
 
-def keep_annotation_code() -> None:
-    """Keep the annotation code this process compiled for the next plans, with what other plans kept meanwhile.
+def keep_compiled_code() -> None:
+    """Keep the code this process compiled from texts for the next plans, with what other plans kept meanwhile.
     Where bytecode is not written (PYTHONDONTWRITEBYTECODE, a read-only install), or once the file holds
-    `_ANNOTATION_CODE_LIMIT` texts, nothing is written. A no-op where nothing new was compiled."""
-    if not _compiled_annotations or _annotation_code is None:
+    `_KEPT_CODE_LIMIT` texts, nothing is written. A no-op where nothing new was compiled."""
+    if not _compiled_texts or _kept is None:
         return
-    path = annotation_code_path()
+    path = kept_code_path()
     if not _may_write(path):
         return
-    kept = {**_read_annotation_code(), **_annotation_code}
-    if len(kept) > _ANNOTATION_CODE_LIMIT:
+    kept = {**_read_kept_code(), **_kept}
+    if len(kept) > _KEPT_CODE_LIMIT:
         return
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -308,14 +312,24 @@ def _typing_compile(source, filename, mode, flags=0, dont_inherit=False, optimiz
     string gives the same code, which is immutable: it is compiled once. typing has no `__future__` imports,
     so compiling without inheriting any (not this module's) is what its own call does."""
     if flags == 0 and optimize == -1 and isinstance(source, str):
-        return _forward_ref_code(source, filename, mode)
+        return _kept_code(source, filename, mode)
     return builtins.compile(source, filename, mode, flags, True, optimize)
 
 
+def _dataclasses_exec(source, /, *args, **kwargs):
+    """`exec` as the dataclasses module sees it: each dataclass's methods are written as one text per method
+    and executed, which compiles the text (`exec(txt, globals, ns)`, with the filename `<string>`). The code of
+    a text is the same each time; the globals and namespace it runs in are the caller's, as before."""
+    if isinstance(source, str):
+        source = _kept_code(source, "<string>", "exec")
+    return builtins.exec(source, *args, **kwargs)
+
+
 def install() -> None:
-    """From now on, import the provider packages as described above, and let typing compile each annotation
-    string once. Modules already imported stay as they are. For the console script only: it changes how the
-    whole process imports those packages."""
+    """From now on, import the provider packages as described above, and let typing and dataclasses compile
+    each annotation and method text once. Modules already imported stay as they are, and so do dataclasses
+    already defined. For the console script only: it changes how the whole process imports those packages."""
     if not any(isinstance(finder, _Finder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
     typing.compile = _typing_compile
+    dataclasses.exec = _dataclasses_exec

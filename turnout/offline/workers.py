@@ -210,7 +210,7 @@ class _Scheduler:
                     os.close(fd)
                 _streams_on_descriptors()
                 self._serve(commands_read, results_write)
-                provider_imports.keep_annotation_code()  # what its plans compiled (a no-op unless installed)
+                provider_imports.keep_compiled_code()  # what its plans compiled (a no-op unless installed)
             finally:
                 fast.exit_now(0)
         os.close(commands_read)
