@@ -5,6 +5,10 @@ the same types as the SDK computes, and the same plan."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import subprocess
+import sys
 import typing
 
 import pulumi
@@ -63,6 +67,52 @@ def test_a_property_type_is_resolved_when_first_looked_up_and_once(monkeypatch):
     assert len(calls) == 1
     assert len(types) == len(_types._raw_return_hints(ContainerArgs)) > 20
     assert len(calls) == len(types), "each property once"
+
+
+_DEFERRED_PLAN = """
+import json, pathlib, sys, typing
+from turnout.offline import provider_imports
+provider_imports.install()  # the provider modules' annotations deferred, as the console script has them
+from pulumi import _types
+from turnout.offline import sdk
+from turnout.offline.planner import plan_stack
+from turnout.offline.stackfile import find_project
+
+on_demand, looked_up, getter_calls = sdk._raw_return_hints, [], []
+sdk._raw_return_hints = lambda cls: looked_up.append(cls) or on_demand(cls)
+get_type_hints = typing.get_type_hints
+typing.get_type_hints = lambda *a, **k: getter_calls.append(a[0]) or get_type_hints(*a, **k)
+plan_stack(find_project(pathlib.Path(sys.argv[1])), "prod-aws")
+typing.get_type_hints = get_type_hints
+classes = set(looked_up)
+print(json.dumps({
+    "deferred": sum(isinstance(getter.__annotations__.get("return"), str) for getter in getter_calls),
+    "resolved": sum(len(on_demand(cls)._found) for cls in classes),
+    "getter calls": sum("return" in getattr(getter, "__annotations__", {}) for getter in getter_calls),
+    "classes": len(classes),
+    "not the sdk's": [cls.__qualname__ for cls in classes if dict(on_demand(cls)) != _types._raw_return_hints(cls)],
+}))
+"""
+
+
+def test_with_deferred_annotations_a_text_is_resolved_once_per_scope_to_the_sdks_types():
+    """Under the console script's deferred annotations, getters of classes from the same modules annotated with
+    the same text share one resolution (the plan resolves far fewer than it looks up), and every table a
+    prod-aws plan used holds what the SDK's own resolution gives, class by class."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", _DEFERRED_PLAN, str(REPO)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["classes"] > 100 and result["not the sdk's"] == []
+    assert result["deferred"] > 300, "the child resolved annotations evaluated at import, not deferred texts"
+    assert result["getter calls"] < 0.7 * result["resolved"], result
 
 
 def test_the_sdks_own_tables_are_back_after_a_run():
