@@ -13,7 +13,7 @@ import typing
 
 import pulumi
 import pytest
-from pulumi import _types
+from pulumi import _types, _utils
 from pulumi.runtime import rpc
 
 from tests.conftest import REPO
@@ -73,7 +73,7 @@ _DEFERRED_PLAN = """
 import json, pathlib, sys, typing
 from turnout.offline import provider_imports
 provider_imports.install()  # the provider modules' annotations deferred, as the console script has them
-from pulumi import _types
+from pulumi import _types, _utils
 from turnout.offline import sdk
 from turnout.offline.planner import plan_stack
 from turnout.offline.stackfile import find_project
@@ -160,6 +160,52 @@ def test_equal_unions_in_another_order_are_unwrapped_each_as_the_sdk_does():
         assert _types.unwrap_type(first) is first and _types.unwrap_type(second) is second
 
 
+def _empty():
+    pass
+
+
+def _empty_with_a_docstring():
+    """Only a docstring."""
+
+
+def _not_empty(self):
+    """The getter of a property."""
+    return pulumi.get(self, "name")
+
+
+def _returns_its_docstring():
+    """Same text."""
+    return "Same text."
+
+
+def test_a_function_is_told_empty_as_the_sdk_tells_it_for_every_getter_and_setter_of_the_providers():
+    """`empty_functions_told_by_code` answers as the SDK's own `is_empty_function` for every property getter and
+    setter of the provider modules a plan imports, and for empty and near-empty functions (a body returning its
+    own docstring's text, a lambda); a callable without code raises the same error. The SDK's is back after."""
+    import importlib
+
+    from pulumi import _utils
+
+    own = _utils.is_empty_function
+    functions: list = [_empty, _empty_with_a_docstring, _not_empty, _returns_its_docstring, lambda: None, lambda x: x]
+    functions += [_utils._empty, _utils._empty_doc, _utils._empty_lambda, _utils._empty_lambda_doc]
+    for name in ("pulumi_aws.ec2._inputs", "pulumi_aws.ec2.outputs", "pulumi_kubernetes.core.v1._inputs"):
+        for cls in vars(importlib.import_module(name)).values():
+            for prop in vars(cls).values() if isinstance(cls, type) else ():
+                if isinstance(prop, property):
+                    functions += [fn for fn in (prop.fget, prop.fset) if fn is not None]
+    expected = [own(fn) for fn in functions]
+    assert len(functions) > 5000 and 0 < expected.count(True) < len(functions)
+    with sdk.empty_functions_told_by_code():
+        assert _utils.is_empty_function is not own
+        assert [_utils.is_empty_function(fn) for fn in functions] == expected
+        # the SDK's answers, its quirk included: a body returning its docstring's text is empty to it
+        assert [_utils.is_empty_function(fn) for fn in functions[:4]] == [True, True, False, True]
+        with pytest.raises(AttributeError):
+            _utils.is_empty_function(len)
+    assert _utils.is_empty_function is own
+
+
 @pytest.mark.parametrize(
     ("module", "name", "value"),
     [
@@ -167,6 +213,9 @@ def test_equal_unions_in_another_order_are_unwrapped_each_as_the_sdk_does():
         (_types, "_raw_return_hints", None),
         (_types, "input_type_types", lambda cls: {}),
         (rpc, "serialize_property", lambda *a: None),
+        (_utils, "is_empty_function", None),
+        (_utils, "_empty_doc", None),
+        (_types, "input_type", lambda cls: cls),
     ],
 )
 def test_a_moved_type_table_is_named_in_the_error(monkeypatch, module, name, value):
@@ -174,4 +223,6 @@ def test_a_moved_type_table_is_named_in_the_error(monkeypatch, module, name, val
     with pytest.raises(sdk.SdkIncompatibleError) as caught:
         sdk.check_sdk()
     assert name in str(caught.value)
-    assert "property types on first use" in str(caught.value) or "types unwrapped once" in str(caught.value)
+    assert any(
+        what in str(caught.value) for what in ("property types on first use", "unwrapped once", "empty functions")
+    )

@@ -235,6 +235,7 @@ def run_function(
         sdk.no_source_positions(),
         sdk.hints_on_first_use(),
         sdk.types_unwrapped_once(),
+        sdk.empty_functions_told_by_code(),
     ):
         _sync_await(run_in_stack(program))
     records = sorted(monitor.records.values(), key=lambda r: r.urn)

@@ -102,11 +102,13 @@ def warm_imports(project_root: Path) -> None:
         sys.path.insert(0, str(project_root))
     import components
     import turnout.offline.planner  # noqa: F401 — the SDK, the offline runtime, the policy pack's loader
+    from turnout.offline import sdk
 
-    for module in pkgutil.walk_packages(components.__path__, "components."):
-        importlib.import_module(module.name)
-    for name in KUBERNETES_MODULES:
-        importlib.import_module(name)
+    with sdk.empty_functions_told_by_code():  # as a plan imports them (runtime.run_function)
+        for module in pkgutil.walk_packages(components.__path__, "components."):
+            importlib.import_module(module.name)
+        for name in KUBERNETES_MODULES:
+            importlib.import_module(name)
 
 
 def plan_stacks(
