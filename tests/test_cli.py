@@ -101,6 +101,26 @@ def test_a_plan_of_another_stack_is_not_replaced(project, capsys, tmp_path):
     assert (tmp_path / "other" / "summary.md").read_text().startswith("# turnout plan: `local`")
 
 
+@pytest.mark.parametrize(
+    "inventory",
+    [
+        '{"stack": "local"}',  # the stack named, but not as turnout writes an inventory
+        '{\n  "stack": "local",\n  "outputs": {}\n}\n',  # "stack" not the last of sorted keys
+        '{\n  "stack": "local"\n}\n  ',
+        '{\n  "stack": "local\\"\n}\n',
+        "",
+    ],
+)
+def test_a_plan_folder_whose_inventory_does_not_end_as_turnout_writes_one_is_not_replaced(capsys, tmp_path, inventory):
+    """The marker is read from inventory.json's end (where its sorted keys put "stack"), so a hand-made or edited
+    file that names the stack otherwise does not make the folder turnout's."""
+    assert run(capsys, "plan", "local", "--project", str(REPO), "--out", str(tmp_path))[0] == 0
+    (tmp_path / "local" / "inventory.json").write_text(inventory)
+    status, _, err = run(capsys, "plan", "local", "--project", str(REPO), "--out", str(tmp_path))
+    assert status == 2 and "did not write" in err
+    assert (tmp_path / "local" / "inventory.json").read_text() == inventory
+
+
 def test_an_earlier_plan_and_an_empty_folder_are_replaced(capsys, tmp_path):
     (tmp_path / "local").mkdir()
     assert run(capsys, "plan", "local", "--project", str(REPO), "--out", str(tmp_path))[0] == 0
