@@ -145,14 +145,70 @@ def test_a_failed_output_still_fails_the_run():
         run_function(program)
 
 
+def test_a_recovered_or_applied_failure_does_not_fail_the_run_and_the_sdks_tracking_is_back_after():
+    """What the SDK untracks still does not fail the run: a failure recovered, and one whose derived output
+    recovers it."""
+    own = pulumi.Output._track
+
+    def program():
+        failed = pulumi.Output.from_input(1).apply(lambda n: n / 0)
+        recovered = failed.recover(lambda err: type(err).__name__)
+        derived = pulumi.Output.from_input(2).apply(lambda n: n / 0).apply(str).recover(lambda err: "again")
+        pulumi.CustomResource("test:index:Thing", "thing", {"value": recovered, "other": derived})
+
+    run = run_function(program)
+    thing = next(r for r in run.records if r.type == "test:index:Thing")
+    assert thing.inputs == {"value": "ZeroDivisionError", "other": "again"}
+    assert pulumi.Output._track is own and own.__module__ == "pulumi.output"
+
+
+def test_failures_the_run_did_not_raise_are_not_reported_again_by_asyncio(caplog):
+    """The SDK's completion callback on every output marked a failure as seen; offline, the final wait marks
+    the failures it waited for, so that asyncio does not log the ones it did not raise as never retrieved
+    when they are freed (more tracebacks after the run's error)."""
+    import gc
+
+    def program():
+        for n in range(5):
+            pulumi.Output.from_input(n).apply(lambda n: n / 0)
+
+    gc.collect()  # what earlier tests left, before looking
+    with caplog.at_level("ERROR", logger="asyncio"), pytest.raises(ZeroDivisionError):
+        run_function(program)
+    run_function(lambda: pulumi.export("n", 1))  # a fresh runtime: the failed run's outputs are freed
+    gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+def test_a_plan_is_the_same_with_outputs_tracked_without_callbacks(monkeypatch):
+    import contextlib
+
+    from turnout.offline.planner import plan_stack
+    from turnout.offline.stackfile import find_project
+
+    def plan() -> tuple[list, dict]:
+        planned = plan_stack(find_project(REPO), "prod-aws")
+        return [
+            (r.urn, r.inputs, r.raw_inputs, r.raw_outputs, r.dependencies) for r in planned.records
+        ], planned.outputs
+
+    tracked = plan()
+    monkeypatch.setattr(sdk, "outputs_tracked_without_callbacks", contextlib.nullcontext)
+    assert plan() == tracked
+
+
 @pytest.mark.parametrize(
     ("module", "name", "reason"),
-    [("settings", "_get_rpc_manager", "settling outputs"), ("stack", "wait_for_rpcs", "settling outputs")],
+    [
+        ("settings", "_get_rpc_manager", "settling outputs"),
+        ("stack", "wait_for_rpcs", "settling outputs"),
+        ("output", "_track", "outputs tracked"),
+    ],
 )
 def test_a_moved_settling_internal_is_named_in_the_error(monkeypatch, module, name, reason):
     import pulumi.runtime.stack
 
-    monkeypatch.delattr({"settings": settings, "stack": pulumi.runtime.stack}[module], name)
+    monkeypatch.delattr({"settings": settings, "stack": pulumi.runtime.stack, "output": pulumi.Output}[module], name)
     with pytest.raises(sdk.SdkIncompatibleError) as caught:
         sdk.check_sdk()
     assert name in str(caught.value) and reason in str(caught.value)

@@ -236,6 +236,7 @@ def run_function(
         sdk.hints_on_first_use(),
         sdk.types_unwrapped_once(),
         sdk.empty_functions_told_by_code(),
+        sdk.outputs_tracked_without_callbacks(),
     ):
         _sync_await(run_in_stack(program))
     records = sorted(monitor.records.values(), key=lambda r: r.urn)
