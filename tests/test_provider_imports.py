@@ -38,13 +38,18 @@ def _child(script: str, *, hooked: bool) -> object:
     prelude = "import json, sys\n"
     if hooked:
         prelude += "from turnout.offline import provider_imports\nprovider_imports.install()\n"
+    return _json_of(prelude + textwrap.dedent(script))
+
+
+def _json_of(code: str, *args: str, env: dict[str, str] | None = None) -> object:
+    """Run `code` in a child Python with `args`; the one JSON document it prints."""
     done = subprocess.run(
-        [sys.executable, "-c", prelude + textwrap.dedent(script)],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         cwd=REPO,
         timeout=300,
-        env=_child_env(),
+        env=env or _child_env(),
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
@@ -428,16 +433,7 @@ _ANNOTATION_RUN = """
 
 def _annotation_run(path: Path, *, env: dict[str, str] | None = None) -> dict:
     prelude = "import json, sys\nfrom turnout.offline import provider_imports\nprovider_imports.install()\n"
-    done = subprocess.run(
-        [sys.executable, "-c", prelude + textwrap.dedent(_ANNOTATION_RUN), str(path)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        env=env or _child_env(),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
+    return _json_of(prelude + textwrap.dedent(_ANNOTATION_RUN), str(path), env=env)
 
 
 def test_annotation_code_is_kept_for_the_next_plan_and_resolves_as_compiled(tmp_path):
@@ -516,16 +512,7 @@ _DATACLASS_RUN = """
 
 
 def _dataclass_run(path: Path, how: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_DATACLASS_RUN), str(path), how],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        env=_child_env(),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
+    return _json_of(textwrap.dedent(_DATACLASS_RUN), str(path), how)
 
 
 def test_dataclasses_compile_each_method_text_once_into_the_same_code(tmp_path):
