@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import sys
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -381,8 +382,6 @@ _scopes: dict[tuple[object, ...], tuple[dict[str, typing.Any], dict[str, typing.
 
 
 def _scope(cls: type) -> tuple[dict[str, typing.Any], dict[str, typing.Any], dict[str, typing.Any]]:
-    import sys
-
     from pulumi import Output, _types
 
     modules = tuple(sys.modules.get(base.__module__) for base in reversed(cls.__mro__))
@@ -398,7 +397,7 @@ def _raw_return_hints(cls: type) -> Mapping[str, typing.Any]:
     exactly as the SDK resolves it: `get_type_hints` of the getter, in the globals of the class and its bases,
     with `Output` and `T` as locals. A getter annotated only with a deferred annotation (a text) gets what that
     text resolved to in the same globals before: generated classes repeat a few texts (`pulumi.Output[str]`)
-    on hundreds of properties, and prod-aws resolves 1,323 getters' annotations written in 650 ways."""
+    on hundreds of properties: prod-aws looks 1,323 getters up and resolves 638 texts."""
     from pulumi import _types
 
     getters = {pulumi_name: prop.fget for _, pulumi_name, prop in _types._py_properties(cls)}
