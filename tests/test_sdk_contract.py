@@ -180,6 +180,29 @@ def test_failures_the_run_did_not_raise_are_not_reported_again_by_asyncio(caplog
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
 
 
+def test_an_offline_run_uses_each_shortcut_and_the_sdks_own_functions_are_back_after():
+    """Each of sdk.py's shortcuts is in force while a program runs (the tests above compare each with the SDK's
+    own result; this one fails if a run stops using one), and none is left behind."""
+    from pulumi import _types, _utils
+    from pulumi.runtime import resource, stack
+
+    def current() -> dict[str, object]:
+        return {
+            "outputs tracked": pulumi.Output._track,
+            "empty functions": _utils.is_empty_function,
+            "types unwrapped": _types.unwrap_type,
+            "hints on first use": _types._raw_return_hints,
+            "source positions": resource._get_stack_trace,
+            "final wait": stack.wait_for_rpcs,
+        }
+
+    own = current()
+    during: dict[str, object] = {}
+    run_function(lambda: during.update(current()))
+    assert [name for name in own if during[name] is own[name]] == []
+    assert current() == own
+
+
 def test_a_plan_is_the_same_with_outputs_tracked_without_callbacks(monkeypatch):
     import contextlib
 

@@ -171,20 +171,18 @@ def _check_type_hints(need: Callable[[bool, str], None]) -> None:
         ("_types_from_py_properties", "_raw_return_hints"),
         ("_required_property_names", "_raw_return_hints"),
     ):
-        function = inspect.unwrap(getattr(_types, caller, None) or (lambda: None))
         need(
-            callee in getattr(getattr(function, "__code__", None), "co_names", ()),
+            callee in _names(getattr(_types, caller, None)),
             f"pulumi._types.{caller} calling {callee} by name (property types on first use)",
         )
     need(callable(getattr(_types, "unwrap_type", None)), "pulumi._types.unwrap_type (types unwrapped once)")
     _check_empty_functions(need)
     need(
-        "unwrap_type" in getattr(getattr(getattr(rpc, "serialize_property", None), "__code__", None), "co_names", ()),
+        "unwrap_type" in _names(getattr(rpc, "serialize_property", None)),
         "pulumi.runtime.rpc.serialize_property calling _types.unwrap_type by name (types unwrapped once)",
     )
-    resolve = getattr(rpc, "resolve_outputs", None)
     need(
-        "resource_types" in getattr(getattr(resolve, "__code__", None), "co_names", ()),
+        "resource_types" in _names(getattr(rpc, "resolve_outputs", None)),
         "pulumi.runtime.rpc.resolve_outputs calling _types.resource_types by name (property types on first use)",
     )
 
@@ -330,15 +328,15 @@ def _check_empty_functions(need: Callable[[bool, str], None]) -> None:
     for name in ("_empty", "_empty_doc", "_empty_lambda", "_empty_lambda_doc"):
         need(inspect.isfunction(getattr(_utils, name, None)), f"pulumi._utils.{name} (empty functions)")
     getter_code = getattr(getattr(_types, "getter", None), "__code__", None)
-    decorators = [const for const in getattr(getter_code, "co_consts", ()) if inspect.iscode(const)]
-    for caller, codes in (
-        ("getter", decorators),
-        ("input_type", [getattr(getattr(_types, "input_type", None), "__code__", None)]),
-    ):
-        need(
-            any("is_empty_function" in getattr(code, "co_names", ()) for code in codes),
-            f"pulumi._types.{caller} calling _utils.is_empty_function by name (empty functions)",
-        )
+    decorators = [const for const in getattr(getter_code, "co_consts", ()) if inspect.iscode(const)]  # nested
+    need(
+        any("is_empty_function" in code.co_names for code in decorators),
+        "pulumi._types.getter calling _utils.is_empty_function by name (empty functions)",
+    )
+    need(
+        "is_empty_function" in _names(getattr(_types, "input_type", None)),
+        "pulumi._types.input_type calling _utils.is_empty_function by name (empty functions)",
+    )
 
 
 _ABSENT = object()
