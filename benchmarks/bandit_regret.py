@@ -14,8 +14,8 @@ policy's expected regret.
   weights; their rewards reach the agent at the end of the interval (a batch). Optionally a share
   of rewards never arrives (callers that do not report): requests are still counted, as the agent
   counts them from the mesh.
-- thompson, immediate: per-request Thompson sampling that sees every reward at once: the best the
-  batched form could do.
+- thompson, immediate: the same optimistic Thompson sampling per request, seeing every reward at
+  once: the best the batched form could do.
 - seldon epsilon-greedy: Seldon Core v1's EpsilonGreedy router, faithfully: the starting best
   branch is random, untried branches are worth 0, each request goes to the best branch except with
   probability epsilon (0.1, its default) to a random OTHER branch, every reward is seen at once and
@@ -142,7 +142,8 @@ def _tables(rates: tuple[float, ...], requests: int, seeds: list[int]) -> np.nda
 
 
 def thompson_immediate(rates: tuple[float, ...], requests: int, seeds: list[int]) -> np.ndarray:
-    """Per-request Thompson sampling, one run per seed at once (the runs' outcomes as `outcomes`); regret per run."""
+    """Per-request optimistic Thompson sampling (each draw raised to its arm's posterior mean, as
+    `bandit.allocate` does), one run per seed at once (the runs' outcomes as `outcomes`); regret per run."""
     env = np.random.default_rng([seeds[0], len(seeds), 4])
     p = np.array(rates)
     gaps = p.max() - p
@@ -154,7 +155,8 @@ def thompson_immediate(rates: tuple[float, ...], requests: int, seeds: list[int]
     regret = np.zeros(runs)
     rows = np.arange(runs)
     for _ in range(requests):
-        arm = np.argmax(env.beta(1.0 + successes, 1.0 + failures), axis=1)
+        a, b = 1.0 + successes, 1.0 + failures
+        arm = np.argmax(np.maximum(env.beta(a, b), a / (a + b)), axis=1)
         reward = table[rows, arm, pulled[rows, arm]]
         pulled[rows, arm] += 1
         successes[rows, arm] += reward

@@ -4,12 +4,19 @@ The experiment agent calls `allocate` every `interval` with each arm's counts si
 began and writes the result into the endpoint's routing object, so traffic moves toward versions
 that earn more reward. Pure: no I/O, no clock; randomness only from the `rng` passed in.
 
-- thompson: randomized probability matching. Each arm's reward rate has a Beta posterior
-  (Beta(1 + rewards, 1 + requests - rewards), a uniform prior; fractional rewards in [0, 1] are
-  taken as fractional successes); an arm's share is the posterior probability that it is the best
-  arm, estimated from `THOMPSON_DRAWS` joint draws. Routing a share of traffic equal to that
-  probability is what per-request Thompson sampling does in expectation, which is why the batched
-  form loses little to it.
+- thompson: optimistic Thompson sampling (May et al., "Optimistic Bayesian sampling in
+  contextual-bandit problems", JMLR 2012), in probability-matching form. Each arm's reward rate
+  has a Beta posterior (Beta(1 + rewards, 1 + requests - rewards), a uniform prior; fractional
+  rewards in [0, 1] are taken as fractional successes). An arm's value in a draw is the larger of
+  its posterior draw and its posterior mean, and its share is the probability that its value is
+  the highest, estimated from `THOMPSON_DRAWS` joint draws. Plain Thompson sampling keeps the
+  draw as it is; the optimistic form only ever raises a draw that fell below the arm's own
+  estimate, so an arm is still tried as long as its posterior leaves room for it to be the best,
+  but a draw that is low by luck no longer hands its traffic to arms that are worse on the
+  evidence. On benchmarks/bandit_regret.py's scenarios this cuts regret by up to a tenth against
+  the plain form (README, "Experiments: the bandit strategy"). Routing a share equal to that
+  probability is what per-request sampling does in expectation, which is why the batched form
+  loses little to it.
 - ucb1: the arm with the highest upper confidence bound (mean + sqrt(2 ln N / n)) takes all the
   traffic the floor leaves; arms that have never been tried come first.
 - epsilon-greedy: the arm with the best mean takes 1 - epsilon, the others share epsilon (the
@@ -78,14 +85,20 @@ def _mean(requests: float, rewards: float) -> float:
 
 
 def _thompson(stats: Stats, rng: random.Random) -> dict[str, float]:
-    """P(arm is best) under independent Beta posteriors, by Monte Carlo; arms whose counts are identical
-    are exchangeable, so they get exactly the same share (no data at all: an even split)."""
+    """P(arm's optimistic value is the highest) under independent Beta posteriors, by Monte Carlo; arms
+    whose counts are identical are exchangeable, so they get exactly the same share (no data at all: an
+    even split)."""
     arms = list(stats)
     posteriors = {arm: (1.0 + rewards, 1.0 + requests - rewards) for arm, (requests, rewards) in stats.items()}
-    wins = dict.fromkeys(arms, 0)
+    means = {arm: a / (a + b) for arm, (a, b) in posteriors.items()}
+    wins = dict.fromkeys(arms, 0.0)
     for _ in range(THOMPSON_DRAWS):
-        draws = {arm: rng.betavariate(a, b) for arm, (a, b) in posteriors.items()}
-        wins[max(arms, key=draws.__getitem__)] += 1
+        values = {arm: max(rng.betavariate(a, b), means[arm]) for arm, (a, b) in posteriors.items()}
+        best = max(values.values())
+        # Arms whose draws both fell below the same mean tie at it: they share the win.
+        leaders = [arm for arm, value in values.items() if value == best]
+        for arm in leaders:
+            wins[arm] += 1.0 / len(leaders)
     groups: dict[tuple[float, float], list[str]] = {}
     for arm in arms:
         groups.setdefault(tuple(stats[arm]), []).append(arm)
