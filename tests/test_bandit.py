@@ -113,6 +113,7 @@ def _challenger_shares(leader: tuple[int, int], challenger: tuple[int, int], ste
     a, b = (1 + a_rewards, 1 + a_requests - a_rewards), (1 + b_rewards, 1 + b_requests - b_rewards)
     leader_density, challenger_density = _beta_density(*a), _beta_density(*b)
     leader_mean = a[0] / sum(a)
+    assert b[0] / sum(b) < leader_mean, "the optimistic integral below holds for a challenger with the lower mean"
     width, below, plain, optimistic = 1 / steps, 0.0, 0.0, 0.0
     for step in range(steps):
         x = (step + 0.5) * width
